@@ -1,0 +1,49 @@
+# The README's commands. Everything runs from the repository's own virtualenv and Airflow home.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__API__HOST := 127.0.0.1
+export AIRFLOW__API__PORT := 8080
+export MLOPS_HOME := $(CURDIR)
+
+.PHONY: venv demo test airflow-db airflow-ui mlflow-ui lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+airflow-db: $(AIRFLOW_HOME)/airflow.db
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	$(BIN)/airflow db migrate > /dev/null
+
+demo: venv airflow-db
+	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py
+
+test: venv
+	$(BIN)/python -m pytest
+
+airflow-ui: venv airflow-db
+	@echo "Airflow UI on http://127.0.0.1:8080 (login: admin, password printed below / in .airflow/simple_auth_manager_passwords.json.generated)"
+	$(BIN)/airflow standalone
+
+mlflow-ui: venv
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+lock: venv
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp && mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf .airflow data mlruns.db mlartifacts

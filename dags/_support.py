@@ -1,0 +1,74 @@
+"""Wiring shared by the DAG files: the assets, default arguments, Params, and how a run maps to a partition day.
+
+Kept light on purpose (no pandas, MLflow or Dask here): the DAG processor imports it on every parse.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule
+
+FEATURES = Asset(name="mlops.features")
+PREDICTIONS = Asset(name="mlops.predictions")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "mlops",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    # Bad input, bad config or a missing model: retrying cannot fix it, so fail at once with the message.
+    "retry_policy": ExceptionRetryPolicy(
+        rules=[
+            RetryRule(
+                exception=[
+                    "pipelines.config.ConfigError",
+                    "pipelines.validation.DataError",
+                    "pipelines.registry.RegistryError",
+                ],
+                action=RetryAction.FAIL,
+                reason="bad input, config or registry state: a retry would fail the same way",
+            )
+        ]
+    ),
+}
+
+PARAMS: dict[str, Param] = {
+    "config": Param(
+        None,
+        type=["null", "string"],
+        title="Config file",
+        description="YAML config to run with; empty means MLOPS_CONFIG or include/config/demo.yaml.",
+    ),
+    "date": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Partition day",
+        description="Day to process (YYYY-MM-DD); empty means the day that ended with the run's data interval.",
+    ),
+}
+
+
+def partition_day(context: Any) -> date:
+    """The one rule mapping a run to a day: the ``date`` Param, else the last full day before the interval's end.
+
+    A daily data-interval run for ``[D, D+1)`` gives D; a manual or trigger-timetable run (empty interval) at time
+    T gives the day before T, which is the same day a scheduled run at T would have processed.
+    """
+    requested = context["params"].get("date")
+    if requested:
+        return date.fromisoformat(requested)
+    anchor = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    return (anchor.astimezone(UTC) - timedelta(days=1)).date()
+
+
+def asset_days(context: Any, asset: Asset) -> list[date]:
+    """Days announced by the asset events that triggered this run (several if they queued up), oldest first."""
+    events = context.get("triggering_asset_events") or {}
+    return sorted({date.fromisoformat(event.extra["day"]) for event in events.get(asset, []) if "day" in event.extra})
+
+
+def config_arg(context: Any) -> str | None:
+    return context["params"].get("config")

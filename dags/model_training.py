@@ -1,0 +1,50 @@
+"""
+### Model training
+
+Trains the configured model (an sklearn `Pipeline`: preprocessing + `model.estimator`) on the last
+`training.window_days` days of labeled features, ending on the run's day, and registers it in MLflow under
+`model.name`. The MLflow run holds params, holdout metrics, signature, input example, the training window, a data
+hash and a reference sample of the training features for drift checks.
+
+The first version ever registered gets the `champion` alias; later versions are registered without it (promotion
+is decided elsewhere, on current data).
+
+Runs weekly and on manual trigger. **Params**: `config`, `date` (last day of the training window), `reason`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from _support import DEFAULT_ARGS, PARAMS, config_arg, partition_day
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 0 * * 1", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        **PARAMS,
+        "reason": Param("scheduled", type="string", title="Reason", description="Recorded on the MLflow run."),
+    },
+    tags=["mlops", "training"],
+    doc_md=__doc__,
+)
+def model_training():
+    @task
+    def train() -> dict:
+        """Fit, evaluate on the newest holdout rows, log to MLflow and register a new version."""
+        from pipelines.config import load_config
+        from pipelines.training import train_and_register
+
+        context = get_current_context()
+        config = load_config(config_arg(context))
+        return train_and_register(config, partition_day(context), reason=context["params"]["reason"]).as_dict()
+
+    train()
+
+
+model_training()

@@ -1,0 +1,216 @@
+"""The one configuration contract: a YAML file validated by pydantic.
+
+A user brings their own data by writing one of these files and pointing ``MLOPS_CONFIG`` at it. Every stage
+takes the validated :class:`Config`; nothing else reads the YAML. Errors name the file and the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = "include/config/demo.yaml"
+
+# Metrics a model may be judged by, and whether a larger value is better.
+CLASSIFICATION_METRICS = {"roc_auc": True, "average_precision": True, "accuracy": True, "f1": True, "log_loss": False}
+REGRESSION_METRICS = {"rmse": False, "mae": False, "r2": True}
+
+
+class ConfigError(ValueError):
+    """An invalid or missing configuration file; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    numerical: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _non_empty_and_disjoint(self) -> FeatureSpec:
+        if not self.numerical and not self.categorical:
+            raise ValueError("at least one numerical or categorical feature is required")
+        both = set(self.numerical) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numerical and categorical: {sorted(both)}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+
+class ColumnCheck(_Strict):
+    """Row-level bounds for a numerical feature or allowed values for a categorical one."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+
+
+class DatasetConfig(_Strict):
+    source: str
+    event_time: str
+    key: str
+    target: str
+    labels: str | None = None
+    features: FeatureSpec
+    checks: dict[str, ColumnCheck] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DatasetConfig:
+        reserved = {self.event_time, self.key, self.target}
+        clash = reserved & set(self.features.all)
+        if clash:
+            raise ValueError(f"key/event_time/target may not also be features: {sorted(clash)}")
+        unknown = set(self.checks) - set(self.features.all)
+        if unknown:
+            raise ValueError(f"checks name columns that are not features: {sorted(unknown)}")
+        return self
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    flavor: Literal["sklearn"] = "sklearn"
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    metric: str
+
+    @field_validator("estimator")
+    @classmethod
+    def _dotted_path(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
+            raise ValueError(f"expected a dotted import path like 'sklearn.linear_model.LogisticRegression', got {value!r}")
+        return value
+
+
+class TrainingConfig(_Strict):
+    window_days: int = Field(default=7, ge=1)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+    reference_rows: int = Field(default=5000, ge=100)
+    min_rows: int = Field(default=200, ge=10)
+    seed: int = 42
+
+
+class StorageConfig(_Strict):
+    root: str
+    options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage_options, e.g. endpoint_url")
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str = "sqlite:///mlruns.db"
+    experiment: str = "mlops-pipeline"
+
+
+class ScoringConfig(_Strict):
+    scheduler_address: str | None = Field(default=None, description="external Dask scheduler; env DASK_SCHEDULER_ADDRESS wins")
+    n_workers: int | None = Field(default=None, ge=1, description="LocalCluster worker processes; default: one per core")
+    partition_rows: int = Field(default=250_000, ge=1)
+
+
+class Config(_Strict):
+    dataset: DatasetConfig
+    task: Literal["classification", "regression"]
+    model: ModelConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    storage: StorageConfig
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Config:
+        allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        if self.model.metric not in allowed:
+            raise ValueError(f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}")
+        return self
+
+    @property
+    def greater_is_better(self) -> bool:
+        return {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}[self.model.metric]
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri
+
+    @property
+    def scheduler_address(self) -> str | None:
+        return os.environ.get("DASK_SCHEDULER_ADDRESS") or self.scoring.scheduler_address
+
+
+def project_home() -> Path:
+    """Where relative paths in a config resolve: ``MLOPS_HOME``, else the repository root."""
+    return Path(os.environ.get("MLOPS_HOME") or PROJECT_ROOT).resolve()
+
+
+def _resolve_path(value: str, home: Path) -> str:
+    if "://" in value or Path(value).is_absolute():
+        return value
+    return str(home / value)
+
+
+def _resolve_sqlite(uri: str, home: Path) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(home / uri[len(prefix) :])
+    return uri
+
+
+def _tracking_uri(configured: str, home: Path) -> str:
+    """Env ``MLFLOW_TRACKING_URI`` overrides the file, so one config serves every deployment.
+
+    Read once, at load: MLflow itself writes that variable whenever a process sets its tracking URI.
+    """
+    return _resolve_sqlite(os.environ.get("MLFLOW_TRACKING_URI") or configured, home)
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"invalid config {path}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: the argument, else ``MLOPS_CONFIG``, else the demo config."""
+    chosen = Path(path or os.environ.get("MLOPS_CONFIG") or DEFAULT_CONFIG)
+    return chosen if chosen.is_absolute() else project_home() / chosen
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and resolve a config file; relative data paths become absolute against :func:`project_home`."""
+    file = config_path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file} (set MLOPS_CONFIG or pass a path)")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {file} must hold a mapping at the top level")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(file, exc)) from exc
+    home = project_home()
+    dataset = config.dataset.model_copy(
+        update={
+            "source": _resolve_path(config.dataset.source, home),
+            "labels": _resolve_path(config.dataset.labels, home) if config.dataset.labels else None,
+        }
+    )
+    return config.model_copy(
+        update={
+            "dataset": dataset,
+            "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
+            "mlflow": config.mlflow.model_copy(update={"tracking_uri": _tracking_uri(config.mlflow.tracking_uri, home)}),
+        }
+    )

@@ -1,0 +1,163 @@
+"""Deterministic synthetic credit-default events for the demo and the tests.
+
+Raw events land as one Parquet file per arrival day; labels arrive in a separate source. Some events arrive a
+day late (in the next day's file) and a few rows are broken on purpose, so extraction has to select by event time
+and quarantine bad rows. From ``drift_day`` on, two features shift (income falls, credit utilization rises) and
+the relation between features and default changes, so a model trained on the early weeks gets measurably worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REGIONS = ["north", "south", "east", "west", "central"]
+EMPLOYMENT = ["salaried", "self_employed", "contractor", "unemployed", "retired"]
+PRODUCTS = ["personal", "auto", "mortgage", "credit_card"]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    start: date = date(2026, 10, 1)
+    days: int = 28
+    rows_per_day: int = 5000
+    drift_day: int = 17  # index of the first drifted day; 17 -> 2026-10-18 with the default start
+    seed: int = 42
+    late_share: float = 0.01  # events that arrive in the next day's file
+    bad_rows_per_day: int = 12
+
+
+def _draw_features(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
+    income = rng.lognormal(mean=10.8, sigma=0.5, size=n) * (0.75 if drifted else 1.0)
+    utilization = rng.beta(4, 2, size=n) if drifted else rng.beta(2, 3, size=n)
+    frame = pd.DataFrame(
+        {
+            "income": income.round(2),
+            "age": np.clip(rng.normal(42, 12, size=n), 18, 90).round(),
+            "debt_ratio": (rng.beta(2, 5, size=n) * 1.2).round(4),
+            "credit_utilization": utilization.round(4),
+            "num_late_payments": rng.poisson(0.6, size=n).astype(float),
+            "loan_amount": rng.lognormal(9.5, 0.6, size=n).round(2),
+            "tenure_months": rng.integers(1, 240, size=n).astype(float),
+            "num_accounts": rng.poisson(4, size=n).astype(float),
+            "region": rng.choice(REGIONS, size=n, p=[0.25, 0.2, 0.2, 0.2, 0.15]),
+            "employment_type": rng.choice(EMPLOYMENT, size=n, p=[0.55, 0.15, 0.12, 0.08, 0.10]),
+            "product": rng.choice(PRODUCTS, size=n, p=[0.35, 0.25, 0.15, 0.25]),
+        }
+    )
+    for column, share in (("income", 0.03), ("debt_ratio", 0.02), ("employment_type", 0.02)):
+        frame.loc[rng.random(n) < share, column] = None
+    return frame
+
+
+def _default_probability(frame: pd.DataFrame, drifted: bool) -> np.ndarray:
+    """Logistic ground truth; after the drift the risk drivers change (a concept change, not only a shift)."""
+    income = frame["income"].fillna(50_000)
+    debt = frame["debt_ratio"].fillna(0.3)
+    region = {"north": 0.0, "south": 0.4, "east": -0.2, "west": 0.1, "central": 0.2}
+    employment = {"salaried": -0.3, "self_employed": 0.2, "contractor": 0.3, "unemployed": 1.0, "retired": 0.0}
+    if drifted:
+        region = {"north": 0.6, "south": -0.4, "east": 0.5, "west": -0.3, "central": 0.0}
+        employment = {"salaried": 0.2, "self_employed": -0.2, "contractor": 1.0, "unemployed": 0.2, "retired": 0.5}
+    logit = (
+        -2.0
+        + (0.4 if drifted else 2.0) * frame["credit_utilization"]
+        + (0.1 if drifted else 0.6) * frame["num_late_payments"]
+        + (-1.5 if drifted else 1.8) * debt
+        - 0.8 * np.log(income / 50_000)
+        - (0.0 if drifted else 0.02) * (frame["age"] - 40)
+        + (0.012 if drifted else 0.0) * (frame["tenure_months"] - 120)
+        + frame["region"].map(region)
+        + frame["employment_type"].map(employment).fillna(0.0)
+        + (0.9 if drifted else 0.0) * (frame["product"] == "credit_card")
+    )
+    return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype=float)))
+
+
+def _break_rows(rng: np.random.Generator, frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Corrupt a few rows the way real feeds do: out-of-range, infinite, missing key, duplicated key."""
+    frame = frame.copy()
+    rows = rng.choice(len(frame), size=count, replace=False)
+    kinds = np.arange(count) % 4
+    for row, kind in zip(rows, kinds, strict=True):
+        if kind == 0:
+            frame.loc[row, "age"] = -5.0
+        elif kind == 1:
+            frame.loc[row, "credit_utilization"] = np.inf
+        elif kind == 2:
+            frame.loc[row, "customer_id"] = None
+        else:
+            frame.loc[row, "customer_id"] = frame.loc[(row + 1) % len(frame), "customer_id"]
+    return frame
+
+
+def _day_events(spec: DemoSpec, index: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events whose event time falls on day ``index`` and their labels."""
+    rng = np.random.default_rng([spec.seed, index])
+    n = spec.rows_per_day
+    drifted = index >= spec.drift_day
+    features = _draw_features(rng, n, drifted)
+    day_start = datetime.combine(spec.start + timedelta(days=index), datetime.min.time(), tzinfo=UTC)
+    seconds = np.sort(rng.integers(0, 86_400, size=n))
+    keys = [f"C{index:03d}{i:06d}" for i in range(n)]
+    events = pd.DataFrame(
+        {"customer_id": keys, "event_time": pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s")}
+    )
+    events = pd.concat([events, features], axis=1)
+    labels = pd.DataFrame(
+        {"customer_id": keys, "defaulted": (rng.random(n) < _default_probability(features, drifted)).astype(int)}
+    )
+    return _break_rows(rng, events, spec.bad_rows_per_day), labels
+
+
+def generate(out_dir: str | Path, spec: DemoSpec = DemoSpec()) -> dict[str, int]:
+    """Write ``raw/events-<day>.parquet`` and ``labels/labels-<day>.parquet`` for every day; return row counts.
+
+    A file named for day D holds most of D's events plus the late share of D-1's, as an arrival feed would.
+    """
+    out = Path(out_dir)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    carried = pd.DataFrame()
+    rows = 0
+    for index in range(spec.days):
+        day = spec.start + timedelta(days=index)
+        events, labels = _day_events(spec, index)
+        late = np.random.default_rng([spec.seed, index, 1]).random(len(events)) < spec.late_share
+        if index == spec.days - 1:
+            late[:] = False
+        arriving = pd.concat([carried, events[~late]], ignore_index=True)
+        carried = events[late]
+        arriving.to_parquet(out / "raw" / f"events-{day.isoformat()}.parquet", index=False)
+        labels.to_parquet(out / "labels" / f"labels-{day.isoformat()}.parquet", index=False)
+        rows += len(arriving)
+    log.info("wrote %d raw events over %d days to %s", rows, spec.days, out)
+    return {"days": spec.days, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="data", help="folder for raw/ and labels/")
+    parser.add_argument("--start", type=date.fromisoformat, default=DemoSpec.start)
+    parser.add_argument("--days", type=int, default=DemoSpec.days)
+    parser.add_argument("--rows-per-day", type=int, default=DemoSpec.rows_per_day)
+    parser.add_argument("--drift-day", type=int, default=DemoSpec.drift_day)
+    parser.add_argument("--seed", type=int, default=DemoSpec.seed)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    spec = DemoSpec(
+        start=args.start, days=args.days, rows_per_day=args.rows_per_day, drift_day=args.drift_day, seed=args.seed
+    )
+    print(generate(args.out, spec))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""MLflow tracking and registry access: one place that knows the store, the experiment and the aliases.
+
+Models are always addressed through registry aliases (``champion``), never through the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipelines.config import Config
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+class RegistryError(RuntimeError):
+    """The registry lacks what a stage needs (a model, an alias); the message says which and what to run."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered version, resolved from an alias so a whole run scores with the same model."""
+
+    name: str
+    version: str
+    run_id: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """Beside a SQLite store, keep artifacts next to the database file rather than in the process's working folder."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        return (Path(tracking_uri[len(prefix) :]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def connect(config: Config) -> MlflowClient:
+    """Point MLflow at the configured store and experiment (created on first use); return a client."""
+    uri = config.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, registry_uri=uri)
+    if client.get_experiment_by_name(config.mlflow.experiment) is None:
+        try:
+            client.create_experiment(config.mlflow.experiment, artifact_location=_artifact_location(uri))
+        except MlflowException:  # created concurrently by another task: fine, it exists now
+            log.info("experiment %s was created concurrently", config.mlflow.experiment)
+    mlflow.set_experiment(config.mlflow.experiment)
+    return client
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelRef | None:
+    """The version holding ``alias``, or None when the model or the alias does not exist."""
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return ModelRef(name=name, version=str(version.version), run_id=version.run_id)
+
+
+def require_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> ModelRef:
+    ref = alias_version(client, name, alias)
+    if ref is None:
+        raise RegistryError(f"registered model {name!r} has no {alias!r} alias; run the model_training DAG first")
+    return ref
+
+
+def crown_if_vacant(client: MlflowClient, name: str, version: str) -> str:
+    """Give the first registered version the champion alias; later versions must earn it. Returns the champion."""
+    current = alias_version(client, name, CHAMPION)
+    if current is not None:
+        return current.version
+    client.set_registered_model_alias(name, CHAMPION, version)
+    log.info("model %s had no champion: version %s is champion now", name, version)
+    return version

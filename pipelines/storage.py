@@ -1,0 +1,121 @@
+"""The data lake: date-partitioned Parquet tables on any fsspec filesystem (a local folder or ``s3://``).
+
+Every write is a transaction: the partition is written under ``<table>/_staging/`` and then moved into place,
+replacing what was there, so a rerun never appends and a reader never sees half a partition on a local disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
+
+log = logging.getLogger(__name__)
+
+STAGING = "_staging"
+
+
+def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
+    """The filesystem behind ``url`` and the path on it (fsspec strips the protocol)."""
+    return fsspec.core.url_to_fs(url, **(options or {}))
+
+
+def partition_url(root: str, table: str, day: date) -> str:
+    return f"{root.rstrip('/')}/{table}/date={day.isoformat()}"
+
+
+def partition_days(root: str, table: str, options: dict[str, Any] | None = None) -> list[date]:
+    """The days a table holds, ignoring staging folders and anything that is not ``date=YYYY-MM-DD``."""
+    fs, path = filesystem(f"{root.rstrip('/')}/{table}", options)
+    if not fs.exists(path):
+        return []
+    days = []
+    for entry in fs.ls(path, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith("date="):
+            try:
+                days.append(date.fromisoformat(name[len("date=") :]))
+            except ValueError:
+                log.warning("ignoring malformed partition folder %s", entry)
+    return sorted(days)
+
+
+@contextmanager
+def staged_partition(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> Iterator[str]:
+    """Yield a fresh staging URL to write a partition into; on success, publish it in place of the old one.
+
+    On error the staging folder is removed and the published partition is left untouched.
+    """
+    final = partition_url(root, table, day)
+    staging = f"{root.rstrip('/')}/{table}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
+    fs, staging_path = filesystem(staging, options)
+    fs.makedirs(staging_path, exist_ok=True)
+    try:
+        yield staging
+    except BaseException:
+        fs.rm(staging_path, recursive=True)
+        raise
+    _publish(fs, staging_path, filesystem(final, options)[1])
+    log.info("published %s", final)
+
+
+def _publish(fs: AbstractFileSystem, staging: str, final: str) -> None:
+    """Swap the staged folder into place: old partition aside, new one in, old one deleted."""
+    trash = None
+    if fs.exists(final):
+        trash = f"{staging}.old"
+        fs.mv(final, trash, recursive=True)
+    fs.mv(staging, final, recursive=True)
+    if trash is not None:
+        fs.rm(trash, recursive=True)
+
+
+def write_partition(
+    df: pd.DataFrame,
+    root: str,
+    table: str,
+    day: date,
+    options: dict[str, Any] | None = None,
+    row_group_rows: int = 250_000,
+) -> str:
+    """Replace one day's partition of ``table`` with ``df`` (one Parquet file, row groups of ``row_group_rows``)."""
+    with staged_partition(root, table, day, options) as staging:
+        fs, path = filesystem(staging, options)
+        with fs.open(f"{path}/part-00000.parquet", "wb") as handle:
+            df.to_parquet(handle, index=False, row_group_size=row_group_rows)
+    return partition_url(root, table, day)
+
+
+def partition_exists(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> bool:
+    fs, path = filesystem(partition_url(root, table, day), options)
+    return fs.exists(path)
+
+
+def read_partition(
+    root: str, table: str, day: date, options: dict[str, Any] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """One day of a table; a missing partition is an error that names it."""
+    url = partition_url(root, table, day)
+    fs, path = filesystem(url, options)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"partition {url} does not exist; has the upstream stage run for {day}?")
+    return pd.read_parquet(path, filesystem=fs, columns=columns)
+
+
+def count_rows(url: str, options: dict[str, Any] | None = None) -> int:
+    """Rows in every Parquet file under ``url``, read from the footers only."""
+    fs, path = filesystem(url, options)
+    files = [f for f in fs.find(path) if f.endswith(".parquet")]
+    total = 0
+    for file in files:
+        with fs.open(file, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total

@@ -1,0 +1,160 @@
+"""Training: fit the configured pipeline on the last ``window_days`` of labeled features and register it in MLflow.
+
+The run records what a reviewer needs to trust or reproduce the version: params, holdout metrics, the training
+window, a hash of the training data, a signature, an input example and a reference sample of the training
+features (with the model's predictions) that drift checks compare live data against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from pipelines import registry, storage
+from pipelines.config import Config
+from pipelines.features import FEATURES, read_source, source_files
+from pipelines.modeling import build_pipeline, evaluate, model_input
+from pipelines.validation import DataError, require_columns
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    champion_version: str
+    metric: str
+    metric_value: float
+    window_start: str
+    window_end: str
+    n_train: int
+    n_holdout: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_labels(config: Config) -> pd.DataFrame:
+    """The label source as ``key -> target``; a key labeled twice keeps its last label."""
+    dataset = config.dataset
+    assert dataset.labels is not None
+    frames = []
+    for url in source_files(dataset.labels, config.storage.options):
+        frame = read_source(url, dataset, config.storage.options)
+        require_columns(frame, [dataset.key, dataset.target], url)
+        frames.append(frame[[dataset.key, dataset.target]])
+    labels = pd.concat(frames, ignore_index=True)
+    labels[dataset.key] = labels[dataset.key].astype(str)
+    return labels.drop_duplicates(dataset.key, keep="last")
+
+
+def labeled_window(config: Config, end_day: date) -> tuple[pd.DataFrame, list[date]]:
+    """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with their labels."""
+    dataset = config.dataset
+    wanted = {end_day - timedelta(days=i) for i in range(config.training.window_days)}
+    days = [d for d in storage.partition_days(config.storage.root, FEATURES, config.storage.options) if d in wanted]
+    if not days:
+        raise DataError(
+            f"no feature partitions between {min(wanted)} and {end_day} under {config.storage.root}/{FEATURES}; "
+            "run feature_extraction for those dates first"
+        )
+    frame = pd.concat(
+        [storage.read_partition(config.storage.root, FEATURES, d, config.storage.options) for d in days],
+        ignore_index=True,
+    )
+    if dataset.labels:
+        frame = frame.drop(columns=[dataset.target], errors="ignore")
+        frame = frame.merge(read_labels(config), on=dataset.key, how="inner", validate="one_to_one")
+    require_columns(frame, [dataset.target], f"features {days[0]}..{days[-1]}")
+    frame = frame[frame[dataset.target].notna()]
+    if len(frame) < config.training.min_rows:
+        raise DataError(
+            f"only {len(frame)} labeled rows in {days[0]}..{days[-1]}; training.min_rows is {config.training.min_rows}"
+        )
+    if config.task == "classification" and frame[dataset.target].nunique() != 2:
+        values = sorted(frame[dataset.target].unique().tolist())[:10]
+        raise DataError(f"column {dataset.target}: binary classification needs exactly two classes, found {values}")
+    return frame.sort_values(dataset.event_time, kind="stable").reset_index(drop=True), days
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    """A content hash of the training rows, so two versions trained on the same data can be recognised."""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def _reference_sample(config: Config, x: pd.DataFrame, y: pd.Series, predictions: Any) -> pd.DataFrame:
+    sample = x.assign(**{config.dataset.target: y.to_numpy(), PREDICTION: predictions})
+    n = min(config.training.reference_rows, len(sample))
+    return sample.sample(n=n, random_state=config.training.seed).reset_index(drop=True)
+
+
+def train_and_register(config: Config, end_day: date, reason: str = "scheduled") -> TrainResult:
+    """Fit on the older part of the window, score the newest ``holdout_fraction``, log everything, register a version."""
+    dataset = config.dataset
+    frame, days = labeled_window(config, end_day)
+    split = int(len(frame) * (1 - config.training.holdout_fraction))
+    train, holdout = frame.iloc[:split], frame.iloc[split:]
+    x_train, y_train = model_input(train, config), train[dataset.target]
+    x_holdout, y_holdout = model_input(holdout, config), holdout[dataset.target]
+
+    model = build_pipeline(config)
+    model.fit(x_train, y_train)
+    scores = evaluate(model, x_holdout, y_holdout, config.task)
+    if config.model.metric not in scores:
+        raise DataError(f"metric {config.model.metric} is undefined on the holdout ({len(holdout)} rows)")
+
+    client = registry.connect(config)
+    window = {"window_start": days[0].isoformat(), "window_end": days[-1].isoformat()}
+    with mlflow.start_run(run_name=f"train-{end_day.isoformat()}") as run:
+        mlflow.log_params({"estimator": config.model.estimator, **config.model.params})
+        mlflow.log_params({"window_days": config.training.window_days, "n_train": len(train), "n_holdout": len(holdout)})
+        mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
+        mlflow.set_tags({**window, "data_hash": data_hash(frame), "reason": reason, "task": config.task})
+        example = x_train.dropna().head(5)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=config.model.name,
+            serialization_format="cloudpickle",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            _reference_sample(config, x_train, y_train, model.predict(x_train)).to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+    version = str(info.registered_model_version)
+    metric_value = scores[config.model.metric]
+    client.set_model_version_tag(config.model.name, version, f"holdout_{config.model.metric}", f"{metric_value:.6f}")
+    for key, value in window.items():
+        client.set_model_version_tag(config.model.name, version, key, value)
+    champion = registry.crown_if_vacant(client, config.model.name, version)
+    log.info(
+        "registered %s v%s (%s=%.4f on %d holdout rows); champion is v%s",
+        config.model.name, version, config.model.metric, metric_value, len(holdout), champion,
+    )
+    return TrainResult(
+        run_id=run.info.run_id,
+        model_name=config.model.name,
+        version=version,
+        champion_version=champion,
+        metric=config.model.metric,
+        metric_value=metric_value,
+        n_train=len(train),
+        n_holdout=len(holdout),
+        **window,
+    )

@@ -1,0 +1,103 @@
+"""The DAG folder as Airflow's DAG processor sees it: imports, metadata and task graphs."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+
+import pendulum
+import pytest
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk import Asset, CronDataIntervalTimetable
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+EXPECTED = {"feature_extraction", "model_training", "batch_scoring"}
+
+
+@pytest.fixture(scope="module")
+def bag() -> BundleDagBag:
+    return BundleDagBag(dag_folder=DAGS, bundle_path=DAGS)
+
+
+def test_no_import_errors_and_all_dags_present(bag):
+    assert bag.import_errors == {}
+    assert EXPECTED <= set(bag.dag_ids)
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_metadata(bag, dag_id):
+    dag = bag.dags[dag_id]
+    assert dag.tags and "mlops" in dag.tags
+    assert dag.doc_md and dag.doc_md.strip().startswith("###")
+    assert dag.max_active_runs is not None and dag.max_active_runs <= 3
+    assert not dag.catchup
+    assert {"config", "date"} <= set(dag.params)
+    for task in dag.tasks:
+        assert task.retries >= 2, f"{dag_id}.{task.task_id} has no retries"
+
+
+def test_dag_files_import_nothing_heavy():
+    """Parsing must stay cheap: pandas, MLflow, Dask, sklearn and torch are imported inside task bodies only."""
+    heavy = ("pandas", "mlflow", "dask", "distributed", "sklearn", "torch", "evidently", "pipelines")
+    for file in DAGS.glob("*.py"):
+        top_level = [line for line in file.read_text().splitlines() if line.startswith(("import ", "from "))]
+        offenders = [line for line in top_level if line.split()[1].split(".")[0] in heavy]
+        assert not offenders, f"{file.name}: {offenders}"
+
+
+def test_schedules(bag):
+    features = bag.dags["feature_extraction"]
+    assert isinstance(features.timetable, CronDataIntervalTimetable) or "DataInterval" in type(features.timetable).__name__
+    training = bag.dags["model_training"]
+    assert "DataInterval" in type(training.timetable).__name__
+    assert training.max_active_runs == 1
+    scoring = bag.dags["batch_scoring"]
+    assert "Asset" in type(scoring.timetable).__name__
+    assert "mlops.features" in str(scoring.timetable.asset_condition)
+
+
+def test_task_graphs(bag):
+    assert [t.task_id for t in bag.dags["feature_extraction"].tasks] == ["extract"]
+    assert [t.task_id for t in bag.dags["model_training"].tasks] == ["train"]
+    scoring = bag.dags["batch_scoring"]
+    assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
+    extract = bag.dags["feature_extraction"].get_task("extract")
+    assert [o.name for o in extract.outlets] == ["mlops.features"]
+    assert [o.name for o in scoring.get_task("score").outlets] == ["mlops.predictions"]
+
+
+# --- the one rule that maps a run to a day -----------------------------------------------------------------
+sys.path.insert(0, str(DAGS))
+from _support import FEATURES, asset_days, partition_day  # noqa: E402
+
+
+def _context(params=None, start=None, end=None, logical=None, events=None):
+    return {
+        "params": params or {},
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "logical_date": logical,
+        "dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 10, 9, 13, tz="UTC")),
+        "triggering_asset_events": events or {},
+    }
+
+
+def test_partition_day_rules():
+    utc = pendulum.timezone("UTC")
+    d = lambda *a: pendulum.datetime(*a, tz=utc)  # noqa: E731
+    assert partition_day(_context(start=d(2026, 10, 4), end=d(2026, 10, 5), logical=d(2026, 10, 4))) == date(2026, 10, 4)
+    assert partition_day(_context(start=d(2026, 10, 5, 7), end=d(2026, 10, 5, 7), logical=d(2026, 10, 5, 7))) == date(2026, 10, 4)
+    assert partition_day(_context(start=d(2026, 9, 28), end=d(2026, 10, 5))) == date(2026, 10, 4)  # weekly
+    assert partition_day(_context()) == date(2026, 10, 8)  # manual run without a logical date
+    assert partition_day(_context(params={"date": "2026-01-31"}, end=d(2026, 10, 5))) == date(2026, 1, 31)
+    tokyo = pendulum.datetime(2026, 10, 5, 0, 30, tz="Asia/Tokyo")  # 2026-10-04 15:30 UTC
+    assert partition_day(_context(end=tokyo)) == date(2026, 10, 3)
+
+
+def test_asset_days_reads_queued_events():
+    events = {FEATURES: [SimpleNamespace(extra={"day": "2026-10-05"}), SimpleNamespace(extra={"day": "2026-10-04"}),
+                         SimpleNamespace(extra={"day": "2026-10-05"}), SimpleNamespace(extra={})]}
+    assert asset_days(_context(events=events), FEATURES) == [date(2026, 10, 4), date(2026, 10, 5)]
+    assert asset_days(_context(events={Asset(name="other"): []}), FEATURES) == []

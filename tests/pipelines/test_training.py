@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry
+from pipelines.config import ConfigError
+from pipelines.features import extract_features
+from pipelines.training import REFERENCE_ARTIFACT, train_and_register
+from pipelines.validation import DataError
+
+START = date(2026, 10, 1)
+
+
+def _extract(config, days: int, first: date = START) -> None:
+    for i in range(days):
+        extract_features(config, first + timedelta(days=i))
+
+
+def test_first_version_is_champion_and_later_ones_are_not(config):
+    _extract(config, 4)
+    first = train_and_register(config, START + timedelta(days=3))
+    second = train_and_register(config, START + timedelta(days=3), reason="manual")
+
+    client = MlflowClient(config.tracking_uri)
+    assert (first.version, first.champion_version) == ("1", "1")
+    assert (second.version, second.champion_version) == ("2", "1")
+    assert str(client.get_model_version_by_alias(config.model.name, "champion").version) == "1"
+    assert (first.window_start, first.window_end) == ("2026-10-01", "2026-10-04")
+    assert first.n_train + first.n_holdout == 4 * 592
+    assert 0.5 < first.metric_value <= 1.0
+
+    run = client.get_run(first.run_id)
+    assert run.data.tags["window_start"] == "2026-10-01" and len(run.data.tags["data_hash"]) == 64
+    assert run.data.tags["data_hash"] == client.get_run(second.run_id).data.tags["data_hash"]
+    assert run.data.params["estimator"] == config.model.estimator
+    assert {"holdout_roc_auc", "holdout_accuracy", "holdout_log_loss"} <= set(run.data.metrics)
+    assert client.get_run(second.run_id).data.tags["reason"] == "manual"
+    version = client.get_model_version(config.model.name, "1")
+    assert float(version.tags["holdout_roc_auc"]) == pytest.approx(first.metric_value, abs=1e-6)
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    reference = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path=REFERENCE_ARTIFACT))
+    assert len(reference) == min(config.training.reference_rows, first.n_train)
+    assert {*config.dataset.features.all, "defaulted", "prediction"} <= set(reference.columns)
+    model = mlflow.sklearn.load_model(f"models:/{config.model.name}@champion")
+    assert model.predict_proba(reference[config.dataset.features.all]).shape == (len(reference), 2)
+
+
+def test_window_only_uses_its_days(config):
+    _extract(config, 6)
+    result = train_and_register(config.model_copy(update={"training": config.training.model_copy(update={"window_days": 2})}), START + timedelta(days=5))
+    assert (result.window_start, result.window_end) == ("2026-10-05", "2026-10-06")
+    assert result.n_train + result.n_holdout == 2 * 592
+
+
+def test_no_features_in_window_is_an_error(config):
+    with pytest.raises(DataError, match="no feature partitions between 2026-09-24 and 2026-09-30"):
+        train_and_register(config, date(2026, 9, 30))
+
+
+def test_too_few_labeled_rows_is_an_error(config):
+    _extract(config, 1)
+    strict = config.model_copy(update={"training": config.training.model_copy(update={"min_rows": 5000})})
+    with pytest.raises(DataError, match="only 592 labeled rows .* training.min_rows is 5000"):
+        train_and_register(strict, START)
+
+
+def test_unknown_estimator_is_a_config_error(config):
+    _extract(config, 1)
+    bad = config.model_copy(update={"model": config.model.model_copy(update={"estimator": "sklearn.nope.Model"})})
+    with pytest.raises(ConfigError, match="model.estimator: cannot import 'sklearn.nope.Model'"):
+        train_and_register(bad, START)
+
+
+def test_champion_lookup_without_a_model_names_the_fix(config):
+    client = registry.connect(config)
+    with pytest.raises(registry.RegistryError, match="has no 'champion' alias; run the model_training DAG"):
+        registry.require_alias(client, config.model.name)
