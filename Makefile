@@ -24,10 +24,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-airflow-db: $(AIRFLOW_HOME)/airflow.db
+airflow-db: $(AIRFLOW_HOME)/.initialized
 
-$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+$(AIRFLOW_HOME)/.initialized: $(STAMP)
 	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/airflow pools set mlops_registry 1 "promotions and rollbacks, one at a time" > /dev/null
+	touch $@
 
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py

@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
+REGISTRY_POOL = "mlops_registry"  # one slot: promotions and rollbacks never overlap
 FEATURES = Asset(name="mlops.features")
 PREDICTIONS = Asset(name="mlops.predictions")
 
@@ -72,3 +73,15 @@ def asset_days(context: Any, asset: Asset) -> list[date]:
 
 def config_arg(context: Any) -> str | None:
     return context["params"].get("config")
+
+
+def run_config(context: Any, overridable: Any = ()) -> Any:
+    """The validated config for this run, with the run's non-empty ``monitoring.*`` Params applied on top."""
+    from pipelines.config import MonitoringConfig, load_config
+
+    config = load_config(config_arg(context))
+    overrides = {name: context["params"][name] for name in overridable if context["params"].get(name) is not None}
+    if overrides:
+        monitoring = MonitoringConfig.model_validate({**config.monitoring.model_dump(), **overrides})
+        config = config.model_copy(update={"monitoring": monitoring})
+    return config

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from _support import DEFAULT_ARGS, FEATURES, PARAMS, config_arg, partition_day
+from _support import DEFAULT_ARGS, FEATURES, PARAMS, partition_day, run_config
 
 
 @dag(
@@ -35,11 +35,10 @@ def feature_extraction():
     @task(outlets=[FEATURES])
     def extract() -> dict:
         """Validate one day of raw events into the feature and quarantine partitions."""
-        from pipelines.config import load_config
         from pipelines.features import extract_features
 
         context = get_current_context()
-        result = extract_features(load_config(config_arg(context)), partition_day(context)).as_dict()
+        result = extract_features(run_config(context), partition_day(context)).as_dict()
         context["outlet_events"][FEATURES].extra = {"day": result["day"], "rows": result["rows_valid"]}
         return result
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from _support import DEFAULT_ARGS, PARAMS, config_arg, partition_day
+from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config
 
 
 @dag(
@@ -37,12 +37,10 @@ def model_training():
     @task
     def train() -> dict:
         """Fit, evaluate on the newest holdout rows, log to MLflow and register a new version."""
-        from pipelines.config import load_config
         from pipelines.training import train_and_register
 
         context = get_current_context()
-        config = load_config(config_arg(context))
-        return train_and_register(config, partition_day(context), reason=context["params"]["reason"]).as_dict()
+        return train_and_register(run_config(context), partition_day(context), reason=context["params"]["reason"]).as_dict()
 
     train()
 

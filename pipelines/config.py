@@ -77,17 +77,30 @@ class DatasetConfig(_Strict):
         return self
 
 
+TORCH_ESTIMATOR = "pipelines.torch_model.TabularNet"
+
+
 class ModelConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    flavor: Literal["sklearn"] = "sklearn"
-    estimator: str
+    flavor: Literal["sklearn", "torch"] = "sklearn"
+    estimator: str | None = Field(default=None, description="sklearn: an estimator class; torch: TabularNet (default)")
     params: dict[str, Any] = Field(default_factory=dict)
     metric: str
 
+    @model_validator(mode="after")
+    def _estimator_for_flavor(self) -> ModelConfig:
+        if self.flavor == "torch" and self.estimator in (None, TORCH_ESTIMATOR):
+            return self.model_copy(update={"estimator": TORCH_ESTIMATOR})
+        if self.flavor == "torch":
+            raise ValueError(f"flavor torch trains {TORCH_ESTIMATOR}; leave model.estimator out")
+        if self.estimator is None:
+            raise ValueError("model.estimator is required for flavor sklearn")
+        return self
+
     @field_validator("estimator")
     @classmethod
-    def _dotted_path(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
+    def _dotted_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
             raise ValueError(f"expected a dotted import path like 'sklearn.linear_model.LogisticRegression', got {value!r}")
         return value
 
@@ -112,8 +125,34 @@ class MlflowConfig(_Strict):
 
 class ScoringConfig(_Strict):
     scheduler_address: str | None = Field(default=None, description="external Dask scheduler; env DASK_SCHEDULER_ADDRESS wins")
-    n_workers: int | None = Field(default=None, ge=1, description="LocalCluster worker processes; default: one per core")
-    partition_rows: int = Field(default=250_000, ge=1)
+    n_workers: int | None = Field(default=None, ge=1, description="LocalCluster CPU worker processes; default: one per core")
+    gpu_workers: int | None = Field(default=None, ge=0, description="LocalCluster GPU workers; default: one per visible GPU")
+    partition_rows: int = Field(default=250_000, ge=1, description="rows per Parquet row group = rows per Dask task")
+    torch_batch_rows: int = Field(default=65_536, ge=1, description="rows per forward pass of a torch model")
+    batch_retries: int = Field(default=2, ge=0, description="retries of a failing batch before isolating bad rows")
+    max_dead_letter_share: float = Field(default=0.01, ge=0, le=1, description="fail the run above this share")
+
+
+class MonitoringConfig(_Strict):
+    sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of keys logged with features + prediction")
+    window_days: int = Field(default=3, ge=1, description="days of the prediction log compared with the reference")
+    min_rows: int = Field(default=100, ge=1, description="fewer logged rows in the window: the check is skipped")
+    report_rows: int = Field(default=100_000, ge=100, description="window rows rendered in the HTML report (verdicts use all)")
+    drift_share_threshold: float = Field(default=0.3, gt=0, le=1, description="retrain at this share of drifted columns")
+    metric_drop_threshold: float = Field(default=0.05, ge=0, description="retrain when the realized metric is this much worse")
+    missing_share_threshold: float = Field(default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this")
+    cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
+    min_new_labels: int = Field(default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain")
+
+
+class PromotionConfig(_Strict):
+    """A challenger replaces the champion only if it is better on the same current holdout, by a margin, significantly."""
+
+    holdout_days: int = Field(default=1, ge=1, description="newest labeled days held out from the challenger's training")
+    min_improvement: float = Field(default=0.005, ge=0, description="metric gain the challenger must show")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="of the paired bootstrap interval of the gain")
+    bootstrap: int = Field(default=300, ge=50, description="bootstrap resamples")
+    min_samples: int = Field(default=200, ge=10, description="smaller holdouts never promote")
 
 
 class Config(_Strict):
@@ -124,6 +163,8 @@ class Config(_Strict):
     storage: StorageConfig
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

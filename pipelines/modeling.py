@@ -12,16 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics
-from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipelines.config import Config, ConfigError
+from pipelines.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, Config, ConfigError
 
 
-def estimator_class(dotted: str) -> type[BaseEstimator]:
+def estimator_class(dotted: str) -> type:
     """Import ``package.module.Class``; a bad path is a config error naming ``model.estimator``."""
     module_name, _, class_name = dotted.rpartition(".")
     try:
@@ -30,8 +29,8 @@ def estimator_class(dotted: str) -> type[BaseEstimator]:
         raise ConfigError(f"model.estimator: cannot import {dotted!r}: {exc}") from exc
 
 
-def build_pipeline(config: Config) -> Pipeline:
-    """Impute + scale numbers, impute + one-hot categories (unseen categories are ignored), then the estimator."""
+def build_preprocess(config: Config) -> ColumnTransformer:
+    """Impute + scale numbers, impute + one-hot categories (unseen categories are ignored): dense float output."""
     features = config.dataset.features
     categorical = Pipeline(
         [
@@ -40,14 +39,24 @@ def build_pipeline(config: Config) -> Pipeline:
         ]
     )
     numerical = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    preprocess = ColumnTransformer(
+    return ColumnTransformer(
         [("num", numerical, features.numerical), ("cat", categorical, features.categorical)], remainder="drop"
     )
+
+
+def build_model(config: Config) -> Any:
+    """An unfitted model with sklearn's fit/predict/predict_proba on DataFrames, whatever the flavor.
+
+    sklearn: ``Pipeline(preprocess, estimator)``; torch: a ``TabularNet`` module that carries the same preprocessing.
+    """
+    assert config.model.estimator is not None
+    cls = estimator_class(config.model.estimator)
     try:
-        estimator = estimator_class(config.model.estimator)(**config.model.params)
+        if config.model.flavor == "torch":
+            return cls(build_preprocess(config), task=config.task, **config.model.params)
+        return Pipeline([("preprocess", build_preprocess(config)), ("model", cls(**config.model.params))])
     except TypeError as exc:
         raise ConfigError(f"model.params: {exc}") from exc
-    return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
 def model_input(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -58,23 +67,41 @@ def model_input(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     return pd.concat([numbers, categories], axis=1)
 
 
-def evaluate(model: Pipeline, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
+def metric_value(name: str, y: Any, score: Any) -> float:
+    """One metric from true values and the model's output (the positive-class probability for classification)."""
+    y, score = np.asarray(y), np.asarray(score, dtype=np.float64)
+    if name == "roc_auc":
+        return float(metrics.roc_auc_score(y, score))
+    if name == "average_precision":
+        return float(metrics.average_precision_score(y, score))
+    if name == "log_loss":
+        return float(metrics.log_loss(y, score, labels=[0, 1]))
+    if name == "accuracy":
+        return float(metrics.accuracy_score(y, (score >= 0.5).astype(int)))
+    if name == "f1":
+        return float(metrics.f1_score(y, (score >= 0.5).astype(int), zero_division=0))
+    if name == "rmse":
+        return float(np.sqrt(metrics.mean_squared_error(y, score)))
+    if name == "mae":
+        return float(metrics.mean_absolute_error(y, score))
+    if name == "r2":
+        return float(metrics.r2_score(y, score))
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def model_output(model: Any, x: pd.DataFrame, task: str) -> np.ndarray:
+    """What metrics are computed from: the positive-class probability, or the regression prediction."""
+    return model.predict_proba(x)[:, 1] if task == "classification" else np.asarray(model.predict(x), dtype=np.float64)
+
+
+def score_metric(config: Config, y: Any, output: Any) -> float:
+    return metric_value(config.model.metric, y, output)
+
+
+def evaluate(model: Any, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     """Holdout metrics for the task; metrics undefined on this data (one class only) are left out."""
-    if task == "regression":
-        predicted = model.predict(x)
-        return {
-            "rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
-            "mae": float(metrics.mean_absolute_error(y, predicted)),
-            "r2": float(metrics.r2_score(y, predicted)),
-        }
-    probability = model.predict_proba(x)[:, 1]
-    predicted = (probability >= 0.5).astype(int)
-    result: dict[str, Any] = {
-        "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "f1": float(metrics.f1_score(y, predicted, zero_division=0)),
-    }
-    if y.nunique() == 2:
-        result["roc_auc"] = float(metrics.roc_auc_score(y, probability))
-        result["average_precision"] = float(metrics.average_precision_score(y, probability))
-        result["log_loss"] = float(metrics.log_loss(y, probability, labels=[0, 1]))
-    return result
+    output = model_output(model, x, task)
+    names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    if task == "classification" and y.nunique() < 2:
+        names = {"accuracy": True, "f1": True}
+    return {name: metric_value(name, y, output) for name in names}

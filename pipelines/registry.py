@@ -6,7 +6,7 @@ Models are always addressed through registry aliases (``champion``), never throu
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -31,6 +31,7 @@ class ModelRef:
     name: str
     version: str
     run_id: str | None
+    flavor: str = "sklearn"  # "sklearn" or "torch": how the version was logged, read from its MLmodel file
 
     @property
     def uri(self) -> str:
@@ -72,10 +73,22 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelRef | Non
 
 
 def require_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> ModelRef:
+    """The version holding ``alias``, with its flavor; a missing alias is an error that says what to run."""
     ref = alias_version(client, name, alias)
     if ref is None:
         raise RegistryError(f"registered model {name!r} has no {alias!r} alias; run the model_training DAG first")
-    return ref
+    return replace(ref, flavor=_flavor(ref.uri))
+
+
+def version_ref(client: MlflowClient, name: str, version: str) -> ModelRef:
+    """A registered version by number, with its run and flavor."""
+    found = client.get_model_version(name, version)
+    ref = ModelRef(name=name, version=str(found.version), run_id=found.run_id)
+    return replace(ref, flavor=_flavor(ref.uri))
+
+
+def _flavor(uri: str) -> str:
+    return "torch" if "pytorch" in mlflow.models.get_model_info(uri).flavors else "sklearn"
 
 
 def crown_if_vacant(client: MlflowClient, name: str, version: str) -> str:

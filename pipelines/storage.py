@@ -48,34 +48,46 @@ def partition_days(root: str, table: str, options: dict[str, Any] | None = None)
     return sorted(days)
 
 
+def new_staging(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> str:
+    """A fresh, empty folder to write one partition of ``table`` into before :func:`publish`."""
+    staging = f"{root.rstrip('/')}/{table}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
+    fs, path = filesystem(staging, options)
+    fs.makedirs(path, exist_ok=True)
+    return staging
+
+
+def discard(staging: str, options: dict[str, Any] | None = None) -> None:
+    fs, path = filesystem(staging, options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def publish(staging: str, root: str, table: str, day: date, options: dict[str, Any] | None = None) -> str:
+    """Swap a staged folder into place: old partition aside, new one in, old one deleted."""
+    final = partition_url(root, table, day)
+    fs, staging_path = filesystem(staging, options)
+    final_path = filesystem(final, options)[1]
+    trash = None
+    if fs.exists(final_path):
+        trash = f"{staging_path}.old"
+        fs.mv(final_path, trash, recursive=True)
+    fs.mv(staging_path, final_path, recursive=True)
+    if trash is not None:
+        fs.rm(trash, recursive=True)
+    log.info("published %s", final)
+    return final
+
+
 @contextmanager
 def staged_partition(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> Iterator[str]:
-    """Yield a fresh staging URL to write a partition into; on success, publish it in place of the old one.
-
-    On error the staging folder is removed and the published partition is left untouched.
-    """
-    final = partition_url(root, table, day)
-    staging = f"{root.rstrip('/')}/{table}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
-    fs, staging_path = filesystem(staging, options)
-    fs.makedirs(staging_path, exist_ok=True)
+    """Yield a staging URL to write a partition into; publish it on success, discard it on error."""
+    staging = new_staging(root, table, day, options)
     try:
         yield staging
     except BaseException:
-        fs.rm(staging_path, recursive=True)
+        discard(staging, options)
         raise
-    _publish(fs, staging_path, filesystem(final, options)[1])
-    log.info("published %s", final)
-
-
-def _publish(fs: AbstractFileSystem, staging: str, final: str) -> None:
-    """Swap the staged folder into place: old partition aside, new one in, old one deleted."""
-    trash = None
-    if fs.exists(final):
-        trash = f"{staging}.old"
-        fs.mv(final, trash, recursive=True)
-    fs.mv(staging, final, recursive=True)
-    if trash is not None:
-        fs.rm(trash, recursive=True)
+    publish(staging, root, table, day, options)
 
 
 def write_partition(

@@ -9,7 +9,7 @@ import pandas as pd
 from pipelines import registry, storage
 from pipelines.config import Config
 from pipelines.features import FEATURES, QUARANTINE
-from pipelines.scoring import PREDICTIONS
+from pipelines.scoring import DEAD_LETTER, PREDICTION_LOG, PREDICTIONS
 
 
 def _rows(config: Config, table: str, day: date) -> int | None:
@@ -19,11 +19,13 @@ def _rows(config: Config, table: str, day: date) -> int | None:
 
 
 def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
-    """Per day: rows extracted (valid + quarantined), quarantined, scored, and the model versions that scored them."""
+    """Per day: rows extracted (valid + quarantined), quarantined, scored, dead-lettered, logged, and by which versions."""
     records = []
     for day in days:
         valid, quarantined = _rows(config, FEATURES, day), _rows(config, QUARANTINE, day)
         scored = _rows(config, PREDICTIONS, day)
+        dead = _rows(config, DEAD_LETTER, day) if scored is not None else None
+        logged = _rows(config, PREDICTION_LOG, day) if scored is not None else None
         versions = "-"
         if scored:
             frame = storage.read_partition(config.storage.root, PREDICTIONS, day, config.storage.options, ["model_version"])
@@ -35,10 +37,14 @@ def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
                 "valid": valid,
                 "quarantined": quarantined,
                 "scored": scored,
+                "dead_letter": dead,
+                "logged": logged,
                 "model_version": versions,
             }
         )
-    return pd.DataFrame.from_records(records).astype({"valid": "Int64", "quarantined": "Int64", "scored": "Int64"})
+    return pd.DataFrame.from_records(records).astype(
+        {column: "Int64" for column in ("valid", "quarantined", "scored", "dead_letter", "logged")}
+    )
 
 
 def registry_summary(config: Config) -> pd.DataFrame:
@@ -59,3 +65,26 @@ def registry_summary(config: Config) -> pd.DataFrame:
             }
         )
     return pd.DataFrame.from_records(rows).sort_values("version") if rows else pd.DataFrame()
+
+
+def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
+    """Per day: the drift share and realized metric of the day's check, and any promotion decision taken that day."""
+    client = registry.connect(config)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    metric = config.model.metric
+    rows = {d.isoformat(): {"date": d.isoformat(), "drift_share": None, f"realized_{metric}": None, "retrained": "-", "decision": "-"} for d in days}
+    if experiment is None:
+        return pd.DataFrame(rows.values())
+    for run in client.search_runs([experiment.experiment_id], "tags.kind = 'drift'", max_results=5000):
+        row = rows.get(run.data.tags.get("day", ""))
+        if row is not None:
+            row["drift_share"] = round(run.data.metrics.get("drift_share", float("nan")), 2)
+            row[f"realized_{metric}"] = round(run.data.metrics.get(f"realized_{metric}", float("nan")), 3)
+    for run in client.search_runs([experiment.experiment_id], "tags.kind = 'promotion'", max_results=5000):
+        row = rows.get(run.data.tags.get("day", ""))
+        if row is not None:
+            m, p = run.data.metrics, run.data.params
+            verdict = "promoted" if run.data.tags.get("promoted") == "True" else "kept"
+            row["retrained"] = f"v{p.get('challenger_version')}"
+            row["decision"] = f"{verdict}: {m.get('challenger_metric', float('nan')):.3f} vs {m.get('champion_metric', float('nan')):.3f}"
+    return pd.DataFrame(rows.values())

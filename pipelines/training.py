@@ -22,13 +22,14 @@ from mlflow.models import infer_signature
 from pipelines import registry, storage
 from pipelines.config import Config
 from pipelines.features import FEATURES, read_source, source_files
-from pipelines.modeling import build_pipeline, evaluate, model_input
+from pipelines.modeling import build_model, evaluate, model_input
 from pipelines.validation import DataError, require_columns
 
 log = logging.getLogger(__name__)
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 PREDICTION = "prediction"
+PROBABILITY = "probability"
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,25 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _reference_sample(config: Config, x: pd.DataFrame, y: pd.Series, predictions: Any) -> pd.DataFrame:
-    sample = x.assign(**{config.dataset.target: y.to_numpy(), PREDICTION: predictions})
+def _reference_sample(config: Config, x: pd.DataFrame, y: pd.Series, model: Any) -> pd.DataFrame:
+    """Training features with labels and the model's outputs: what drift checks compare live data with."""
+    sample = x.assign(**{config.dataset.target: y.to_numpy(), PREDICTION: model.predict(x)})
+    if config.task == "classification":
+        sample[PROBABILITY] = model.predict_proba(x)[:, 1]
     n = min(config.training.reference_rows, len(sample))
     return sample.sample(n=n, random_state=config.training.seed).reset_index(drop=True)
+
+
+def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
+    """Log and register with the flavor's own MLflow API; the signature describes the raw feature frame."""
+    common = {
+        "name": "model",
+        "signature": infer_signature(example, model.predict(example)),
+        "registered_model_name": config.model.name,
+    }
+    if config.model.flavor == "torch":
+        return mlflow.pytorch.log_model(model, serialization_format="pickle", **common)  # keeps its preprocessing
+    return mlflow.sklearn.log_model(model, input_example=example, serialization_format="cloudpickle", **common)
 
 
 def train_and_register(config: Config, end_day: date, reason: str = "scheduled") -> TrainResult:
@@ -111,7 +127,7 @@ def train_and_register(config: Config, end_day: date, reason: str = "scheduled")
     x_train, y_train = model_input(train, config), train[dataset.target]
     x_holdout, y_holdout = model_input(holdout, config), holdout[dataset.target]
 
-    model = build_pipeline(config)
+    model = build_model(config)
     model.fit(x_train, y_train)
     scores = evaluate(model, x_holdout, y_holdout, config.task)
     if config.model.metric not in scores:
@@ -124,18 +140,10 @@ def train_and_register(config: Config, end_day: date, reason: str = "scheduled")
         mlflow.log_params({"window_days": config.training.window_days, "n_train": len(train), "n_holdout": len(holdout)})
         mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
         mlflow.set_tags({**window, "data_hash": data_hash(frame), "reason": reason, "task": config.task})
-        example = x_train.dropna().head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            registered_model_name=config.model.name,
-            serialization_format="cloudpickle",
-        )
+        info = _log_model(config, model, x_train.dropna().head(5))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            _reference_sample(config, x_train, y_train, model.predict(x_train)).to_parquet(path, index=False)
+            _reference_sample(config, x_train, y_train, model).to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
     version = str(info.registered_model_version)
     metric_value = scores[config.model.metric]

@@ -19,12 +19,15 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.models.dagrun import DagRun
 from airflow.sdk import DAG
+from airflow.utils.state import DagRunState
 
 from pipelines import demo_data
 from pipelines.cluster import local_cluster
 from pipelines.config import load_config, project_home
-from pipelines.summary import lake_summary, registry_summary
+from pipelines import registry
+from pipelines.summary import lake_summary, monitoring_summary, registry_summary
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 log = logging.getLogger("demo")
@@ -38,10 +41,10 @@ def load_dags() -> dict[str, DAG]:
     return bag.dags
 
 
-def run(dags: dict[str, DAG], dag_id: str, day: date, **conf: str) -> None:
+def run(dags: dict[str, DAG], dag_id: str, day: date, logical=None, **conf: str) -> None:
     """One DAG run for ``day``: logical date = the end of the day, which the DAGs map back to ``day``."""
     started = time.monotonic()
-    logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1)
+    logical = logical or pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1)
     dag_run = dags[dag_id].test(logical_date=logical, run_conf=conf or None)
     state = str(getattr(dag_run.state, "value", dag_run.state))
     print(f"  {dag_id:<20} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
@@ -86,27 +89,41 @@ def main(argv: list[str] | None = None) -> None:
         for day in warmup:
             run(dags, "feature_extraction", day)
         run(dags, "model_training", warmup[-1], date=warmup[-1].isoformat(), reason="demo: first model")
+        champions = {}
         for day in scored:
             run(dags, "feature_extraction", day)
             run(dags, "batch_scoring", day)
-            if (day - warmup[-1]).days % 7 == 0:
-                run(dags, "model_training", day, date=day.isoformat(), reason="demo: weekly retrain")
+            run(dags, "drift_monitoring", day)
+            run_triggered_retraining(dags, day)
+            champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
     elapsed = time.monotonic() - started
-    print_summary(config, warmup + scored, elapsed)
+    print_summary(config, warmup + scored, scored, champions, elapsed)
 
 
-def print_summary(config, days: list[date], elapsed: float) -> None:
-    pd.set_option("display.width", 160)
+def run_triggered_retraining(dags: dict[str, DAG], day: date) -> None:
+    """Run the retraining that drift_monitoring queued (no scheduler runs here): same logical date, same conf."""
+    for queued in DagRun.find(dag_id="retraining", state=DagRunState.QUEUED):
+        print(f"  drift_monitoring triggered retraining: {queued.conf.get('reason')}")
+        run(dags, "retraining", day, logical=queued.logical_date, **queued.conf)
+
+
+def print_summary(config, days: list[date], scored: list[date], champions: dict[str, str], elapsed: float) -> None:
+    pd.set_option("display.width", 200)
     lake = lake_summary(config, days)
     print(f"\n== Demo finished: {len(days)} dates in {elapsed:.0f}s ==\n")
-    print("Rows per date (rows_in = valid + quarantined; scored = valid):")
+    print("Rows per date (rows_in = valid + quarantined; valid = scored + dead_letter; logged = sampled predictions):")
     print(lake.to_string(index=False))
+    monitoring = monitoring_summary(config, scored).assign(champion_after=lambda f: f["date"].map(champions))
+    print("\nDrift checks and retraining (drift_share: share of drifted features; decision: challenger vs champion):")
+    print(monitoring.to_string(index=False))
     print(f"\nRegistered versions of '{config.model.name}' in MLflow:")
     print(registry_summary(config).to_string(index=False))
     root = config.storage.root
     print(
         f"\nOutputs:\n  features     {root}/features/date=YYYY-MM-DD/\n  quarantine   {root}/quarantine/date=YYYY-MM-DD/"
-        f"\n  predictions  {root}/predictions/date=YYYY-MM-DD/\n  MLflow store {config.tracking_uri}"
+        f"\n  predictions  {root}/predictions/date=YYYY-MM-DD/\n  dead letters {root}/dead_letter/date=YYYY-MM-DD/"
+        f"\n  pred. log    {root}/prediction_log/date=YYYY-MM-DD/\n  drift report {root}/reports/date=YYYY-MM-DD/drift_report.html"
+        f"\n  MLflow store {config.tracking_uri}"
         "\n\nUIs:\n  make airflow-ui   -> http://127.0.0.1:8080 (DAG runs above are in its history)"
         "\n  make mlflow-ui    -> http://127.0.0.1:5000 (runs, registered versions, aliases)"
     )

@@ -13,7 +13,7 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk import Asset, CronDataIntervalTimetable
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"feature_extraction", "model_training", "batch_scoring"}
+EXPECTED = {"feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,9 @@ def test_dag_metadata(bag, dag_id):
     assert dag.doc_md and dag.doc_md.strip().startswith("###")
     assert dag.max_active_runs is not None and dag.max_active_runs <= 3
     assert not dag.catchup
-    assert {"config", "date"} <= set(dag.params)
+    assert "config" in dag.params
+    if dag_id != "model_rollback":
+        assert "date" in dag.params
     for task in dag.tasks:
         assert task.retries >= 2, f"{dag_id}.{task.task_id} has no retries"
 
@@ -56,6 +58,8 @@ def test_schedules(bag):
     scoring = bag.dags["batch_scoring"]
     assert "Asset" in type(scoring.timetable).__name__
     assert "mlops.features" in str(scoring.timetable.asset_condition)
+    assert "mlops.predictions" in str(bag.dags["drift_monitoring"].timetable.asset_condition)
+    assert "DataInterval" in type(bag.dags["retraining"].timetable).__name__
 
 
 def test_task_graphs(bag):
@@ -66,6 +70,16 @@ def test_task_graphs(bag):
     extract = bag.dags["feature_extraction"].get_task("extract")
     assert [o.name for o in extract.outlets] == ["mlops.features"]
     assert [o.name for o in scoring.get_task("score").outlets] == ["mlops.predictions"]
+    drift = bag.dags["drift_monitoring"]
+    assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
+    assert drift.get_task("check").downstream_task_ids == {"decide"}
+    assert drift.get_task("decide").downstream_task_ids == {"trigger_retraining"}
+    assert drift.get_task("trigger_retraining").trigger_dag_id == "retraining"
+    retrain = bag.dags["retraining"]
+    assert retrain.get_task("train_challenger").downstream_task_ids == {"evaluate_and_promote"}
+    assert retrain.get_task("evaluate_and_promote").pool == "mlops_registry"
+    assert bag.dags["model_rollback"].get_task("rollback").pool == "mlops_registry"
+    assert bag.dags["model_rollback"].schedule is None or bag.dags["model_rollback"].timetable.summary in ("None", "")
 
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------

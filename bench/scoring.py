@@ -1,0 +1,202 @@
+"""Scoring benchmark: the pipeline's throughput against the model's raw predict, and memory against row count.
+
+    .venv/bin/python bench/scoring.py                 # 10M and 1M rows x 20 features
+    .venv/bin/python bench/scoring.py --rows 2000000 --small 200000
+
+In one run it
+  (a) measures the physical limit: the same model's in-process ``predict_proba`` on preloaded arrays, all cores;
+  (b) scores the same Parquet partition end to end with ``score_day`` on a LocalCluster (all cores);
+and prints rows/s for both, the ratio (b)/(a), peak RSS of the scoring process tree, and time 10M / time 1M.
+Goals: ratio >= 0.85, peak RSS at 10M <= 1.2 x at 1M, time ratio <= 10.5. Each measurement runs in its own
+process, so one's memory never inflates another's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+DAY = date(2026, 1, 1)
+HERE = Path(__file__).resolve().parent
+
+
+def make_config(workdir: Path, features: int, partition_rows: int):
+    from pipelines.config import Config
+
+    return Config.model_validate(
+        {
+            "dataset": {
+                "source": str(workdir / "unused"),
+                "event_time": "event_time",
+                "key": "key",
+                "target": "label",
+                "features": {"numerical": [f"f{i}" for i in range(features)]},
+            },
+            "task": "classification",
+            "model": {
+                "name": "bench",
+                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                "params": {"max_iter": 200, "max_leaf_nodes": 63, "early_stopping": False},
+                "metric": "roc_auc",
+            },
+            "storage": {"root": str(workdir / f"lake-{features}")},
+            "mlflow": {"tracking_uri": f"sqlite:///{workdir / 'mlruns.db'}", "experiment": "bench"},
+            "scoring": {"partition_rows": partition_rows, "max_dead_letter_share": 0.0},
+            "monitoring": {"sample_rate": 0.01},
+        }
+    )
+
+
+def _frame(rng: np.random.Generator, start: int, n: int, features: int):
+    import pandas as pd
+
+    x = rng.normal(size=(n, features))
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame.insert(0, "event_time", pd.Timestamp(DAY, tz="UTC"))
+    frame.insert(0, "key", [f"k{i:010d}" for i in range(start, start + n)])
+    logit = x[:, :5] @ np.array([1.0, -0.8, 0.6, 0.4, -0.3]) + 0.5 * x[:, 5] * x[:, 6]
+    frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+def prepare(workdir: Path, rows: int, features: int, partition_rows: int) -> None:
+    """Write the partition (streamed, row group by row group) and register a champion trained on 100k rows."""
+    import mlflow
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines import registry, storage
+    from pipelines.features import FEATURES
+    from pipelines.modeling import build_model, model_input
+
+    config = make_config(workdir, features, partition_rows)
+    root = f"{workdir}/lake-{rows}"
+    config = config.model_copy(update={"storage": config.storage.model_copy(update={"root": root})})
+    rng = np.random.default_rng(rows)
+    with storage.staged_partition(root, FEATURES, DAY) as staging:
+        writer = None
+        for start in range(0, rows, partition_rows):
+            chunk = _frame(rng, start, min(partition_rows, rows - start), features).drop(columns=["label"])
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            writer = writer or pq.ParquetWriter(f"{staging}/part-00000.parquet", table.schema)
+            writer.write_table(table, row_group_size=partition_rows)
+        writer.close()
+    client = registry.connect(config)
+    if registry.alias_version(client, "bench", registry.CHAMPION) is None:
+        train = _frame(np.random.default_rng(0), 0, 100_000, features)
+        model = build_model(config).fit(model_input(train, config), train["label"])
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(model, name="model", registered_model_name="bench", serialization_format="cloudpickle")
+        client.set_registered_model_alias("bench", registry.CHAMPION, str(info.registered_model_version))
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(kind: str, workdir: Path, rows: int, features: int, partition_rows: int) -> dict:
+    """Run inside a fresh process: time one measurement and sample the process tree's RSS every 50 ms."""
+    import pandas as pd
+
+    from pipelines import registry, storage
+    from pipelines.cluster import local_cluster
+    from pipelines.features import FEATURES
+    from pipelines.scoring import load_model, score_day
+
+    config = make_config(workdir, features, partition_rows)
+    root = f"{workdir}/lake-{rows}"
+    config = config.model_copy(update={"storage": config.storage.model_copy(update={"root": root})})
+    ref = registry.require_alias(registry.connect(config), "bench")
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(os.getpid()))
+            time.sleep(0.05)
+
+    if kind == "limit":
+        model = load_model(ref, config.tracking_uri, "cpu", 1)
+        frame = pd.read_parquet(storage.partition_url(root, FEATURES, DAY), columns=config.dataset.features.numerical)
+        model.predict_proba(frame.head(1000))  # warm-up
+        threading.Thread(target=sample, daemon=True).start()
+        started = time.perf_counter()
+        model.predict_proba(frame)
+        elapsed = time.perf_counter() - started
+    else:
+        from distributed import Client
+
+        with local_cluster() as cluster, Client(cluster) as client:
+            client.run(load_model, ref, config.tracking_uri, "cpu", 1)  # the per-worker model cache, as in service
+            threading.Thread(target=sample, daemon=True).start()
+            started = time.perf_counter()
+            result = score_day(config, DAY, "bench", client)
+            elapsed = time.perf_counter() - started
+            assert result.rows_scored == rows, result
+    done.set()
+    return {"kind": kind, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "peak_rss_mb": peak[0] / 2**20}
+
+
+def _child(kind: str, args: argparse.Namespace, rows: int) -> dict:
+    command = [sys.executable, __file__, "--child", kind, "--rows", str(rows), "--features", str(args.features),
+               "--partition-rows", str(args.partition_rows), "--workdir", str(args.workdir)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--small", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--partition-rows", type=int, default=250_000)
+    parser.add_argument("--workdir", type=Path, default=HERE / ".data")
+    parser.add_argument("--child", choices=["limit", "pipeline"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.child:
+        print(json.dumps(measure(args.child, args.workdir, args.rows, args.features, args.partition_rows)))
+        return
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for rows in (args.small, args.rows):
+        started = time.perf_counter()
+        prepare(args.workdir, rows, args.features, args.partition_rows)
+        print(f"prepared {rows:,} rows x {args.features} features in {time.perf_counter() - started:.0f}s", flush=True)
+    limit = _child("limit", args, args.rows)
+    big = _child("pipeline", args, args.rows)
+    small = _child("pipeline", args, args.small)
+    print(f"\ncores: {os.cpu_count()}   model: HistGradientBoostingClassifier(max_iter=200, max_leaf_nodes=63)")
+    print(f"{'measurement':<36}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
+    for name, m in (("(a) in-process predict_proba", limit), ("(b) pipeline score_day", big), ("(b) pipeline score_day", small)):
+        print(f"{name:<36}{m['rows']:>12,}{m['seconds']:>10.1f}{m['rows_per_s']:>12,.0f}{m['peak_rss_mb']:>13,.0f}")
+    print(f"\nthroughput ratio (b)/(a) at {args.rows:,} rows: {big['rows_per_s'] / limit['rows_per_s']:.2f}   (goal >= 0.85)")
+    print(f"peak RSS {args.rows:,} / {args.small:,}: {big['peak_rss_mb'] / small['peak_rss_mb']:.2f}   (goal <= 1.2)")
+    print(f"time {args.rows:,} / {args.small:,}: {big['seconds'] / small['seconds']:.2f}   (goal <= 10.5)")
+
+
+if __name__ == "__main__":
+    main()

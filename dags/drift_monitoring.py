@@ -1,0 +1,91 @@
+"""
+### Drift monitoring
+
+Compares the last `monitoring.window_days` days of the prediction log with the champion's training reference
+sample using Evidently (data drift per feature and of the model's output), checks the rise in missing values per
+column (Evidently drops NaNs before its tests), and, where labels for logged keys have arrived, computes the
+champion's realized metric. The HTML and JSON reports land in `<storage.root>/reports/date=YYYY-MM-DD/` and in an
+MLflow run `drift-YYYY-MM-DD` (tagged with the model version) whose metrics chart drift over time.
+
+When the share of drifted columns reaches `monitoring.drift_share_threshold`, or the realized metric falls by
+`monitoring.metric_drop_threshold` below the champion's training metric, it starts the `retraining` DAG with the
+reason, unless a retraining ran within `monitoring.cooldown_days` or too few new labels
+(`monitoring.min_new_labels`) have arrived.
+
+Runs when `batch_scoring` updates `mlops.predictions`. **Params**: `config`, `date`, `force` (retrain regardless),
+and threshold overrides (empty = the config's).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from _support import DEFAULT_ARGS, PARAMS, PREDICTIONS, asset_days, config_arg, partition_day, run_config
+
+THRESHOLDS = {
+    "drift_share_threshold": "Retrain at this share of drifted columns.",
+    "metric_drop_threshold": "Retrain when the realized metric is this much below training.",
+}
+
+
+@dag(
+    schedule=[PREDICTIONS],
+    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        **PARAMS,
+        "force": Param(False, type="boolean", title="Force retraining", description="Start retraining whatever the checks say."),
+        **{name: Param(None, type=["null", "number"], title=name, description=text) for name, text in THRESHOLDS.items()},
+    },
+    tags=["mlops", "monitoring"],
+    doc_md=__doc__,
+)
+def drift_monitoring():
+    @task
+    def days_to_check() -> list[str]:
+        """The days announced by the triggering prediction events, else the run's own day."""
+        context = get_current_context()
+        days = asset_days(context, PREDICTIONS) if not context["params"].get("date") else []
+        return [day.isoformat() for day in days or [partition_day(context)]]
+
+    @task
+    def check(day: str) -> dict:
+        """Evidently drift report, missing-value check and realized metric for one day."""
+        from datetime import date
+
+        from pipelines.monitoring import check_drift
+
+        return check_drift(run_config(get_current_context(), THRESHOLDS), date.fromisoformat(day)).as_dict()
+
+    @task.short_circuit
+    def decide(results: list[dict]) -> dict | bool:
+        """Retrain or not, from the newest checked day; the reason is logged and passed to retraining."""
+        from datetime import date
+
+        from pipelines.monitoring import DriftResult
+        from pipelines.promotion import retrain_reason
+
+        context = get_current_context()
+        checked = [results[i] for i in range(len(results))]  # indexing: iterating probes one XCom past the end
+        latest = DriftResult(**max(checked, key=lambda r: r["day"]))
+        retrain, reason = retrain_reason(
+            run_config(context, THRESHOLDS), latest, date.fromisoformat(latest.day), force=context["params"]["force"]
+        )
+        print(f"retrain={retrain}: {reason}")
+        return {"date": latest.day, "reason": reason, "config": config_arg(context)} if retrain else False
+
+    decision = decide(check.expand(day=days_to_check()))
+    decision >> TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id="retraining",
+        conf="{{ ti.xcom_pull(task_ids='decide') | tojson }}",
+        reset_dag_run=False,
+        wait_for_completion=False,
+    )
+
+
+drift_monitoring()

@@ -1,0 +1,41 @@
+"""
+### Model rollback
+
+Sets the `champion` alias back to the version holding `previous_champion` (the two swap, so a second rollback
+undoes the first), and records who/why as tags on both versions and as an MLflow run `rollback-...`.
+The same operation from a shell: `python -m pipelines.promotion rollback --reason "..."`.
+
+Manual only. **Params**: `config`, `reason` (required).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, run_config
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={"config": PARAMS["config"], "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded.")},
+    tags=["mlops", "registry"],
+    doc_md=__doc__,
+)
+def model_rollback():
+    @task(pool=REGISTRY_POOL)
+    def rollback() -> dict:
+        """champion <- previous_champion, recorded."""
+        from pipelines.promotion import rollback as roll_back
+
+        context = get_current_context()
+        return roll_back(run_config(context), context["params"]["reason"])
+
+    rollback()
+
+
+model_rollback()

@@ -1,0 +1,53 @@
+"""
+### Retraining (challenger vs champion)
+
+Trains a challenger on the latest labeled window (ending `promotion.holdout_days` before the run's day), registers
+it with the alias `challenger`, then scores champion and challenger on the **same current holdout**: the newest
+labeled days, which the challenger never saw. The challenger becomes `champion` only if its metric beats the
+champion's by `promotion.min_improvement` and a paired bootstrap interval of the difference (at
+`promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
+recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
+
+Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand. Promotions and rollbacks share the
+`mlops_registry` pool (one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={**PARAMS, "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded.")},
+    tags=["mlops", "training"],
+    doc_md=__doc__,
+)
+def retraining():
+    @task
+    def train_challenger() -> str:
+        """Train and register the challenger; returns its version."""
+        from pipelines.promotion import train_challenger as train
+
+        context = get_current_context()
+        return train(run_config(context), partition_day(context), context["params"]["reason"])
+
+    @task(pool=REGISTRY_POOL)
+    def evaluate_and_promote(challenger_version: str) -> dict:
+        """Champion vs challenger on the same holdout; promote only on a significant margin."""
+        from pipelines.promotion import evaluate_and_promote as decide
+
+        context = get_current_context()
+        return decide(run_config(context), partition_day(context), challenger_version, context["params"]["reason"]).as_dict()
+
+    evaluate_and_promote(train_challenger())
+
+
+retraining()

@@ -1,0 +1,235 @@
+"""Drift monitoring: the prediction log of recent days against the champion's training reference, with Evidently.
+
+Per day it produces an Evidently report (data drift per feature and of the model's output), a missing-value check
+(Evidently drops NaNs before its tests, so a jump in missing values is checked here), and, when labels for logged
+keys have arrived, the champion's realized metric. Reports go to ``<root>/reports/date=D/`` and to an MLflow run
+tagged with the model version, whose metrics chart drift over time in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry, storage
+from pipelines.config import Config
+from pipelines.modeling import model_input, score_metric
+from pipelines.scoring import PREDICTION_LOG
+from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
+from pipelines.validation import DataError
+
+log = logging.getLogger(__name__)
+
+REPORTS = "reports"
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    day: str
+    status: str  # "checked" or "skipped"
+    reason: str
+    model_version: str | None = None
+    rows_current: int = 0
+    drift_share: float | None = None
+    drifted_columns: list[str] = field(default_factory=list)
+    missing_alerts: list[str] = field(default_factory=list)
+    realized_metric: float | None = None
+    realized_rows: int = 0
+    champion_metric: float | None = None
+    report_url: str | None = None
+    mlflow_run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def output_column(config: Config) -> str:
+    """The model output whose drift is checked: the probability for classification, else the prediction."""
+    return PROBABILITY if config.task == "classification" else PREDICTION
+
+
+def load_reference(config: Config, model: registry.ModelRef) -> pd.DataFrame:
+    """The reference sample stored with the champion's training run; its absence is an error naming the run."""
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=model.run_id, artifact_path=REFERENCE_ARTIFACT)
+    except Exception as exc:  # the store says "not found" in several ways
+        raise DataError(f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name} v{model.version}: {exc}") from exc
+    return pd.read_parquet(path)
+
+
+def current_window(config: Config, day: date) -> pd.DataFrame:
+    """Prediction-log rows of the ``monitoring.window_days`` days ending on ``day`` (missing days are skipped)."""
+    root, options = config.storage.root, config.storage.options
+    days = [day - timedelta(days=i) for i in range(config.monitoring.window_days)]
+    frames = [storage.read_partition(root, PREDICTION_LOG, d, options) for d in days if storage.partition_exists(root, PREDICTION_LOG, d, options)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def missing_alerts(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], threshold: float) -> dict[str, float]:
+    """Columns whose missing share rose by more than ``threshold`` over the reference: column -> rise."""
+    rises = current[columns].isna().mean() - reference[columns].isna().mean()
+    return {c: float(v) for c, v in rises.items() if v > threshold}
+
+
+def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]) -> Any:
+    """One Evidently DataDriftPreset report over the given columns (Evidently picks each column's test)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    columns = [*numerical, *categorical]
+    return Report([DataDriftPreset(columns=columns)]).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+
+
+def column_drift(reference: pd.Series, current: pd.Series, kind: str) -> dict[str, Any]:
+    """One column's drift with the test Evidently would pick for it (its own selection and implementation).
+
+    Missing values are dropped first, as Evidently does; that is why missing shares are checked separately.
+    """
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    feature_type = ColumnType.Numerical if kind == "num" else ColumnType.Categorical
+    reference, current = reference.dropna(), current.dropna()
+    test = get_stattest(reference, current, feature_type, None)
+    result = test(reference, current, feature_type, None)
+    return {"score": float(result.drift_score), "threshold": float(result.actual_threshold), "method": test.display_name, "drifted": bool(result.drifted)}
+
+
+def drift_verdicts(
+    reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str], client: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Per-column verdicts, one task per column on the Dask workers when a client is given (columns are independent)."""
+    kinds = {**{c: "num" for c in numerical}, **{c: "cat" for c in categorical}}
+    if client is None:
+        return {c: column_drift(reference[c], current[c], k) for c, k in kinds.items()}
+    futures = {c: client.submit(column_drift, reference[c], current[c], k, pure=False) for c, k in kinds.items()}
+    return dict(zip(futures, client.gather(list(futures.values())), strict=True))
+
+
+def column_verdicts(snapshot: Any) -> dict[str, dict[str, Any]]:
+    """Per column: Evidently's drift score, the method's threshold and whether it calls the column drifted."""
+    verdicts: dict[str, dict[str, Any]] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if not config["type"].endswith("ValueDrift"):
+            continue
+        score, threshold, method = float(metric["value"]), float(config["threshold"]), config.get("method", "")
+        p_value = "p_value" in method.replace("-", "_").lower()
+        drifted = score < threshold if p_value else score >= threshold
+        verdicts[config["column"]] = {"score": score, "threshold": threshold, "method": method, "drifted": drifted}
+    return verdicts
+
+
+def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[float | None, int]:
+    """The champion's metric on the day's logged predictions whose labels have arrived (None without labels)."""
+    if not config.dataset.labels or current.empty:
+        return None, 0
+    logged = current[current["logical_date"].astype(str) == day.isoformat()]
+    labels = read_labels(config)
+    known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(labels, on=config.dataset.key)
+    if len(known) < config.monitoring.min_rows or known[config.dataset.target].nunique() < 2:
+        return None, len(known)
+    output = known[PROBABILITY] if config.task == "classification" else known[PREDICTION]
+    return score_metric(config, known[config.dataset.target], output), len(known)
+
+
+def check_drift(config: Config, day: date) -> DriftResult:
+    """Compare the recent prediction log with the champion's reference; report to the lake and to MLflow."""
+    client = registry.connect(config)
+    champion = registry.require_alias(client, config.model.name)
+    current = current_window(config, day)
+    if len(current) < config.monitoring.min_rows:
+        reason = f"{len(current)} logged rows in the {config.monitoring.window_days} days to {day}; monitoring.min_rows is {config.monitoring.min_rows}"
+        log.warning("drift check skipped: %s", reason)
+        return DriftResult(day=day.isoformat(), status="skipped", reason=reason, model_version=champion.version, rows_current=len(current))
+    reference = load_reference(config, champion)
+    features = config.dataset.features
+    absent = [c for c in features.all if c not in current.columns]
+    if absent:
+        raise DataError(f"prediction log for {day} lacks feature column(s) {absent}; was it written by this config?")
+    output = output_column(config)
+    current_x = model_input(current, config).assign(**{output: current[output].to_numpy()})
+    reference_x = model_input(reference, config).assign(**{output: reference[output].to_numpy()})
+    empty = [c for c in features.all if current_x[c].isna().all()]
+    numerical = [c for c in features.numerical if c not in empty] + [output]
+    categorical = [c for c in features.categorical if c not in empty]
+    verdicts = drift_verdicts(reference_x, current_x, numerical, categorical)
+    shown = current_x.sample(n=min(len(current_x), config.monitoring.report_rows), random_state=config.training.seed)
+    snapshot = evidently_drift(reference_x, shown, numerical, categorical)
+    drifted = sorted(c for c, v in verdicts.items() if v["drifted"] and c != output)
+    share = len(drifted) / max(1, len([c for c in verdicts if c != output]))
+    missing = missing_alerts(reference_x, current_x, features.all, config.monitoring.missing_share_threshold)
+    for column in empty:
+        missing.setdefault(column, 1.0)
+    realized, realized_rows = realized_metric(config, current, day)
+    champion_metric = _champion_metric(client, config, champion)
+    report_url, run_id = _publish_report(config, day, champion, snapshot, verdicts, missing, share, realized, realized_rows)
+    result = DriftResult(
+        day=day.isoformat(),
+        status="checked",
+        reason=f"{len(drifted)} of {len(verdicts) - 1} columns drifted" + (f"; all missing: {empty}" if empty else ""),
+        model_version=champion.version,
+        rows_current=len(current),
+        drift_share=share,
+        drifted_columns=drifted,
+        missing_alerts=sorted(missing),
+        realized_metric=realized,
+        realized_rows=realized_rows,
+        champion_metric=champion_metric,
+        report_url=report_url,
+        mlflow_run_id=run_id,
+    )
+    log.info("drift %s: share %.2f (%s), output drifted: %s, realized %s=%s", day, share, drifted, verdicts[output]["drifted"], config.model.metric, realized)
+    return result
+
+
+def _champion_metric(client: MlflowClient, config: Config, champion: registry.ModelRef) -> float | None:
+    tag = client.get_model_version(champion.name, champion.version).tags.get(f"holdout_{config.model.metric}")
+    return float(tag) if tag is not None else None
+
+
+def _publish_report(
+    config: Config,
+    day: date,
+    champion: registry.ModelRef,
+    snapshot: Any,
+    verdicts: dict[str, dict[str, Any]],
+    missing: dict[str, float],
+    share: float,
+    realized: float | None,
+    realized_rows: int,
+) -> tuple[str, str]:
+    """HTML + JSON report into the day's reports partition and into an MLflow run with drift metrics."""
+    summary = {"day": day.isoformat(), "model_version": champion.version, "drift_share": share, "columns": verdicts, "missing_share_rise": missing}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        snapshot.save_html(str(folder / "drift_report.html"))
+        snapshot.save_json(str(folder / "drift_report.json"))
+        (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        with storage.staged_partition(config.storage.root, REPORTS, day, config.storage.options) as staging:
+            fs, path = storage.filesystem(staging, config.storage.options)
+            for file in folder.iterdir():
+                fs.put_file(str(file), f"{path}/{file.name}")
+        with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
+            mlflow.set_tags({"kind": "drift", "day": day.isoformat(), "model_name": champion.name, "model_version": champion.version})
+            metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
+            metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
+            if realized is not None:
+                metrics[f"realized_{config.model.metric}"] = realized
+            metrics["realized_rows"] = realized_rows
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifacts(tmp, artifact_path="drift")
+    return storage.partition_url(config.storage.root, REPORTS, day), run.info.run_id

@@ -1,0 +1,247 @@
+"""Continuous training: when to retrain, and promoting a challenger only if it beats the champion on current data.
+
+Champion and challenger are scored on the same current holdout (the newest labeled days, which the challenger
+never trained on). The challenger is promoted only if its metric beats the champion's by ``min_improvement`` and
+a paired bootstrap confidence interval of the difference lies above zero. Promotion moves ``previous_champion``
+to the old champion first, then ``champion`` to the challenger: an alias names one version at a time, so no reader
+ever sees zero or two champions, and a failure between the two calls leaves the old champion in place.
+Every decision and rollback is recorded as tags on the version and as an MLflow run.
+
+    python -m pipelines.promotion rollback --reason "v7 misbehaves in production"
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry, storage
+from pipelines.config import Config, load_config
+from pipelines.features import FEATURES
+from pipelines.modeling import metric_value, model_input, model_output
+from pipelines.monitoring import DriftResult
+from pipelines.scoring import load_model
+from pipelines.training import labeled_window, read_labels, train_and_register
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+PREVIOUS = "previous_champion"
+LAST_RETRAIN_TAG = "last_retrain_day"
+
+
+@dataclass(frozen=True)
+class Decision:
+    promoted: bool
+    reason: str
+    challenger_version: str
+    champion_version: str
+    champion_after: str
+    metric: str
+    champion_metric: float
+    challenger_metric: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    n: int
+    min_improvement: float
+    confidence: float
+    holdout: str
+    trigger: str
+    mlflow_run_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _gain(config: Config, challenger: float, champion: float) -> float:
+    """Positive when the challenger is better, whichever direction the metric runs."""
+    return challenger - champion if config.greater_is_better else champion - challenger
+
+
+def paired_bootstrap(config: Config, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray) -> tuple[float, float]:
+    """Confidence interval of the gain, resampling holdout rows with both models' outputs kept paired."""
+    rng = np.random.default_rng(config.training.seed)
+    gains = []
+    for _ in range(config.promotion.bootstrap):
+        rows = rng.integers(0, len(y), len(y))
+        if config.task == "classification" and len(np.unique(y[rows])) < 2:
+            continue
+        gains.append(_gain(config, metric_value(config.model.metric, y[rows], challenger[rows]), metric_value(config.model.metric, y[rows], champion[rows])))
+    alpha = (1 - config.promotion.confidence) / 2
+    return float(np.quantile(gains, alpha)), float(np.quantile(gains, 1 - alpha))
+
+
+def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> tuple[bool, str]:
+    """Whether a drift result warrants retraining now, and why (or why not)."""
+    if force:
+        return True, "forced"
+    if drift.status != "checked" or drift.drift_share is None:
+        return False, f"no drift check: {drift.reason}"
+    monitoring = config.monitoring
+    reasons = []
+    if drift.drift_share >= monitoring.drift_share_threshold:
+        reasons.append(f"drift share {drift.drift_share:.2f} >= {monitoring.drift_share_threshold}")
+    if drift.realized_metric is not None and drift.champion_metric is not None:
+        drop = -_gain(config, drift.realized_metric, drift.champion_metric)
+        if drop >= monitoring.metric_drop_threshold:
+            reasons.append(f"realized {config.model.metric} {drift.realized_metric:.4f} is {drop:.4f} below training")
+    if not reasons:
+        return False, "no trigger: drift and realized metric within thresholds"
+    client = registry.connect(config)
+    last = client.get_registered_model(config.model.name).tags.get(LAST_RETRAIN_TAG)
+    if last and (day - date.fromisoformat(last)).days < monitoring.cooldown_days:
+        return False, f"cooldown: last retraining {last}, monitoring.cooldown_days={monitoring.cooldown_days}"
+    new = _labels_since_champion(config, client, day)
+    if new < monitoring.min_new_labels:
+        return False, f"only {new} labeled rows since the champion's window; monitoring.min_new_labels={monitoring.min_new_labels}"
+    return True, "; ".join(reasons)
+
+
+def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
+    champion = registry.require_alias(client, config.model.name)
+    end = date.fromisoformat(client.get_model_version(champion.name, champion.version).tags.get("window_end", "1970-01-01"))
+    days = [d for d in storage.partition_days(config.storage.root, FEATURES, config.storage.options) if end < d <= day]
+    if not days:
+        return 0
+    keys = pd.concat([storage.read_partition(config.storage.root, FEATURES, d, config.storage.options, [config.dataset.key]) for d in days])
+    if not config.dataset.labels:
+        return len(keys)
+    return int(keys[config.dataset.key].astype(str).isin(read_labels(config)[config.dataset.key]).sum())
+
+
+def train_challenger(config: Config, day: date, reason: str) -> str:
+    """Train on the window that ends before the holdout days, register it and give it the ``challenger`` alias."""
+    end = day - timedelta(days=config.promotion.holdout_days)
+    result = train_and_register(config, end, reason=f"challenger: {reason}")
+    client = registry.connect(config)
+    client.set_registered_model_alias(config.model.name, CHALLENGER, result.version)
+    client.set_registered_model_tag(config.model.name, LAST_RETRAIN_TAG, day.isoformat())
+    return result.version
+
+
+def evaluate_and_promote(config: Config, day: date, challenger_version: str, trigger: str) -> Decision:
+    """Score champion and challenger on the same newest labeled days; promote only on a significant margin."""
+    client = registry.connect(config)
+    champion = registry.require_alias(client, config.model.name)
+    holdout_config = config.model_copy(update={"training": config.training.model_copy(update={"window_days": config.promotion.holdout_days, "min_rows": 1})})
+    holdout, days = labeled_window(holdout_config, day)
+    x, y = model_input(holdout, config), holdout[config.dataset.target].to_numpy()
+    challenger = registry.version_ref(client, config.model.name, challenger_version)
+    outputs = {
+        ref.version: model_output(load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task)
+        for ref in (champion, challenger)
+    }
+    metric = config.model.metric
+    champion_metric = metric_value(metric, y, outputs[champion.version])
+    challenger_metric = metric_value(metric, y, outputs[challenger.version])
+    gain = _gain(config, challenger_metric, champion_metric)
+    low, high = paired_bootstrap(config, y, outputs[champion.version], outputs[challenger.version]) if len(y) >= 2 else (np.nan, np.nan)
+    promotion = config.promotion
+    if challenger.version == champion.version:
+        promoted, why = False, "the challenger already is the champion"
+    elif len(y) < promotion.min_samples:
+        promoted, why = False, f"holdout has {len(y)} rows; promotion.min_samples is {promotion.min_samples}"
+    elif gain < promotion.min_improvement:
+        promoted, why = False, f"gain {gain:.4f} < min_improvement {promotion.min_improvement}"
+    elif not low > 0:
+        promoted, why = False, f"{promotion.confidence:.0%} interval of the gain [{low:.4f}, {high:.4f}] includes 0"
+    else:
+        promoted, why = True, f"gain {gain:.4f} >= {promotion.min_improvement}, {promotion.confidence:.0%} interval [{low:.4f}, {high:.4f}] above 0"
+    if promoted:
+        promote(client, config.model.name, champion.version, challenger.version)
+    decision = Decision(
+        promoted=promoted,
+        reason=why,
+        challenger_version=challenger.version,
+        champion_version=champion.version,
+        champion_after=challenger.version if promoted else champion.version,
+        metric=metric,
+        champion_metric=champion_metric,
+        challenger_metric=challenger_metric,
+        difference=gain,
+        ci_low=low,
+        ci_high=high,
+        n=len(y),
+        min_improvement=promotion.min_improvement,
+        confidence=promotion.confidence,
+        holdout=f"{days[0]}..{days[-1]}",
+        trigger=trigger,
+    )
+    decision = _record(client, config, decision, kind="promotion", day=day)
+    log.info("promotion decision for %s v%s: %s (%s)", config.model.name, challenger.version, "PROMOTED" if promoted else "kept champion", why)
+    return decision
+
+
+def _alias(client: MlflowClient, config: Config, alias: str) -> str | None:
+    ref = registry.alias_version(client, config.model.name, alias)
+    return ref.version if ref else None
+
+
+def promote(client: MlflowClient, name: str, old: str, new: str) -> None:
+    """``previous_champion`` <- old, then ``champion`` <- new; a failure leaves exactly one champion and says which."""
+    client.set_registered_model_alias(name, PREVIOUS, old)
+    try:
+        client.set_registered_model_alias(name, registry.CHAMPION, new)
+    except Exception as exc:
+        current = registry.alias_version(client, name, registry.CHAMPION)
+        raise registry.RegistryError(
+            f"promoting {name} v{new} failed after previous_champion was set to v{old}; "
+            f"champion is still v{current.version if current else '?'}: {exc}"
+        ) from exc
+
+
+def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, str]:
+    """``champion`` <- ``previous_champion`` (and the two swap), recorded like a promotion decision."""
+    client = registry.connect(config)
+    name = config.model.name
+    current = registry.require_alias(client, name)
+    previous = registry.alias_version(client, name, PREVIOUS)
+    if previous is None:
+        raise registry.RegistryError(f"model {name!r} has no {PREVIOUS!r} alias: nothing to roll back to")
+    promote(client, name, current.version, previous.version)
+    with mlflow.start_run(run_name=f"rollback-v{current.version}-to-v{previous.version}"):
+        mlflow.set_tags({"kind": "rollback", "model_name": name, "from_version": current.version, "to_version": previous.version, "reason": reason})
+    client.set_model_version_tag(name, current.version, "rolled_back", f"replaced by v{previous.version}: {reason}")
+    client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
+    log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
+    return {"model_name": name, "from_version": current.version, "to_version": previous.version, "reason": reason}
+
+
+def _record(client: MlflowClient, config: Config, decision: Decision, kind: str, day: date) -> Decision:
+    """The decision as tags on the challenger version and as an MLflow run (metrics + params), for the UI."""
+    fields = decision.as_dict()
+    with mlflow.start_run(run_name=f"{kind}-{day.isoformat()}-v{decision.challenger_version}") as run:
+        mlflow.set_tags({
+            "kind": kind, "day": day.isoformat(), "model_name": config.model.name, "promoted": str(decision.promoted),
+            "reason": decision.reason, "trigger": decision.trigger,
+        })
+        mlflow.log_params({k: v for k, v in fields.items() if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")})
+        mlflow.log_metrics({k: float(v) for k, v in fields.items() if isinstance(v, float) and np.isfinite(v)})
+    for key in ("promoted", "reason", "champion_version", "champion_metric", "challenger_metric", "difference", "ci_low", "ci_high", "n", "holdout", "trigger"):
+        client.set_model_version_tag(config.model.name, decision.challenger_version, f"decision.{key}", str(fields[key]))
+    client.set_model_version_tag(config.model.name, decision.challenger_version, "decision.run_id", run.info.run_id)
+    return Decision(**{**fields, "mlflow_run_id": run.info.run_id})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Model registry operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    back = sub.add_parser("rollback", help="set champion back to previous_champion")
+    back.add_argument("--reason", required=True)
+    back.add_argument("--config", default=None, help="YAML config (default: MLOPS_CONFIG or the demo config)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(rollback(load_config(args.config), args.reason))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Drift detection triggers retraining, the better challenger is promoted, and a rollback restores the champion.
+
+All through the real DAGs with ``dag.test()``: Evidently computes the drift, MLflow holds the aliases, Airflow
+records the triggered retraining run that ``drift_monitoring`` creates.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from airflow.models.dagrun import DagRun
+from mlflow.tracking import MlflowClient
+
+from conftest import write_config
+from dag_runs import load_dags, run_dag
+from pipelines import registry
+from pipelines.config import load_config
+
+START = date(2026, 10, 1)
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    return load_dags()
+
+
+def _aliases(config) -> dict[str, str]:
+    client = registry.connect(config)
+    refs = {alias: registry.alias_version(client, config.model.name, alias) for alias in ("champion", "previous_champion")}
+    return {alias: ref.version for alias, ref in refs.items() if ref}
+
+
+def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, monkeypatch):
+    config_file = write_config(
+        tmp_path, raw_data,
+        training={"window_days": 3},
+        monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
+        promotion={"bootstrap": 100},
+    )
+    monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    config = load_config(config_file)
+    days = [START + timedelta(days=i) for i in range(10)]
+    for day in days:
+        assert run_dag(dags, "feature_extraction", day) == "success"
+    assert run_dag(dags, "model_training", days[2], date=days[2].isoformat()) == "success"
+
+    # A stable day: the check runs, nothing is triggered.
+    for day in days[3:5]:
+        assert run_dag(dags, "batch_scoring", day) == "success"
+    assert run_dag(dags, "drift_monitoring", days[4]) == "success"
+    assert DagRun.find(dag_id="retraining") == []
+
+    # Drifted days: the check starts the retraining DAG with its reason.
+    for day in days[7:9]:
+        assert run_dag(dags, "batch_scoring", day) == "success"
+    assert run_dag(dags, "drift_monitoring", days[8]) == "success"
+    triggered = DagRun.find(dag_id="retraining")
+    assert len(triggered) == 1
+    conf = triggered[0].conf
+    assert conf["date"] == days[8].isoformat() and "drift share" in conf["reason"]
+
+    # Run what was triggered: the challenger (trained on drifted data) beats the champion on the newest day.
+    assert _aliases(config) == {"champion": "1"}
+    assert run_dag(dags, "retraining", logical=triggered[0].logical_date, **conf) == "success"
+    assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
+    tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
+    assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
+
+    assert run_dag(dags, "model_rollback", days[8], reason="e2e rollback") == "success"
+    assert _aliases(config) == {"champion": "1", "previous_champion": "2"}

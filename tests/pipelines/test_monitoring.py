@@ -1,0 +1,168 @@
+"""Drift checks, the retraining trigger, promotion on current data, and rollback (real Evidently and MLflow)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import write_config
+from pipelines import registry, storage
+from pipelines.config import load_config
+from pipelines.features import extract_features
+from pipelines.monitoring import REPORTS, check_drift, column_verdicts, drift_verdicts, evidently_drift
+from pipelines.promotion import CHALLENGER, PREVIOUS, evaluate_and_promote, promote, retrain_reason, rollback, train_challenger
+from pipelines.scoring import PREDICTION_LOG, score_day
+from pipelines.training import train_and_register
+from pipelines.validation import DataError
+
+START = date(2026, 10, 1)
+DAYS = [START + timedelta(days=i) for i in range(10)]  # drift from 2026-10-07 (SMALL.drift_day = 6)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, raw_data, dask_client):
+    """Ten extracted days, a champion trained on the first three, every later day scored with full logging."""
+    directory = tmp_path_factory.mktemp("monitoring")
+    config = load_config(write_config(
+        directory, raw_data,
+        training={"window_days": 3},
+        monitoring={"sample_rate": 1.0, "window_days": 2, "min_new_labels": 500, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
+        promotion={"min_samples": 200, "bootstrap": 100},
+    ))
+    for day in DAYS:
+        extract_features(config, day)
+    train_and_register(config, DAYS[2])
+    for day in DAYS[3:]:
+        score_day(config, day, f"score-{day}", dask_client)
+    return config
+
+
+def _champion(config) -> str:
+    return str(MlflowClient(config.tracking_uri).get_model_version_by_alias(config.model.name, "champion").version)
+
+
+def test_stable_days_do_not_trigger_and_drifted_days_do(lake):
+    stable = check_drift(lake, DAYS[4])
+    assert stable.status == "checked" and stable.drift_share < lake.monitoring.drift_share_threshold, stable
+    assert retrain_reason(lake, stable, DAYS[4]) == (False, "no trigger: drift and realized metric within thresholds")
+
+    drifted = check_drift(lake, DAYS[8])
+    assert drifted.drift_share >= lake.monitoring.drift_share_threshold
+    assert {"income", "credit_utilization"} <= set(drifted.drifted_columns)
+    assert drifted.realized_metric is not None and drifted.realized_metric < drifted.champion_metric - 0.1
+    retrain, reason = retrain_reason(lake, drifted, DAYS[8])
+    assert retrain and "drift share" in reason and "realized roc_auc" in reason
+
+
+def test_report_is_in_the_lake_and_in_mlflow(lake):
+    result = check_drift(lake, DAYS[8])
+    folder = Path(storage.partition_url(lake.storage.root, REPORTS, DAYS[8]))
+    assert {"drift_report.html", "drift_report.json", "drift_summary.json"} <= {p.name for p in folder.iterdir()}
+    summary = json.loads((folder / "drift_summary.json").read_text())
+    assert summary["model_version"] == result.model_version and "income" in summary["columns"]
+    run = MlflowClient(lake.tracking_uri).get_run(result.mlflow_run_id)
+    assert run.data.tags["model_version"] == result.model_version and run.data.tags["kind"] == "drift"
+    assert run.data.metrics["drift_share"] == pytest.approx(result.drift_share)
+    assert "drift_score.income" in run.data.metrics and "realized_roc_auc" in run.data.metrics
+
+
+def test_verdicts_agree_with_evidentlys_own_count(lake):
+    log = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[8])
+    reference = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[3])
+    numerical, categorical = lake.dataset.features.numerical, lake.dataset.features.categorical
+    snapshot = evidently_drift(reference, log, numerical, categorical)
+    verdicts = column_verdicts(snapshot)
+    count = next(m["value"]["count"] for m in snapshot.dict()["metrics"] if "DriftedColumnsCount" in m["metric_name"])
+    assert sum(v["drifted"] for v in verdicts.values()) == count > 0
+    ours = drift_verdicts(reference, log, numerical, categorical)
+    assert {c: v["drifted"] for c, v in ours.items()} == {c: v["drifted"] for c, v in verdicts.items()}
+    assert all(ours[c]["score"] == pytest.approx(verdicts[c]["score"]) for c in verdicts)
+
+
+def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
+    empty = check_drift(lake, date(2030, 1, 1))
+    assert empty.status == "skipped" and "0 logged rows" in empty.reason
+    assert retrain_reason(lake, empty, date(2030, 1, 1))[0] is False
+
+    original = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[5])
+    day = date(2030, 2, 2)
+    storage.write_partition(original.assign(income=float("nan")), lake.storage.root, PREDICTION_LOG, day)
+    result = check_drift(lake, day)
+    assert "income" in result.missing_alerts and "all missing: ['income']" in result.reason
+
+    storage.write_partition(original.drop(columns=["region"]), lake.storage.root, PREDICTION_LOG, day + timedelta(days=10))
+    with pytest.raises(DataError, match=r"lacks feature column\(s\) \['region'\]"):
+        check_drift(lake, day + timedelta(days=10))
+
+    import pipelines.monitoring as monitoring
+
+    monkeypatch.setattr(monitoring, "REFERENCE_ARTIFACT", "reference/missing.parquet")
+    with pytest.raises(DataError, match="reference artifact reference/missing.parquet missing from run"):
+        check_drift(lake, DAYS[5])
+
+
+def test_labels_for_unknown_keys_are_ignored(lake):
+    result = check_drift(lake, DAYS[5])
+    assert result.realized_rows == 592  # the label source also holds keys never scored; they do not count
+
+
+def test_better_challenger_is_promoted_and_rollback_restores(lake):
+    before = _champion(lake)
+    version = train_challenger(lake, DAYS[9], "drift")
+    assert str(MlflowClient(lake.tracking_uri).get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version
+    decision = evaluate_and_promote(lake, DAYS[9], version, "drift")
+    assert decision.promoted, decision
+    assert decision.challenger_metric > decision.champion_metric + lake.promotion.min_improvement and decision.ci_low > 0
+    assert decision.n == 592 and decision.holdout == "2026-10-10..2026-10-10"
+    client = MlflowClient(lake.tracking_uri)
+    assert _champion(lake) == version
+    assert str(client.get_model_version_by_alias(lake.model.name, PREVIOUS).version) == before
+    tags = client.get_model_version(lake.model.name, version).tags
+    assert tags["decision.promoted"] == "True" and float(tags["decision.ci_low"]) > 0
+    assert client.get_run(decision.mlflow_run_id).data.tags["kind"] == "promotion"
+
+    assert retrain_reason(lake, check_drift(lake, DAYS[9]), DAYS[9], force=False)[1].startswith(("cooldown", "no trigger"))
+    back = rollback(lake, "test rollback")
+    assert (back["from_version"], back["to_version"]) == (version, before)
+    assert _champion(lake) == before
+    assert str(client.get_model_version_by_alias(lake.model.name, PREVIOUS).version) == version
+    rollback(lake, "undo the rollback")
+    assert _champion(lake) == version
+
+
+def test_weak_challenger_is_not_promoted(lake):
+    before = _champion(lake)
+    weak_model = lake.model.model_copy(update={"estimator": "sklearn.dummy.DummyClassifier", "params": {"strategy": "prior"}})
+    weak = lake.model_copy(update={"model": weak_model})
+    version = train_challenger(weak, DAYS[9], "weak on purpose")
+    decision = evaluate_and_promote(weak, DAYS[9], version, "weak on purpose")
+    assert not decision.promoted and decision.champion_after == before == _champion(lake)
+    assert "min_improvement" in decision.reason
+    tags = MlflowClient(lake.tracking_uri).get_model_version(lake.model.name, version).tags
+    assert tags["decision.promoted"] == "False"
+
+
+def test_registry_failure_mid_promotion_leaves_one_champion(lake, monkeypatch):
+    before = _champion(lake)
+    version = train_challenger(lake, DAYS[9], "flaky registry")
+    real = MlflowClient.set_registered_model_alias
+
+    def failing(self, name, alias, version):
+        if alias == "champion":
+            raise ConnectionError("registry went away")
+        return real(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", failing)
+    client = registry.connect(lake)
+    with pytest.raises(registry.RegistryError, match=rf"champion is still v{before}: registry went away"):
+        promote(client, lake.model.name, before, version)
+    monkeypatch.undo()
+    assert _champion(lake) == before
+    holders = [v for v in client.search_model_versions(f"name='{lake.model.name}'")
+               if "champion" in client.get_model_version(lake.model.name, v.version).aliases]
+    assert len(holders) == 1
