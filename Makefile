@@ -12,8 +12,11 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__API__PORT := 8080
 export MLOPS_HOME := $(CURDIR)
+# The UIs' signing keys come from the environment; without one, a random key per `make` invocation.
+export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
+export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo test airflow-db airflow-ui mlflow-ui lock clean
+.PHONY: venv demo test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
 
 venv: $(STAMP)
 
@@ -34,15 +37,29 @@ $(AIRFLOW_HOME)/.initialized: $(STAMP)
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py
 
-test: venv
+test: venv test-tools
 	$(BIN)/python -m pytest
+
+# System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed) and Chromium
+# (renders the drift report). Installed from Debian when missing and root; otherwise those tests skip and say why.
+test-tools:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v docker-compose && command -v chromium; } >/dev/null; then \
+	  echo "installing docker-compose and chromium (apt)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium >/dev/null; \
+	fi
 
 airflow-ui: venv airflow-db
 	@echo "Airflow UI on http://127.0.0.1:8080 (login: admin, password printed below / in .airflow/simple_auth_manager_passwords.json.generated)"
 	$(BIN)/airflow standalone
 
 mlflow-ui: venv
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000 \
+	  --allowed-hosts 127.0.0.1:5000,localhost:5000
+
+# Known vulnerabilities in the pinned set (the full lock, not only the direct pins), from PyPI's advisory data.
+audit: venv
+	$(BIN)/pip install -q pip-audit==2.10.1
+	$(BIN)/pip-audit --strict --no-deps --disable-pip -r constraints.txt
 
 lock: venv
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp && mv constraints.tmp constraints.txt

@@ -47,6 +47,7 @@ class DriftResult:
     champion_metric: float | None = None
     report_url: str | None = None
     mlflow_run_id: str | None = None
+    experiment_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +178,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
     realized, realized_rows = realized_metric(config, current, day)
     champion_metric = _champion_metric(client, config, champion)
     report_url, run_id = _publish_report(config, day, champion, snapshot, verdicts, missing, share, realized, realized_rows)
+    experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     result = DriftResult(
         day=day.isoformat(),
         status="checked",
@@ -191,6 +193,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
         champion_metric=champion_metric,
         report_url=report_url,
         mlflow_run_id=run_id,
+        experiment_id=experiment_id,
     )
     log.info("drift %s: share %.2f (%s), output drifted: %s, realized %s=%s", day, share, drifted, verdicts[output]["drifted"], config.model.metric, realized)
     return result

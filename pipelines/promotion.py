@@ -40,6 +40,7 @@ LAST_RETRAIN_TAG = "last_retrain_day"
 
 @dataclass(frozen=True)
 class Decision:
+    model_name: str
     promoted: bool
     reason: str
     challenger_version: str
@@ -159,6 +160,7 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     if promoted:
         promote(client, config.model.name, champion.version, challenger.version)
     decision = Decision(
+        model_name=config.model.name,
         promoted=promoted,
         reason=why,
         challenger_version=challenger.version,
@@ -213,7 +215,7 @@ def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, 
     client.set_model_version_tag(name, current.version, "rolled_back", f"replaced by v{previous.version}: {reason}")
     client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
     log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
-    return {"model_name": name, "from_version": current.version, "to_version": previous.version, "reason": reason}
+    return {"model_name": name, "version": previous.version, "from_version": current.version, "to_version": previous.version, "reason": reason}
 
 
 def _record(client: MlflowClient, config: Config, decision: Decision, kind: str, day: date) -> Decision:

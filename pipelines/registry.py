@@ -6,6 +6,7 @@ Models are always addressed through registry aliases (``champion``), never throu
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +33,11 @@ class ModelRef:
     version: str
     run_id: str | None
     flavor: str = "sklearn"  # "sklearn" or "torch": how the version was logged, read from its MLmodel file
+
+    def __post_init__(self) -> None:
+        """Only registered versions are ever loaded: the registry is the trust boundary, never a path or a URL."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) or ".." in self.name or not str(self.version).isdigit():
+            raise RegistryError(f"refusing to load {self.name!r} version {self.version!r}: not a registered model version")
 
     @property
     def uri(self) -> str:

@@ -17,6 +17,7 @@ import fsspec
 import pandas as pd
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +64,31 @@ def discard(staging: str, options: dict[str, Any] | None = None) -> None:
 
 
 def publish(staging: str, root: str, table: str, day: date, options: dict[str, Any] | None = None) -> str:
-    """Swap a staged folder into place: old partition aside, new one in, old one deleted."""
+    """Swap a staged folder into place, replacing the old partition.
+
+    On a local disk: old partition renamed aside, new one renamed in, old one deleted (readers see the old or the
+    new partition, never a mix). Object stores have no rename: the old objects are deleted, then the staged ones
+    copied in, so a reader may briefly find the partition absent, but never half old and half new.
+    """
     final = partition_url(root, table, day)
     fs, staging_path = filesystem(staging, options)
     final_path = filesystem(final, options)[1]
-    trash = None
-    if fs.exists(final_path):
-        trash = f"{staging_path}.old"
-        fs.mv(final_path, trash, recursive=True)
-    fs.mv(staging_path, final_path, recursive=True)
-    if trash is not None:
-        fs.rm(trash, recursive=True)
+    if isinstance(fs, LocalFileSystem):
+        trash = f"{staging_path}.old" if fs.exists(final_path) else None
+        if trash:
+            fs.mv(final_path, trash, recursive=True)
+        fs.mv(staging_path, final_path, recursive=True)
+        if trash:
+            fs.rm(trash, recursive=True)
+    else:
+        if fs.exists(final_path):
+            fs.rm(final_path, recursive=True)
+        staged = fs.find(staging_path)  # an object store has no empty folders: nothing staged, nothing to copy
+        for file in staged:
+            fs.copy(file, final_path + file[len(staging_path) :])
+        if staged:
+            fs.rm(staged)
+        fs.invalidate_cache()
     log.info("published %s", final)
     return final
 

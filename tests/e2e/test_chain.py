@@ -16,8 +16,9 @@ from pipelines.scoring import PREDICTIONS
 START = date(2026, 10, 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dags(airflow_db):
+    """Parsed per test: in-process ``dag.test()`` can leave one run's conf in the DAG's params."""
     return load_dags()
 
 
@@ -40,7 +41,7 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     champion = client.get_model_version_by_alias(config.model.name, "champion")
     assert str(champion.version) == "1"
     assert champion.tags["window_start"] == "2026-10-01" and champion.tags["window_end"] == "2026-10-03"
-    assert client.getrun_dag(champion.run_id).data.tags["reason"] == "e2e"
+    assert client.get_run(champion.run_id).data.tags["reason"] == "e2e"
 
     predictions = storage.read_partition(config.storage.root, PREDICTIONS, days[3])
     assert len(predictions) == 592 and predictions["customer_id"].is_unique

@@ -20,8 +20,9 @@ from pipelines.config import load_config
 START = date(2026, 10, 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dags(airflow_db):
+    """Parsed per test: in-process ``dag.test()`` can leave one run's conf in the DAG's params."""
     return load_dags()
 
 
@@ -29,6 +30,24 @@ def _aliases(config) -> dict[str, str]:
     client = registry.connect(config)
     refs = {alias: registry.alias_version(client, config.model.name, alias) for alias in ("champion", "previous_champion")}
     return {alias: ref.version for alias, ref in refs.items() if ref}
+
+
+def _plugin_links(dag_ids: list[str]) -> dict:
+    """Each task instance's links as the API server computes them, through the plugin Airflow loaded."""
+    import sys
+
+    from airflow import plugins_manager
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    links = {link.name: link for link in plugins_manager.get_global_operator_extra_links()}
+    assert {"MLflow", "Drift report"} <= set(links), sys.path
+    found: dict = {}
+    with create_session() as session:
+        for ti in session.scalars(select(TaskInstance).where(TaskInstance.dag_id.in_(dag_ids))):
+            found[(ti.dag_id, ti.task_id)] = {name: link.get_link(None, ti_key=ti.key) for name, link in links.items()}
+    return found
 
 
 def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, monkeypatch):
@@ -66,6 +85,11 @@ def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_da
     assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
     tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
+
+    # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
+    links = _plugin_links(["retraining", "drift_monitoring"])
+    assert links[("retraining", "evaluate_and_promote")]["MLflow"].endswith("/#/models/credit_default/versions/2")
+    assert "/runs/" in links[("drift_monitoring", "check")]["Drift report"]
 
     assert run_dag(dags, "model_rollback", days[8], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}

@@ -166,3 +166,26 @@ def test_registry_failure_mid_promotion_leaves_one_champion(lake, monkeypatch):
     holders = [v for v in client.search_model_versions(f"name='{lake.model.name}'")
                if "champion" in client.get_model_version(lake.model.name, v.version).aliases]
     assert len(holders) == 1
+
+
+def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
+    """Headless Chromium runs the report's scripts; the rendered DOM must hold the per-column drift table."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
+    check_drift(lake, DAYS[8])
+    report = Path(storage.partition_url(lake.storage.root, REPORTS, DAYS[8])) / "drift_report.html"
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+        "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000", "--window-size=1400,2200",
+    ]
+    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    shot = tmp_path / "drift_report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    assert 'data-testid="mtablecell"' in dom  # the drift table, rendered by the report's JavaScript
+    assert "Dataset Drift" in dom and "income" in dom and "Wasserstein distance (normed)" in dom
+    assert shot.exists() and shot.stat().st_size > 10_000

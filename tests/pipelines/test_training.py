@@ -81,3 +81,9 @@ def test_champion_lookup_without_a_model_names_the_fix(config):
     client = registry.connect(config)
     with pytest.raises(registry.RegistryError, match="has no 'champion' alias; run the model_training DAG"):
         registry.require_alias(client, config.model.name)
+
+
+@pytest.mark.parametrize(("name", "version"), [("m", "../../etc/passwd"), ("../m", "1"), ("s3://bucket/model", "1"), ("m", "latest")])
+def test_only_registered_versions_can_be_loaded(name, version):
+    with pytest.raises(registry.RegistryError, match="refusing to load"):
+        registry.ModelRef(name, version, None)

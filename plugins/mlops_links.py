@@ -1,0 +1,76 @@
+"""Airflow plugin: links from a task instance to what it produced in MLflow.
+
+- **MLflow**: the registered model version a training/retraining task produced, or the MLflow run of a drift
+  check, promotion decision or rollback.
+- **Drift report**: the Evidently report (HTML + JSON) kept as artifacts of the day's drift run.
+
+Airflow 3 evaluates global links in the API server when the UI asks for a task instance's links, so they read the
+task's return value from the metadata database; the UI shows them as buttons (empty ones disabled). The MLflow
+UI's address comes from ``MLFLOW_UI_URL`` (default http://127.0.0.1:5000, where `make mlflow-ui` serves it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+
+def _base() -> str:
+    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+def mlflow_url(result: Any) -> str:
+    """The MLflow page for a task's return value; empty when the task produced nothing in MLflow."""
+    if not isinstance(result, dict):
+        return ""
+    experiment, run = result.get("experiment_id"), result.get("mlflow_run_id") or result.get("run_id")
+    if result.get("model_name") and result.get("version"):
+        return f"{_base()}/#/models/{quote(result['model_name'])}/versions/{result['version']}"
+    if result.get("model_name") and result.get("challenger_version"):
+        return f"{_base()}/#/models/{quote(result['model_name'])}/versions/{result['challenger_version']}"
+    if experiment and run:
+        return f"{_base()}/#/experiments/{experiment}/runs/{run}"
+    return ""
+
+
+def drift_report_url(result: Any) -> str:
+    """The artifacts view of a drift check's MLflow run, where drift_report.html is."""
+    if not isinstance(result, dict) or not result.get("report_url") or not result.get("mlflow_run_id"):
+        return ""
+    return f"{_base()}/#/experiments/{result['experiment_id']}/runs/{result['mlflow_run_id']}/artifacts"
+
+
+def return_value(ti_key: Any) -> Any:
+    """The task instance's return value, read from the metadata database (links run in the API server)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(
+        run_id=ti_key.run_id, key="return_value", dag_ids=ti_key.dag_id, task_ids=ti_key.task_id, map_indexes=ti_key.map_index
+    )
+    with create_session() as session:
+        row = session.execute(query.with_only_columns(XComModel.value)).first()
+    return XComModel.deserialize_value(row) if row is not None else None
+
+
+class MlflowLink(BaseOperatorLink):
+    name = "MLflow"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return mlflow_url(return_value(ti_key))
+
+
+class DriftReportLink(BaseOperatorLink):
+    name = "Drift report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return drift_report_url(return_value(ti_key))
+
+
+class MlopsLinksPlugin(AirflowPlugin):
+    name = "mlops_links"
+    global_operator_extra_links = [MlflowLink(), DriftReportLink()]

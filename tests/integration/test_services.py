@@ -1,0 +1,99 @@
+"""The same pipeline code against real services started as processes on 127.0.0.1: S3, Dask, MLflow server."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import boto3
+import pandas as pd
+
+from conftest import write_config
+from pipelines import storage
+from pipelines.cluster import dask_client
+from pipelines.config import load_config
+from pipelines.features import FEATURES, extract_features
+from pipelines.promotion import evaluate_and_promote, train_challenger
+from pipelines.scoring import PREDICTIONS, score_day
+from pipelines.training import train_and_register
+from services import dask_cluster, mlflow_server, moto_s3
+
+START = date(2026, 10, 1)
+CREDENTIALS = {"key": "testing", "secret": "testing"}
+
+
+def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto_s3(tmp_path) as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket="mlops")
+        for kind in ("raw", "labels"):
+            for file in sorted((raw_data / kind).glob("*.parquet"))[:5]:
+                s3.upload_file(str(file), "mlops", f"incoming/{kind}/{file.name}")
+        config = load_config(write_config(
+            tmp_path, raw_data,
+            dataset={"source": "s3://mlops/incoming/raw/*.parquet", "labels": "s3://mlops/incoming/labels/*.parquet"},
+            storage={"root": "s3://mlops/lake", "options": {"endpoint_url": endpoint, **CREDENTIALS}},
+            training={"window_days": 3},
+        ))
+        for i in range(4):
+            result = extract_features(config, START + timedelta(days=i))
+            assert (result.rows_valid, result.rows_quarantined) == (592, 8)
+        train_and_register(config, START + timedelta(days=2))
+        scored = score_day(config, START + timedelta(days=3), "s3-run", dask_client)
+        assert scored.rows_scored == 592 and scored.predictions_url.startswith("s3://mlops/lake/")
+
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlops", Prefix="lake/")["Contents"]]
+        assert "lake/features/date=2026-10-01/part-00000.parquet" in keys
+        assert sum(k.startswith("lake/predictions/date=2026-10-04/") for k in keys) == 3
+        assert not any("/_staging/" in k for k in keys)
+        assert storage.partition_days(config.storage.root, FEATURES, config.storage.options) == [START + timedelta(days=i) for i in range(4)]
+        # A rerun replaces the partition on S3 as well: no duplicates.
+        score_day(config, START + timedelta(days=3), "s3-rerun", dask_client)
+        predictions = storage.read_partition(config.storage.root, PREDICTIONS, START + timedelta(days=3), config.storage.options)
+        assert len(predictions) == 592 and set(predictions["run_id"]) == {"s3-rerun"}
+
+
+def test_scoring_on_an_external_cluster_with_cpu_and_gpu_workers(tmp_path, config, monkeypatch):
+    for i in range(4):
+        extract_features(config, START + timedelta(days=i))
+    train_and_register(config, START + timedelta(days=2))
+    with dask_cluster(tmp_path, [["--resources", "CPU=1"], ["--resources", "GPU=1"]]) as address:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+        config = load_config(Path(tmp_path) / "config.yaml")
+        assert config.scheduler_address == address
+        with dask_client(config) as client:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            cpu = {a for a, w in workers.items() if w["resources"].get("CPU")}
+            result = score_day(config, START + timedelta(days=3), "external", client)
+    assert result.rows_scored == 592 and set(result.workers) == cpu
+
+
+def _rest(url: str, path: str) -> dict:
+    with urllib.request.urlopen(f"{url}/api/2.0/mlflow/{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data, monkeypatch):
+    with mlflow_server(tmp_path) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        config = load_config(write_config(tmp_path, raw_data, training={"window_days": 3}, promotion={"bootstrap": 100}))
+        assert config.tracking_uri == url
+        for i in range(10):
+            extract_features(config, START + timedelta(days=i))
+        assert train_and_register(config, START + timedelta(days=2)).version == "1"
+        challenger = train_challenger(config, START + timedelta(days=9), "integration")
+        decision = evaluate_and_promote(config, START + timedelta(days=9), challenger, "integration")
+        assert decision.promoted, decision
+
+        name = config.model.name
+        champion = _rest(url, f"registered-models/alias?name={name}&alias=champion")["model_version"]
+        previous = _rest(url, f"registered-models/alias?name={name}&alias=previous_champion")["model_version"]
+        assert (champion["version"], previous["version"]) == (challenger, "1")
+        assert {t["key"]: t["value"] for t in champion["tags"]}["decision.promoted"] == "True"
+        reference = pd.read_parquet(
+            __import__("mlflow").artifacts.download_artifacts(run_id=champion["run_id"], artifact_path="reference/reference.parquet")
+        )
+        assert len(reference) > 0
