@@ -23,10 +23,10 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_policy": ExceptionRetryPolicy(
         rules=[
             RetryRule(
-                exception=[
-                    "pipelines.config.ConfigError",
-                    "pipelines.validation.DataError",
-                    "pipelines.registry.RegistryError",
+                exception=[  # pipelines.errors has no dependencies: resolving these at parse time stays cheap
+                    "pipelines.errors.ConfigError",
+                    "pipelines.errors.DataError",
+                    "pipelines.errors.RegistryError",
                 ],
                 action=RetryAction.FAIL,
                 reason="bad input, config or registry state: a retry would fail the same way",

@@ -14,16 +14,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "include/config/demo.yaml"
 
 # Metrics a model may be judged by, and whether a larger value is better.
 CLASSIFICATION_METRICS = {"roc_auc": True, "average_precision": True, "accuracy": True, "f1": True, "log_loss": False}
 REGRESSION_METRICS = {"rmse": False, "mae": False, "r2": True}
-
-
-class ConfigError(ValueError):
-    """An invalid or missing configuration file; the message names the file and key."""
 
 
 class _Strict(BaseModel):

@@ -15,14 +15,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipelines.config import Config
+from pipelines.errors import RegistryError
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-
-
-class RegistryError(RuntimeError):
-    """The registry lacks what a stage needs (a model, an alias); the message says which and what to run."""
 
 
 @dataclass(frozen=True)

@@ -206,8 +206,8 @@ def _write(frame: pd.DataFrame, url: str, options: dict[str, Any], keep_empty: b
         if fs.exists(path):
             fs.rm(path)
         return
-    with fs.open(path, "wb") as handle:
-        frame.to_parquet(handle, index=False)
+    with storage.open_for_arrow(url, "wb", options) as target:
+        frame.to_parquet(target, index=False)
 
 
 def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
@@ -228,9 +228,9 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
     """Score one row group into ``part-<index>.parquet`` of each output; ``duplicates`` are positions to dead-letter."""
     config = job.config
     options = config.storage.options
-    fs, path = storage.filesystem(piece.url, options)
-    with fs.open(path, "rb") as handle:
-        frame = pq.ParquetFile(handle).read_row_group(piece.row_group).to_pandas()
+    columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
+    with storage.open_for_arrow(piece.url, "rb", options) as source:
+        frame = pq.ParquetFile(source).read_row_group(piece.row_group, columns=columns).to_pandas()
     hashes = key_hashes(frame[config.dataset.key])
     x, reasons = checked_input(frame, config)
     for position in duplicates:

@@ -121,6 +121,17 @@ def write_partition(
     return partition_url(root, table, day)
 
 
+@contextmanager
+def open_for_arrow(url: str, mode: str, options: dict[str, Any] | None = None) -> Iterator[Any]:
+    """What pyarrow reads or writes fastest: a plain path on a local disk (native I/O), else an fsspec file."""
+    fs, path = filesystem(url, options)
+    if isinstance(fs, LocalFileSystem):
+        yield path
+        return
+    with fs.open(path, mode) as handle:
+        yield handle
+
+
 def partition_exists(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> bool:
     fs, path = filesystem(partition_url(root, table, day), options)
     return fs.exists(path)

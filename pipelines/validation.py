@@ -16,14 +16,11 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from pipelines.config import DatasetConfig
+from pipelines.errors import DataError
 
 log = logging.getLogger(__name__)
 
 REASON = "quarantine_reason"
-
-
-class DataError(ValueError):
-    """Input that cannot be processed at all; the message names the file, the column and the row count."""
 
 
 @dataclass(frozen=True)

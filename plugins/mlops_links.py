@@ -39,9 +39,10 @@ def mlflow_url(result: Any) -> str:
 
 def drift_report_url(result: Any) -> str:
     """The artifacts view of a drift check's MLflow run, where drift_report.html is."""
-    if not isinstance(result, dict) or not result.get("report_url") or not result.get("mlflow_run_id"):
+    if not isinstance(result, dict) or not result.get("report_url"):
         return ""
-    return f"{_base()}/#/experiments/{result['experiment_id']}/runs/{result['mlflow_run_id']}/artifacts"
+    experiment, run = result.get("experiment_id"), result.get("mlflow_run_id")
+    return f"{_base()}/#/experiments/{experiment}/runs/{run}/artifacts" if experiment and run else ""
 
 
 def return_value(ti_key: Any) -> Any:

@@ -49,6 +49,22 @@ def test_dag_files_import_nothing_heavy():
         assert not offenders, f"{file.name}: {offenders}"
 
 
+def test_parsing_a_dag_file_loads_no_heavy_library():
+    """Not only the file's own imports: what Airflow resolves while building the DAG (e.g. the retry policy's
+    exception classes) must stay light too. Checked in a fresh interpreter, per file."""
+    import subprocess
+
+    heavy = ["pandas", "mlflow", "dask", "distributed", "sklearn", "torch", "evidently", "pandera", "pyarrow"]
+    code = (
+        "import importlib.util, sys; sys.path.append(sys.argv[2]);"
+        "spec = importlib.util.spec_from_file_location('d', sys.argv[1]); m = importlib.util.module_from_spec(spec);"
+        "spec.loader.exec_module(m); print(' '.join(sorted(n for n in sys.argv[3:] if n in sys.modules)))"
+    )
+    for file in sorted(DAGS.glob("[!_]*.py")):
+        out = subprocess.run([sys.executable, "-c", code, str(file), str(DAGS), *heavy], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "", f"{file.name} loads {out.stdout.strip()} at parse time"
+
+
 def test_schedules(bag):
     features = bag.dags["feature_extraction"]
     assert isinstance(features.timetable, CronDataIntervalTimetable) or "DataInterval" in type(features.timetable).__name__

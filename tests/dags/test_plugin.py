@@ -32,3 +32,4 @@ def test_links_from_return_values(monkeypatch):
     assert drift_report_url(drift) == "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifacts"
     assert mlflow_url({"day": "2026-10-18", "rows_in": 5}) == "" and mlflow_url(["x"]) == ""
     assert drift_report_url({"status": "skipped"}) == ""
+    assert drift_report_url({"report_url": "/lake/reports/date=2026-10-18", "mlflow_run_id": "r1"}) == ""  # older results

@@ -1,0 +1,17 @@
+"""The pipeline's error types, in a module with no dependencies.
+
+Airflow's retry policy (dags/_support.py) resolves these classes while a DAG file is parsed, so importing them
+must not import pandas, pandera or MLflow.
+"""
+
+
+class ConfigError(ValueError):
+    """An invalid or missing configuration file; the message names the file and key."""
+
+
+class DataError(ValueError):
+    """Input that cannot be processed at all; the message names the file, the column and the row count."""
+
+
+class RegistryError(RuntimeError):
+    """The registry lacks what a stage needs (a model, an alias); the message says which and what to run."""
