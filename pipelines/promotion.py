@@ -183,11 +183,6 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     return decision
 
 
-def _alias(client: MlflowClient, config: Config, alias: str) -> str | None:
-    ref = registry.alias_version(client, config.model.name, alias)
-    return ref.version if ref else None
-
-
 def promote(client: MlflowClient, name: str, old: str, new: str) -> None:
     """``previous_champion`` <- old, then ``champion`` <- new; a failure leaves exactly one champion and says which."""
     client.set_registered_model_alias(name, PREVIOUS, old)

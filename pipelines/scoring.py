@@ -28,7 +28,6 @@ from pipelines import registry, storage
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.features import FEATURES
-from pipelines.modeling import model_input
 from pipelines.validation import DataError
 
 log = logging.getLogger(__name__)

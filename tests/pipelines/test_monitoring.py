@@ -6,7 +6,6 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 

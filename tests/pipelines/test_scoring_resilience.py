@@ -16,7 +16,7 @@ from distributed import Client
 from sklearn.linear_model import LogisticRegression
 
 from conftest import write_config
-from pipelines import registry, storage
+from pipelines import storage
 from pipelines.cluster import local_cluster
 from pipelines.config import load_config
 from pipelines.features import FEATURES, extract_features
