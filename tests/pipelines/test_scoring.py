@@ -79,3 +79,21 @@ def test_no_champion_is_a_clear_error(config, dask_client):
     with pytest.raises(registry.RegistryError, match="no 'champion' alias"):
         score_day(config, DAY, "run-1", dask_client)
     assert not storage.partition_exists(config.storage.root, PREDICTIONS, DAY)
+
+
+def test_regression_trains_and_scores_through_the_same_path(tmp_path, raw_data, dask_client):
+    from conftest import write_config
+    from pipelines.config import load_config
+
+    config = load_config(write_config(
+        tmp_path, raw_data, task="regression",
+        model={"name": "credit_risk_score", "estimator": "sklearn.ensemble.HistGradientBoostingRegressor", "metric": "rmse"},
+    ))
+    for i in range(4):
+        extract_features(config, START + timedelta(days=i))
+    trained = train_and_register(config, DAY - timedelta(days=1))
+    assert trained.metric == "rmse" and 0 < trained.metric_value < 1
+    result = score_day(config, DAY, "run-r", dask_client)
+    predictions = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    assert result.rows_scored == len(predictions) == 592
+    assert "probability" not in predictions.columns and predictions["prediction"].dtype == "float64"
