@@ -50,8 +50,7 @@ def source_files(pattern: str, options: dict[str, Any] | None = None) -> list[st
     files = sorted(fs.glob(path)) if any(ch in path for ch in "*?[") else ([path] if fs.isfile(path) else [])
     if not files:
         raise DataError(f"source {pattern} matches no files")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return [f if protocol == "file" else f"{protocol}://{f}" for f in files]
+    return [storage.url_for(fs, f) for f in files]
 
 
 def read_source(url: str, dataset: DatasetConfig, options: dict[str, Any] | None = None) -> pd.DataFrame:

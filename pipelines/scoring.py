@@ -278,10 +278,9 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
 def plan_pieces(url: str, columns: list[str], options: dict[str, Any] | None = None) -> list[Piece]:
     """Every row group under a partition folder, in file order; an unreadable file or a missing column is named."""
     fs, path = storage.filesystem(url, options)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     pieces: list[Piece] = []
     for file in sorted(f for f in fs.find(path) if f.endswith(".parquet")):
-        file_url = file if protocol == "file" else f"{protocol}://{file}"
+        file_url = storage.url_for(fs, file)
         try:
             with fs.open(file, "rb") as handle:
                 meta = pq.ParquetFile(handle)

@@ -29,6 +29,12 @@ def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[Abstrac
     return fsspec.core.url_to_fs(url, **(options or {}))
 
 
+def url_for(fs: AbstractFileSystem, path: str) -> str:
+    """Put back the protocol fsspec stripped from ``path`` (local paths stay plain), so workers can reopen it."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol == "file" else f"{protocol}://{path}"
+
+
 def partition_url(root: str, table: str, day: date) -> str:
     return f"{root.rstrip('/')}/{table}/date={day.isoformat()}"
 

@@ -98,12 +98,17 @@ def data_hash(frame: pd.DataFrame) -> str:
 
 
 def _reference_sample(config: Config, x: pd.DataFrame, y: pd.Series, model: Any) -> pd.DataFrame:
-    """Training features with labels and the model's outputs: what drift checks compare live data with."""
-    sample = x.assign(**{config.dataset.target: y.to_numpy(), PREDICTION: model.predict(x)})
+    """Training features with labels and the model's outputs: what drift checks compare live data with.
+
+    Rows are sampled first, so the model predicts only the rows kept, not the whole training window.
+    """
+    n = min(config.training.reference_rows, len(x))
+    sample = x.assign(**{config.dataset.target: y.to_numpy()}).sample(n=n, random_state=config.training.seed)
+    features = sample.drop(columns=[config.dataset.target])
+    sample[PREDICTION] = model.predict(features)
     if config.task == "classification":
-        sample[PROBABILITY] = model.predict_proba(x)[:, 1]
-    n = min(config.training.reference_rows, len(sample))
-    return sample.sample(n=n, random_state=config.training.seed).reset_index(drop=True)
+        sample[PROBABILITY] = model.predict_proba(features)[:, 1]
+    return sample.reset_index(drop=True)
 
 
 def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
