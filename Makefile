@@ -18,7 +18,7 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
+.PHONY: venv demo lint test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ $(AIRFLOW_HOME)/.initialized: $(STAMP)
 
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py
+
+# The style the repository declares (pyproject's [tool.ruff]), plus Airflow's AIR rules in preview on the DAG code.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff check --preview --select AIR dags plugins
+	$(BIN)/ruff format --check .
 
 test: venv test-tools
 	$(BIN)/python -m pytest

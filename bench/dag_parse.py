@@ -3,7 +3,8 @@
     .venv/bin/python bench/dag_parse.py
 
 Airflow and its TaskFlow machinery are imported before the clock starts (a trivial DAG is built first: the DAG
-processor has all that loaded long before it parses a file); what is timed is executing the file: its top-level imports (the first file to import ``_support`` pays for it) and DAG construction. A
+processor has all that loaded long before it parses a file); what is timed is executing the file: its top-level
+imports (the first file to import ``_support`` pays for it) and DAG construction. A
 DagBag then parses the file too, to report its DAGs and import errors. Goal: every file under 0.5 s.
 """
 
@@ -45,7 +46,9 @@ def main() -> None:
             continue
         runs = []
         for _ in range(3):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(file), str(DAGS)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(file), str(DAGS)], capture_output=True, text=True, check=True
+            )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         best = min(r["seconds"] for r in runs)
         worst = max(worst, best)

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 
-def frames(reference_rows: int, current_rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+def frames(
+    reference_rows: int, current_rows: int, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """15 numerical + 5 categorical columns; in the current frame 3 numerical and 2 categorical ones drift."""
     rng = np.random.default_rng(seed)
     numerical, categorical = [f"n{i}" for i in range(15)], [f"c{i}" for i in range(5)]
@@ -60,11 +62,14 @@ def main() -> None:
         workers = len(cluster.workers)
 
     mismatched = [c for c in plain if plain[c]["drifted"] != ours[c]["drifted"]]
-    print(f"current {args.current:,} x {len(numerical) + len(categorical)} vs reference {args.reference:,}; {workers} Dask workers")
+    print(
+        f"current {args.current:,} x {len(numerical) + len(categorical)} vs reference {args.reference:,};"
+        f" {workers} Dask workers"
+    )
     print(f"{'column':<8}{'method':<34}{'plain score':>12}{'ours':>10}{'drifted':>9}")
     for column in plain:
         p, o = plain[column], ours[column]
-        print(f"{column:<8}{p['method'][:33]:<34}{p['score']:>12.4f}{o['score']:>10.4f}{str(p['drifted']):>9}")
+        print(f"{column:<8}{p['method'][:33]:<34}{p['score']:>12.4f}{o['score']:>10.4f}{p['drifted']!s:>9}")
     print(f"\nplain Evidently DataDriftPreset: {plain_seconds:.1f}s")
     print(f"project drift check:             {ours_seconds:.1f}s")
     print(f"ratio: {ours_seconds / plain_seconds:.2f}   (goal <= 0.25)")

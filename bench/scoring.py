@@ -96,7 +96,9 @@ def prepare(workdir: Path, rows: int, features: int, partition_rows: int) -> Non
         train = _frame(np.random.default_rng(0), 0, 100_000, features)
         model = build_model(config).fit(model_input(train, config), train["label"])
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(model, name="model", registered_model_name="bench", serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="bench", serialization_format="cloudpickle"
+            )
         client.set_registered_model_alias("bench", registry.CHAMPION, str(info.registered_model_version))
 
 
@@ -157,12 +159,30 @@ def measure(kind: str, workdir: Path, rows: int, features: int, partition_rows: 
             elapsed = time.perf_counter() - started
             assert result.rows_scored == rows, result
     done.set()
-    return {"kind": kind, "rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "peak_rss_mb": peak[0] / 2**20}
+    return {
+        "kind": kind,
+        "rows": rows,
+        "seconds": elapsed,
+        "rows_per_s": rows / elapsed,
+        "peak_rss_mb": peak[0] / 2**20,
+    }
 
 
 def _child(kind: str, args: argparse.Namespace, rows: int) -> dict:
-    command = [sys.executable, __file__, "--child", kind, "--rows", str(rows), "--features", str(args.features),
-               "--partition-rows", str(args.partition_rows), "--workdir", str(args.workdir)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--rows",
+        str(rows),
+        "--features",
+        str(args.features),
+        "--partition-rows",
+        str(args.partition_rows),
+        "--workdir",
+        str(args.workdir),
+    ]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -191,9 +211,16 @@ def main() -> None:
     small = _child("pipeline", args, args.small)
     print(f"\ncores: {os.cpu_count()}   model: HistGradientBoostingClassifier(max_iter=200, max_leaf_nodes=63)")
     print(f"{'measurement':<36}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
-    for name, m in (("(a) in-process predict_proba", limit), ("(b) pipeline score_day", big), ("(b) pipeline score_day", small)):
+    for name, m in (
+        ("(a) in-process predict_proba", limit),
+        ("(b) pipeline score_day", big),
+        ("(b) pipeline score_day", small),
+    ):
         print(f"{name:<36}{m['rows']:>12,}{m['seconds']:>10.1f}{m['rows_per_s']:>12,.0f}{m['peak_rss_mb']:>13,.0f}")
-    print(f"\nthroughput ratio (b)/(a) at {args.rows:,} rows: {big['rows_per_s'] / limit['rows_per_s']:.2f}   (goal >= 0.85)")
+    print(
+        f"\nthroughput ratio (b)/(a) at {args.rows:,} rows: {big['rows_per_s'] / limit['rows_per_s']:.2f}"
+        "   (goal >= 0.85)"
+    )
     print(f"peak RSS {args.rows:,} / {args.small:,}: {big['peak_rss_mb'] / small['peak_rss_mb']:.2f}   (goal <= 1.2)")
     print(f"time {args.rows:,} / {args.small:,}: {big['seconds'] / small['seconds']:.2f}   (goal <= 10.5)")
 

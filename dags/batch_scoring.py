@@ -46,7 +46,7 @@ def batch_scoring():
         days = asset_days(context, FEATURES) if not context["params"].get("date") else []
         return [day.isoformat() for day in days or [partition_day(context)]]
 
-    @task(outlets=[PREDICTIONS], max_active_tis_per_dag=1)
+    @task(multiple_outputs=False, outlets=[PREDICTIONS], max_active_tis_per_dag=1)
     def score(day: str) -> dict:
         """Score one day on Dask with the champion model; publish predictions, dead letters and the prediction log."""
         from datetime import date

@@ -38,8 +38,13 @@ THRESHOLDS = {
     default_args=DEFAULT_ARGS,
     params={
         **PARAMS,
-        "force": Param(False, type="boolean", title="Force retraining", description="Start retraining whatever the checks say."),
-        **{name: Param(None, type=["null", "number"], title=name, description=text) for name, text in THRESHOLDS.items()},
+        "force": Param(
+            False, type="boolean", title="Force retraining", description="Start retraining whatever the checks say."
+        ),
+        **{
+            name: Param(None, type=["null", "number"], title=name, description=text)
+            for name, text in THRESHOLDS.items()
+        },
     },
     tags=["mlops", "monitoring"],
     doc_md=__doc__,
@@ -52,7 +57,7 @@ def drift_monitoring():
         days = asset_days(context, PREDICTIONS) if not context["params"].get("date") else []
         return [day.isoformat() for day in days or [partition_day(context)]]
 
-    @task
+    @task(multiple_outputs=False)
     def check(day: str) -> dict:
         """Evidently drift report, missing-value check and realized metric for one day."""
         from datetime import date

@@ -32,7 +32,7 @@ from _support import DEFAULT_ARGS, FEATURES, PARAMS, partition_day, run_config
     doc_md=__doc__,
 )
 def feature_extraction():
-    @task(outlets=[FEATURES])
+    @task(multiple_outputs=False, outlets=[FEATURES])
     def extract() -> dict:
         """Validate one day of raw events into the feature and quarantine partitions."""
         from pipelines.features import extract_features

@@ -22,12 +22,15 @@ from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, run_config
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    params={"config": PARAMS["config"], "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded.")},
+    params={
+        "config": PARAMS["config"],
+        "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded."),
+    },
     tags=["mlops", "registry"],
     doc_md=__doc__,
 )
 def model_rollback():
-    @task(pool=REGISTRY_POOL)
+    @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def rollback() -> dict:
         """champion <- previous_champion, recorded."""
         from pipelines.promotion import rollback as roll_back

@@ -34,13 +34,15 @@ from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config
     doc_md=__doc__,
 )
 def model_training():
-    @task
+    @task(multiple_outputs=False)
     def train() -> dict:
         """Fit, evaluate on the newest holdout rows, log to MLflow and register a new version."""
         from pipelines.training import train_and_register
 
         context = get_current_context()
-        return train_and_register(run_config(context), partition_day(context), reason=context["params"]["reason"]).as_dict()
+        return train_and_register(
+            run_config(context), partition_day(context), reason=context["params"]["reason"]
+        ).as_dict()
 
     train()
 

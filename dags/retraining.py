@@ -26,7 +26,10 @@ from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_con
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    params={**PARAMS, "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded.")},
+    params={
+        **PARAMS,
+        "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
+    },
     tags=["mlops", "training"],
     doc_md=__doc__,
 )
@@ -39,13 +42,15 @@ def retraining():
         context = get_current_context()
         return train(run_config(context), partition_day(context), context["params"]["reason"])
 
-    @task(pool=REGISTRY_POOL)
+    @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:
         """Champion vs challenger on the same holdout; promote only on a significant margin."""
         from pipelines.promotion import evaluate_and_promote as decide
 
         context = get_current_context()
-        return decide(run_config(context), partition_day(context), challenger_version, context["params"]["reason"]).as_dict()
+        return decide(
+            run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
+        ).as_dict()
 
     evaluate_and_promote(train_challenger())
 

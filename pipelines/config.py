@@ -99,7 +99,9 @@ class ModelConfig(_Strict):
     @classmethod
     def _dotted_path(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
-            raise ValueError(f"expected a dotted import path like 'sklearn.linear_model.LogisticRegression', got {value!r}")
+            raise ValueError(
+                f"expected a dotted import path like 'sklearn.linear_model.LogisticRegression', got {value!r}"
+            )
         return value
 
 
@@ -122,9 +124,15 @@ class MlflowConfig(_Strict):
 
 
 class ScoringConfig(_Strict):
-    scheduler_address: str | None = Field(default=None, description="external Dask scheduler; env DASK_SCHEDULER_ADDRESS wins")
-    n_workers: int | None = Field(default=None, ge=1, description="LocalCluster CPU worker processes; default: one per core")
-    gpu_workers: int | None = Field(default=None, ge=0, description="LocalCluster GPU workers; default: one per visible GPU")
+    scheduler_address: str | None = Field(
+        default=None, description="external Dask scheduler; env DASK_SCHEDULER_ADDRESS wins"
+    )
+    n_workers: int | None = Field(
+        default=None, ge=1, description="LocalCluster CPU worker processes; default: one per core"
+    )
+    gpu_workers: int | None = Field(
+        default=None, ge=0, description="LocalCluster GPU workers; default: one per visible GPU"
+    )
     partition_rows: int = Field(default=250_000, ge=1, description="rows per Parquet row group = rows per Dask task")
     torch_batch_rows: int = Field(default=65_536, ge=1, description="rows per forward pass of a torch model")
     batch_retries: int = Field(default=2, ge=0, description="retries of a failing batch before isolating bad rows")
@@ -135,18 +143,30 @@ class MonitoringConfig(_Strict):
     sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of keys logged with features + prediction")
     window_days: int = Field(default=3, ge=1, description="days of the prediction log compared with the reference")
     min_rows: int = Field(default=100, ge=1, description="fewer logged rows in the window: the check is skipped")
-    report_rows: int = Field(default=100_000, ge=100, description="window rows rendered in the HTML report (verdicts use all)")
-    drift_share_threshold: float = Field(default=0.3, gt=0, le=1, description="retrain at this share of drifted columns")
-    metric_drop_threshold: float = Field(default=0.05, ge=0, description="retrain when the realized metric is this much worse")
-    missing_share_threshold: float = Field(default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this")
+    report_rows: int = Field(
+        default=100_000, ge=100, description="window rows rendered in the HTML report (verdicts use all)"
+    )
+    drift_share_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="retrain at this share of drifted columns"
+    )
+    metric_drop_threshold: float = Field(
+        default=0.05, ge=0, description="retrain when the realized metric is this much worse"
+    )
+    missing_share_threshold: float = Field(
+        default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this"
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
-    min_new_labels: int = Field(default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain")
+    min_new_labels: int = Field(
+        default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"
+    )
 
 
 class PromotionConfig(_Strict):
-    """A challenger replaces the champion only if it is better on the same current holdout, by a margin, significantly."""
+    """A challenger replaces the champion only if it beats it on the same current holdout, by a margin."""
 
-    holdout_days: int = Field(default=1, ge=1, description="newest labeled days held out from the challenger's training")
+    holdout_days: int = Field(
+        default=1, ge=1, description="newest labeled days held out from the challenger's training"
+    )
     min_improvement: float = Field(default=0.005, ge=0, description="metric gain the challenger must show")
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="of the paired bootstrap interval of the gain")
     bootstrap: int = Field(default=300, ge=50, description="bootstrap resamples")
@@ -168,7 +188,9 @@ class Config(_Strict):
     def _metric_fits_task(self) -> Config:
         allowed = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
         if self.model.metric not in allowed:
-            raise ValueError(f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}")
+            raise ValueError(
+                f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}"
+            )
         return self
 
     @property
@@ -250,6 +272,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         update={
             "dataset": dataset,
             "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
-            "mlflow": config.mlflow.model_copy(update={"tracking_uri": _tracking_uri(config.mlflow.tracking_uri, home)}),
+            "mlflow": config.mlflow.model_copy(
+                update={"tracking_uri": _tracking_uri(config.mlflow.tracking_uri, home)}
+            ),
         }
     )

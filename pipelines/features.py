@@ -58,7 +58,7 @@ def read_source(url: str, dataset: DatasetConfig, options: dict[str, Any] | None
     fs, path = storage.filesystem(url, options)
     try:
         with fs.open(path, "rb") as handle:
-            if path.endswith(".csv") or path.endswith(".csv.gz"):
+            if path.endswith((".csv", ".csv.gz")):
                 text = [dataset.key, *dataset.features.categorical]
                 return pd.read_csv(handle, dtype={c: str for c in text}, compression="infer")
             if path.endswith(".parquet"):
@@ -86,7 +86,9 @@ def _quarantine_undated(config: Config, url: str, rows: pd.DataFrame) -> None:
     target = f"{config.storage.root.rstrip('/')}/{QUARANTINE}/undated/{name}.parquet"
     fs, path = storage.filesystem(target, config.storage.options)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    frame = rows.astype("string").assign(**{REASON: f"{config.dataset.event_time}: missing or unparseable", SOURCE_FILE: url})
+    frame = rows.astype("string").assign(
+        **{REASON: f"{config.dataset.event_time}: missing or unparseable", SOURCE_FILE: url}
+    )
     with fs.open(path, "wb") as handle:
         frame.to_parquet(handle, index=False)
     log.warning("%s: %d rows have no usable %s; quarantined to %s", url, len(rows), config.dataset.event_time, target)
@@ -126,5 +128,7 @@ def extract_features(config: Config, day: date) -> ExtractResult:
         features_url=features_url,
         quarantine_url=quarantine_url,
     )
-    log.info("features %s: %d in, %d valid, %d quarantined", day, result.rows_in, result.rows_valid, result.rows_quarantined)
+    log.info(
+        "features %s: %d in, %d valid, %d quarantined", day, result.rows_in, result.rows_valid, result.rows_quarantined
+    )
     return result

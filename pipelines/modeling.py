@@ -60,7 +60,10 @@ def build_model(config: Config) -> Any:
 
 
 def model_input(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """The feature columns with the dtypes the pipeline was fitted on: float numbers, object categories, NaN for missing."""
+    """The feature columns with the dtypes the pipeline was fitted on.
+
+    Float numbers, object categories, NaN for missing.
+    """
     features = config.dataset.features
     numbers = frame[features.numerical].astype("float64")
     categories = frame[features.categorical].astype(object).where(frame[features.categorical].notna(), np.nan)

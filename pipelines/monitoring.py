@@ -63,7 +63,10 @@ def load_reference(config: Config, model: registry.ModelRef) -> pd.DataFrame:
     try:
         path = mlflow.artifacts.download_artifacts(run_id=model.run_id, artifact_path=REFERENCE_ARTIFACT)
     except Exception as exc:  # the store says "not found" in several ways
-        raise DataError(f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name} v{model.version}: {exc}") from exc
+        raise DataError(
+            f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name}"
+            f" v{model.version}: {exc}"
+        ) from exc
     return pd.read_parquet(path)
 
 
@@ -71,17 +74,25 @@ def current_window(config: Config, day: date) -> pd.DataFrame:
     """Prediction-log rows of the ``monitoring.window_days`` days ending on ``day`` (missing days are skipped)."""
     root, options = config.storage.root, config.storage.options
     days = [day - timedelta(days=i) for i in range(config.monitoring.window_days)]
-    frames = [storage.read_partition(root, PREDICTION_LOG, d, options) for d in days if storage.partition_exists(root, PREDICTION_LOG, d, options)]
+    frames = [
+        storage.read_partition(root, PREDICTION_LOG, d, options)
+        for d in days
+        if storage.partition_exists(root, PREDICTION_LOG, d, options)
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def missing_alerts(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], threshold: float) -> dict[str, float]:
+def missing_alerts(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], threshold: float
+) -> dict[str, float]:
     """Columns whose missing share rose by more than ``threshold`` over the reference: column -> rise."""
     rises = current[columns].isna().mean() - reference[columns].isna().mean()
     return {c: float(v) for c, v in rises.items() if v > threshold}
 
 
-def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]) -> Any:
+def evidently_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]
+) -> Any:
     """One Evidently DataDriftPreset report over the given columns (Evidently picks each column's test)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -106,7 +117,12 @@ def column_drift(reference: pd.Series, current: pd.Series, kind: str) -> dict[st
     reference, current = reference.dropna(), current.dropna()
     test = get_stattest(reference, current, feature_type, None)
     result = test(reference, current, feature_type, None)
-    return {"score": float(result.drift_score), "threshold": float(result.actual_threshold), "method": test.display_name, "drifted": bool(result.drifted)}
+    return {
+        "score": float(result.drift_score),
+        "threshold": float(result.actual_threshold),
+        "method": test.display_name,
+        "drifted": bool(result.drifted),
+    }
 
 
 def drift_verdicts(
@@ -140,7 +156,9 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
         return None, 0
     logged = current[current["logical_date"].astype(str) == day.isoformat()]
     labels = read_labels(config)
-    known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(labels, on=config.dataset.key)
+    known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
+        labels, on=config.dataset.key
+    )
     if len(known) < config.monitoring.min_rows or known[config.dataset.target].nunique() < 2:
         return None, len(known)
     output = known[PROBABILITY] if config.task == "classification" else known[PREDICTION]
@@ -153,9 +171,18 @@ def check_drift(config: Config, day: date) -> DriftResult:
     champion = registry.require_alias(client, config.model.name)
     current = current_window(config, day)
     if len(current) < config.monitoring.min_rows:
-        reason = f"{len(current)} logged rows in the {config.monitoring.window_days} days to {day}; monitoring.min_rows is {config.monitoring.min_rows}"
+        reason = (
+            f"{len(current)} logged rows in the {config.monitoring.window_days} days to {day};"
+            f" monitoring.min_rows is {config.monitoring.min_rows}"
+        )
         log.warning("drift check skipped: %s", reason)
-        return DriftResult(day=day.isoformat(), status="skipped", reason=reason, model_version=champion.version, rows_current=len(current))
+        return DriftResult(
+            day=day.isoformat(),
+            status="skipped",
+            reason=reason,
+            model_version=champion.version,
+            rows_current=len(current),
+        )
     reference = load_reference(config, champion)
     features = config.dataset.features
     absent = [c for c in features.all if c not in current.columns]
@@ -177,7 +204,9 @@ def check_drift(config: Config, day: date) -> DriftResult:
         missing.setdefault(column, 1.0)
     realized, realized_rows = realized_metric(config, current, day)
     champion_metric = _champion_metric(client, config, champion)
-    report_url, run_id = _publish_report(config, day, champion, snapshot, verdicts, missing, share, realized, realized_rows)
+    report_url, run_id = _publish_report(
+        config, day, champion, snapshot, verdicts, missing, share, realized, realized_rows
+    )
     experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     result = DriftResult(
         day=day.isoformat(),
@@ -195,7 +224,15 @@ def check_drift(config: Config, day: date) -> DriftResult:
         mlflow_run_id=run_id,
         experiment_id=experiment_id,
     )
-    log.info("drift %s: share %.2f (%s), output drifted: %s, realized %s=%s", day, share, drifted, verdicts[output]["drifted"], config.model.metric, realized)
+    log.info(
+        "drift %s: share %.2f (%s), output drifted: %s, realized %s=%s",
+        day,
+        share,
+        drifted,
+        verdicts[output]["drifted"],
+        config.model.metric,
+        realized,
+    )
     return result
 
 
@@ -216,7 +253,13 @@ def _publish_report(
     realized_rows: int,
 ) -> tuple[str, str]:
     """HTML + JSON report into the day's reports partition and into an MLflow run with drift metrics."""
-    summary = {"day": day.isoformat(), "model_version": champion.version, "drift_share": share, "columns": verdicts, "missing_share_rise": missing}
+    summary = {
+        "day": day.isoformat(),
+        "model_version": champion.version,
+        "drift_share": share,
+        "columns": verdicts,
+        "missing_share_rise": missing,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         snapshot.save_html(str(folder / "drift_report.html"))
@@ -227,7 +270,14 @@ def _publish_report(
             for file in folder.iterdir():
                 fs.put_file(str(file), f"{path}/{file.name}")
         with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
-            mlflow.set_tags({"kind": "drift", "day": day.isoformat(), "model_name": champion.name, "model_version": champion.version})
+            mlflow.set_tags(
+                {
+                    "kind": "drift",
+                    "day": day.isoformat(),
+                    "model_name": champion.name,
+                    "model_version": champion.version,
+                }
+            )
             metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
             metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
             if realized is not None:

@@ -68,7 +68,9 @@ def _gain(config: Config, challenger: float, champion: float) -> float:
     return challenger - champion if config.greater_is_better else champion - challenger
 
 
-def paired_bootstrap(config: Config, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray) -> tuple[float, float]:
+def paired_bootstrap(
+    config: Config, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray
+) -> tuple[float, float]:
     """Confidence interval of the gain, resampling holdout rows with both models' outputs kept paired."""
     rng = np.random.default_rng(config.training.seed)
     gains = []
@@ -76,7 +78,13 @@ def paired_bootstrap(config: Config, y: np.ndarray, champion: np.ndarray, challe
         rows = rng.integers(0, len(y), len(y))
         if config.task == "classification" and len(np.unique(y[rows])) < 2:
             continue
-        gains.append(_gain(config, metric_value(config.model.metric, y[rows], challenger[rows]), metric_value(config.model.metric, y[rows], champion[rows])))
+        gains.append(
+            _gain(
+                config,
+                metric_value(config.model.metric, y[rows], challenger[rows]),
+                metric_value(config.model.metric, y[rows], champion[rows]),
+            )
+        )
     alpha = (1 - config.promotion.confidence) / 2
     return float(np.quantile(gains, alpha)), float(np.quantile(gains, 1 - alpha))
 
@@ -103,17 +111,28 @@ def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = 
         return False, f"cooldown: last retraining {last}, monitoring.cooldown_days={monitoring.cooldown_days}"
     new = _labels_since_champion(config, client, day)
     if new < monitoring.min_new_labels:
-        return False, f"only {new} labeled rows since the champion's window; monitoring.min_new_labels={monitoring.min_new_labels}"
+        return (
+            False,
+            f"only {new} labeled rows since the champion's window;"
+            f" monitoring.min_new_labels={monitoring.min_new_labels}",
+        )
     return True, "; ".join(reasons)
 
 
 def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
     champion = registry.require_alias(client, config.model.name)
-    end = date.fromisoformat(client.get_model_version(champion.name, champion.version).tags.get("window_end", "1970-01-01"))
+    end = date.fromisoformat(
+        client.get_model_version(champion.name, champion.version).tags.get("window_end", "1970-01-01")
+    )
     days = [d for d in storage.partition_days(config.storage.root, FEATURES, config.storage.options) if end < d <= day]
     if not days:
         return 0
-    keys = pd.concat([storage.read_partition(config.storage.root, FEATURES, d, config.storage.options, [config.dataset.key]) for d in days])
+    keys = pd.concat(
+        [
+            storage.read_partition(config.storage.root, FEATURES, d, config.storage.options, [config.dataset.key])
+            for d in days
+        ]
+    )
     if not config.dataset.labels:
         return len(keys)
     return int(keys[config.dataset.key].astype(str).isin(read_labels(config)[config.dataset.key]).sum())
@@ -133,19 +152,29 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     """Score champion and challenger on the same newest labeled days; promote only on a significant margin."""
     client = registry.connect(config)
     champion = registry.require_alias(client, config.model.name)
-    holdout_config = config.model_copy(update={"training": config.training.model_copy(update={"window_days": config.promotion.holdout_days, "min_rows": 1})})
+    holdout_config = config.model_copy(
+        update={
+            "training": config.training.model_copy(update={"window_days": config.promotion.holdout_days, "min_rows": 1})
+        }
+    )
     holdout, days = labeled_window(holdout_config, day)
     x, y = model_input(holdout, config), holdout[config.dataset.target].to_numpy()
     challenger = registry.version_ref(client, config.model.name, challenger_version)
     outputs = {
-        ref.version: model_output(load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task)
+        ref.version: model_output(
+            load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
+        )
         for ref in (champion, challenger)
     }
     metric = config.model.metric
     champion_metric = metric_value(metric, y, outputs[champion.version])
     challenger_metric = metric_value(metric, y, outputs[challenger.version])
     gain = _gain(config, challenger_metric, champion_metric)
-    low, high = paired_bootstrap(config, y, outputs[champion.version], outputs[challenger.version]) if len(y) >= 2 else (np.nan, np.nan)
+    low, high = (
+        paired_bootstrap(config, y, outputs[champion.version], outputs[challenger.version])
+        if len(y) >= 2
+        else (np.nan, np.nan)
+    )
     promotion = config.promotion
     if challenger.version == champion.version:
         promoted, why = False, "the challenger already is the champion"
@@ -156,7 +185,11 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     elif not low > 0:
         promoted, why = False, f"{promotion.confidence:.0%} interval of the gain [{low:.4f}, {high:.4f}] includes 0"
     else:
-        promoted, why = True, f"gain {gain:.4f} >= {promotion.min_improvement}, {promotion.confidence:.0%} interval [{low:.4f}, {high:.4f}] above 0"
+        promoted, why = (
+            True,
+            f"gain {gain:.4f} >= {promotion.min_improvement},"
+            f" {promotion.confidence:.0%} interval [{low:.4f}, {high:.4f}] above 0",
+        )
     if promoted:
         promote(client, config.model.name, champion.version, challenger.version)
     decision = Decision(
@@ -179,7 +212,13 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
         trigger=trigger,
     )
     decision = _record(client, config, decision, kind="promotion", day=day)
-    log.info("promotion decision for %s v%s: %s (%s)", config.model.name, challenger.version, "PROMOTED" if promoted else "kept champion", why)
+    log.info(
+        "promotion decision for %s v%s: %s (%s)",
+        config.model.name,
+        challenger.version,
+        "PROMOTED" if promoted else "kept champion",
+        why,
+    )
     return decision
 
 
@@ -206,25 +245,61 @@ def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, 
         raise registry.RegistryError(f"model {name!r} has no {PREVIOUS!r} alias: nothing to roll back to")
     promote(client, name, current.version, previous.version)
     with mlflow.start_run(run_name=f"rollback-v{current.version}-to-v{previous.version}"):
-        mlflow.set_tags({"kind": "rollback", "model_name": name, "from_version": current.version, "to_version": previous.version, "reason": reason})
+        mlflow.set_tags(
+            {
+                "kind": "rollback",
+                "model_name": name,
+                "from_version": current.version,
+                "to_version": previous.version,
+                "reason": reason,
+            }
+        )
     client.set_model_version_tag(name, current.version, "rolled_back", f"replaced by v{previous.version}: {reason}")
     client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
     log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
-    return {"model_name": name, "version": previous.version, "from_version": current.version, "to_version": previous.version, "reason": reason}
+    return {
+        "model_name": name,
+        "version": previous.version,
+        "from_version": current.version,
+        "to_version": previous.version,
+        "reason": reason,
+    }
 
 
 def _record(client: MlflowClient, config: Config, decision: Decision, kind: str, day: date) -> Decision:
     """The decision as tags on the challenger version and as an MLflow run (metrics + params), for the UI."""
     fields = decision.as_dict()
     with mlflow.start_run(run_name=f"{kind}-{day.isoformat()}-v{decision.challenger_version}") as run:
-        mlflow.set_tags({
-            "kind": kind, "day": day.isoformat(), "model_name": config.model.name, "promoted": str(decision.promoted),
-            "reason": decision.reason, "trigger": decision.trigger,
-        })
-        mlflow.log_params({k: v for k, v in fields.items() if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")})
+        mlflow.set_tags(
+            {
+                "kind": kind,
+                "day": day.isoformat(),
+                "model_name": config.model.name,
+                "promoted": str(decision.promoted),
+                "reason": decision.reason,
+                "trigger": decision.trigger,
+            }
+        )
+        mlflow.log_params(
+            {k: v for k, v in fields.items() if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")}
+        )
         mlflow.log_metrics({k: float(v) for k, v in fields.items() if isinstance(v, float) and np.isfinite(v)})
-    for key in ("promoted", "reason", "champion_version", "champion_metric", "challenger_metric", "difference", "ci_low", "ci_high", "n", "holdout", "trigger"):
-        client.set_model_version_tag(config.model.name, decision.challenger_version, f"decision.{key}", str(fields[key]))
+    for key in (
+        "promoted",
+        "reason",
+        "champion_version",
+        "champion_metric",
+        "challenger_metric",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "n",
+        "holdout",
+        "trigger",
+    ):
+        client.set_model_version_tag(
+            config.model.name, decision.challenger_version, f"decision.{key}", str(fields[key])
+        )
     client.set_model_version_tag(config.model.name, decision.challenger_version, "decision.run_id", run.info.run_id)
     return Decision(**{**fields, "mlflow_run_id": run.info.run_id})
 

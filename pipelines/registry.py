@@ -34,7 +34,9 @@ class ModelRef:
     def __post_init__(self) -> None:
         """Only registered versions are ever loaded: the registry is the trust boundary, never a path or a URL."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) or ".." in self.name or not str(self.version).isdigit():
-            raise RegistryError(f"refusing to load {self.name!r} version {self.version!r}: not a registered model version")
+            raise RegistryError(
+                f"refusing to load {self.name!r} version {self.version!r}: not a registered model version"
+            )
 
     @property
     def uri(self) -> str:

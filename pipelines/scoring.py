@@ -164,7 +164,9 @@ def checked_input(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd
     names = list(problems)
     matrix = np.column_stack([problems[n] for n in names]) if names else np.zeros((len(frame), 0), bool)
     bad = np.flatnonzero(matrix.any(axis=1))
-    reasons = pd.Series({int(row): "; ".join(n for n, hit in zip(names, matrix[row], strict=True) if hit) for row in bad}, dtype=object)
+    reasons = pd.Series(
+        {int(row): "; ".join(n for n, hit in zip(names, matrix[row], strict=True) if hit) for row in bad}, dtype=object
+    )
     return x, reasons
 
 
@@ -174,7 +176,9 @@ def _predict(model: Any, x: pd.DataFrame, task: str) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}, index=x.index)
     if task == "classification":
         probability = model.predict_proba(x)[:, 1]
-        return pd.DataFrame({"prediction": model.classes_[(probability >= 0.5).astype(int)], "probability": probability}, index=x.index)
+        return pd.DataFrame(
+            {"prediction": model.classes_[(probability >= 0.5).astype(int)], "probability": probability}, index=x.index
+        )
     return pd.DataFrame({"prediction": np.asarray(model.predict(x), dtype=np.float64)}, index=x.index)
 
 
@@ -188,7 +192,7 @@ def predict_isolating(model: Any, x: pd.DataFrame, task: str, retries: int) -> t
     for attempt in range(retries + 1):
         try:
             return _predict(model, x, task), pd.Series(dtype=object)
-        except Exception as exc:  # any model error: isolate the rows that cause it
+        except Exception as exc:  # noqa: BLE001 (any model error: isolate the rows that cause it)
             error = f"{type(exc).__name__}: {exc}"
             if attempt < retries:
                 time.sleep(0.05 * 2**attempt)
@@ -218,7 +222,9 @@ def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
         "run_id": job.run_id,
         "logical_date": job.day.isoformat(),
     }
-    columns: dict[str, Any] = {name: pd.Categorical.from_codes(np.zeros(rows, np.int8), [v]) for name, v in values.items()}
+    columns: dict[str, Any] = {
+        name: pd.Categorical.from_codes(np.zeros(rows, np.int8), [v]) for name, v in values.items()
+    }
     columns["scored_at"] = pd.Timestamp(job.scored_at)
     return columns
 
@@ -239,18 +245,27 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
     usable = x.drop(index=reasons.index) if len(reasons) else x
     predicted, failures = predict_isolating(model, usable, config.task, config.scoring.batch_retries)
     values = predicted.select_dtypes("number")
-    non_finite = predicted.index[~np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)] if len(values.columns) else []
-    failures = pd.concat([failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)])
+    non_finite = (
+        predicted.index[~np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)] if len(values.columns) else []
+    )
+    failures = pd.concat(
+        [failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)]
+    )
     reasons = pd.concat([reasons, failures]).sort_index()
     predicted = predicted.drop(index=non_finite)
 
     stamp = _stamp(job, len(predicted))
     keys = frame[config.dataset.key]
-    out = pd.concat([keys if len(predicted) == len(frame) else keys.loc[predicted.index], predicted], axis=1).assign(**stamp)
+    out = pd.concat([keys if len(predicted) == len(frame) else keys.loc[predicted.index], predicted], axis=1).assign(
+        **stamp
+    )
     dead = frame.loc[reasons.index].astype("string").assign(**{ERROR: reasons.to_numpy()}, **_stamp(job, len(reasons)))
     sample = predicted.index[in_sample(hashes[predicted.index], config.monitoring.sample_rate)]
     logged = pd.concat(
-        [frame.loc[sample, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]], predicted.loc[sample]],
+        [
+            frame.loc[sample, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]],
+            predicted.loc[sample],
+        ],
         axis=1,
     ).assign(**_stamp(job, len(sample)))
 
@@ -335,13 +350,21 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
         results = client.gather(client.map(score_piece, pieces, job=job, pure=False, retries=2, **where))
         duplicates = cross_piece_duplicates(results)
         if duplicates:
-            log.warning("%d rows repeat a key seen in an earlier row group: dead-lettering them", sum(map(len, duplicates.values())))
+            log.warning(
+                "%d rows repeat a key seen in an earlier row group: dead-lettering them",
+                sum(map(len, duplicates.values())),
+            )
             redo = [pieces[i] for i in duplicates]
-            again = client.gather([client.submit(score_piece, p, job, duplicates[p.index], pure=False, retries=2, **where) for p in redo])
+            again = client.gather(
+                [client.submit(score_piece, p, job, duplicates[p.index], pure=False, retries=2, **where) for p in redo]
+            )
             results = [next((a for a in again if a.index == r.index), r) for r in results]
         result = _totals(config, day, model, results, staging)
         if result.rows_in != result.rows_scored + result.rows_dead_lettered:
-            raise RuntimeError(f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored + {result.rows_dead_lettered} dead-lettered")
+            raise RuntimeError(
+                f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
+                f" + {result.rows_dead_lettered} dead-lettered"
+            )
         share = result.rows_dead_lettered / result.rows_in if result.rows_in else 0.0
         if share > config.scoring.max_dead_letter_share:
             url = storage.publish(staging.pop(DEAD_LETTER), root, DEAD_LETTER, day, options)
@@ -357,12 +380,21 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
             storage.discard(url, options)
     log.info(
         "scored %s with %s v%s on %s: %d in, %d scored, %d dead-lettered, %d logged",
-        day, model.name, model.version, result.device, result.rows_in, result.rows_scored, result.rows_dead_lettered, result.rows_logged,
+        day,
+        model.name,
+        model.version,
+        result.device,
+        result.rows_in,
+        result.rows_scored,
+        result.rows_dead_lettered,
+        result.rows_logged,
     )
     return result
 
 
-def _totals(config: Config, day: date, model: registry.ModelRef, results: list[PieceResult], staging: dict[str, str]) -> ScoreResult:
+def _totals(
+    config: Config, day: date, model: registry.ModelRef, results: list[PieceResult], staging: dict[str, str]
+) -> ScoreResult:
     root = config.storage.root
     devices = sorted({r.device for r in results}) or ["cpu"]
     return ScoreResult(

@@ -19,7 +19,8 @@ def _rows(config: Config, table: str, day: date) -> int | None:
 
 
 def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
-    """Per day: rows extracted (valid + quarantined), quarantined, scored, dead-lettered, logged, and by which versions."""
+    """Per day: rows extracted (valid + quarantined), quarantined, scored, dead-lettered, logged, and by which
+    versions."""
     records = []
     for day in days:
         valid, quarantined = _rows(config, FEATURES, day), _rows(config, QUARANTINE, day)
@@ -28,7 +29,9 @@ def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
         logged = _rows(config, PREDICTION_LOG, day) if scored is not None else None
         versions = "-"
         if scored:
-            frame = storage.read_partition(config.storage.root, PREDICTIONS, day, config.storage.options, ["model_version"])
+            frame = storage.read_partition(
+                config.storage.root, PREDICTIONS, day, config.storage.options, ["model_version"]
+            )
             versions = ",".join(sorted(frame["model_version"].astype(str).unique()))
         records.append(
             {
@@ -72,7 +75,16 @@ def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
     client = registry.connect(config)
     experiment = client.get_experiment_by_name(config.mlflow.experiment)
     metric = config.model.metric
-    rows = {d.isoformat(): {"date": d.isoformat(), "drift_share": None, f"realized_{metric}": None, "retrained": "-", "decision": "-"} for d in days}
+    rows = {
+        d.isoformat(): {
+            "date": d.isoformat(),
+            "drift_share": None,
+            f"realized_{metric}": None,
+            "retrained": "-",
+            "decision": "-",
+        }
+        for d in days
+    }
     if experiment is None:
         return pd.DataFrame(rows.values())
     for run in client.search_runs([experiment.experiment_id], "tags.kind = 'drift'", max_results=5000):
@@ -86,5 +98,8 @@ def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
             m, p = run.data.metrics, run.data.params
             verdict = "promoted" if run.data.tags.get("promoted") == "True" else "kept"
             row["retrained"] = f"v{p.get('challenger_version')}"
-            row["decision"] = f"{verdict}: {m.get('challenger_metric', float('nan')):.3f} vs {m.get('champion_metric', float('nan')):.3f}"
+            row["decision"] = (
+                f"{verdict}: {m.get('challenger_metric', float('nan')):.3f}"
+                f" vs {m.get('champion_metric', float('nan')):.3f}"
+            )
     return pd.DataFrame(rows.values())

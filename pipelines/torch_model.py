@@ -7,6 +7,7 @@ estimator. Inference runs in batches under ``torch.inference_mode()`` on whateve
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -46,7 +47,7 @@ class TabularNet(nn.Module):
     def _build(self, n_in: int) -> nn.Sequential:
         sizes = [n_in, *self.hidden]
         blocks: list[nn.Module] = []
-        for a, b in zip(sizes, sizes[1:], strict=False):
+        for a, b in itertools.pairwise(sizes):
             blocks += [nn.Linear(a, b), nn.ReLU()]
         return nn.Sequential(*blocks, nn.Linear(sizes[-1], 1))
 

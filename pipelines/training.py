@@ -124,7 +124,8 @@ def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
 
 
 def train_and_register(config: Config, end_day: date, reason: str = "scheduled") -> TrainResult:
-    """Fit on the older part of the window, score the newest ``holdout_fraction``, log everything, register a version."""
+    """Fit on the older part of the window, score the newest ``holdout_fraction``, log everything, register a
+    version."""
     dataset = config.dataset
     frame, days = labeled_window(config, end_day)
     split = int(len(frame) * (1 - config.training.holdout_fraction))
@@ -142,7 +143,9 @@ def train_and_register(config: Config, end_day: date, reason: str = "scheduled")
     window = {"window_start": days[0].isoformat(), "window_end": days[-1].isoformat()}
     with mlflow.start_run(run_name=f"train-{end_day.isoformat()}") as run:
         mlflow.log_params({"estimator": config.model.estimator, **config.model.params})
-        mlflow.log_params({"window_days": config.training.window_days, "n_train": len(train), "n_holdout": len(holdout)})
+        mlflow.log_params(
+            {"window_days": config.training.window_days, "n_train": len(train), "n_holdout": len(holdout)}
+        )
         mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
         mlflow.set_tags({**window, "data_hash": data_hash(frame), "reason": reason, "task": config.task})
         info = _log_model(config, model, x_train.dropna().head(5))
@@ -158,7 +161,12 @@ def train_and_register(config: Config, end_day: date, reason: str = "scheduled")
     champion = registry.crown_if_vacant(client, config.model.name, version)
     log.info(
         "registered %s v%s (%s=%.4f on %d holdout rows); champion is v%s",
-        config.model.name, version, config.model.metric, metric_value, len(holdout), champion,
+        config.model.name,
+        version,
+        config.model.metric,
+        metric_value,
+        len(holdout),
+        champion,
     )
     return TrainResult(
         run_id=run.info.run_id,

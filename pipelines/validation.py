@@ -53,7 +53,9 @@ def build_schema(dataset: DatasetConfig) -> pa.DataFrameSchema:
 def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise DataError(f"{source}: configured column(s) {missing} not found ({len(frame)} rows; has {list(frame.columns)})")
+        raise DataError(
+            f"{source}: configured column(s) {missing} not found ({len(frame)} rows; has {list(frame.columns)})"
+        )
 
 
 def _row_reasons(errors: SchemaErrors) -> pd.Series:

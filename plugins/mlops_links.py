@@ -51,7 +51,11 @@ def return_value(ti_key: Any) -> Any:
     from airflow.utils.session import create_session
 
     query = XComModel.get_many(
-        run_id=ti_key.run_id, key="return_value", dag_ids=ti_key.dag_id, task_ids=ti_key.task_id, map_indexes=ti_key.map_index
+        run_id=ti_key.run_id,
+        key="return_value",
+        dag_ids=ti_key.dag_id,
+        task_ids=ti_key.task_id,
+        map_indexes=ti_key.map_index,
     )
     with create_session() as session:
         row = session.execute(query.with_only_columns(XComModel.value)).first()
@@ -74,4 +78,4 @@ class DriftReportLink(BaseOperatorLink):
 
 class MlopsLinksPlugin(AirflowPlugin):
     name = "mlops_links"
-    global_operator_extra_links = [MlflowLink(), DriftReportLink()]
+    global_operator_extra_links = [MlflowLink(), DriftReportLink()]  # noqa: RUF012 (Airflow's plugin API)

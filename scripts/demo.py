@@ -24,10 +24,9 @@ from airflow.models.dagrun import DagRun
 from airflow.sdk import DAG
 from airflow.utils.state import DagRunState
 
-from pipelines import demo_data
+from pipelines import demo_data, registry
 from pipelines.cluster import local_cluster
 from pipelines.config import load_config, project_home
-from pipelines import registry
 from pipelines.summary import lake_summary, monitoring_summary, registry_summary
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -97,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
             run(dags, "batch_scoring", day)
             run(dags, "drift_monitoring", day)
             run_triggered_retraining(dags, day)
-            champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
+            champions[day.isoformat()] = (
+                f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
+            )
     elapsed = time.monotonic() - started
     print_summary(config, warmup + scored, scored, champions, elapsed)
 
@@ -122,9 +123,11 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
     print(registry_summary(config).to_string(index=False))
     root = config.storage.root
     print(
-        f"\nOutputs:\n  features     {root}/features/date=YYYY-MM-DD/\n  quarantine   {root}/quarantine/date=YYYY-MM-DD/"
+        f"\nOutputs:\n  features     {root}/features/date=YYYY-MM-DD/"
+        f"\n  quarantine   {root}/quarantine/date=YYYY-MM-DD/"
         f"\n  predictions  {root}/predictions/date=YYYY-MM-DD/\n  dead letters {root}/dead_letter/date=YYYY-MM-DD/"
-        f"\n  pred. log    {root}/prediction_log/date=YYYY-MM-DD/\n  drift report {root}/reports/date=YYYY-MM-DD/drift_report.html"
+        f"\n  pred. log    {root}/prediction_log/date=YYYY-MM-DD/"
+        f"\n  drift report {root}/reports/date=YYYY-MM-DD/drift_report.html"
         f"\n  MLflow store {config.tracking_uri}"
         "\n\nUIs:\n  make airflow-ui   -> http://127.0.0.1:8080 (DAG runs above are in its history)"
         "\n  make mlflow-ui    -> http://127.0.0.1:5000 (runs, registered versions, aliases)"

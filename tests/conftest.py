@@ -47,7 +47,16 @@ def airflow_db() -> Path:
     """A migrated Airflow metadata database for this session."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     subprocess.run(
-        [sys.executable, "-m", "airflow", "pools", "set", "mlops_registry", "1", "promotions and rollbacks, one at a time"],
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "pools",
+            "set",
+            "mlops_registry",
+            "1",
+            "promotions and rollbacks, one at a time",
+        ],
         check=True,
         capture_output=True,
     )

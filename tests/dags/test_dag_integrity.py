@@ -61,13 +61,17 @@ def test_parsing_a_dag_file_loads_no_heavy_library():
         "spec.loader.exec_module(m); print(' '.join(sorted(n for n in sys.argv[3:] if n in sys.modules)))"
     )
     for file in sorted(DAGS.glob("[!_]*.py")):
-        out = subprocess.run([sys.executable, "-c", code, str(file), str(DAGS), *heavy], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(file), str(DAGS), *heavy], capture_output=True, text=True, check=True
+        )
         assert out.stdout.strip() == "", f"{file.name} loads {out.stdout.strip()} at parse time"
 
 
 def test_schedules(bag):
     features = bag.dags["feature_extraction"]
-    assert isinstance(features.timetable, CronDataIntervalTimetable) or "DataInterval" in type(features.timetable).__name__
+    assert (
+        isinstance(features.timetable, CronDataIntervalTimetable) or "DataInterval" in type(features.timetable).__name__
+    )
     training = bag.dags["model_training"]
     assert "DataInterval" in type(training.timetable).__name__
     assert training.max_active_runs == 1
@@ -117,8 +121,12 @@ def _context(params=None, start=None, end=None, logical=None, events=None):
 def test_partition_day_rules():
     utc = pendulum.timezone("UTC")
     d = lambda *a: pendulum.datetime(*a, tz=utc)  # noqa: E731
-    assert partition_day(_context(start=d(2026, 10, 4), end=d(2026, 10, 5), logical=d(2026, 10, 4))) == date(2026, 10, 4)
-    assert partition_day(_context(start=d(2026, 10, 5, 7), end=d(2026, 10, 5, 7), logical=d(2026, 10, 5, 7))) == date(2026, 10, 4)
+    assert partition_day(_context(start=d(2026, 10, 4), end=d(2026, 10, 5), logical=d(2026, 10, 4))) == date(
+        2026, 10, 4
+    )
+    assert partition_day(_context(start=d(2026, 10, 5, 7), end=d(2026, 10, 5, 7), logical=d(2026, 10, 5, 7))) == date(
+        2026, 10, 4
+    )
     assert partition_day(_context(start=d(2026, 9, 28), end=d(2026, 10, 5))) == date(2026, 10, 4)  # weekly
     assert partition_day(_context()) == date(2026, 10, 8)  # manual run without a logical date
     assert partition_day(_context(params={"date": "2026-01-31"}, end=d(2026, 10, 5))) == date(2026, 1, 31)
@@ -127,7 +135,13 @@ def test_partition_day_rules():
 
 
 def test_asset_days_reads_queued_events():
-    events = {FEATURES: [SimpleNamespace(extra={"day": "2026-10-05"}), SimpleNamespace(extra={"day": "2026-10-04"}),
-                         SimpleNamespace(extra={"day": "2026-10-05"}), SimpleNamespace(extra={})]}
+    events = {
+        FEATURES: [
+            SimpleNamespace(extra={"day": "2026-10-05"}),
+            SimpleNamespace(extra={"day": "2026-10-04"}),
+            SimpleNamespace(extra={"day": "2026-10-05"}),
+            SimpleNamespace(extra={}),
+        ]
+    }
     assert asset_days(_context(events=events), FEATURES) == [date(2026, 10, 4), date(2026, 10, 5)]
     assert asset_days(_context(events={Asset(name="other"): []}), FEATURES) == []

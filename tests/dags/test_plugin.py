@@ -27,9 +27,16 @@ def test_links_from_return_values(monkeypatch):
     assert mlflow_url(trained) == "http://127.0.0.1:5000/#/models/credit%20default/versions/3"
     decision = {"model_name": "m", "challenger_version": "4", "promoted": True}
     assert mlflow_url(decision) == "http://127.0.0.1:5000/#/models/m/versions/4"
-    drift = {"day": "2026-10-18", "mlflow_run_id": "r1", "experiment_id": "7", "report_url": "/lake/reports/date=2026-10-18"}
+    drift = {
+        "day": "2026-10-18",
+        "mlflow_run_id": "r1",
+        "experiment_id": "7",
+        "report_url": "/lake/reports/date=2026-10-18",
+    }
     assert mlflow_url(drift) == "http://127.0.0.1:5000/#/experiments/7/runs/r1"
     assert drift_report_url(drift) == "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifacts"
     assert mlflow_url({"day": "2026-10-18", "rows_in": 5}) == "" and mlflow_url(["x"]) == ""
     assert drift_report_url({"status": "skipped"}) == ""
-    assert drift_report_url({"report_url": "/lake/reports/date=2026-10-18", "mlflow_run_id": "r1"}) == ""  # older results
+    assert (
+        drift_report_url({"report_url": "/lake/reports/date=2026-10-18", "mlflow_run_id": "r1"}) == ""
+    )  # older results

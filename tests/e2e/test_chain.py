@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from dag_runs import load_dags, run_dag
 from mlflow.tracking import MlflowClient
 
-from dag_runs import load_dags, run_dag
 from pipelines import storage
 from pipelines.config import load_config
 from pipelines.features import FEATURES, QUARANTINE
@@ -66,7 +66,9 @@ def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, monkeypatch
     from conftest import write_config
 
     config_file = write_config(
-        tmp_path, raw_data, model={"name": "credit_torch", "flavor": "torch", "estimator": None, "params": {"epochs": 3}}
+        tmp_path,
+        raw_data,
+        model={"name": "credit_torch", "flavor": "torch", "estimator": None, "params": {"epochs": 3}},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
     config = load_config(config_file)

@@ -10,10 +10,10 @@ from datetime import date, timedelta
 
 import pytest
 from airflow.models.dagrun import DagRun
-from mlflow.tracking import MlflowClient
-
 from conftest import write_config
 from dag_runs import load_dags, run_dag
+from mlflow.tracking import MlflowClient
+
 from pipelines import registry
 from pipelines.config import load_config
 
@@ -28,7 +28,9 @@ def dags(airflow_db):
 
 def _aliases(config) -> dict[str, str]:
     client = registry.connect(config)
-    refs = {alias: registry.alias_version(client, config.model.name, alias) for alias in ("champion", "previous_champion")}
+    refs = {
+        alias: registry.alias_version(client, config.model.name, alias) for alias in ("champion", "previous_champion")
+    }
     return {alias: ref.version for alias, ref in refs.items() if ref}
 
 
@@ -52,7 +54,8 @@ def _plugin_links(dag_ids: list[str]) -> dict:
 
 def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, monkeypatch):
     config_file = write_config(
-        tmp_path, raw_data,
+        tmp_path,
+        raw_data,
         training={"window_days": 3},
         monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
         promotion={"bootstrap": 100},

@@ -75,7 +75,10 @@ def dask_cluster(directory: Path, workers: list[list[str]]) -> Iterator[str]:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = str(BIN / "dask")
-    with process([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"], directory / "scheduler.log"):
+    with process(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+        directory / "scheduler.log",
+    ):
         wait_for(lambda: port_open(port), "dask scheduler")
         with _workers(dask, address, workers, directory):
             from distributed import Client
@@ -91,7 +94,18 @@ def _workers(dask: str, address: str, workers: list[list[str]], directory: Path)
         yield
         return
     extra, rest = workers[0], workers[1:]
-    args = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--dashboard-address", "127.0.0.1:0", *extra]
+    args = [
+        dask,
+        "worker",
+        address,
+        "--host",
+        "127.0.0.1",
+        "--nthreads",
+        "1",
+        "--dashboard-address",
+        "127.0.0.1:0",
+        *extra,
+    ]
     with process(args, directory / f"worker-{len(rest)}.log"), _workers(dask, address, rest, directory):
         yield
 
@@ -101,10 +115,21 @@ def mlflow_server(directory: Path) -> Iterator[str]:
     """``mlflow server`` with a SQLite backend and artifact serving; yields its URL."""
     port = free_port()
     args = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
-        "--artifacts-destination", str(directory / "server-artifacts"), "--serve-artifacts",
-        "--workers", "1", "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{directory / 'server.db'}",
+        "--artifacts-destination",
+        str(directory / "server-artifacts"),
+        "--serve-artifacts",
+        "--workers",
+        "1",
+        "--allowed-hosts",
+        f"127.0.0.1:{port},localhost:{port}",
     ]
     with process(args, directory / "mlflow.log"):
         url = f"http://127.0.0.1:{port}"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import boto3
 import pandas as pd
-
 from conftest import write_config
+from services import dask_cluster, mlflow_server, moto_s3
+
 from pipelines import storage
 from pipelines.cluster import dask_client
 from pipelines.config import load_config
@@ -18,7 +19,6 @@ from pipelines.features import FEATURES, extract_features
 from pipelines.promotion import evaluate_and_promote, train_challenger
 from pipelines.scoring import PREDICTIONS, score_day
 from pipelines.training import train_and_register
-from services import dask_cluster, mlflow_server, moto_s3
 
 START = date(2026, 10, 1)
 CREDENTIALS = {"key": "testing", "secret": "testing"}
@@ -32,12 +32,18 @@ def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monke
         for kind in ("raw", "labels"):
             for file in sorted((raw_data / kind).glob("*.parquet"))[:5]:
                 s3.upload_file(str(file), "mlops", f"incoming/{kind}/{file.name}")
-        config = load_config(write_config(
-            tmp_path, raw_data,
-            dataset={"source": "s3://mlops/incoming/raw/*.parquet", "labels": "s3://mlops/incoming/labels/*.parquet"},
-            storage={"root": "s3://mlops/lake", "options": {"endpoint_url": endpoint, **CREDENTIALS}},
-            training={"window_days": 3},
-        ))
+        config = load_config(
+            write_config(
+                tmp_path,
+                raw_data,
+                dataset={
+                    "source": "s3://mlops/incoming/raw/*.parquet",
+                    "labels": "s3://mlops/incoming/labels/*.parquet",
+                },
+                storage={"root": "s3://mlops/lake", "options": {"endpoint_url": endpoint, **CREDENTIALS}},
+                training={"window_days": 3},
+            )
+        )
         for i in range(4):
             result = extract_features(config, START + timedelta(days=i))
             assert (result.rows_valid, result.rows_quarantined) == (592, 8)
@@ -49,10 +55,14 @@ def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monke
         assert "lake/features/date=2026-10-01/part-00000.parquet" in keys
         assert sum(k.startswith("lake/predictions/date=2026-10-04/") for k in keys) == 3
         assert not any("/_staging/" in k for k in keys)
-        assert storage.partition_days(config.storage.root, FEATURES, config.storage.options) == [START + timedelta(days=i) for i in range(4)]
+        assert storage.partition_days(config.storage.root, FEATURES, config.storage.options) == [
+            START + timedelta(days=i) for i in range(4)
+        ]
         # A rerun replaces the partition on S3 as well: no duplicates.
         score_day(config, START + timedelta(days=3), "s3-rerun", dask_client)
-        predictions = storage.read_partition(config.storage.root, PREDICTIONS, START + timedelta(days=3), config.storage.options)
+        predictions = storage.read_partition(
+            config.storage.root, PREDICTIONS, START + timedelta(days=3), config.storage.options
+        )
         assert len(predictions) == 592 and set(predictions["run_id"]) == {"s3-rerun"}
 
 
@@ -79,7 +89,9 @@ def _rest(url: str, path: str) -> dict:
 def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data, monkeypatch):
     with mlflow_server(tmp_path) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        config = load_config(write_config(tmp_path, raw_data, training={"window_days": 3}, promotion={"bootstrap": 100}))
+        config = load_config(
+            write_config(tmp_path, raw_data, training={"window_days": 3}, promotion={"bootstrap": 100})
+        )
         assert config.tracking_uri == url
         for i in range(10):
             extract_features(config, START + timedelta(days=i))
@@ -94,6 +106,8 @@ def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data,
         assert (champion["version"], previous["version"]) == (challenger, "1")
         assert {t["key"]: t["value"] for t in champion["tags"]}["decision.promoted"] == "True"
         reference = pd.read_parquet(
-            __import__("mlflow").artifacts.download_artifacts(run_id=champion["run_id"], artifact_path="reference/reference.parquet")
+            __import__("mlflow").artifacts.download_artifacts(
+                run_id=champion["run_id"], artifact_path="reference/reference.parquet"
+            )
         )
         assert len(reference) > 0

@@ -47,14 +47,14 @@ def test_s3_paths_are_left_alone(tmp_path):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.yaml"):
         load_config(tmp_path / "nope.yaml")
 
 
 def test_invalid_yaml_is_named(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("dataset: [unclosed")
-    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml is not valid YAML"):
         load_config(path)
 
 

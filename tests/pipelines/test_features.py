@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_config
+
 from pipelines import storage
 from pipelines.config import load_config
 from pipelines.features import FEATURES, QUARANTINE, extract_features
@@ -71,7 +71,9 @@ def test_rerun_replaces_partitions_without_duplicates(config):
     pd.testing.assert_frame_equal(first, second)
     fs, path = storage.filesystem(storage.partition_url(config.storage.root, FEATURES, DAY))
     assert len(fs.ls(path)) == 1
-    assert not fs.exists(f"{config.storage.root}/{FEATURES}/_staging") or not fs.ls(f"{config.storage.root}/{FEATURES}/_staging")
+    assert not fs.exists(f"{config.storage.root}/{FEATURES}/_staging") or not fs.ls(
+        f"{config.storage.root}/{FEATURES}/_staging"
+    )
 
 
 def test_csv_source_with_wrong_types_quarantines_those_rows(tmp_path):
@@ -127,6 +129,6 @@ def test_unreadable_file_is_named(tmp_path):
     (tmp_path / "pq").mkdir()
     (tmp_path / "pq" / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
     config = _config(tmp_path, str(tmp_path / "pq" / "*.parquet"))
-    with pytest.raises(DataError, match="cannot read source file .*broken.parquet"):
+    with pytest.raises(DataError, match=r"cannot read source file .*broken\.parquet"):
         extract_features(config, DAY)
     assert not storage.partition_exists(config.storage.root, FEATURES, DAY)

@@ -7,14 +7,22 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import write_config
 from mlflow.tracking import MlflowClient
 
-from conftest import write_config
 from pipelines import registry, storage
 from pipelines.config import load_config
 from pipelines.features import extract_features
 from pipelines.monitoring import REPORTS, check_drift, column_verdicts, drift_verdicts, evidently_drift
-from pipelines.promotion import CHALLENGER, PREVIOUS, evaluate_and_promote, promote, retrain_reason, rollback, train_challenger
+from pipelines.promotion import (
+    CHALLENGER,
+    PREVIOUS,
+    evaluate_and_promote,
+    promote,
+    retrain_reason,
+    rollback,
+    train_challenger,
+)
 from pipelines.scoring import PREDICTION_LOG, score_day
 from pipelines.training import train_and_register
 from pipelines.validation import DataError
@@ -27,12 +35,21 @@ DAYS = [START + timedelta(days=i) for i in range(10)]  # drift from 2026-10-07 (
 def lake(tmp_path_factory, raw_data, dask_client):
     """Ten extracted days, a champion trained on the first three, every later day scored with full logging."""
     directory = tmp_path_factory.mktemp("monitoring")
-    config = load_config(write_config(
-        directory, raw_data,
-        training={"window_days": 3},
-        monitoring={"sample_rate": 1.0, "window_days": 2, "min_new_labels": 500, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
-        promotion={"min_samples": 200, "bootstrap": 100},
-    ))
+    config = load_config(
+        write_config(
+            directory,
+            raw_data,
+            training={"window_days": 3},
+            monitoring={
+                "sample_rate": 1.0,
+                "window_days": 2,
+                "min_new_labels": 500,
+                "drift_share_threshold": 0.15,
+                "metric_drop_threshold": 0.1,
+            },
+            promotion={"min_samples": 200, "bootstrap": 100},
+        )
+    )
     for day in DAYS:
         extract_features(config, day)
     train_and_register(config, DAYS[2])
@@ -94,14 +111,16 @@ def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
     result = check_drift(lake, day)
     assert "income" in result.missing_alerts and "all missing: ['income']" in result.reason
 
-    storage.write_partition(original.drop(columns=["region"]), lake.storage.root, PREDICTION_LOG, day + timedelta(days=10))
+    storage.write_partition(
+        original.drop(columns=["region"]), lake.storage.root, PREDICTION_LOG, day + timedelta(days=10)
+    )
     with pytest.raises(DataError, match=r"lacks feature column\(s\) \['region'\]"):
         check_drift(lake, day + timedelta(days=10))
 
     import pipelines.monitoring as monitoring
 
     monkeypatch.setattr(monitoring, "REFERENCE_ARTIFACT", "reference/missing.parquet")
-    with pytest.raises(DataError, match="reference artifact reference/missing.parquet missing from run"):
+    with pytest.raises(DataError, match=r"reference artifact reference/missing\.parquet missing from run"):
         check_drift(lake, DAYS[5])
 
 
@@ -113,10 +132,14 @@ def test_labels_for_unknown_keys_are_ignored(lake):
 def test_better_challenger_is_promoted_and_rollback_restores(lake):
     before = _champion(lake)
     version = train_challenger(lake, DAYS[9], "drift")
-    assert str(MlflowClient(lake.tracking_uri).get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version
+    assert (
+        str(MlflowClient(lake.tracking_uri).get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version
+    )
     decision = evaluate_and_promote(lake, DAYS[9], version, "drift")
     assert decision.promoted, decision
-    assert decision.challenger_metric > decision.champion_metric + lake.promotion.min_improvement and decision.ci_low > 0
+    assert (
+        decision.challenger_metric > decision.champion_metric + lake.promotion.min_improvement and decision.ci_low > 0
+    )
     assert decision.n == 592 and decision.holdout == "2026-10-10..2026-10-10"
     client = MlflowClient(lake.tracking_uri)
     assert _champion(lake) == version
@@ -125,7 +148,9 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
     assert tags["decision.promoted"] == "True" and float(tags["decision.ci_low"]) > 0
     assert client.get_run(decision.mlflow_run_id).data.tags["kind"] == "promotion"
 
-    assert retrain_reason(lake, check_drift(lake, DAYS[9]), DAYS[9], force=False)[1].startswith(("cooldown", "no trigger"))
+    assert retrain_reason(lake, check_drift(lake, DAYS[9]), DAYS[9], force=False)[1].startswith(
+        ("cooldown", "no trigger")
+    )
     back = rollback(lake, "test rollback")
     assert (back["from_version"], back["to_version"]) == (version, before)
     assert _champion(lake) == before
@@ -136,7 +161,9 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
 
 def test_weak_challenger_is_not_promoted(lake):
     before = _champion(lake)
-    weak_model = lake.model.model_copy(update={"estimator": "sklearn.dummy.DummyClassifier", "params": {"strategy": "prior"}})
+    weak_model = lake.model.model_copy(
+        update={"estimator": "sklearn.dummy.DummyClassifier", "params": {"strategy": "prior"}}
+    )
     weak = lake.model_copy(update={"model": weak_model})
     version = train_challenger(weak, DAYS[9], "weak on purpose")
     decision = evaluate_and_promote(weak, DAYS[9], version, "weak on purpose")
@@ -162,8 +189,11 @@ def test_registry_failure_mid_promotion_leaves_one_champion(lake, monkeypatch):
         promote(client, lake.model.name, before, version)
     monkeypatch.undo()
     assert _champion(lake) == before
-    holders = [v for v in client.search_model_versions(f"name='{lake.model.name}'")
-               if "champion" in client.get_model_version(lake.model.name, v.version).aliases]
+    holders = [
+        v
+        for v in client.search_model_versions(f"name='{lake.model.name}'")
+        if "champion" in client.get_model_version(lake.model.name, v.version).aliases
+    ]
     assert len(holders) == 1
 
 
@@ -178,13 +208,25 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     check_drift(lake, DAYS[8])
     report = Path(storage.partition_url(lake.storage.root, REPORTS, DAYS[8])) / "drift_report.html"
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-        "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=15000", "--window-size=1400,2200",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-background-networking",
+        "--disable-component-update",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000",
+        "--window-size=1400,2200",
     ]
-    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     shot = tmp_path / "drift_report.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120, check=True
+    )
     assert 'data-testid="mtablecell"' in dom  # the drift table, rendered by the report's JavaScript
     assert "Dataset Drift" in dom and "income" in dom and "Wasserstein distance (normed)" in dom
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -13,8 +13,15 @@ from pipelines.training import train_and_register
 START = date(2026, 10, 1)
 DAY = date(2026, 10, 4)
 COLUMNS = [
-    "customer_id", "prediction", "probability", "model_name", "model_version", "model_run_id", "run_id",
-    "logical_date", "scored_at",
+    "customer_id",
+    "prediction",
+    "probability",
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "run_id",
+    "logical_date",
+    "scored_at",
 ]
 
 
@@ -83,12 +90,21 @@ def test_no_champion_is_a_clear_error(config, dask_client):
 
 def test_regression_trains_and_scores_through_the_same_path(tmp_path, raw_data, dask_client):
     from conftest import write_config
+
     from pipelines.config import load_config
 
-    config = load_config(write_config(
-        tmp_path, raw_data, task="regression",
-        model={"name": "credit_risk_score", "estimator": "sklearn.ensemble.HistGradientBoostingRegressor", "metric": "rmse"},
-    ))
+    config = load_config(
+        write_config(
+            tmp_path,
+            raw_data,
+            task="regression",
+            model={
+                "name": "credit_risk_score",
+                "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                "metric": "rmse",
+            },
+        )
+    )
     for i in range(4):
         extract_features(config, START + timedelta(days=i))
     trained = train_and_register(config, DAY - timedelta(days=1))

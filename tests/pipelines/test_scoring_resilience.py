@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_config
 from distributed import Client
 from sklearn.linear_model import LogisticRegression
 
-from conftest import write_config
 from pipelines import storage
 from pipelines.cluster import local_cluster
 from pipelines.config import load_config
@@ -79,7 +79,16 @@ def test_outputs_carry_keys_and_the_log_is_a_stable_key_sample(env, dask_client)
     _identity(result)
     logged = storage.read_partition(env.storage.root, PREDICTION_LOG, day)
     assert result.rows_logged == len(logged) and 0.15 < len(logged) / result.rows_scored < 0.35
-    assert {"customer_id", "event_time", "income", "region", "prediction", "probability", "model_version", "run_id"} <= set(logged)
+    assert {
+        "customer_id",
+        "event_time",
+        "income",
+        "region",
+        "prediction",
+        "probability",
+        "model_version",
+        "run_id",
+    } <= set(logged)
     score_day(env, day, "run-b", dask_client)
     again = storage.read_partition(env.storage.root, PREDICTION_LOG, day)
     assert sorted(again["customer_id"]) == sorted(logged["customer_id"])  # same keys in, rerun replaces
@@ -101,7 +110,12 @@ def test_bad_input_corpus_is_dead_lettered_and_counts_hold(env, dask_client):
     frame.loc[250, "customer_id"] = frame.loc[8, "customer_id"]  # duplicate across row groups
     _write_features(env, day, frame, rows_per_group=100)
 
-    result = score_day(env.model_copy(update={"scoring": env.scoring.model_copy(update={"max_dead_letter_share": 0.05})}), day, "run-bad", dask_client)
+    result = score_day(
+        env.model_copy(update={"scoring": env.scoring.model_copy(update={"max_dead_letter_share": 0.05})}),
+        day,
+        "run-bad",
+        dask_client,
+    )
     _identity(result)
     assert (result.rows_in, result.rows_dead_lettered) == (300, 6)
     dead = storage.read_partition(env.storage.root, DEAD_LETTER, day)
@@ -113,7 +127,9 @@ def test_bad_input_corpus_is_dead_lettered_and_counts_hold(env, dask_client):
     assert "earlier row group" in dead.loc[dead["customer_id"] == frame.loc[8, "customer_id"], ERROR].iloc[0]
     predictions = storage.read_partition(env.storage.root, PREDICTIONS, day)
     assert predictions["customer_id"].is_unique and len(predictions) == 294
-    assert {frame.loc[0, "customer_id"], frame.loc[4, "customer_id"], frame.loc[8, "customer_id"]} <= set(predictions["customer_id"])
+    assert {frame.loc[0, "customer_id"], frame.loc[4, "customer_id"], frame.loc[8, "customer_id"]} <= set(
+        predictions["customer_id"]
+    )
     assert set(dead["run_id"]) == {"run-bad"}
 
 
@@ -122,7 +138,9 @@ def test_dead_letter_share_above_threshold_fails_without_publishing(env, dask_cl
     frame = _features(env, START + timedelta(days=3)).head(100)
     frame.loc[frame.index[:10], "credit_utilization"] = np.inf
     _write_features(env, day, frame, rows_per_group=50)
-    with pytest.raises(DataError, match=r"10 of 100 rows .* \(10.0%\) could not be scored, above scoring.max_dead_letter_share=1.0%"):
+    with pytest.raises(
+        DataError, match=r"10 of 100 rows .* \(10.0%\) could not be scored, above scoring.max_dead_letter_share=1.0%"
+    ):
         score_day(env, day, "run-x", dask_client)
     assert not storage.partition_exists(env.storage.root, PREDICTIONS, day)
     assert storage.count_rows(storage.partition_url(env.storage.root, DEAD_LETTER, day)) == 10
@@ -191,12 +209,16 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
     assert result.rows_scored == clean.rows_scored == 592
     got = storage.read_partition(env.storage.root, PREDICTIONS, day)
     assert got["customer_id"].is_unique and set(got["run_id"]) == {"killed"}
-    pd.testing.assert_frame_equal(got[stable].sort_values("customer_id").reset_index(drop=True), expected.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        got[stable].sort_values("customer_id").reset_index(drop=True), expected.reset_index(drop=True)
+    )
 
 
 def test_gpu_pool_routing_with_declared_resources(env, caplog):
     torch_config = _with_model(env, "torch_model", None).model_copy()
-    torch_model = torch_config.model.model_copy(update={"flavor": "torch", "estimator": "pipelines.torch_model.TabularNet", "params": {"epochs": 3}})
+    torch_model = torch_config.model.model_copy(
+        update={"flavor": "torch", "estimator": "pipelines.torch_model.TabularNet", "params": {"epochs": 3}}
+    )
     torch_config = torch_config.model_copy(update={"model": torch_model})
     train_and_register(torch_config, TRAIN_END)
     day = START + timedelta(days=3)

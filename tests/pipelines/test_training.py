@@ -44,7 +44,9 @@ def test_first_version_is_champion_and_later_ones_are_not(config):
     assert float(version.tags["holdout_roc_auc"]) == pytest.approx(first.metric_value, abs=1e-6)
 
     mlflow.set_tracking_uri(config.tracking_uri)
-    reference = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path=REFERENCE_ARTIFACT))
+    reference = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path=REFERENCE_ARTIFACT)
+    )
     assert len(reference) == min(config.training.reference_rows, first.n_train)
     assert {*config.dataset.features.all, "defaulted", "prediction"} <= set(reference.columns)
     model = mlflow.sklearn.load_model(f"models:/{config.model.name}@champion")
@@ -53,7 +55,10 @@ def test_first_version_is_champion_and_later_ones_are_not(config):
 
 def test_window_only_uses_its_days(config):
     _extract(config, 6)
-    result = train_and_register(config.model_copy(update={"training": config.training.model_copy(update={"window_days": 2})}), START + timedelta(days=5))
+    result = train_and_register(
+        config.model_copy(update={"training": config.training.model_copy(update={"window_days": 2})}),
+        START + timedelta(days=5),
+    )
     assert (result.window_start, result.window_end) == ("2026-10-05", "2026-10-06")
     assert result.n_train + result.n_holdout == 2 * 592
 
@@ -66,14 +71,14 @@ def test_no_features_in_window_is_an_error(config):
 def test_too_few_labeled_rows_is_an_error(config):
     _extract(config, 1)
     strict = config.model_copy(update={"training": config.training.model_copy(update={"min_rows": 5000})})
-    with pytest.raises(DataError, match="only 592 labeled rows .* training.min_rows is 5000"):
+    with pytest.raises(DataError, match=r"only 592 labeled rows .* training\.min_rows is 5000"):
         train_and_register(strict, START)
 
 
 def test_unknown_estimator_is_a_config_error(config):
     _extract(config, 1)
     bad = config.model_copy(update={"model": config.model.model_copy(update={"estimator": "sklearn.nope.Model"})})
-    with pytest.raises(ConfigError, match="model.estimator: cannot import 'sklearn.nope.Model'"):
+    with pytest.raises(ConfigError, match=r"model\.estimator: cannot import 'sklearn\.nope\.Model'"):
         train_and_register(bad, START)
 
 
@@ -83,7 +88,9 @@ def test_champion_lookup_without_a_model_names_the_fix(config):
         registry.require_alias(client, config.model.name)
 
 
-@pytest.mark.parametrize(("name", "version"), [("m", "../../etc/passwd"), ("../m", "1"), ("s3://bucket/model", "1"), ("m", "latest")])
+@pytest.mark.parametrize(
+    ("name", "version"), [("m", "../../etc/passwd"), ("../m", "1"), ("s3://bucket/model", "1"), ("m", "latest")]
+)
 def test_only_registered_versions_can_be_loaded(name, version):
     with pytest.raises(registry.RegistryError, match="refusing to load"):
         registry.ModelRef(name, version, None)
