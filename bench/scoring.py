@@ -75,15 +75,15 @@ def prepare(workdir: Path, rows: int, features: int, partition_rows: int) -> Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines import registry, storage
-    from pipelines.features import FEATURES
+    from pipelines import registry
     from pipelines.modeling import build_model, model_input
+    from pipelines.storage import Lake, Table
 
     config = make_config(workdir, features, partition_rows)
     root = f"{workdir}/lake-{rows}"
     config = config.model_copy(update={"storage": config.storage.model_copy(update={"root": root})})
     rng = np.random.default_rng(rows)
-    with storage.staged_partition(root, FEATURES, DAY) as staging:
+    with Lake(root).staged(Table.FEATURES, DAY) as staging:
         writer = None
         for start in range(0, rows, partition_rows):
             chunk = _frame(rng, start, min(partition_rows, rows - start), features).drop(columns=["label"])
@@ -121,12 +121,12 @@ def _tree_rss(pid: int) -> int:
 
 def measure(kind: str, workdir: Path, rows: int, features: int, partition_rows: int) -> dict:
     """Run inside a fresh process: time one measurement and sample the process tree's RSS every 50 ms."""
-    import pandas as pd
 
-    from pipelines import registry, storage
+    from pipelines import registry
     from pipelines.cluster import local_cluster
-    from pipelines.features import FEATURES
-    from pipelines.scoring import load_model, score_day
+    from pipelines.registry import load_model
+    from pipelines.scoring import score_day
+    from pipelines.storage import Lake, Table
 
     config = make_config(workdir, features, partition_rows)
     root = f"{workdir}/lake-{rows}"
@@ -142,7 +142,7 @@ def measure(kind: str, workdir: Path, rows: int, features: int, partition_rows: 
 
     if kind == "limit":
         model = load_model(ref, config.tracking_uri, "cpu", 1)
-        frame = pd.read_parquet(storage.partition_url(root, FEATURES, DAY), columns=config.dataset.features.numerical)
+        frame = Lake(root).read(Table.FEATURES, DAY, columns=config.dataset.features.numerical)
         model.predict_proba(frame.head(1000))  # warm-up
         threading.Thread(target=sample, daemon=True).start()
         started = time.perf_counter()

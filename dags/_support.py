@@ -19,7 +19,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
-    # Bad input, bad config or a missing model: retrying cannot fix it, so fail at once with the message.
+    # Bad input, bad config, a missing model or a broken invariant: retrying cannot fix it, so fail at once.
     "retry_policy": ExceptionRetryPolicy(
         rules=[
             RetryRule(
@@ -27,9 +27,10 @@ DEFAULT_ARGS: dict[str, Any] = {
                     "pipelines.errors.ConfigError",
                     "pipelines.errors.DataError",
                     "pipelines.errors.RegistryError",
+                    "pipelines.errors.InvariantError",
                 ],
                 action=RetryAction.FAIL,
-                reason="bad input, config or registry state: a retry would fail the same way",
+                reason="bad input, config or registry state, or a broken invariant: a retry would fail the same way",
             )
         ]
     ),

@@ -36,7 +36,7 @@ def model_rollback():
         from pipelines.promotion import rollback as roll_back
 
         context = get_current_context()
-        return roll_back(run_config(context), context["params"]["reason"])
+        return roll_back(run_config(context), context["params"]["reason"]).as_dict()
 
     rollback()
 

@@ -135,7 +135,12 @@ class ScoringConfig(_Strict):
     )
     partition_rows: int = Field(default=250_000, ge=1, description="rows per Parquet row group = rows per Dask task")
     torch_batch_rows: int = Field(default=65_536, ge=1, description="rows per forward pass of a torch model")
-    batch_retries: int = Field(default=2, ge=0, description="retries of a failing batch before isolating bad rows")
+    batch_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Dask retries of a row-group task that raised (transient I/O); model errors are"
+        " isolated row by row instead",
+    )
     max_dead_letter_share: float = Field(default=0.01, ge=0, le=1, description="fail the run above this share")
 
 

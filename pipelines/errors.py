@@ -15,3 +15,8 @@ class DataError(ValueError):
 
 class RegistryError(RuntimeError):
     """The registry lacks what a stage needs (a model, an alias); the message says which and what to run."""
+
+
+class InvariantError(RuntimeError):
+    """A guarantee the code itself must keep was broken (e.g. rows in != scored + dead-lettered): a bug to fix,
+    which a retry would only repeat; nothing is published."""

@@ -15,12 +15,11 @@ import pandas as pd
 
 from pipelines import storage
 from pipelines.config import Config, DatasetConfig
+from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, DataError, require_columns, split_valid
 
 log = logging.getLogger(__name__)
 
-FEATURES = "features"
-QUARANTINE = "quarantine"
 SOURCE_FILE = "source_file"
 
 
@@ -78,13 +77,13 @@ def _select_day(frame: pd.DataFrame, dataset: DatasetConfig, url: str, day: date
     return selected, frame[times.isna().to_numpy()]
 
 
-def _quarantine_undated(config: Config, url: str, rows: pd.DataFrame) -> None:
+def _quarantine_undated(config: Config, lake: Lake, url: str, rows: pd.DataFrame) -> None:
     """Rows with no usable event time belong to no day: keep them per source file so nothing vanishes."""
     if rows.empty:
         return
     name = url.rstrip("/").rsplit("/", 1)[-1]
-    target = f"{config.storage.root.rstrip('/')}/{QUARANTINE}/undated/{name}.parquet"
-    fs, path = storage.filesystem(target, config.storage.options)
+    target = f"{lake.table_url(Table.QUARANTINE)}/undated/{name}.parquet"
+    fs, path = lake.fs(target)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     frame = rows.astype("string").assign(
         **{REASON: f"{config.dataset.event_time}: missing or unparseable", SOURCE_FILE: url}
@@ -98,11 +97,12 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     """Validate the day's raw rows and publish the features and quarantine partitions; rows in = valid + quarantined."""
     dataset = config.dataset
     options = config.storage.options
+    lake = Lake.from_config(config)
     frames, undated = [], 0
     for url in source_files(dataset.source, options):
         raw = read_source(url, dataset, options)
         selected, no_time = _select_day(raw, dataset, url, day)
-        _quarantine_undated(config, url, no_time)
+        _quarantine_undated(config, lake, url, no_time)
         undated += len(no_time)
         require_columns(selected, [dataset.key, *dataset.features.all], url)
         if not selected.empty:
@@ -115,10 +115,8 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     keep = [dataset.key, dataset.event_time, *dataset.features.all]
     if dataset.target in split.valid.columns:
         keep.append(dataset.target)
-    features_url = storage.write_partition(
-        split.valid[keep], config.storage.root, FEATURES, day, options, row_group_rows=config.scoring.partition_rows
-    )
-    quarantine_url = storage.write_partition(split.quarantined, config.storage.root, QUARANTINE, day, options)
+    features_url = lake.write(Table.FEATURES, day, split.valid[keep], row_group_rows=config.scoring.partition_rows)
+    quarantine_url = lake.write(Table.QUARANTINE, day, split.quarantined)
     result = ExtractResult(
         day=day.isoformat(),
         rows_in=len(rows),

@@ -20,16 +20,14 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipelines import registry, storage
-from pipelines.config import Config
+from pipelines import registry
+from pipelines.config import Config, FeatureSpec
+from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
-from pipelines.scoring import PREDICTION_LOG
+from pipelines.storage import Lake, Table
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
-from pipelines.validation import DataError
 
 log = logging.getLogger(__name__)
-
-REPORTS = "reports"
 
 
 @dataclass(frozen=True)
@@ -72,14 +70,9 @@ def load_reference(config: Config, model: registry.ModelRef) -> pd.DataFrame:
 
 def current_window(config: Config, day: date) -> pd.DataFrame:
     """Prediction-log rows of the ``monitoring.window_days`` days ending on ``day`` (missing days are skipped)."""
-    root, options = config.storage.root, config.storage.options
+    lake = Lake.from_config(config)
     days = [day - timedelta(days=i) for i in range(config.monitoring.window_days)]
-    frames = [
-        storage.read_partition(root, PREDICTION_LOG, d, options)
-        for d in days
-        if storage.partition_exists(root, PREDICTION_LOG, d, options)
-    ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return lake.read_days(Table.PREDICTION_LOG, [d for d in days if lake.exists(Table.PREDICTION_LOG, d)])
 
 
 def missing_alerts(
@@ -88,6 +81,46 @@ def missing_alerts(
     """Columns whose missing share rose by more than ``threshold`` over the reference: column -> rise."""
     rises = current[columns].isna().mean() - reference[columns].isna().mean()
     return {c: float(v) for c, v in rises.items() if v > threshold}
+
+
+@dataclass(frozen=True)
+class DriftAssessment:
+    """The numbers and flags a drift check reports, decided from per-column verdicts and the two frames."""
+
+    drift_share: float  # share of the tested feature columns that drifted (the model output is not counted)
+    drifted_columns: list[str]
+    missing: dict[str, float]  # column -> rise of its missing share over the reference (1.0: all missing now)
+    reason: str
+
+
+def testable_columns(
+    current: pd.DataFrame, features: FeatureSpec, output: str
+) -> tuple[list[str], list[str], list[str]]:
+    """Numerical (with the model output) and categorical columns to test, and the feature columns entirely missing
+    in ``current`` (no drift test can run on them; they are flagged as missing instead)."""
+    empty = [c for c in features.all if current[c].isna().all()]
+    numerical = [c for c in features.numerical if c not in empty] + [output]
+    categorical = [c for c in features.categorical if c not in empty]
+    return numerical, categorical, empty
+
+
+def assess_drift(
+    verdicts: dict[str, dict[str, Any]],
+    output: str,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: FeatureSpec,
+    empty: list[str],
+    missing_threshold: float,
+) -> DriftAssessment:
+    """Drift share over the tested features, the drifted ones, and missing-value alerts (pure: no I/O)."""
+    tested = [c for c in verdicts if c != output]
+    drifted = sorted(c for c in tested if verdicts[c]["drifted"])
+    missing = missing_alerts(reference, current, features.all, missing_threshold)
+    for column in empty:
+        missing.setdefault(column, 1.0)
+    reason = f"{len(drifted)} of {len(tested)} columns drifted" + (f"; all missing: {empty}" if empty else "")
+    return DriftAssessment(len(drifted) / max(1, len(tested)), drifted, missing, reason)
 
 
 def evidently_drift(
@@ -191,32 +224,28 @@ def check_drift(config: Config, day: date) -> DriftResult:
     output = output_column(config)
     current_x = model_input(current, config).assign(**{output: current[output].to_numpy()})
     reference_x = model_input(reference, config).assign(**{output: reference[output].to_numpy()})
-    empty = [c for c in features.all if current_x[c].isna().all()]
-    numerical = [c for c in features.numerical if c not in empty] + [output]
-    categorical = [c for c in features.categorical if c not in empty]
+    numerical, categorical, empty = testable_columns(current_x, features, output)
     verdicts = drift_verdicts(reference_x, current_x, numerical, categorical)
     shown = current_x.sample(n=min(len(current_x), config.monitoring.report_rows), random_state=config.training.seed)
     snapshot = evidently_drift(reference_x, shown, numerical, categorical)
-    drifted = sorted(c for c, v in verdicts.items() if v["drifted"] and c != output)
-    share = len(drifted) / max(1, len([c for c in verdicts if c != output]))
-    missing = missing_alerts(reference_x, current_x, features.all, config.monitoring.missing_share_threshold)
-    for column in empty:
-        missing.setdefault(column, 1.0)
+    drift = assess_drift(
+        verdicts, output, reference_x, current_x, features, empty, config.monitoring.missing_share_threshold
+    )
     realized, realized_rows = realized_metric(config, current, day)
     champion_metric = _champion_metric(client, config, champion)
     report_url, run_id = _publish_report(
-        config, day, champion, snapshot, verdicts, missing, share, realized, realized_rows
+        config, day, champion, snapshot, verdicts, drift.missing, drift.drift_share, realized, realized_rows
     )
     experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     result = DriftResult(
         day=day.isoformat(),
         status="checked",
-        reason=f"{len(drifted)} of {len(verdicts) - 1} columns drifted" + (f"; all missing: {empty}" if empty else ""),
+        reason=drift.reason,
         model_version=champion.version,
         rows_current=len(current),
-        drift_share=share,
-        drifted_columns=drifted,
-        missing_alerts=sorted(missing),
+        drift_share=drift.drift_share,
+        drifted_columns=drift.drifted_columns,
+        missing_alerts=sorted(drift.missing),
         realized_metric=realized,
         realized_rows=realized_rows,
         champion_metric=champion_metric,
@@ -227,8 +256,8 @@ def check_drift(config: Config, day: date) -> DriftResult:
     log.info(
         "drift %s: share %.2f (%s), output drifted: %s, realized %s=%s",
         day,
-        share,
-        drifted,
+        drift.drift_share,
+        drift.drifted_columns,
         verdicts[output]["drifted"],
         config.model.metric,
         realized,
@@ -265,8 +294,9 @@ def _publish_report(
         snapshot.save_html(str(folder / "drift_report.html"))
         snapshot.save_json(str(folder / "drift_report.json"))
         (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        with storage.staged_partition(config.storage.root, REPORTS, day, config.storage.options) as staging:
-            fs, path = storage.filesystem(staging, config.storage.options)
+        lake = Lake.from_config(config)
+        with lake.staged(Table.REPORTS, day) as staging:
+            fs, path = lake.fs(staging)
             for file in folder.iterdir():
                 fs.put_file(str(file), f"{path}/{file.name}")
         with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
@@ -285,4 +315,4 @@ def _publish_report(
             metrics["realized_rows"] = realized_rows
             mlflow.log_metrics(metrics)
             mlflow.log_artifacts(tmp, artifact_path="drift")
-    return storage.partition_url(config.storage.root, REPORTS, day), run.info.run_id
+    return lake.partition(Table.REPORTS, day), run.info.run_id

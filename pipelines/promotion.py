@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.tracking import MlflowClient
+from scipy import stats
 
-from pipelines import registry, storage
-from pipelines.config import Config, load_config
-from pipelines.features import FEATURES
+from pipelines import registry
+from pipelines.config import Config, PromotionConfig, load_config
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.monitoring import DriftResult
-from pipelines.scoring import load_model
+from pipelines.storage import Lake, Table
 from pipelines.training import labeled_window, read_labels, train_and_register
 
 log = logging.getLogger(__name__)
@@ -63,34 +64,116 @@ class Decision:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class GainInterval:
+    """A confidence interval of the challenger's gain, or why the holdout cannot support one (then NaN bounds)."""
+
+    low: float
+    high: float
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    model_name: str
+    from_version: str
+    to_version: str
+    reason: str
+    mlflow_run_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "version": self.to_version}  # "version": the one now champion, for UI links
+
+    def __str__(self) -> str:
+        return (
+            f"rolled back {self.model_name}: champion v{self.from_version} -> v{self.to_version}"
+            f" (reason: {self.reason}; MLflow run {self.mlflow_run_id})"
+        )
+
+
 def _gain(config: Config, challenger: float, champion: float) -> float:
     """Positive when the challenger is better, whichever direction the metric runs."""
     return challenger - champion if config.greater_is_better else champion - challenger
 
 
-def paired_bootstrap(
-    config: Config, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray
-) -> tuple[float, float]:
-    """Confidence interval of the gain, resampling holdout rows with both models' outputs kept paired."""
-    rng = np.random.default_rng(config.training.seed)
-    gains = []
-    for _ in range(config.promotion.bootstrap):
-        rows = rng.integers(0, len(y), len(y))
-        if config.task == "classification" and len(np.unique(y[rows])) < 2:
-            continue
-        gains.append(
-            _gain(
-                config,
-                metric_value(config.model.metric, y[rows], challenger[rows]),
-                metric_value(config.model.metric, y[rows], champion[rows]),
-            )
+def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray) -> GainInterval:
+    """Percentile interval of the gain from a paired bootstrap (``scipy.stats.bootstrap``, rows resampled with both
+    models' outputs kept together), at ``promotion.confidence`` with ``promotion.bootstrap`` resamples.
+
+    A classification metric is undefined on a resample holding one class; if any resample does, the holdout is
+    too unbalanced (or too small) to support an interval, and the result says so instead of bounds.
+    """
+    y, champion, challenger = np.asarray(y), np.asarray(champion), np.asarray(challenger)
+    nan = float("nan")
+    if len(y) < 2:
+        return GainInterval(nan, nan, f"the holdout has {len(y)} rows, too few to resample")
+    one_class_undefined = config.task == "classification"
+
+    def gain(y_: np.ndarray, champion_: np.ndarray, challenger_: np.ndarray) -> float:
+        if one_class_undefined and len(np.unique(y_)) < 2:
+            return nan
+        metric = config.model.metric
+        return _gain(config, metric_value(metric, y_, challenger_), metric_value(metric, y_, champion_))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # the NaN case is reported below, in words
+        result = stats.bootstrap(
+            (y, champion, challenger),
+            gain,
+            paired=True,
+            vectorized=False,
+            n_resamples=config.promotion.bootstrap,
+            confidence_level=config.promotion.confidence,
+            method="percentile",
+            rng=np.random.default_rng(config.training.seed),
         )
-    alpha = (1 - config.promotion.confidence) / 2
-    return float(np.quantile(gains, alpha)), float(np.quantile(gains, 1 - alpha))
+    undefined = int(np.isnan(result.bootstrap_distribution).sum())
+    if undefined:
+        return GainInterval(
+            nan,
+            nan,
+            f"{undefined} of {config.promotion.bootstrap} bootstrap resamples of the {len(y)} holdout rows hold a"
+            f" single class, where {config.model.metric} is undefined",
+        )
+    return GainInterval(float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
-def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> tuple[bool, str]:
-    """Whether a drift result warrants retraining now, and why (or why not)."""
+def promotion_verdict(
+    policy: PromotionConfig, same_version: bool, n: int, gain: float, interval: GainInterval
+) -> tuple[bool, str]:
+    """The promotion ladder: the challenger must be new, judged on enough rows, better by the margin, and its gain
+    interval must lie above 0. Returns whether to promote and why (the first rung that fails, or all that pass)."""
+    if same_version:
+        return False, "the challenger already is the champion"
+    if n < policy.min_samples:
+        return False, f"holdout has {n} rows; promotion.min_samples is {policy.min_samples}"
+    if gain < policy.min_improvement:
+        return False, f"gain {gain:.4f} < min_improvement {policy.min_improvement}"
+    if interval.problem:
+        return False, f"no {policy.confidence:.0%} interval of the gain: {interval.problem}"
+    if not interval.low > 0:
+        return (
+            False,
+            f"{policy.confidence:.0%} interval of the gain [{interval.low:.4f}, {interval.high:.4f}] includes 0",
+        )
+    return (
+        True,
+        f"gain {gain:.4f} >= {policy.min_improvement},"
+        f" {policy.confidence:.0%} interval [{interval.low:.4f}, {interval.high:.4f}] above 0",
+    )
+
+
+def retrain_decision(
+    config: Config,
+    drift: DriftResult,
+    day: date,
+    last_retrain: Callable[[], date | None],
+    new_labels: Callable[[], int],
+    force: bool = False,
+) -> tuple[bool, str]:
+    """The retraining ladder: forced; else a checked day must show a trigger (drift share or metric drop), no
+    retraining within ``cooldown_days`` and at least ``min_new_labels`` new labels. ``last_retrain`` and
+    ``new_labels`` are asked only when their rung is reached (counting labels reads the lake)."""
     if force:
         return True, "forced"
     if drift.status != "checked" or drift.drift_share is None:
@@ -105,11 +188,10 @@ def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = 
             reasons.append(f"realized {config.model.metric} {drift.realized_metric:.4f} is {drop:.4f} below training")
     if not reasons:
         return False, "no trigger: drift and realized metric within thresholds"
-    client = registry.connect(config)
-    last = client.get_registered_model(config.model.name).tags.get(LAST_RETRAIN_TAG)
-    if last and (day - date.fromisoformat(last)).days < monitoring.cooldown_days:
+    last = last_retrain()
+    if last is not None and (day - last).days < monitoring.cooldown_days:
         return False, f"cooldown: last retraining {last}, monitoring.cooldown_days={monitoring.cooldown_days}"
-    new = _labels_since_champion(config, client, day)
+    new = new_labels()
     if new < monitoring.min_new_labels:
         return (
             False,
@@ -119,20 +201,33 @@ def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = 
     return True, "; ".join(reasons)
 
 
+def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> tuple[bool, str]:
+    """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked."""
+
+    def last_retrain() -> date | None:
+        tag = registry.connect(config).get_registered_model(config.model.name).tags.get(LAST_RETRAIN_TAG)
+        return date.fromisoformat(tag) if tag else None
+
+    return retrain_decision(
+        config,
+        drift,
+        day,
+        last_retrain,
+        lambda: _labels_since_champion(config, registry.connect(config), day),
+        force=force,
+    )
+
+
 def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
     champion = registry.require_alias(client, config.model.name)
     end = date.fromisoformat(
         client.get_model_version(champion.name, champion.version).tags.get("window_end", "1970-01-01")
     )
-    days = [d for d in storage.partition_days(config.storage.root, FEATURES, config.storage.options) if end < d <= day]
+    lake = Lake.from_config(config)
+    days = [d for d in lake.days(Table.FEATURES) if end < d <= day]
     if not days:
         return 0
-    keys = pd.concat(
-        [
-            storage.read_partition(config.storage.root, FEATURES, d, config.storage.options, [config.dataset.key])
-            for d in days
-        ]
-    )
+    keys = lake.read_days(Table.FEATURES, days, [config.dataset.key])
     if not config.dataset.labels:
         return len(keys)
     return int(keys[config.dataset.key].astype(str).isin(read_labels(config)[config.dataset.key]).sum())
@@ -162,7 +257,7 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     challenger = registry.version_ref(client, config.model.name, challenger_version)
     outputs = {
         ref.version: model_output(
-            load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
+            registry.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
         )
         for ref in (champion, challenger)
     }
@@ -170,26 +265,9 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     champion_metric = metric_value(metric, y, outputs[champion.version])
     challenger_metric = metric_value(metric, y, outputs[challenger.version])
     gain = _gain(config, challenger_metric, champion_metric)
-    low, high = (
-        paired_bootstrap(config, y, outputs[champion.version], outputs[challenger.version])
-        if len(y) >= 2
-        else (np.nan, np.nan)
-    )
+    interval = gain_interval(config, y, outputs[champion.version], outputs[challenger.version])
     promotion = config.promotion
-    if challenger.version == champion.version:
-        promoted, why = False, "the challenger already is the champion"
-    elif len(y) < promotion.min_samples:
-        promoted, why = False, f"holdout has {len(y)} rows; promotion.min_samples is {promotion.min_samples}"
-    elif gain < promotion.min_improvement:
-        promoted, why = False, f"gain {gain:.4f} < min_improvement {promotion.min_improvement}"
-    elif not low > 0:
-        promoted, why = False, f"{promotion.confidence:.0%} interval of the gain [{low:.4f}, {high:.4f}] includes 0"
-    else:
-        promoted, why = (
-            True,
-            f"gain {gain:.4f} >= {promotion.min_improvement},"
-            f" {promotion.confidence:.0%} interval [{low:.4f}, {high:.4f}] above 0",
-        )
+    promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
     if promoted:
         promote(client, config.model.name, champion.version, challenger.version)
     decision = Decision(
@@ -203,8 +281,8 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
         champion_metric=champion_metric,
         challenger_metric=challenger_metric,
         difference=gain,
-        ci_low=low,
-        ci_high=high,
+        ci_low=interval.low,
+        ci_high=interval.high,
         n=len(y),
         min_improvement=promotion.min_improvement,
         confidence=promotion.confidence,
@@ -235,8 +313,8 @@ def promote(client: MlflowClient, name: str, old: str, new: str) -> None:
         ) from exc
 
 
-def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, str]:
-    """``champion`` <- ``previous_champion`` (and the two swap), recorded like a promotion decision."""
+def rollback(config: Config, reason: str) -> Rollback:
+    """``champion`` <- ``previous_champion`` (and the two swap), recorded as tags on both versions and an MLflow run."""
     client = registry.connect(config)
     name = config.model.name
     current = registry.require_alias(client, name)
@@ -244,7 +322,7 @@ def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, 
     if previous is None:
         raise registry.RegistryError(f"model {name!r} has no {PREVIOUS!r} alias: nothing to roll back to")
     promote(client, name, current.version, previous.version)
-    with mlflow.start_run(run_name=f"rollback-v{current.version}-to-v{previous.version}"):
+    with mlflow.start_run(run_name=f"rollback-v{current.version}-to-v{previous.version}") as run:
         mlflow.set_tags(
             {
                 "kind": "rollback",
@@ -257,13 +335,7 @@ def rollback(config: Config, reason: str, day: date | None = None) -> dict[str, 
     client.set_model_version_tag(name, current.version, "rolled_back", f"replaced by v{previous.version}: {reason}")
     client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
     log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
-    return {
-        "model_name": name,
-        "version": previous.version,
-        "from_version": current.version,
-        "to_version": previous.version,
-        "reason": reason,
-    }
+    return Rollback(name, current.version, previous.version, reason, run.info.run_id)
 
 
 def _record(client: MlflowClient, config: Config, decision: Decision, kind: str, day: date) -> Decision:

@@ -5,10 +5,12 @@ Models are always addressed through registry aliases (``champion``), never throu
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -20,6 +22,7 @@ from pipelines.errors import RegistryError
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+MODEL_CACHE_SIZE = 4  # champion + challenger, each on up to two devices: a long-lived worker keeps no more
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,27 @@ def crown_if_vacant(client: MlflowClient, name: str, version: str) -> str:
     client.set_registered_model_alias(name, CHAMPION, version)
     log.info("model %s had no champion: version %s is champion now", name, version)
     return version
+
+
+def load_model(ref: ModelRef, tracking_uri: str, device: str = "cpu", torch_batch_rows: int | None = None) -> Any:
+    """The model behind a registered version, on ``device``; reused within a process (a version never changes).
+
+    The cache is bounded (least recently used first out), so a worker that scores version after version for
+    months holds at most ``MODEL_CACHE_SIZE`` models.
+    """
+    model = _load(ref.uri, ref.flavor, tracking_uri, device)
+    if torch_batch_rows is not None and ref.flavor == "torch":
+        model.batch_rows = torch_batch_rows
+    return model
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
+def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if flavor == "torch":
+        model = mlflow.pytorch.load_model(uri, map_location=device).to(device)
+    else:
+        model = mlflow.sklearn.load_model(uri)
+    log.info("loaded %s on %s", uri, device)
+    return model

@@ -6,19 +6,25 @@ named after the row group; a retried or recomputed task (a worker lost mid-run) 
 partition holds every row exactly once. Only file names, counts and key hashes travel back to the client.
 
 A row that cannot be scored never sinks its batch: inputs are checked row by row first (missing key, a value
-that is not a number or not finite, a duplicated key), a failing batch is retried with backoff and then split in
-halves until the rows that fail alone are found. Those rows go to the dead-letter partition with the error.
+that is not a number or not finite, a duplicated key), and a batch the model rejects is split in halves until the
+rows that fail alone are found. Those rows go to the dead-letter partition with the error. What is decided about
+a frame (:func:`score_frame`) is apart from reading and writing it (:func:`score_piece`).
+
+Retries, one layer per kind of fault: a model error on a batch is not retried (the same rows fail the same way;
+bisection isolates them); a Dask task that raises (a transient read or write of its row group) is retried
+``scoring.batch_retries`` times, and a task on a worker that dies is rerun by Dask, both without redoing the day;
+Airflow's task retries cover what fails the whole run (the scheduler, the registry), except the errors that a
+retry cannot fix (``pipelines.errors``), which fail at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -27,18 +33,14 @@ from distributed import Client, get_worker
 from pipelines import registry, storage
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
-from pipelines.features import FEATURES
-from pipelines.validation import DataError
+from pipelines.errors import DataError, InvariantError
+from pipelines.storage import Lake, Table
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS = "predictions"
-DEAD_LETTER = "dead_letter"
-PREDICTION_LOG = "prediction_log"
 ERROR = "error"
 HASH_BUCKETS = 10_000
-
-_MODELS: dict[tuple[str, str], Any] = {}
+OUTPUTS = (Table.PREDICTIONS, Table.DEAD_LETTER, Table.PREDICTION_LOG)
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,24 @@ class Piece:
 @dataclass(frozen=True)
 class ScoringJob:
     config: Config
+    lake: Lake
     model: registry.ModelRef
     run_id: str
     day: date
     scored_at: datetime
-    staging: dict[str, str]  # table -> staging URL
+    staging: dict[Table, str]  # table -> staging URL
     use_gpu: bool
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """What scoring decided about one frame: each row is either predicted or dead-lettered with a reason."""
+
+    predictions: pd.DataFrame  # key, prediction (+ probability); indexed by row position in the frame
+    dead: pd.DataFrame  # the rows' original values as text, with ERROR
+    logged: pd.DataFrame  # the sampled predicted rows: key, event time, features, prediction (+ probability)
+    key_hashes: np.ndarray = field(repr=False)
+    dead_positions: np.ndarray = field(repr=False)
 
 
 @dataclass
@@ -94,33 +108,22 @@ class ScoreResult:
 
 
 def _device(job: ScoringJob) -> str:
-    """cuda for torch tasks placed on a GPU worker that has one; cpu otherwise (said once per process)."""
+    """cuda for torch tasks placed on a GPU worker that has one; cpu otherwise."""
     if job.model.flavor != "torch":
         return "cpu"
     import torch
 
     if job.use_gpu and torch.cuda.is_available():
         return "cuda"
-    if job.use_gpu and ("warned", "cuda") not in _MODELS:
-        _MODELS[("warned", "cuda")] = None
-        log.warning("this worker declares %s but torch sees no CUDA device: scoring on CPU", GPU)
+    if job.use_gpu:
+        _warn_no_cuda()
     return "cpu"
 
 
-def load_model(ref: registry.ModelRef, tracking_uri: str, device: str, torch_batch_rows: int) -> Any:
-    """The model behind a versioned URI, loaded once per process and device (a version's artifacts never change)."""
-    key = (ref.uri, device)
-    if key not in _MODELS:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        if ref.flavor == "torch":
-            model = mlflow.pytorch.load_model(ref.uri, map_location=device).to(device)
-            model.batch_rows = torch_batch_rows
-        else:
-            model = mlflow.sklearn.load_model(ref.uri)
-        _MODELS[key] = model
-        log.info("loaded %s on %s", ref.uri, device)
-    return _MODELS[key]
+@functools.cache
+def _warn_no_cuda() -> None:
+    """Said once per worker process, not once per row group."""
+    log.warning("this worker declares %s but torch sees no CUDA device: scoring on CPU", GPU)
 
 
 def key_hashes(keys: pd.Series) -> np.ndarray:
@@ -182,34 +185,63 @@ def _predict(model: Any, x: pd.DataFrame, task: str) -> pd.DataFrame:
     return pd.DataFrame({"prediction": np.asarray(model.predict(x), dtype=np.float64)}, index=x.index)
 
 
-def predict_isolating(model: Any, x: pd.DataFrame, task: str, retries: int) -> tuple[pd.DataFrame, pd.Series]:
+def predict_isolating(model: Any, x: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series]:
     """Predictions for the rows that can be scored and an error for each row that cannot.
 
-    The whole batch is tried (with ``retries`` retries and backoff, for transient failures); if it still fails,
-    each half is tried on its own, down to single rows.
+    The whole batch is tried once (a model is deterministic: the same rows would fail again); if it fails, each
+    half is tried on its own, down to single rows.
     """
-    error = ""
-    for attempt in range(retries + 1):
-        try:
-            return _predict(model, x, task), pd.Series(dtype=object)
-        except Exception as exc:  # noqa: BLE001 (any model error: isolate the rows that cause it)
-            error = f"{type(exc).__name__}: {exc}"
-            if attempt < retries:
-                time.sleep(0.05 * 2**attempt)
+    try:
+        return _predict(model, x, task), pd.Series(dtype=object)
+    except Exception as exc:  # noqa: BLE001 (any model error: isolate the rows that cause it)
+        error = f"{type(exc).__name__}: {exc}"
     if len(x) == 1:
         return _predict(model, x.iloc[:0], task), pd.Series({x.index[0]: error}, dtype=object)
     middle = len(x) // 2
-    parts = [predict_isolating(model, half, task, 0) for half in (x.iloc[:middle], x.iloc[middle:])]
+    parts = [predict_isolating(model, half, task) for half in (x.iloc[:middle], x.iloc[middle:])]
     return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts])
 
 
-def _write(frame: pd.DataFrame, url: str, options: dict[str, Any], keep_empty: bool) -> None:
-    fs, path = storage.filesystem(url, options)
+def score_frame(frame: pd.DataFrame, model: Any, config: Config, duplicates: tuple[int, ...] = ()) -> FrameScores:
+    """Score an in-memory frame (row positions as index): checked input, isolated model failures, a key sample.
+
+    ``duplicates`` are positions whose key appeared in an earlier frame: they are dead-lettered too. Pure apart
+    from calling the model, so it is tested without Dask, files or MLflow.
+    """
+    dataset = config.dataset
+    hashes = key_hashes(frame[dataset.key])
+    x, reasons = checked_input(frame, config)
+    for position in duplicates:
+        reasons[position] = f"{dataset.key}: duplicate key (first seen in an earlier row group)"
+    usable = x.drop(index=reasons.index) if len(reasons) else x
+    predicted, failures = predict_isolating(model, usable, config.task)
+    values = predicted.select_dtypes("number")
+    non_finite = (
+        predicted.index[~np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)] if len(values.columns) else []
+    )
+    failures = pd.concat(
+        [failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)]
+    )
+    reasons = pd.concat([reasons, failures]).sort_index()
+    predicted = predicted.drop(index=non_finite)
+
+    keys = frame[dataset.key]
+    predictions = pd.concat([keys if len(predicted) == len(frame) else keys.loc[predicted.index], predicted], axis=1)
+    dead = frame.loc[reasons.index].astype("string").assign(**{ERROR: reasons.to_numpy()})
+    sample = predicted.index[in_sample(hashes[predicted.index], config.monitoring.sample_rate)]
+    logged = pd.concat(
+        [frame.loc[sample, [dataset.key, dataset.event_time, *dataset.features.all]], predicted.loc[sample]], axis=1
+    )
+    return FrameScores(predictions, dead, logged, hashes, reasons.index.to_numpy(dtype=np.int64))
+
+
+def _write(lake: Lake, frame: pd.DataFrame, url: str, keep_empty: bool) -> None:
+    fs, path = lake.fs(url)
     if frame.empty and not keep_empty:
         if fs.exists(path):
             fs.rm(path)
         return
-    with storage.open_for_arrow(url, "wb", options) as target:
+    with lake.open_for_arrow(url, "wb") as target:
         frame.to_parquet(target, index=False)
 
 
@@ -232,47 +264,22 @@ def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
 def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ()) -> PieceResult:
     """Score one row group into ``part-<index>.parquet`` of each output; ``duplicates`` are positions to dead-letter."""
     config = job.config
-    options = config.storage.options
     columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
-    with storage.open_for_arrow(piece.url, "rb", options) as source:
+    with job.lake.open_for_arrow(piece.url, "rb") as source:
         frame = pq.ParquetFile(source).read_row_group(piece.row_group, columns=columns).to_pandas()
-    hashes = key_hashes(frame[config.dataset.key])
-    x, reasons = checked_input(frame, config)
-    for position in duplicates:
-        reasons[position] = f"{config.dataset.key}: duplicate key (first seen in an earlier row group)"
     device = _device(job)
-    model = load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
-    usable = x.drop(index=reasons.index) if len(reasons) else x
-    predicted, failures = predict_isolating(model, usable, config.task, config.scoring.batch_retries)
-    values = predicted.select_dtypes("number")
-    non_finite = (
-        predicted.index[~np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)] if len(values.columns) else []
-    )
-    failures = pd.concat(
-        [failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)]
-    )
-    reasons = pd.concat([reasons, failures]).sort_index()
-    predicted = predicted.drop(index=non_finite)
-
-    stamp = _stamp(job, len(predicted))
-    keys = frame[config.dataset.key]
-    out = pd.concat([keys if len(predicted) == len(frame) else keys.loc[predicted.index], predicted], axis=1).assign(
-        **stamp
-    )
-    dead = frame.loc[reasons.index].astype("string").assign(**{ERROR: reasons.to_numpy()}, **_stamp(job, len(reasons)))
-    sample = predicted.index[in_sample(hashes[predicted.index], config.monitoring.sample_rate)]
-    logged = pd.concat(
-        [
-            frame.loc[sample, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]],
-            predicted.loc[sample],
-        ],
-        axis=1,
-    ).assign(**_stamp(job, len(sample)))
+    model = registry.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
+    scores = score_frame(frame, model, config, duplicates)
 
     name = f"part-{piece.index:05d}.parquet"
-    _write(out, f"{job.staging[PREDICTIONS]}/{name}", options, keep_empty=True)
-    _write(dead, f"{job.staging[DEAD_LETTER]}/{name}", options, keep_empty=False)
-    _write(logged, f"{job.staging[PREDICTION_LOG]}/{name}", options, keep_empty=False)
+    outputs = {
+        Table.PREDICTIONS: (scores.predictions, True),
+        Table.DEAD_LETTER: (scores.dead, False),
+        Table.PREDICTION_LOG: (scores.logged, False),
+    }
+    for table, (rows, keep_empty) in outputs.items():
+        stamped = rows.assign(**_stamp(job, len(rows)))
+        _write(job.lake, stamped, f"{job.staging[table]}/{name}", keep_empty=keep_empty)
     try:
         worker = get_worker().address
     except ValueError:  # called outside a worker (tests, debugging)
@@ -280,19 +287,19 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
     return PieceResult(
         index=piece.index,
         rows_in=len(frame),
-        scored=len(out),
-        dead=len(dead),
-        logged=len(logged),
+        scored=len(scores.predictions),
+        dead=len(scores.dead),
+        logged=len(scores.logged),
         worker=worker,
         device=device,
-        key_hashes=hashes,
-        dead_positions=reasons.index.to_numpy(dtype=np.int64),
+        key_hashes=scores.key_hashes,
+        dead_positions=scores.dead_positions,
     )
 
 
-def plan_pieces(url: str, columns: list[str], options: dict[str, Any] | None = None) -> list[Piece]:
+def plan_pieces(lake: Lake, url: str, columns: list[str]) -> list[Piece]:
     """Every row group under a partition folder, in file order; an unreadable file or a missing column is named."""
-    fs, path = storage.filesystem(url, options)
+    fs, path = lake.fs(url)
     pieces: list[Piece] = []
     for file in sorted(f for f in fs.find(path) if f.endswith(".parquet")):
         file_url = storage.url_for(fs, file)
@@ -336,18 +343,20 @@ def cross_piece_duplicates(results: list[PieceResult]) -> dict[int, tuple[int, .
 
 def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreResult:
     """Score the day's features with the current champion; publish only when rows in == scored + dead-lettered."""
-    options, root = config.storage.options, config.storage.root
-    source = storage.partition_url(root, FEATURES, day)
-    if not storage.partition_exists(root, FEATURES, day, options):
-        raise FileNotFoundError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
+    lake = Lake.from_config(config)
+    source = lake.partition(Table.FEATURES, day)
+    if not lake.exists(Table.FEATURES, day):
+        raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
     model = registry.require_alias(registry.connect(config), config.model.name)
-    pieces = plan_pieces(source, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all], options)
+    pieces = plan_pieces(lake, source, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all])
     where, use_gpu = placement(client, model.flavor)
-    tables = (PREDICTIONS, DEAD_LETTER, PREDICTION_LOG)
-    staging = {table: storage.new_staging(root, table, day, options) for table in tables}
-    job = ScoringJob(config, model, run_id, day, datetime.now(UTC), staging, use_gpu)
+    # Dask reruns a task whose worker died on its own; `retries` is for a task that raised (a transient read or
+    # write of its row group): one row group is redone, not the day. Model errors never reach it (bisection).
+    where["retries"] = config.scoring.batch_retries
+    staging = {table: lake.new_staging(table, day) for table in OUTPUTS}
+    job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), staging, use_gpu)
     try:
-        results = client.gather(client.map(score_piece, pieces, job=job, pure=False, retries=2, **where))
+        results = client.gather(client.map(score_piece, pieces, job=job, pure=False, **where))
         duplicates = cross_piece_duplicates(results)
         if duplicates:
             log.warning(
@@ -356,28 +365,28 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
             )
             redo = [pieces[i] for i in duplicates]
             again = client.gather(
-                [client.submit(score_piece, p, job, duplicates[p.index], pure=False, retries=2, **where) for p in redo]
+                [client.submit(score_piece, p, job, duplicates[p.index], pure=False, **where) for p in redo]
             )
             results = [next((a for a in again if a.index == r.index), r) for r in results]
-        result = _totals(config, day, model, results, staging)
+        result = _totals(lake, day, model, results)
         if result.rows_in != result.rows_scored + result.rows_dead_lettered:
-            raise RuntimeError(
+            raise InvariantError(
                 f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
-                f" + {result.rows_dead_lettered} dead-lettered"
+                f" + {result.rows_dead_lettered} dead-lettered; nothing published"
             )
         share = result.rows_dead_lettered / result.rows_in if result.rows_in else 0.0
         if share > config.scoring.max_dead_letter_share:
-            url = storage.publish(staging.pop(DEAD_LETTER), root, DEAD_LETTER, day, options)
+            url = lake.publish(staging.pop(Table.DEAD_LETTER), Table.DEAD_LETTER, day)
             raise DataError(
                 f"{result.rows_dead_lettered} of {result.rows_in} rows of {source} ({share:.1%}) could not be scored, "
                 f"above scoring.max_dead_letter_share={config.scoring.max_dead_letter_share:.1%}; "
                 f"predictions not published; errors in {url}"
             )
-        for table in tables:
-            storage.publish(staging.pop(table), root, table, day, options)
+        for table in OUTPUTS:
+            lake.publish(staging.pop(table), table, day)
     finally:
         for url in staging.values():
-            storage.discard(url, options)
+            lake.discard(url)
     log.info(
         "scored %s with %s v%s on %s: %d in, %d scored, %d dead-lettered, %d logged",
         day,
@@ -392,10 +401,7 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
     return result
 
 
-def _totals(
-    config: Config, day: date, model: registry.ModelRef, results: list[PieceResult], staging: dict[str, str]
-) -> ScoreResult:
-    root = config.storage.root
+def _totals(lake: Lake, day: date, model: registry.ModelRef, results: list[PieceResult]) -> ScoreResult:
     devices = sorted({r.device for r in results}) or ["cpu"]
     return ScoreResult(
         day=day.isoformat(),
@@ -407,7 +413,7 @@ def _totals(
         model_version=model.version,
         device=",".join(devices),
         workers=sorted({r.worker for r in results}),
-        predictions_url=storage.partition_url(root, PREDICTIONS, day),
-        dead_letter_url=storage.partition_url(root, DEAD_LETTER, day),
-        prediction_log_url=storage.partition_url(root, PREDICTION_LOG, day),
+        predictions_url=lake.partition(Table.PREDICTIONS, day),
+        dead_letter_url=lake.partition(Table.DEAD_LETTER, day),
+        prediction_log_url=lake.partition(Table.PREDICTION_LOG, day),
     )

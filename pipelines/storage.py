@@ -1,17 +1,21 @@
 """The data lake: date-partitioned Parquet tables on any fsspec filesystem (a local folder or ``s3://``).
 
-Every write is a transaction: the partition is written under ``<table>/_staging/`` and then moved into place,
-replacing what was there, so a rerun never appends and a reader never sees half a partition on a local disk.
+:class:`Lake` is the one seam that knows where a table lives: callers say which table and which day
+(``lake.read(FEATURES, day)``), never a root, a path or storage options. Every write is a transaction: the
+partition is written under ``<table>/_staging/`` and then moved into place, replacing what was there, so a rerun
+never appends and a reader never sees half a partition on a local disk.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pandas as pd
@@ -19,9 +23,25 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from pipelines.errors import DataError
+
+if TYPE_CHECKING:
+    from pipelines.config import Config
+
 log = logging.getLogger(__name__)
 
 STAGING = "_staging"
+
+
+class Table(StrEnum):
+    """The lake's tables; each holds one ``date=YYYY-MM-DD`` partition per day."""
+
+    FEATURES = "features"
+    QUARANTINE = "quarantine"
+    PREDICTIONS = "predictions"
+    DEAD_LETTER = "dead_letter"
+    PREDICTION_LOG = "prediction_log"
+    REPORTS = "reports"
 
 
 def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
@@ -35,123 +55,140 @@ def url_for(fs: AbstractFileSystem, path: str) -> str:
     return path if protocol == "file" else f"{protocol}://{path}"
 
 
-def partition_url(root: str, table: str, day: date) -> str:
-    return f"{root.rstrip('/')}/{table}/date={day.isoformat()}"
+@dataclass(frozen=True)
+class Lake:
+    """Where the tables live (``root``) and how to reach them (fsspec ``options``); small and picklable, so Dask
+    tasks carry it to workers."""
 
+    root: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
-def partition_days(root: str, table: str, options: dict[str, Any] | None = None) -> list[date]:
-    """The days a table holds, ignoring staging folders and anything that is not ``date=YYYY-MM-DD``."""
-    fs, path = filesystem(f"{root.rstrip('/')}/{table}", options)
-    if not fs.exists(path):
-        return []
-    days = []
-    for entry in fs.ls(path, detail=False):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith("date="):
-            try:
-                days.append(date.fromisoformat(name[len("date=") :]))
-            except ValueError:
-                log.warning("ignoring malformed partition folder %s", entry)
-    return sorted(days)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", self.root.rstrip("/"))
 
+    @classmethod
+    def from_config(cls, config: Config) -> Lake:
+        return cls(config.storage.root, dict(config.storage.options))
 
-def new_staging(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> str:
-    """A fresh, empty folder to write one partition of ``table`` into before :func:`publish`."""
-    staging = f"{root.rstrip('/')}/{table}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
-    fs, path = filesystem(staging, options)
-    fs.makedirs(path, exist_ok=True)
-    return staging
+    def fs(self, url: str) -> tuple[AbstractFileSystem, str]:
+        """The filesystem and path behind any URL in (or beside) this lake, with the lake's options."""
+        return filesystem(url, self.options)
 
+    def table_url(self, table: Table) -> str:
+        return f"{self.root}/{table}"
 
-def discard(staging: str, options: dict[str, Any] | None = None) -> None:
-    fs, path = filesystem(staging, options)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    def partition(self, table: Table, day: date) -> str:
+        """The URL of one day's partition of ``table`` (whether or not it exists)."""
+        return f"{self.table_url(table)}/date={day.isoformat()}"
 
+    def exists(self, table: Table, day: date) -> bool:
+        fs, path = self.fs(self.partition(table, day))
+        return fs.exists(path)
 
-def publish(staging: str, root: str, table: str, day: date, options: dict[str, Any] | None = None) -> str:
-    """Swap a staged folder into place, replacing the old partition.
+    def days(self, table: Table) -> list[date]:
+        """The days a table holds, ignoring staging folders and anything that is not ``date=YYYY-MM-DD``."""
+        fs, path = self.fs(self.table_url(table))
+        if not fs.exists(path):
+            return []
+        days = []
+        for entry in fs.ls(path, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("date="):
+                try:
+                    days.append(date.fromisoformat(name[len("date=") :]))
+                except ValueError:
+                    log.warning("ignoring malformed partition folder %s", entry)
+        return sorted(days)
 
-    On a local disk: old partition renamed aside, new one renamed in, old one deleted (readers see the old or the
-    new partition, never a mix). Object stores have no rename: the old objects are deleted, then the staged ones
-    copied in, so a reader may briefly find the partition absent, but never half old and half new.
-    """
-    final = partition_url(root, table, day)
-    fs, staging_path = filesystem(staging, options)
-    final_path = filesystem(final, options)[1]
-    if isinstance(fs, LocalFileSystem):
-        trash = f"{staging_path}.old" if fs.exists(final_path) else None
-        if trash:
-            fs.mv(final_path, trash, recursive=True)
-        fs.mv(staging_path, final_path, recursive=True)
-        if trash:
-            fs.rm(trash, recursive=True)
-    else:
-        if fs.exists(final_path):
-            fs.rm(final_path, recursive=True)
-        staged = fs.find(staging_path)  # an object store has no empty folders: nothing staged, nothing to copy
-        for file in staged:
-            fs.copy(file, final_path + file[len(staging_path) :])
-        if staged:
-            fs.rm(staged)
-        fs.invalidate_cache()
-    log.info("published %s", final)
-    return final
+    def read(self, table: Table, day: date, columns: list[str] | None = None) -> pd.DataFrame:
+        """One day of a table; a missing partition is a :class:`DataError` that names it (a retry cannot help)."""
+        url = self.partition(table, day)
+        fs, path = self.fs(url)
+        if not fs.exists(path):
+            raise DataError(f"partition {url} does not exist; has the upstream stage run for {day}?")
+        return pd.read_parquet(path, filesystem=fs, columns=columns)
 
+    def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pd.DataFrame:
+        """Several days of a table, concatenated (an empty frame for no days)."""
+        frames = [self.read(table, day, columns) for day in days]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
-@contextmanager
-def staged_partition(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> Iterator[str]:
-    """Yield a staging URL to write a partition into; publish it on success, discard it on error."""
-    staging = new_staging(root, table, day, options)
-    try:
-        yield staging
-    except BaseException:
-        discard(staging, options)
-        raise
-    publish(staging, root, table, day, options)
+    def count_rows(self, table: Table, day: date) -> int | None:
+        """Rows in one partition, from the Parquet footers only; None when the partition does not exist."""
+        if not self.exists(table, day):
+            return None
+        return count_rows(self.partition(table, day), self.options)
 
+    def new_staging(self, table: Table, day: date) -> str:
+        """A fresh, empty folder to write one partition of ``table`` into before :meth:`publish`."""
+        staging = f"{self.table_url(table)}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
+        fs, path = self.fs(staging)
+        fs.makedirs(path, exist_ok=True)
+        return staging
 
-def write_partition(
-    df: pd.DataFrame,
-    root: str,
-    table: str,
-    day: date,
-    options: dict[str, Any] | None = None,
-    row_group_rows: int = 250_000,
-) -> str:
-    """Replace one day's partition of ``table`` with ``df`` (one Parquet file, row groups of ``row_group_rows``)."""
-    with staged_partition(root, table, day, options) as staging:
-        fs, path = filesystem(staging, options)
-        with fs.open(f"{path}/part-00000.parquet", "wb") as handle:
-            df.to_parquet(handle, index=False, row_group_size=row_group_rows)
-    return partition_url(root, table, day)
+    def discard(self, staging: str) -> None:
+        fs, path = self.fs(staging)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
 
+    def publish(self, staging: str, table: Table, day: date) -> str:
+        """Swap a staged folder into place, replacing the old partition.
 
-@contextmanager
-def open_for_arrow(url: str, mode: str, options: dict[str, Any] | None = None) -> Iterator[Any]:
-    """What pyarrow reads or writes fastest: a plain path on a local disk (native I/O), else an fsspec file."""
-    fs, path = filesystem(url, options)
-    if isinstance(fs, LocalFileSystem):
-        yield path
-        return
-    with fs.open(path, mode) as handle:
-        yield handle
+        On a local disk: old partition renamed aside, new one renamed in, old one deleted (readers see the old or
+        the new partition, never a mix). Object stores have no rename: the old objects are deleted, then the staged
+        ones copied in, so a reader may briefly find the partition absent, but never half old and half new.
+        """
+        final = self.partition(table, day)
+        fs, staging_path = self.fs(staging)
+        final_path = self.fs(final)[1]
+        if isinstance(fs, LocalFileSystem):
+            trash = f"{staging_path}.old" if fs.exists(final_path) else None
+            if trash:
+                fs.mv(final_path, trash, recursive=True)
+            fs.mv(staging_path, final_path, recursive=True)
+            if trash:
+                fs.rm(trash, recursive=True)
+        else:
+            if fs.exists(final_path):
+                fs.rm(final_path, recursive=True)
+            staged = fs.find(staging_path)  # an object store has no empty folders: nothing staged, nothing to copy
+            for file in staged:
+                fs.copy(file, final_path + file[len(staging_path) :])
+            if staged:
+                fs.rm(staged)
+            fs.invalidate_cache()
+        log.info("published %s", final)
+        return final
 
+    @contextmanager
+    def staged(self, table: Table, day: date) -> Iterator[str]:
+        """Yield a staging URL to write a partition into; publish it on success, discard it on error."""
+        staging = self.new_staging(table, day)
+        try:
+            yield staging
+        except BaseException:
+            self.discard(staging)
+            raise
+        self.publish(staging, table, day)
 
-def partition_exists(root: str, table: str, day: date, options: dict[str, Any] | None = None) -> bool:
-    fs, path = filesystem(partition_url(root, table, day), options)
-    return fs.exists(path)
+    def write(self, table: Table, day: date, df: pd.DataFrame, row_group_rows: int = 250_000) -> str:
+        """Replace one day's partition of ``table`` with ``df`` (one Parquet file, row groups of
+        ``row_group_rows``)."""
+        with self.staged(table, day) as staging:
+            fs, path = self.fs(staging)
+            with fs.open(f"{path}/part-00000.parquet", "wb") as handle:
+                df.to_parquet(handle, index=False, row_group_size=row_group_rows)
+        return self.partition(table, day)
 
-
-def read_partition(
-    root: str, table: str, day: date, options: dict[str, Any] | None = None, columns: list[str] | None = None
-) -> pd.DataFrame:
-    """One day of a table; a missing partition is an error that names it."""
-    url = partition_url(root, table, day)
-    fs, path = filesystem(url, options)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"partition {url} does not exist; has the upstream stage run for {day}?")
-    return pd.read_parquet(path, filesystem=fs, columns=columns)
+    @contextmanager
+    def open_for_arrow(self, url: str, mode: str) -> Iterator[Any]:
+        """What pyarrow reads or writes fastest: a plain path on a local disk (native I/O), else an fsspec file."""
+        fs, path = self.fs(url)
+        if isinstance(fs, LocalFileSystem):
+            yield path
+            return
+        with fs.open(path, mode) as handle:
+            yield handle
 
 
 def count_rows(url: str, options: dict[str, Any] | None = None) -> int:

@@ -6,32 +6,24 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines import registry, storage
+from pipelines import registry
 from pipelines.config import Config
-from pipelines.features import FEATURES, QUARANTINE
-from pipelines.scoring import DEAD_LETTER, PREDICTION_LOG, PREDICTIONS
-
-
-def _rows(config: Config, table: str, day: date) -> int | None:
-    if not storage.partition_exists(config.storage.root, table, day, config.storage.options):
-        return None
-    return storage.count_rows(storage.partition_url(config.storage.root, table, day), config.storage.options)
+from pipelines.storage import Lake, Table
 
 
 def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
     """Per day: rows extracted (valid + quarantined), quarantined, scored, dead-lettered, logged, and by which
     versions."""
+    lake = Lake.from_config(config)
     records = []
     for day in days:
-        valid, quarantined = _rows(config, FEATURES, day), _rows(config, QUARANTINE, day)
-        scored = _rows(config, PREDICTIONS, day)
-        dead = _rows(config, DEAD_LETTER, day) if scored is not None else None
-        logged = _rows(config, PREDICTION_LOG, day) if scored is not None else None
+        valid, quarantined = lake.count_rows(Table.FEATURES, day), lake.count_rows(Table.QUARANTINE, day)
+        scored = lake.count_rows(Table.PREDICTIONS, day)
+        dead = lake.count_rows(Table.DEAD_LETTER, day) if scored is not None else None
+        logged = lake.count_rows(Table.PREDICTION_LOG, day) if scored is not None else None
         versions = "-"
         if scored:
-            frame = storage.read_partition(
-                config.storage.root, PREDICTIONS, day, config.storage.options, ["model_version"]
-            )
+            frame = lake.read(Table.PREDICTIONS, day, ["model_version"])
             versions = ",".join(sorted(frame["model_version"].astype(str).unique()))
         records.append(
             {

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from sklearn.compose import ColumnTransformer
 from torch import nn
 
@@ -101,7 +102,7 @@ class TabularNet(nn.Module):
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        positive = 1.0 / (1.0 + np.exp(-self._outputs(frame).astype(np.float64)))
+        positive = expit(self._outputs(frame).astype(np.float64))
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, frame: pd.DataFrame) -> Any:

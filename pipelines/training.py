@@ -19,10 +19,11 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
-from pipelines import registry, storage
+from pipelines import registry
 from pipelines.config import Config
-from pipelines.features import FEATURES, read_source, source_files
+from pipelines.features import read_source, source_files
 from pipelines.modeling import build_model, evaluate, model_input
+from pipelines.storage import Lake, Table
 from pipelines.validation import DataError, require_columns
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,15 @@ def read_labels(config: Config) -> pd.DataFrame:
 def labeled_window(config: Config, end_day: date) -> tuple[pd.DataFrame, list[date]]:
     """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with their labels."""
     dataset = config.dataset
+    lake = Lake.from_config(config)
     wanted = {end_day - timedelta(days=i) for i in range(config.training.window_days)}
-    days = [d for d in storage.partition_days(config.storage.root, FEATURES, config.storage.options) if d in wanted]
+    days = [d for d in lake.days(Table.FEATURES) if d in wanted]
     if not days:
         raise DataError(
-            f"no feature partitions between {min(wanted)} and {end_day} under {config.storage.root}/{FEATURES}; "
+            f"no feature partitions between {min(wanted)} and {end_day} under {lake.table_url(Table.FEATURES)}; "
             "run feature_extraction for those dates first"
         )
-    frame = pd.concat(
-        [storage.read_partition(config.storage.root, FEATURES, d, config.storage.options) for d in days],
-        ignore_index=True,
-    )
+    frame = lake.read_days(Table.FEATURES, days)
     if dataset.labels:
         frame = frame.drop(columns=[dataset.target], errors="ignore")
         frame = frame.merge(read_labels(config), on=dataset.key, how="inner", validate="one_to_one")

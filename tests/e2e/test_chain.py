@@ -8,10 +8,8 @@ import pytest
 from dag_runs import load_dags, run_dag
 from mlflow.tracking import MlflowClient
 
-from pipelines import storage
 from pipelines.config import load_config
-from pipelines.features import FEATURES, QUARANTINE
-from pipelines.scoring import PREDICTIONS
+from pipelines.storage import Lake, Table
 
 START = date(2026, 10, 1)
 
@@ -34,8 +32,8 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     assert run_dag(dags, "batch_scoring", days[3], config=str(config_file)) == "success"
 
     for day in days:
-        valid = storage.count_rows(storage.partition_url(config.storage.root, FEATURES, day))
-        quarantined = storage.count_rows(storage.partition_url(config.storage.root, QUARANTINE, day))
+        valid = Lake.from_config(config).count_rows(Table.FEATURES, day)
+        quarantined = Lake.from_config(config).count_rows(Table.QUARANTINE, day)
         assert (valid, quarantined) == (592, 8)
     client = MlflowClient(config.tracking_uri)
     champion = client.get_model_version_by_alias(config.model.name, "champion")
@@ -43,7 +41,7 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     assert champion.tags["window_start"] == "2026-10-01" and champion.tags["window_end"] == "2026-10-03"
     assert client.get_run(champion.run_id).data.tags["reason"] == "e2e"
 
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, days[3])
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, days[3])
     assert len(predictions) == 592 and predictions["customer_id"].is_unique
     assert set(predictions["model_version"]) == {"1"}
     assert predictions["run_id"].str.startswith("manual__").all()
@@ -52,7 +50,7 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     # Rerunning a day through Airflow replaces its partitions: same rows, no duplicates.
     assert run_dag(dags, "feature_extraction", days[3]) == "success"
     assert run_dag(dags, "batch_scoring", days[3]) == "success"
-    again = storage.read_partition(config.storage.root, PREDICTIONS, days[3])
+    again = Lake.from_config(config).read(Table.PREDICTIONS, days[3])
     assert sorted(again["customer_id"]) == sorted(predictions["customer_id"])
 
 
@@ -80,5 +78,5 @@ def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, monkeypatch
 
     champion = MlflowClient(config.tracking_uri).get_model_version_by_alias("credit_torch", "champion")
     assert "pytorch" in __import__("mlflow").models.get_model_info(f"models:/credit_torch/{champion.version}").flavors
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, days[2])
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, days[2])
     assert len(predictions) == 592 and predictions["probability"].between(0, 1).all()

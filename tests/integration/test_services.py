@@ -12,12 +12,12 @@ import pandas as pd
 from conftest import write_config
 from services import dask_cluster, mlflow_server, moto_s3
 
-from pipelines import storage
 from pipelines.cluster import dask_client
 from pipelines.config import load_config
-from pipelines.features import FEATURES, extract_features
+from pipelines.features import extract_features
 from pipelines.promotion import evaluate_and_promote, train_challenger
-from pipelines.scoring import PREDICTIONS, score_day
+from pipelines.scoring import score_day
+from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 
 START = date(2026, 10, 1)
@@ -55,14 +55,10 @@ def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monke
         assert "lake/features/date=2026-10-01/part-00000.parquet" in keys
         assert sum(k.startswith("lake/predictions/date=2026-10-04/") for k in keys) == 3
         assert not any("/_staging/" in k for k in keys)
-        assert storage.partition_days(config.storage.root, FEATURES, config.storage.options) == [
-            START + timedelta(days=i) for i in range(4)
-        ]
+        assert Lake.from_config(config).days(Table.FEATURES) == [START + timedelta(days=i) for i in range(4)]
         # A rerun replaces the partition on S3 as well: no duplicates.
         score_day(config, START + timedelta(days=3), "s3-rerun", dask_client)
-        predictions = storage.read_partition(
-            config.storage.root, PREDICTIONS, START + timedelta(days=3), config.storage.options
-        )
+        predictions = Lake.from_config(config).read(Table.PREDICTIONS, START + timedelta(days=3))
         assert len(predictions) == 592 and set(predictions["run_id"]) == {"s3-rerun"}
 
 

@@ -10,7 +10,8 @@ from conftest import write_config
 
 from pipelines import storage
 from pipelines.config import load_config
-from pipelines.features import FEATURES, QUARANTINE, extract_features
+from pipelines.features import extract_features
+from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, DataError
 
 DAY = date(2026, 10, 2)
@@ -49,8 +50,8 @@ def _config(tmp_path: Path, source: str):
 
 def test_demo_day_counts_add_up_and_late_rows_are_selected_by_event_time(config, raw_data):
     result = extract_features(config, DAY)
-    features = storage.read_partition(config.storage.root, FEATURES, DAY)
-    quarantine = storage.read_partition(config.storage.root, QUARANTINE, DAY)
+    features = Lake.from_config(config).read(Table.FEATURES, DAY)
+    quarantine = Lake.from_config(config).read(Table.QUARANTINE, DAY)
     assert result.rows_in == result.rows_valid + result.rows_quarantined == 600
     assert (len(features), len(quarantine)) == (result.rows_valid, result.rows_quarantined) == (592, 8)
     assert features["event_time"].dt.date.eq(DAY).all()
@@ -65,14 +66,14 @@ def test_demo_day_counts_add_up_and_late_rows_are_selected_by_event_time(config,
 
 def test_rerun_replaces_partitions_without_duplicates(config):
     extract_features(config, DAY)
-    first = storage.read_partition(config.storage.root, FEATURES, DAY)
+    first = Lake.from_config(config).read(Table.FEATURES, DAY)
     extract_features(config, DAY)
-    second = storage.read_partition(config.storage.root, FEATURES, DAY)
+    second = Lake.from_config(config).read(Table.FEATURES, DAY)
     pd.testing.assert_frame_equal(first, second)
-    fs, path = storage.filesystem(storage.partition_url(config.storage.root, FEATURES, DAY))
+    fs, path = storage.filesystem(Lake.from_config(config).partition(Table.FEATURES, DAY))
     assert len(fs.ls(path)) == 1
-    assert not fs.exists(f"{config.storage.root}/{FEATURES}/_staging") or not fs.ls(
-        f"{config.storage.root}/{FEATURES}/_staging"
+    assert not fs.exists(f"{config.storage.root}/{Table.FEATURES}/_staging") or not fs.ls(
+        f"{config.storage.root}/{Table.FEATURES}/_staging"
     )
 
 
@@ -86,7 +87,7 @@ def test_csv_source_with_wrong_types_quarantines_those_rows(tmp_path):
     frame.to_csv(tmp_path / "csv" / "events.csv", index=False)
     config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"))
     result = extract_features(config, DAY)
-    quarantine = storage.read_partition(config.storage.root, QUARANTINE, DAY)
+    quarantine = Lake.from_config(config).read(Table.QUARANTINE, DAY)
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (6, 3, 3)
     assert sorted(quarantine["customer_id"]) == ["K1", "K2", "K3"]
     assert quarantine.set_index("customer_id").loc["K1", REASON].startswith("income: coerce_dtype")
@@ -100,7 +101,7 @@ def test_undated_rows_are_quarantined_not_dropped(tmp_path):
     frame.to_csv(tmp_path / "csv" / "events.csv", index=False)
     config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"))
     result = extract_features(config, DAY)
-    undated = pd.read_parquet(f"{config.storage.root}/{QUARANTINE}/undated/events.csv.parquet")
+    undated = pd.read_parquet(f"{config.storage.root}/{Table.QUARANTINE}/undated/events.csv.parquet")
     assert (result.rows_in, result.undated, len(undated)) == (2, 2, 2)
     assert result.rows_in + result.undated == len(frame)
 
@@ -108,7 +109,7 @@ def test_undated_rows_are_quarantined_not_dropped(tmp_path):
 def test_empty_day_publishes_empty_partitions(config):
     result = extract_features(config, date(2030, 1, 1))
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (0, 0, 0)
-    assert storage.read_partition(config.storage.root, FEATURES, date(2030, 1, 1)).empty
+    assert Lake.from_config(config).read(Table.FEATURES, date(2030, 1, 1)).empty
 
 
 def test_missing_column_names_file_and_column(tmp_path):
@@ -131,4 +132,4 @@ def test_unreadable_file_is_named(tmp_path):
     config = _config(tmp_path, str(tmp_path / "pq" / "*.parquet"))
     with pytest.raises(DataError, match=r"cannot read source file .*broken\.parquet"):
         extract_features(config, DAY)
-    assert not storage.partition_exists(config.storage.root, FEATURES, DAY)
+    assert not Lake.from_config(config).exists(Table.FEATURES, DAY)

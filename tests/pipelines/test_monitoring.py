@@ -10,10 +10,10 @@ import pytest
 from conftest import write_config
 from mlflow.tracking import MlflowClient
 
-from pipelines import registry, storage
+from pipelines import registry
 from pipelines.config import load_config
 from pipelines.features import extract_features
-from pipelines.monitoring import REPORTS, check_drift, column_verdicts, drift_verdicts, evidently_drift
+from pipelines.monitoring import check_drift, column_verdicts, drift_verdicts, evidently_drift
 from pipelines.promotion import (
     CHALLENGER,
     PREVIOUS,
@@ -23,7 +23,8 @@ from pipelines.promotion import (
     rollback,
     train_challenger,
 )
-from pipelines.scoring import PREDICTION_LOG, score_day
+from pipelines.scoring import score_day
+from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 from pipelines.validation import DataError
 
@@ -77,7 +78,7 @@ def test_stable_days_do_not_trigger_and_drifted_days_do(lake):
 
 def test_report_is_in_the_lake_and_in_mlflow(lake):
     result = check_drift(lake, DAYS[8])
-    folder = Path(storage.partition_url(lake.storage.root, REPORTS, DAYS[8]))
+    folder = Path(Lake.from_config(lake).partition(Table.REPORTS, DAYS[8]))
     assert {"drift_report.html", "drift_report.json", "drift_summary.json"} <= {p.name for p in folder.iterdir()}
     summary = json.loads((folder / "drift_summary.json").read_text())
     assert summary["model_version"] == result.model_version and "income" in summary["columns"]
@@ -88,8 +89,8 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
 
 
 def test_verdicts_agree_with_evidentlys_own_count(lake):
-    log = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[8])
-    reference = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[3])
+    log = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[8])
+    reference = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[3])
     numerical, categorical = lake.dataset.features.numerical, lake.dataset.features.categorical
     snapshot = evidently_drift(reference, log, numerical, categorical)
     verdicts = column_verdicts(snapshot)
@@ -105,15 +106,13 @@ def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
     assert empty.status == "skipped" and "0 logged rows" in empty.reason
     assert retrain_reason(lake, empty, date(2030, 1, 1))[0] is False
 
-    original = storage.read_partition(lake.storage.root, PREDICTION_LOG, DAYS[5])
+    original = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[5])
     day = date(2030, 2, 2)
-    storage.write_partition(original.assign(income=float("nan")), lake.storage.root, PREDICTION_LOG, day)
+    Lake.from_config(lake).write(Table.PREDICTION_LOG, day, original.assign(income=float("nan")))
     result = check_drift(lake, day)
     assert "income" in result.missing_alerts and "all missing: ['income']" in result.reason
 
-    storage.write_partition(
-        original.drop(columns=["region"]), lake.storage.root, PREDICTION_LOG, day + timedelta(days=10)
-    )
+    Lake.from_config(lake).write(Table.PREDICTION_LOG, day + timedelta(days=10), original.drop(columns=["region"]))
     with pytest.raises(DataError, match=r"lacks feature column\(s\) \['region'\]"):
         check_drift(lake, day + timedelta(days=10))
 
@@ -152,7 +151,7 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
         ("cooldown", "no trigger")
     )
     back = rollback(lake, "test rollback")
-    assert (back["from_version"], back["to_version"]) == (version, before)
+    assert (back.from_version, back.to_version) == (version, before)
     assert _champion(lake) == before
     assert str(client.get_model_version_by_alias(lake.model.name, PREVIOUS).version) == version
     rollback(lake, "undo the rollback")
@@ -206,7 +205,7 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     if browser is None:
         pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
     check_drift(lake, DAYS[8])
-    report = Path(storage.partition_url(lake.storage.root, REPORTS, DAYS[8])) / "drift_report.html"
+    report = Path(Lake.from_config(lake).partition(Table.REPORTS, DAYS[8])) / "drift_report.html"
     flags = [
         "--headless",
         "--no-sandbox",

@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 
 from pipelines import registry, storage
-from pipelines.features import FEATURES, extract_features
-from pipelines.scoring import PREDICTIONS, score_day
+from pipelines.errors import DataError
+from pipelines.features import extract_features
+from pipelines.scoring import score_day
+from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 
 START = date(2026, 10, 1)
@@ -34,8 +36,8 @@ def trained(config):
 
 def test_every_feature_row_is_scored_once_with_the_champion(config, trained, dask_client):
     result = score_day(config, DAY, "run-1", dask_client)
-    features = storage.read_partition(config.storage.root, FEATURES, DAY)
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    features = Lake.from_config(config).read(Table.FEATURES, DAY)
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     assert result.rows_in == result.rows_scored == len(features) == len(predictions) == 592
     assert list(predictions.columns) == COLUMNS
     assert sorted(predictions["customer_id"]) == sorted(features["customer_id"])
@@ -51,9 +53,9 @@ def test_every_feature_row_is_scored_once_with_the_champion(config, trained, das
 
 def test_rerun_gives_the_same_predictions_and_no_duplicates(config, trained, dask_client):
     score_day(config, DAY, "run-1", dask_client)
-    first = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    first = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     score_day(config, DAY, "run-2", dask_client)
-    second = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    second = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     stable = ["customer_id", "prediction", "probability", "model_version"]
     pd.testing.assert_frame_equal(first[stable], second[stable])
     assert set(second["run_id"]) == {"run-2"}
@@ -64,7 +66,7 @@ def test_a_promotion_is_picked_up_by_the_next_run(config, trained, dask_client):
     second = train_and_register(config, DAY - timedelta(days=1))
     registry.connect(config).set_registered_model_alias(config.model.name, registry.CHAMPION, second.version)
     score_day(config, DAY, "run-2", dask_client)
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     assert set(predictions["model_version"]) == {second.version}
 
 
@@ -73,11 +75,11 @@ def test_empty_partition_scores_zero_rows(config, trained, dask_client):
     extract_features(config, empty)
     result = score_day(config, empty, "run-1", dask_client)
     assert result.rows_in == result.rows_scored == 0
-    assert storage.read_partition(config.storage.root, PREDICTIONS, empty).empty
+    assert Lake.from_config(config).read(Table.PREDICTIONS, empty).empty
 
 
 def test_missing_feature_partition_is_named(config, trained, dask_client):
-    with pytest.raises(FileNotFoundError, match=r"features/date=2030-02-02 does not exist; run feature_extraction"):
+    with pytest.raises(DataError, match=r"features/date=2030-02-02 does not exist; run feature_extraction"):
         score_day(config, date(2030, 2, 2), "run-1", dask_client)
 
 
@@ -85,7 +87,7 @@ def test_no_champion_is_a_clear_error(config, dask_client):
     extract_features(config, DAY)
     with pytest.raises(registry.RegistryError, match="no 'champion' alias"):
         score_day(config, DAY, "run-1", dask_client)
-    assert not storage.partition_exists(config.storage.root, PREDICTIONS, DAY)
+    assert not Lake.from_config(config).exists(Table.PREDICTIONS, DAY)
 
 
 def test_regression_trains_and_scores_through_the_same_path(tmp_path, raw_data, dask_client):
@@ -110,6 +112,6 @@ def test_regression_trains_and_scores_through_the_same_path(tmp_path, raw_data, 
     trained = train_and_register(config, DAY - timedelta(days=1))
     assert trained.metric == "rmse" and 0 < trained.metric_value < 1
     result = score_day(config, DAY, "run-r", dask_client)
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     assert result.rows_scored == len(predictions) == 592
     assert "probability" not in predictions.columns and predictions["prediction"].dtype == "float64"

@@ -19,8 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from pipelines import storage
 from pipelines.cluster import local_cluster
 from pipelines.config import load_config
-from pipelines.features import FEATURES, extract_features
-from pipelines.scoring import DEAD_LETTER, ERROR, PREDICTION_LOG, PREDICTIONS, score_day
+from pipelines.features import extract_features
+from pipelines.scoring import ERROR, score_day
+from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 from pipelines.validation import DataError
 
@@ -62,11 +63,11 @@ def _with_model(config, name: str, estimator: str, **params):
 
 
 def _features(config, day: date) -> pd.DataFrame:
-    return storage.read_partition(config.storage.root, FEATURES, day)
+    return Lake.from_config(config).read(Table.FEATURES, day)
 
 
 def _write_features(config, day: date, frame: pd.DataFrame, rows_per_group: int) -> None:
-    storage.write_partition(frame, config.storage.root, FEATURES, day, row_group_rows=rows_per_group)
+    Lake.from_config(config).write(Table.FEATURES, day, frame, row_group_rows=rows_per_group)
 
 
 def _identity(result) -> None:
@@ -77,7 +78,7 @@ def test_outputs_carry_keys_and_the_log_is_a_stable_key_sample(env, dask_client)
     day = START + timedelta(days=3)
     result = score_day(env, day, "run-a", dask_client)
     _identity(result)
-    logged = storage.read_partition(env.storage.root, PREDICTION_LOG, day)
+    logged = Lake.from_config(env).read(Table.PREDICTION_LOG, day)
     assert result.rows_logged == len(logged) and 0.15 < len(logged) / result.rows_scored < 0.35
     assert {
         "customer_id",
@@ -90,7 +91,7 @@ def test_outputs_carry_keys_and_the_log_is_a_stable_key_sample(env, dask_client)
         "run_id",
     } <= set(logged)
     score_day(env, day, "run-b", dask_client)
-    again = storage.read_partition(env.storage.root, PREDICTION_LOG, day)
+    again = Lake.from_config(env).read(Table.PREDICTION_LOG, day)
     assert sorted(again["customer_id"]) == sorted(logged["customer_id"])  # same keys in, rerun replaces
     assert set(again["run_id"]) == {"run-b"}
     assert result.device == "cpu"
@@ -118,14 +119,14 @@ def test_bad_input_corpus_is_dead_lettered_and_counts_hold(env, dask_client):
     )
     _identity(result)
     assert (result.rows_in, result.rows_dead_lettered) == (300, 6)
-    dead = storage.read_partition(env.storage.root, DEAD_LETTER, day)
+    dead = Lake.from_config(env).read(Table.DEAD_LETTER, day)
     errors = dict(zip(dead["customer_id"].fillna("<none>"), dead[ERROR], strict=True))
     assert errors[frame.loc[1, "customer_id"]] == "income: not a number"
     assert errors[frame.loc[2, "customer_id"]] == "credit_utilization: not finite"
     assert errors["<none>"] == "customer_id: missing"
     assert "duplicate key" in errors[frame.loc[7, "customer_id"]]
     assert "earlier row group" in dead.loc[dead["customer_id"] == frame.loc[8, "customer_id"], ERROR].iloc[0]
-    predictions = storage.read_partition(env.storage.root, PREDICTIONS, day)
+    predictions = Lake.from_config(env).read(Table.PREDICTIONS, day)
     assert predictions["customer_id"].is_unique and len(predictions) == 294
     assert {frame.loc[0, "customer_id"], frame.loc[4, "customer_id"], frame.loc[8, "customer_id"]} <= set(
         predictions["customer_id"]
@@ -142,8 +143,8 @@ def test_dead_letter_share_above_threshold_fails_without_publishing(env, dask_cl
         DataError, match=r"10 of 100 rows .* \(10.0%\) could not be scored, above scoring.max_dead_letter_share=1.0%"
     ):
         score_day(env, day, "run-x", dask_client)
-    assert not storage.partition_exists(env.storage.root, PREDICTIONS, day)
-    assert storage.count_rows(storage.partition_url(env.storage.root, DEAD_LETTER, day)) == 10
+    assert not Lake.from_config(env).exists(Table.PREDICTIONS, day)
+    assert Lake.from_config(env).count_rows(Table.DEAD_LETTER, day) == 10
 
 
 def test_rows_the_model_rejects_are_isolated_from_their_batch(env, dask_client):
@@ -157,7 +158,7 @@ def test_rows_the_model_rejects_are_isolated_from_their_batch(env, dask_client):
     result = score_day(loose, day, "run-p", dask_client)
     _identity(result)
     assert (result.rows_scored, result.rows_dead_lettered) == (198, 2)
-    dead = storage.read_partition(env.storage.root, DEAD_LETTER, day)
+    dead = Lake.from_config(env).read(Table.DEAD_LETTER, day)
     assert sorted(dead["customer_id"]) == sorted(frame.loc[[17, 150], "customer_id"])
     assert dead[ERROR].str.contains("ValueError: age out of the range").all()
 
@@ -170,7 +171,7 @@ def test_empty_partition_corrupt_file_and_missing_column(env, dask_client):
 
     corrupt = date(2026, 11, 5)
     _write_features(env, corrupt, _features(env, START).head(10), rows_per_group=10)
-    part = Path(storage.partition_url(env.storage.root, FEATURES, corrupt)) / "part-00000.parquet"
+    part = Path(Lake.from_config(env).partition(Table.FEATURES, corrupt)) / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[:-20])
     with pytest.raises(DataError, match=r"cannot read Parquet file .*date=2026-11-05/part-00000.parquet"):
         score_day(env, corrupt, "run-c", dask_client)
@@ -180,7 +181,7 @@ def test_empty_partition_corrupt_file_and_missing_column(env, dask_client):
     with pytest.raises(DataError, match=r"column\(s\) \['region'\] missing \(10 rows\)"):
         score_day(env, missing, "run-m", dask_client)
     for day in (corrupt, missing):
-        assert not storage.partition_exists(env.storage.root, PREDICTIONS, day)
+        assert not Lake.from_config(env).exists(Table.PREDICTIONS, day)
 
 
 def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
@@ -191,13 +192,13 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
     stable = ["customer_id", "prediction", "probability"]
     with local_cluster(2) as cluster, Client(cluster) as client:
         clean = score_day(slow, day, "clean", client)
-        expected = storage.read_partition(env.storage.root, PREDICTIONS, day)[stable].sort_values("customer_id")
+        expected = Lake.from_config(env).read(Table.PREDICTIONS, day)[stable].sort_values("customer_id")
 
         pids = list(client.run(os.getpid).values())
         outcome: dict = {}
         runner = threading.Thread(target=lambda: outcome.update(result=score_day(slow, day, "killed", client)))
         runner.start()
-        staging = Path(env.storage.root) / PREDICTIONS / storage.STAGING
+        staging = Path(env.storage.root) / Table.PREDICTIONS / storage.STAGING
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and sum(1 for _ in staging.glob("*/part-*.parquet")) < 6:
             time.sleep(0.02)
@@ -207,7 +208,7 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
     result = outcome["result"]
     _identity(result)
     assert result.rows_scored == clean.rows_scored == 592
-    got = storage.read_partition(env.storage.root, PREDICTIONS, day)
+    got = Lake.from_config(env).read(Table.PREDICTIONS, day)
     assert got["customer_id"].is_unique and set(got["run_id"]) == {"killed"}
     pd.testing.assert_frame_equal(
         got[stable].sort_values("customer_id").reset_index(drop=True), expected.reset_index(drop=True)
@@ -233,7 +234,7 @@ def test_gpu_pool_routing_with_declared_resources(env, caplog):
     assert set(torch_result.workers) == gpu
     assert torch_result.device == "cpu"  # the worker declares GPU=1, but there is no CUDA device here
     _identity(torch_result)
-    predictions = storage.read_partition(env.storage.root, PREDICTIONS, day)
+    predictions = Lake.from_config(env).read(Table.PREDICTIONS, day)
     assert predictions["probability"].between(0, 1).all() and len(predictions) == 592
 
     with caplog.at_level("WARNING"), local_cluster(1) as cluster, Client(cluster) as client:
