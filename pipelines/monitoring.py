@@ -93,7 +93,7 @@ class DriftAssessment:
     reason: str
 
 
-def testable_columns(
+def columns_to_test(
     current: pd.DataFrame, features: FeatureSpec, output: str
 ) -> tuple[list[str], list[str], list[str]]:
     """Numerical (with the model output) and categorical columns to test, and the feature columns entirely missing
@@ -224,7 +224,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
     output = output_column(config)
     current_x = model_input(current, config).assign(**{output: current[output].to_numpy()})
     reference_x = model_input(reference, config).assign(**{output: reference[output].to_numpy()})
-    numerical, categorical, empty = testable_columns(current_x, features, output)
+    numerical, categorical, empty = columns_to_test(current_x, features, output)
     verdicts = drift_verdicts(reference_x, current_x, numerical, categorical)
     shown = current_x.sample(n=min(len(current_x), config.monitoring.report_rows), random_state=config.training.seed)
     snapshot = evidently_drift(reference_x, shown, numerical, categorical)
