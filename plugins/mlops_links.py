@@ -46,7 +46,14 @@ def drift_report_url(result: Any) -> str:
 
 
 def return_value(ti_key: Any) -> Any:
-    """The task instance's return value, read from the metadata database (links run in the API server)."""
+    """The task instance's return value, read from the metadata database.
+
+    Global links run in the API server (``get_extra_links`` calls ``get_link`` there). Airflow 3.3 has no public
+    XCom reader for that process: the Task SDK's ``XCom.get_value(ti_key=..., key=...)``, which provider links
+    use, talks to a running task's supervisor and fails outside a task (links declared on an operator are computed
+    in the worker and stored, which global links are not). So this is the query Airflow's own ``XComOperatorLink``
+    runs in the API server, through the same model; tests/dags/test_plugin.py checks it against a real task run.
+    """
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
