@@ -14,15 +14,15 @@ Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
+from _schedule import dag_start, timetable
 from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    schedule=timetable("retraining_cron"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -40,7 +40,9 @@ def retraining():
         from pipelines.promotion import train_challenger as train
 
         context = get_current_context()
-        return train(run_config(context), partition_day(context), context["params"]["reason"])
+        config, day = run_config(context), partition_day(context)
+        config.schedule.require_day(day)
+        return train(config, day, context["params"]["reason"])
 
     @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:

@@ -38,10 +38,10 @@ def _events(n: int = 6, day: date = DAY) -> pd.DataFrame:
     )
 
 
-def _config(tmp_path: Path, source: str):
+def _config(tmp_path: Path, source: str, **overrides: dict):
     raw = tmp_path / "src"
     (raw / "labels").mkdir(parents=True, exist_ok=True)
-    path = write_config(tmp_path, raw)
+    path = write_config(tmp_path, raw, **overrides)
     text = path.read_text().replace(str(raw / "raw" / "*.parquet"), source)
     path.write_text(text)
     return load_config(path)
@@ -84,7 +84,7 @@ def test_csv_source_with_wrong_types_quarantines_those_rows(tmp_path):
     frame.loc[4, "credit_utilization"] = np.nan  # missing is allowed, the model imputes it
     (tmp_path / "csv").mkdir()
     frame.to_csv(tmp_path / "csv" / "events.csv", index=False)
-    config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"))
+    config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"), quality={"max_quarantine_share": 0.5})
     result = extract_features(config, DAY)
     quarantine = storage.read_partition(config.storage.root, QUARANTINE, DAY)
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (6, 3, 3)
@@ -105,7 +105,14 @@ def test_undated_rows_are_quarantined_not_dropped(tmp_path):
     assert result.rows_in + result.undated == len(frame)
 
 
-def test_empty_day_publishes_empty_partitions(config):
+def test_empty_day_fails_with_the_numbers_and_publishes_nothing(config):
+    with pytest.raises(DataError, match=r"0 source rows, fewer than quality.min_rows 1.*span 2026-10-01\.\.2026-10-10"):
+        extract_features(config, date(2030, 1, 1))
+    assert not storage.partition_exists(config.storage.root, FEATURES, date(2030, 1, 1))
+
+
+def test_empty_day_is_published_when_the_config_allows_it(tmp_path, raw_data):
+    config = load_config(write_config(tmp_path, raw_data, quality={"min_rows": 0}))
     result = extract_features(config, date(2030, 1, 1))
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (0, 0, 0)
     assert storage.read_partition(config.storage.root, FEATURES, date(2030, 1, 1)).empty
