@@ -9,7 +9,8 @@ hash and a reference sample of the training features for drift checks.
 The first version ever registered gets the `champion` alias; later versions are registered without it (promotion
 is decided elsewhere, on current data).
 
-Runs weekly and on manual trigger. **Params**: `config`, `date` (last day of the training window), `reason`.
+Runs on `schedule.training_cron` (weekly by default; null: manual only) and on manual trigger; a day before
+`schedule.start_date` fails. **Params**: `config`, `date` (last day of the training window), `reason`.
 """
 
 from __future__ import annotations

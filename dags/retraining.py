@@ -8,8 +8,9 @@ champion's by `promotion.min_improvement` and a paired bootstrap interval of the
 `promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
 recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
 
-Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand. Promotions and rollbacks share the
-`mlops_registry` pool (one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
+Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
+and by hand; a day before `schedule.start_date` fails. Promotions and rollbacks share the `mlops_registry` pool
+(one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
 """
 
 from __future__ import annotations

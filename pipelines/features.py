@@ -95,7 +95,7 @@ def index_events(config: Config) -> dict[str, sources.FileEntry]:
 
 def late_days(config: Config, day: date) -> list[date]:
     """Days other than ``day`` already extracted without a source file that can hold their rows: extract again."""
-    return sources.stale_days(config, index_events(config), day)
+    return sources.stale_days(config, index_events(config), day, FEATURES)
 
 
 def _check_quality(config: Config, day: date, rows: pd.DataFrame, quarantined: pd.DataFrame, span: str) -> None:

@@ -275,8 +275,8 @@ def recent_volumes(config: Config, day: date, days: int) -> list[int]:
     return [int(r["rows_in"]) for r in records if r and "rows_in" in r]
 
 
-def stale_days(config: Config, entries: dict[str, FileEntry], today: date) -> list[date]:
-    """Extracted days (other than ``today``) that a file they were not built from can hold: late data.
+def stale_days(config: Config, entries: dict[str, FileEntry], today: date, table: str) -> list[date]:
+    """Days of ``table`` (other than ``today``) that a file they were not built from can hold: late data.
 
     Only unsettled files are checked; a file none of whose extracted days misses it is marked settled, so the
     check costs the new files, not the history.
@@ -285,7 +285,7 @@ def stale_days(config: Config, entries: dict[str, FileEntry], today: date) -> li
     if not unsettled:
         return []
     root, options = config.storage.root, config.storage.options
-    extracted = set(storage.partition_days(root, "features", options)) - {today}
+    extracted = set(storage.partition_days(root, table, options)) - {today}
     stale: set[date] = set()
     settled: dict[str, FileEntry] = {}
     for entry in unsettled:
