@@ -82,7 +82,8 @@ def _bootstrap_module():
 
 
 @pytest.mark.e2e
-def test_bootstrap_takes_raw_history_to_a_champion_and_scored_days(history, capsys):
+def test_bootstrap_takes_raw_history_to_a_champion_and_scored_days(history, capsys, monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "")  # the runner points it at its own cluster: undone afterwards
     _bootstrap_module().main(["--to", (START + timedelta(days=2)).isoformat()])
     config = load_config(history)
     days = [START + timedelta(days=i) for i in range(3)]
