@@ -35,7 +35,7 @@ class ExtractResult:
     rows_in: int
     rows_valid: int
     rows_quarantined: int
-    undated: int
+    undated: int  # rows without a usable event time in the files read for the day (quarantined when first indexed)
     features_url: str
     quarantine_url: str
 
@@ -82,7 +82,7 @@ def _index_file(config: Config, url: str) -> sources.FileEntry:
 
 def index_events(config: Config) -> dict[str, sources.FileEntry]:
     """The event-time index of every source file, (re)indexing only new or changed files."""
-    entries, _ = sources.refresh(
+    entries = sources.refresh(
         config,
         sources.EVENTS_INDEX,
         config.dataset.source,

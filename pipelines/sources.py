@@ -17,10 +17,11 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 SOURCES = "_sources"
 EVENTS_INDEX = "events"
 LABELS_INDEX = "labels"
+Kind = Literal["time", "key"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def read_source(
     raise DataError(f"source file {url} is neither .csv nor .parquet")
 
 
-def footer_range(url: str, column: str, kind: str, options: dict[str, Any] | None = None) -> FileEntry | None:
+def footer_range(url: str, column: str, kind: Kind, options: dict[str, Any] | None = None) -> FileEntry | None:
     """Rows and ``column``'s range from a Parquet footer alone, or None when the statistics cannot be trusted.
 
     ``kind`` "time": a timestamp column without nulls (nulls would be undated rows to quarantine, which needs the
@@ -144,8 +146,11 @@ def footer_range(url: str, column: str, kind: str, options: dict[str, Any] | Non
         highs.append(stats.max)
     if kind == "time":
         naive = schema.field(column).type.tz is None  # naive timestamps are read as UTC by event_times
-        lows = [pd.Timestamp(v).tz_localize("UTC").value if naive else pd.Timestamp(v).value for v in lows]
-        highs = [pd.Timestamp(v).tz_localize("UTC").value if naive else pd.Timestamp(v).value for v in highs]
+        try:
+            lows = [pd.Timestamp(v).tz_localize("UTC").value if naive else pd.Timestamp(v).value for v in lows]
+            highs = [pd.Timestamp(v).tz_localize("UTC").value if naive else pd.Timestamp(v).value for v in highs]
+        except (OverflowError, ValueError):  # outside pandas' range: read the file, where such times become undated
+            return None
     return FileEntry(
         url=url, version="", rows=meta.num_rows, low=min(lows) if lows else None, high=max(highs) if highs else None
     )
@@ -167,15 +172,20 @@ def _write_json(url: str, value: Any, options: dict[str, Any]) -> None:
     """Write whole: to a temporary name then moved (a local reader never sees half a file; an S3 put is whole)."""
     fs, path = storage.filesystem(url, options)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    temporary = f"{path}.{datetime.now(UTC).strftime('%H%M%S%f')}.tmp"
+    temporary = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
     with fs.open(temporary, "w") as handle:
         json.dump(value, handle)
     fs.mv(temporary, path)
 
 
 def load_index(config: Config, name: str) -> dict[str, FileEntry]:
-    stored = _read_json(_index_url(config, name), config.storage.options) or {}
-    return {url: FileEntry(**entry) for url, entry in stored.items()}
+    """The stored index; an unreadable one (truncated, or from another version of this code) is rebuilt."""
+    url = _index_url(config, name)
+    try:
+        return {key: FileEntry(**entry) for key, entry in (_read_json(url, config.storage.options) or {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        log.warning("source index %s is unreadable (%s); indexing again", url, exc)
+        return {}
 
 
 def save_index(config: Config, name: str, entries: dict[str, FileEntry]) -> None:
@@ -189,10 +199,10 @@ def refresh(
     name: str,
     pattern: str,
     index_file: Callable[[str], FileEntry],
-    kind: str,
+    kind: Kind,
     column: str,
-) -> tuple[dict[str, FileEntry], list[str]]:
-    """The index of every file ``pattern`` matches now, and the URLs (re)indexed by this call.
+) -> dict[str, FileEntry]:
+    """The index of every file ``pattern`` matches now.
 
     Files already indexed at their current version are not opened; others are indexed from their footer when
     possible, else by ``index_file`` (which reads them). The updated index is saved only if something changed.
@@ -211,7 +221,7 @@ def refresh(
     if fresh:
         save_index(config, name, {url: entries[url] for url in fresh})
         log.info("indexed %d new or changed file(s) of %s", len(fresh), pattern)
-    return entries, fresh
+    return entries
 
 
 def overlapping(entries: Iterable[FileEntry], day: date) -> list[FileEntry]:

@@ -70,7 +70,7 @@ def read_labels(config: Config, keys: Iterable[str] | None = None) -> pd.DataFra
     """
     dataset = config.dataset
     assert dataset.labels is not None
-    entries, _ = sources.refresh(
+    entries = sources.refresh(
         config,
         sources.LABELS_INDEX,
         dataset.labels,

@@ -244,3 +244,10 @@ def test_a_day_before_the_configured_start_is_refused(config):
 
     with pytest.raises(ConfigError, match=r"2026-09-30 is before schedule.start_date 2026-10-01"):
         extract_features(config, date(2026, 9, 30))
+
+
+@pytest.mark.unit
+def test_an_unreadable_source_index_is_rebuilt(config):
+    first = extract_features(config, DAY)
+    (Path(config.storage.root) / "_sources" / "events.json").write_text('{"truncated')
+    assert extract_features(config, DAY) == first
