@@ -18,7 +18,7 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo lint test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
+.PHONY: venv demo bootstrap lint test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ $(AIRFLOW_HOME)/.initialized: $(STAMP)
 
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py
+
+# A new dataset from raw history to a champion and scored days (README "Backfilling history"):
+#   MLOPS_CONFIG=include/config/mine.yaml make bootstrap [BOOTSTRAP_ARGS="--from 2018-03-01 --to 2024-12-31"]
+bootstrap: venv airflow-db
+	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/bootstrap.py $(BOOTSTRAP_ARGS)
 
 # The style the repository declares (pyproject's [tool.ruff]), plus Airflow's AIR rules in preview on the DAG code.
 lint: venv

@@ -22,15 +22,15 @@ PyTorch models run on workers that declare the Dask resource `GPU=1` when there 
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, get_current_context, task
 
+from _schedule import dag_start
 from _support import DEFAULT_ARGS, FEATURES, PARAMS, PREDICTIONS, asset_days, partition_day, run_config
 
 
 @dag(
     schedule=[FEATURES],
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

@@ -18,10 +18,10 @@ and threshold overrides (empty = the config's).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from _schedule import dag_start
 from _support import DEFAULT_ARGS, PARAMS, PREDICTIONS, asset_days, config_arg, partition_day, run_config
 
 THRESHOLDS = {
@@ -32,7 +32,7 @@ THRESHOLDS = {
 
 @dag(
     schedule=[PREDICTIONS],
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

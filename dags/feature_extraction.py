@@ -8,22 +8,27 @@ Reads the raw events whose event time falls in the run's day (CSV or Parquet, lo
 - `<storage.root>/quarantine/date=YYYY-MM-DD/`: every rejected row with a `quarantine_reason`.
 
 Rows in = rows valid + rows quarantined, always. A rerun or backfill replaces the day's partitions (it never
-appends). Success updates the `mlops.features` asset, which starts `batch_scoring` for that day.
+appends). Only the source files whose event-time range can hold the day are read. A day with fewer rows than
+`quality.min_rows`, far fewer than the preceding days (`quality.min_volume_ratio`), or too many quarantined rows
+(`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
+`schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
+this run extract that day again too. Each extracted day updates the `mlops.features` asset, which starts
+`batch_scoring` for it.
 
 **Params**: `config` (a YAML path; default `MLOPS_CONFIG`) and `date` (a day to process instead of the run's).
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
+from _schedule import dag_start, timetable
 from _support import DEFAULT_ARGS, FEATURES, PARAMS, partition_day, run_config
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    schedule=timetable("extraction_cron"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
@@ -32,17 +37,33 @@ from _support import DEFAULT_ARGS, FEATURES, PARAMS, partition_day, run_config
     doc_md=__doc__,
 )
 def feature_extraction():
+    @task
+    def days_to_extract() -> list[str]:
+        """The run's day, plus already extracted days that a newly arrived source file can hold (late data)."""
+        from pipelines.features import late_days
+
+        context = get_current_context()
+        config = run_config(context)
+        day = partition_day(context)
+        config.schedule.require_day(day)
+        late = late_days(config, day)
+        if late:
+            print(f"late data: re-extracting {[d.isoformat() for d in late]} (their scoring follows via the asset)")
+        return [day.isoformat(), *(d.isoformat() for d in late)]
+
     @task(multiple_outputs=False, outlets=[FEATURES])
-    def extract() -> dict:
+    def extract(day: str) -> dict:
         """Validate one day of raw events into the feature and quarantine partitions."""
+        from datetime import date
+
         from pipelines.features import extract_features
 
         context = get_current_context()
-        result = extract_features(run_config(context), partition_day(context)).as_dict()
+        result = extract_features(run_config(context), date.fromisoformat(day)).as_dict()
         context["outlet_events"][FEATURES].extra = {"day": result["day"], "rows": result["rows_valid"]}
         return result
 
-    extract()
+    extract.expand(day=days_to_extract())
 
 
 feature_extraction()

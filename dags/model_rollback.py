@@ -10,15 +10,15 @@ Manual only. **Params**: `config`, `reason` (required).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from _schedule import dag_start
 from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, run_config
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

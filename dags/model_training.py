@@ -9,20 +9,21 @@ hash and a reference sample of the training features for drift checks.
 The first version ever registered gets the `champion` alias; later versions are registered without it (promotion
 is decided elsewhere, on current data).
 
-Runs weekly and on manual trigger. **Params**: `config`, `date` (last day of the training window), `reason`.
+Runs on `schedule.training_cron` (weekly by default; null: manual only) and on manual trigger; a day before
+`schedule.start_date` fails. **Params**: `config`, `date` (last day of the training window), `reason`.
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
+from _schedule import dag_start, timetable
 from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 0 * * 1", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    schedule=timetable("training_cron"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -40,9 +41,9 @@ def model_training():
         from pipelines.training import train_and_register
 
         context = get_current_context()
-        return train_and_register(
-            run_config(context), partition_day(context), reason=context["params"]["reason"]
-        ).as_dict()
+        config, day = run_config(context), partition_day(context)
+        config.schedule.require_day(day)
+        return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
 
     train()
 

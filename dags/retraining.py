@@ -8,21 +8,22 @@ champion's by `promotion.min_improvement` and a paired bootstrap interval of the
 `promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
 recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
 
-Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand. Promotions and rollbacks share the
-`mlops_registry` pool (one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
+Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
+and by hand; a day before `schedule.start_date` fails. Promotions and rollbacks share the `mlops_registry` pool
+(one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
+from _schedule import dag_start, timetable
 from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    schedule=timetable("retraining_cron"),
+    start_date=dag_start(),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -40,7 +41,9 @@ def retraining():
         from pipelines.promotion import train_challenger as train
 
         context = get_current_context()
-        return train(run_config(context), partition_day(context), context["params"]["reason"])
+        config, day = run_config(context), partition_day(context)
+        config.schedule.require_day(day)
+        return train(config, day, context["params"]["reason"])
 
     @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,6 +179,56 @@ class PromotionConfig(_Strict):
     min_samples: int = Field(default=200, ge=10, description="smaller holdouts never promote")
 
 
+CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
+
+
+class ScheduleConfig(_Strict):
+    """When the DAGs run. Days are UTC; a run for a day before ``start_date`` fails with a message (Airflow's own
+    start date is kept far back, so such a run still has tasks to fail instead of silently succeeding empty)."""
+
+    start_date: date | None = Field(default=None, description="first day the pipeline processes; null: any day")
+    extraction_cron: str = Field(
+        default="0 0 * * *", description="daily; its time of day sets how long after midnight a day is extracted"
+    )
+    training_cron: str | None = Field(default="0 0 * * 1", description="model_training; null: manual only")
+    retraining_cron: str | None = Field(default="0 3 * * 1", description="retraining; null: triggered/manual only")
+
+    @field_validator("extraction_cron", "training_cron", "retraining_cron")
+    @classmethod
+    def _five_fields(cls, value: str | None) -> str | None:
+        if value is not None and not CRON.match(value):
+            raise ValueError(f"expected a 5-field cron expression like '0 0 * * *', got {value!r}")
+        return value
+
+    @field_validator("extraction_cron")
+    @classmethod
+    def _daily(cls, value: str) -> str:
+        if value.split()[2:] != ["*", "*", "*"]:
+            raise ValueError(f"feature extraction runs once per day: day, month and weekday must be '*', got {value!r}")
+        return value
+
+    def require_day(self, day: date) -> None:
+        """Refuse a day before the configured start, with the fix in the message."""
+        if self.start_date is not None and day < self.start_date:
+            raise ConfigError(
+                f"{day} is before schedule.start_date {self.start_date}: the pipeline does not process it "
+                "(set schedule.start_date earlier in the config to include it)"
+            )
+
+
+class QualityConfig(_Strict):
+    """Volume and quarantine limits a day must meet before its features are published."""
+
+    min_rows: int = Field(default=1, ge=0, description="fewer source rows for a day fails it (0 accepts empty days)")
+    min_volume_ratio: float = Field(
+        default=0.2, ge=0, le=1, description="fail below this share of the median rows of the preceding days"
+    )
+    volume_history_days: int = Field(default=7, ge=1, description="preceding extracted days the median is taken over")
+    max_quarantine_share: float = Field(
+        default=0.1, ge=0, le=1, description="fail above this share of quarantined rows (quarantine still published)"
+    )
+
+
 class Config(_Strict):
     dataset: DatasetConfig
     task: Literal["classification", "regression"]
@@ -188,6 +239,8 @@ class Config(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

@@ -1,20 +1,25 @@
 """Feature extraction: one day of raw events -> a validated feature partition and a quarantine partition.
 
-Rows are selected by event time, not by file, because feeds deliver late events in later files. Each run rereads
-the source and replaces the day's partitions, so a rerun or a backfill is idempotent.
+Rows are selected by event time, not by file, because feeds deliver late events in later files. Each run reads
+the files that can hold the day (:mod:`pipelines.sources` keeps their event-time ranges, so the cost does not grow
+with the history) and replaces the day's partitions, so a rerun or a backfill is idempotent. A day already
+extracted that a later file can hold is reported by :func:`late_days`, to be extracted again. Before publishing,
+the day's volume and quarantine share are checked (:mod:`pipelines.quality`); a failing day publishes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
-from pipelines import storage
+from pipelines import quality, sources
 from pipelines.config import Config, DatasetConfig
+from pipelines.sources import day_bounds, event_times, read_source
 from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, DataError, require_columns, split_valid
 
@@ -29,7 +34,7 @@ class ExtractResult:
     rows_in: int
     rows_valid: int
     rows_quarantined: int
-    undated: int
+    undated: int  # rows without a usable event time in the files read for the day (quarantined when first indexed)
     features_url: str
     quarantine_url: str
 
@@ -37,44 +42,13 @@ class ExtractResult:
         return asdict(self)
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The half-open UTC interval ``[day, day + 1)`` a daily partition covers."""
-    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
-def source_files(pattern: str, options: dict[str, Any] | None = None) -> list[str]:
-    """Every file a source pattern (file, folder glob or ``s3://`` glob) matches, as URLs; none is an error."""
-    fs, path = storage.filesystem(pattern, options)
-    files = sorted(fs.glob(path)) if any(ch in path for ch in "*?[") else ([path] if fs.isfile(path) else [])
-    if not files:
-        raise DataError(f"source {pattern} matches no files")
-    return [storage.url_for(fs, f) for f in files]
-
-
-def read_source(url: str, dataset: DatasetConfig, options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Read one CSV or Parquet file; a file that cannot be read is an error naming it."""
-    fs, path = storage.filesystem(url, options)
-    try:
-        with fs.open(path, "rb") as handle:
-            if path.endswith((".csv", ".csv.gz")):
-                text = [dataset.key, *dataset.features.categorical]
-                return pd.read_csv(handle, dtype={c: str for c in text}, compression="infer")
-            if path.endswith(".parquet"):
-                return pd.read_parquet(handle)
-    except Exception as exc:  # any parser error: the message must name the file
-        raise DataError(f"cannot read source file {url}: {type(exc).__name__}: {exc}") from exc
-    raise DataError(f"source file {url} is neither .csv nor .parquet")
-
-
-def _select_day(frame: pd.DataFrame, dataset: DatasetConfig, url: str, day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows of ``frame`` whose event time falls on ``day``, and the rows whose event time is missing or unparseable."""
+def _select_day(frame: pd.DataFrame, dataset: DatasetConfig, url: str, day: date) -> pd.DataFrame:
+    """Rows of ``frame`` whose event time falls on ``day``."""
     require_columns(frame, [dataset.event_time], url)
-    times = pd.to_datetime(frame[dataset.event_time], utc=True, errors="coerce", format="mixed")
+    times = event_times(frame, dataset.event_time)
     start, end = day_bounds(day)
     in_day = (times >= start) & (times < end)
-    selected = frame[in_day.to_numpy()].assign(**{dataset.event_time: times[in_day]})
-    return selected, frame[times.isna().to_numpy()]
+    return frame[in_day.to_numpy()].assign(**{dataset.event_time: times[in_day]})
 
 
 def _quarantine_undated(config: Config, lake: Lake, url: str, rows: pd.DataFrame) -> None:
@@ -93,25 +67,68 @@ def _quarantine_undated(config: Config, lake: Lake, url: str, rows: pd.DataFrame
     log.warning("%s: %d rows have no usable %s; quarantined to %s", url, len(rows), config.dataset.event_time, target)
 
 
+def _index_file(config: Config, url: str) -> sources.FileEntry:
+    """Index a file its footer cannot (CSV, string or nullable times): read it once, quarantine its undated rows."""
+    frame = read_source(url, config.dataset, config.storage.options)
+    require_columns(frame, [config.dataset.event_time], url)
+    times = event_times(frame, config.dataset.event_time)
+    undated = frame[times.isna().to_numpy()]
+    _quarantine_undated(config, Lake.from_config(config), url, undated)
+    dated = times.dropna()
+    low, high = (dated.min().value, dated.max().value) if len(dated) else (None, None)
+    return sources.FileEntry(url=url, version="", rows=len(frame), low=low, high=high, undated=len(undated))
+
+
+def index_events(config: Config) -> dict[str, sources.FileEntry]:
+    """The event-time index of every source file, (re)indexing only new or changed files."""
+    entries = sources.refresh(
+        config,
+        sources.EVENTS_INDEX,
+        config.dataset.source,
+        partial(_index_file, config),
+        kind="time",
+        column=config.dataset.event_time,
+    )
+    return entries
+
+
+def late_days(config: Config, day: date) -> list[date]:
+    """Days other than ``day`` already extracted without a source file that can hold their rows: extract again."""
+    return sources.stale_days(config, index_events(config), day, Table.FEATURES)
+
+
+def _check_quality(config: Config, day: date, rows: pd.DataFrame, quarantined: pd.DataFrame, span: str) -> None:
+    """Fail the day, naming the numbers, when its volume or quarantine share is off (nothing is published)."""
+    usual = sources.recent_volumes(config, day, config.quality.volume_history_days)
+    problems = quality.volume_problems(len(rows), len(quarantined), usual, config.quality)
+    if not problems:
+        return
+    reasons = quarantined[REASON].value_counts().head(3).to_dict() if len(quarantined) else {}
+    raise DataError(
+        f"features {day} not published: {'; '.join(problems)}. Source events span {span}"
+        + (f"; top quarantine reasons {reasons}" if reasons else "")
+    )
+
+
 def extract_features(config: Config, day: date) -> ExtractResult:
     """Validate the day's raw rows and publish the features and quarantine partitions; rows in = valid + quarantined."""
+    config.schedule.require_day(day)
     dataset = config.dataset
     options = config.storage.options
     lake = Lake.from_config(config)
-    frames, undated = [], 0
-    for url in source_files(dataset.source, options):
-        raw = read_source(url, dataset, options)
-        selected, no_time = _select_day(raw, dataset, url, day)
-        _quarantine_undated(config, lake, url, no_time)
-        undated += len(no_time)
-        require_columns(selected, [dataset.key, *dataset.features.all], url)
+    entries = index_events(config)
+    files = sources.overlapping(entries.values(), day)
+    frames = []
+    for entry in files:
+        selected = _select_day(read_source(entry.url, dataset, options), dataset, entry.url, day)
+        require_columns(selected, [dataset.key, *dataset.features.all], entry.url)
         if not selected.empty:
-            frames.append(selected.assign(**{SOURCE_FILE: url}))
+            frames.append(selected.assign(**{SOURCE_FILE: entry.url}))
     columns = [dataset.key, dataset.event_time, *dataset.features.all, SOURCE_FILE]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    if rows.empty:
-        log.warning("no source rows have %s on %s; publishing an empty partition", dataset.event_time, day)
     split = split_valid(rows, dataset, f"{dataset.source} [{day}]")
+    first_last = sources.span(entries.values())
+    _check_quality(config, day, rows, split.quarantined, "..".join(map(str, first_last)) if first_last else "no days")
     keep = [dataset.key, dataset.event_time, *dataset.features.all]
     if dataset.target in split.valid.columns:
         keep.append(dataset.target)
@@ -122,11 +139,19 @@ def extract_features(config: Config, day: date) -> ExtractResult:
         rows_in=len(rows),
         rows_valid=len(split.valid),
         rows_quarantined=len(split.quarantined),
-        undated=undated,
+        undated=sum(e.undated for e in files),
         features_url=features_url,
         quarantine_url=quarantine_url,
     )
+    counts = {"rows_in": result.rows_in, "rows_valid": result.rows_valid, "rows_quarantined": result.rows_quarantined}
+    sources.write_day_record(config, day, files, counts)
     log.info(
-        "features %s: %d in, %d valid, %d quarantined", day, result.rows_in, result.rows_valid, result.rows_quarantined
+        "features %s: %d in, %d valid, %d quarantined from %d of %d source files",
+        day,
+        result.rows_in,
+        result.rows_valid,
+        result.rows_quarantined,
+        len(files),
+        len(entries),
     )
     return result

@@ -188,7 +188,7 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
     if not config.dataset.labels or current.empty:
         return None, 0
     logged = current[current["logical_date"].astype(str) == day.isoformat()]
-    labels = read_labels(config)
+    labels = read_labels(config, logged[config.dataset.key].astype(str))
     known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
         labels, on=config.dataset.key
     )

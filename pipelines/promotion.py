@@ -230,7 +230,8 @@ def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> i
     keys = lake.read_days(Table.FEATURES, days, [config.dataset.key])
     if not config.dataset.labels:
         return len(keys)
-    return int(keys[config.dataset.key].astype(str).isin(read_labels(config)[config.dataset.key]).sum())
+    wanted = keys[config.dataset.key].astype(str)
+    return int(wanted.isin(read_labels(config, wanted)[config.dataset.key]).sum())
 
 
 def train_challenger(config: Config, day: date, reason: str) -> str:

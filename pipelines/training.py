@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,10 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
-from pipelines import registry
+from pipelines import registry, sources
 from pipelines.config import Config
-from pipelines.features import read_source, source_files
 from pipelines.modeling import build_model, evaluate, model_input
+from pipelines.sources import read_source
 from pipelines.storage import Lake, Table
 from pipelines.validation import DataError, require_columns
 
@@ -50,17 +52,44 @@ class TrainResult:
         return asdict(self)
 
 
-def read_labels(config: Config) -> pd.DataFrame:
-    """The label source as ``key -> target``; a key labeled twice keeps its last label."""
+def _index_label_file(config: Config, url: str) -> sources.FileEntry:
+    """Key range of a label file its footer cannot give (CSV, non-string keys): read its key column once."""
+    keys = read_source(url, config.dataset, config.storage.options, columns=[config.dataset.key])
+    require_columns(keys, [config.dataset.key], url)
+    values = keys[config.dataset.key].dropna().astype(str)
+    low, high = (values.min(), values.max()) if len(values) else (None, None)
+    return sources.FileEntry(url=url, version="", rows=len(keys), low=low, high=high)
+
+
+def read_labels(config: Config, keys: Iterable[str] | None = None) -> pd.DataFrame:
+    """The label source as ``key -> target`` (for ``keys`` only, when given); a key labeled twice keeps its last label.
+
+    With ``keys``, only label files whose key range (indexed once per file version, see :mod:`pipelines.sources`)
+    can hold one of them are read, so a drift check or a training window does not read the whole label history
+    when keys grow with time (sequential or time-prefixed ids); with random keys every file may qualify.
+    """
     dataset = config.dataset
     assert dataset.labels is not None
-    frames = []
-    for url in source_files(dataset.labels, config.storage.options):
-        frame = read_source(url, dataset, config.storage.options)
-        require_columns(frame, [dataset.key, dataset.target], url)
+    entries = sources.refresh(
+        config,
+        sources.LABELS_INDEX,
+        dataset.labels,
+        partial(_index_label_file, config),
+        kind="key",
+        column=dataset.key,
+    )
+    wanted = None if keys is None else {str(k) for k in keys}
+    chosen = list(entries.values()) if wanted is None else sources.holding_keys(entries.values(), wanted)
+    frames = [pd.DataFrame({dataset.key: pd.Series(dtype=str), dataset.target: pd.Series(dtype=float)})]
+    for entry in chosen:
+        frame = read_source(entry.url, dataset, config.storage.options)
+        require_columns(frame, [dataset.key, dataset.target], entry.url)
         frames.append(frame[[dataset.key, dataset.target]])
     labels = pd.concat(frames, ignore_index=True)
     labels[dataset.key] = labels[dataset.key].astype(str)
+    if wanted is not None:
+        labels = labels[labels[dataset.key].isin(wanted)]
+    log.debug("labels: read %d of %d label files", len(chosen), len(entries))
     return labels.drop_duplicates(dataset.key, keep="last")
 
 
@@ -78,7 +107,7 @@ def labeled_window(config: Config, end_day: date) -> tuple[pd.DataFrame, list[da
     frame = lake.read_days(Table.FEATURES, days)
     if dataset.labels:
         frame = frame.drop(columns=[dataset.target], errors="ignore")
-        frame = frame.merge(read_labels(config), on=dataset.key, how="inner", validate="one_to_one")
+        frame = frame.merge(read_labels(config, frame[dataset.key]), on=dataset.key, how="inner", validate="one_to_one")
     require_columns(frame, [dataset.target], f"features {days[0]}..{days[-1]}")
     frame = frame[frame[dataset.target].notna()]
     if len(frame) < config.training.min_rows:

@@ -83,7 +83,8 @@ def test_schedules(bag):
 
 
 def test_task_graphs(bag):
-    assert [t.task_id for t in bag.dags["feature_extraction"].tasks] == ["extract"]
+    features = bag.dags["feature_extraction"]
+    assert features.get_task("days_to_extract").downstream_task_ids == {"extract"}
     assert [t.task_id for t in bag.dags["model_training"].tasks] == ["train"]
     scoring = bag.dags["batch_scoring"]
     assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}

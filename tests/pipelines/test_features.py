@@ -39,10 +39,10 @@ def _events(n: int = 6, day: date = DAY) -> pd.DataFrame:
     )
 
 
-def _config(tmp_path: Path, source: str):
+def _config(tmp_path: Path, source: str, **overrides: dict):
     raw = tmp_path / "src"
     (raw / "labels").mkdir(parents=True, exist_ok=True)
-    path = write_config(tmp_path, raw)
+    path = write_config(tmp_path, raw, **overrides)
     text = path.read_text().replace(str(raw / "raw" / "*.parquet"), source)
     path.write_text(text)
     return load_config(path)
@@ -85,7 +85,7 @@ def test_csv_source_with_wrong_types_quarantines_those_rows(tmp_path):
     frame.loc[4, "credit_utilization"] = np.nan  # missing is allowed, the model imputes it
     (tmp_path / "csv").mkdir()
     frame.to_csv(tmp_path / "csv" / "events.csv", index=False)
-    config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"))
+    config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"), quality={"max_quarantine_share": 0.5})
     result = extract_features(config, DAY)
     quarantine = Lake.from_config(config).read(Table.QUARANTINE, DAY)
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (6, 3, 3)
@@ -106,7 +106,14 @@ def test_undated_rows_are_quarantined_not_dropped(tmp_path):
     assert result.rows_in + result.undated == len(frame)
 
 
-def test_empty_day_publishes_empty_partitions(config):
+def test_empty_day_fails_with_the_numbers_and_publishes_nothing(config):
+    with pytest.raises(DataError, match=r"0 source rows, fewer than quality.min_rows 1.*span 2026-10-01\.\.2026-10-10"):
+        extract_features(config, date(2030, 1, 1))
+    assert not Lake.from_config(config).exists(Table.FEATURES, date(2030, 1, 1))
+
+
+def test_empty_day_is_published_when_the_config_allows_it(tmp_path, raw_data):
+    config = load_config(write_config(tmp_path, raw_data, quality={"min_rows": 0}))
     result = extract_features(config, date(2030, 1, 1))
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (0, 0, 0)
     assert Lake.from_config(config).read(Table.FEATURES, date(2030, 1, 1)).empty
@@ -133,3 +140,115 @@ def test_unreadable_file_is_named(tmp_path):
     with pytest.raises(DataError, match=r"cannot read source file .*broken\.parquet"):
         extract_features(config, DAY)
     assert not Lake.from_config(config).exists(Table.FEATURES, DAY)
+
+
+# --- history: the files a day reads, late files, volume ------------------------------------------------------
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every source file extraction opens for its rows."""
+    import pipelines.features as features
+
+    opened: list[str] = []
+    original = features.read_source
+
+    def recording(url, *args, **kwargs):
+        opened.append(url.rsplit("/", 1)[-1])
+        return original(url, *args, **kwargs)
+
+    monkeypatch.setattr(features, "read_source", recording)
+    return opened
+
+
+def _day_file(directory: Path, name: str, day: date, n: int, first_key: int = 0) -> None:
+    frame = _events(n, day).assign(customer_id=[f"K{first_key + i}" for i in range(n)])
+    frame.to_parquet(directory / name, index=False)
+
+
+@pytest.mark.unit
+def test_a_day_reads_only_the_files_that_can_hold_it_and_indexes_each_file_once(config, monkeypatch):
+    import pipelines.sources as sources
+
+    footers: list[str] = []
+    original = sources.footer_range
+    monkeypatch.setattr(sources, "footer_range", lambda url, *a, **k: footers.append(url) or original(url, *a, **k))
+    opened = _reads(monkeypatch)
+    first = extract_features(config, DAY)
+    # the day's own file and the next day's, which carries the day's late events; none of the other 8
+    assert sorted(opened) == ["events-2026-10-02.parquet", "events-2026-10-03.parquet"]
+    assert len(footers) == 10  # every file indexed once, from its footer alone
+    opened.clear()
+    footers.clear()
+    second = extract_features(config, DAY + pd.Timedelta(days=1))
+    assert sorted(opened) == ["events-2026-10-03.parquet", "events-2026-10-04.parquet"]
+    assert footers == []  # the index already knows every file's version
+    assert first.rows_in == 600 and second.rows_in > 0
+
+
+@pytest.mark.unit
+def test_a_late_file_makes_the_extracted_day_stale_until_it_is_extracted_again(tmp_path):
+    from pipelines.features import late_days
+
+    (tmp_path / "pq").mkdir()
+    _day_file(tmp_path / "pq", "a.parquet", DAY, 6)
+    _day_file(tmp_path / "pq", "b.parquet", DAY + pd.Timedelta(days=1), 6, first_key=100)
+    config = _config(tmp_path, str(tmp_path / "pq" / "*.parquet"))
+    for day in (DAY, DAY + pd.Timedelta(days=1)):
+        extract_features(config, day)
+    assert late_days(config, DAY + pd.Timedelta(days=2)) == []
+
+    _day_file(tmp_path / "pq", "c-late.parquet", DAY, 3, first_key=200)  # arrives after DAY was extracted
+    assert late_days(config, DAY + pd.Timedelta(days=2)) == [DAY]
+    assert late_days(config, DAY + pd.Timedelta(days=2)) == [DAY]  # not forgotten until DAY is extracted again
+    result = extract_features(config, DAY)
+    features = Lake.from_config(config).read(Table.FEATURES, DAY)
+    assert result.rows_in == 9 and {"K200", "K201", "K202"} <= set(features["customer_id"])
+    assert late_days(config, DAY + pd.Timedelta(days=2)) == []
+
+    _day_file(tmp_path / "pq", "a.parquet", DAY, 7)  # a file rewritten in place is a new version
+    assert late_days(config, DAY + pd.Timedelta(days=2)) == [DAY]
+
+
+@pytest.mark.unit
+def test_a_day_far_below_the_usual_volume_fails_with_the_numbers(tmp_path):
+    (tmp_path / "pq").mkdir()
+    for offset, rows in ((0, 20), (1, 24), (2, 3)):
+        _day_file(tmp_path / "pq", f"d{offset}.parquet", DAY + pd.Timedelta(days=offset), rows, first_key=100 * offset)
+    config = _config(tmp_path, str(tmp_path / "pq" / "*.parquet"))
+    extract_features(config, DAY)
+    extract_features(config, DAY + pd.Timedelta(days=1))
+    thin = DAY + pd.Timedelta(days=2)
+    with pytest.raises(
+        DataError, match=r"3 source rows, below quality.min_volume_ratio 0.2 of the median 22 over the 2"
+    ):
+        extract_features(config, thin)
+    assert not Lake.from_config(config).exists(Table.FEATURES, thin)
+
+
+@pytest.mark.unit
+def test_a_quarantine_share_above_the_limit_fails_and_publishes_nothing(tmp_path):
+    frame = _events(10)
+    frame.loc[:3, "age"] = -1.0
+    (tmp_path / "pq").mkdir()
+    frame.to_parquet(tmp_path / "pq" / "events.parquet", index=False)
+    config = _config(tmp_path, str(tmp_path / "pq" / "*.parquet"))
+    with pytest.raises(
+        DataError, match=r"4 of 10 rows quarantined \(40.0%\), above quality.max_quarantine_share 10.0%"
+    ):
+        extract_features(config, DAY)
+    assert not Lake.from_config(config).exists(Table.QUARANTINE, DAY)
+
+
+@pytest.mark.unit
+def test_a_day_before_the_configured_start_is_refused(config):
+    from pipelines.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"2026-09-30 is before schedule.start_date 2026-10-01"):
+        extract_features(config, date(2026, 9, 30))
+
+
+@pytest.mark.unit
+def test_an_unreadable_source_index_is_rebuilt(config):
+    first = extract_features(config, DAY)
+    (Path(config.storage.root) / "_sources" / "events.json").write_text('{"truncated')
+    assert extract_features(config, DAY) == first

@@ -72,7 +72,7 @@ def test_a_promotion_is_picked_up_by_the_next_run(config, trained, dask_client):
 
 def test_empty_partition_scores_zero_rows(config, trained, dask_client):
     empty = date(2030, 1, 1)
-    extract_features(config, empty)
+    extract_features(config.model_copy(update={"quality": config.quality.model_copy(update={"min_rows": 0})}), empty)
     result = score_day(config, empty, "run-1", dask_client)
     assert result.rows_in == result.rows_scored == 0
     assert Lake.from_config(config).read(Table.PREDICTIONS, empty).empty

@@ -1,0 +1,93 @@
+"""History through the real DAGs: dates from the config, late files, and `make bootstrap` from raw history."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pendulum
+import pytest
+from conftest import REPO, write_config
+from dag_runs import load_dags, run_dag
+from mlflow.tracking import MlflowClient
+from sqlalchemy import select
+
+from pipelines import demo_data
+from pipelines.config import load_config
+from pipelines.storage import Lake, Table
+
+START = date(2018, 3, 1)  # long before the DAG files' old hard-coded 2026-10-01
+SPEC = demo_data.DemoSpec(start=START, days=5, rows_per_day=300, bad_rows_per_day=4, drift_day=99)
+
+
+@pytest.fixture
+def history(tmp_path: Path, airflow_db, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Five days of 2018 events and a config whose schedule starts on the first; DAGs parse with that config."""
+    demo_data.generate(tmp_path / "data", SPEC)
+    config = write_config(
+        tmp_path, tmp_path / "data", schedule={"start_date": START.isoformat()}, training={"window_days": 2}
+    )
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    return config
+
+
+@pytest.mark.e2e
+def test_history_before_the_old_start_runs_and_a_day_before_the_configured_start_fails(history):
+    dags = load_dags()
+    config = load_config(history)
+    assert dags["feature_extraction"].start_date.date() <= START  # every run of the history gets its tasks
+
+    assert run_dag(dags, "feature_extraction", START + timedelta(days=1)) == "success"
+    assert Lake.from_config(config).count_rows(Table.FEATURES, START + timedelta(days=1)) > 290
+    before = START - timedelta(days=3)
+    assert run_dag(dags, "feature_extraction", before) == "failed"  # not "success with no task instances"
+    assert run_dag(dags, "model_training", before, date=before.isoformat()) == "failed"
+    assert not Lake.from_config(config).exists(Table.FEATURES, before)
+
+
+@pytest.mark.e2e
+def test_a_late_file_re_extracts_its_day_and_announces_it_to_scoring(history, tmp_path):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dags = load_dags()
+    config = load_config(history)
+    first, second = START, START + timedelta(days=1)
+    for day in (first, second):
+        assert run_dag(dags, "feature_extraction", day) == "success"
+    before = Lake.from_config(config).read(Table.FEATURES, first)
+
+    late = demo_data._day_events(SPEC, 0)[0].head(40).dropna(subset=["customer_id"])
+    late = late.assign(customer_id="L" + late["customer_id"].str[1:])  # 40 events of the first day, new keys
+    late.to_parquet(tmp_path / "data" / "raw" / "late-arrival.parquet", index=False)
+
+    dag_run = dags["feature_extraction"].test(logical_date=pendulum.datetime(2018, 3, 4, tz="UTC"))  # day 03-03
+    assert str(getattr(dag_run.state, "value", dag_run.state)) == "success"
+    after = Lake.from_config(config).read(Table.FEATURES, first)
+    assert len(after) > len(before) and after["customer_id"].str.startswith("L").sum() >= 35
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dag_run.run_id)).all()
+    assert sorted(e.extra["day"] for e in events) == [first.isoformat(), (START + timedelta(days=2)).isoformat()]
+
+
+def _bootstrap_module():
+    sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location("bootstrap", REPO / "scripts" / "bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.e2e
+def test_bootstrap_takes_raw_history_to_a_champion_and_scored_days(history, capsys, monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "")  # the runner points it at its own cluster: undone afterwards
+    _bootstrap_module().main(["--to", (START + timedelta(days=2)).isoformat()])
+    config = load_config(history)
+    days = [START + timedelta(days=i) for i in range(3)]
+    assert Lake.from_config(config).days(Table.FEATURES) == days
+    assert Lake.from_config(config).days(Table.PREDICTIONS) == days[2:]  # after the 2-day first window
+    champion = MlflowClient(config.tracking_uri).get_model_version_by_alias(config.model.name, "champion")
+    assert (str(champion.version), champion.tags["window_end"]) == ("1", days[1].isoformat())
+    assert "Rows per date" in capsys.readouterr().out
