@@ -40,7 +40,9 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 DAY = date(2026, 10, 8)  # the day after the bootstrap's training window (2026-10-01 .. 2026-10-07)
-DOWNSTREAM = ("batch_scoring", "drift_monitoring", "retraining")  # asset- or trigger-driven: unpaused for the run
+# Asset-driven: unpaused for the run. Not retraining: unpausing its weekly schedule starts a run for today at once,
+# and a pre-drift day does not trigger it.
+DOWNSTREAM = ("batch_scoring", "drift_monitoring")
 # Small enough to be quick, large enough that the day's 10% prediction log passes monitoring.min_rows (100).
 DEMO_ARGS = ["--days", "8", "--rows-per-day", "1500"]
 
