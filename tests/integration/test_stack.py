@@ -53,7 +53,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 class Stack:
     """Where each service of the compose file listens here, and the values compose would take from ``.env``."""
 
-    home: Path
     ports: dict[str, int] = field(default_factory=dict)  # "service:container port" -> local port
     dotenv: dict[str, str] = field(default_factory=dict)
 
@@ -224,7 +223,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
     def phase(what: str) -> None:
         print(f"[stack {time.monotonic() - started:5.1f}s] {what}", flush=True)
 
-    stack = Stack(home=tmp_path, dotenv=_dotenv())
+    stack = Stack(dotenv=_dotenv())
     airflow_home = tmp_path / "airflow"
     # Test-only settings for a 2-core machine and loopback-only listening; everything else is the compose file's.
     airflow_extra = {
