@@ -53,12 +53,15 @@ lint: venv
 test: venv test-tools
 	$(BIN)/python -m pytest
 
-# System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed) and Chromium
-# (renders the drift report). Installed from Debian when missing and root; otherwise those tests skip and say why.
+# System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed), Chromium
+# (renders the drift report) and PostgreSQL (the stack's metadata database, run as a process by
+# tests/integration/test_stack.py). Installed from Debian when missing and root; otherwise those tests skip and say why.
 test-tools:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v docker-compose && command -v chromium; } >/dev/null; then \
-	  echo "installing docker-compose and chromium (apt)"; \
-	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium >/dev/null; \
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v docker-compose && command -v chromium \
+	    && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1; then \
+	  echo "installing docker-compose, chromium and postgresql (apt)"; \
+	  apt-get update -qq >/dev/null \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium postgresql >/dev/null; \
 	fi
 
 airflow-ui: venv airflow-db

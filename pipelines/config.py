@@ -290,6 +290,33 @@ def _tracking_uri(configured: str, home: Path) -> str:
     return _resolve_sqlite(os.environ.get("MLFLOW_TRACKING_URI") or configured, home)
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _interpolate_env(value: Any, file: Path, key: str = "") -> Any:
+    """Replace ``${NAME}`` in every string of the file with that environment variable.
+
+    One file then serves every deployment of a stack while endpoints and credentials stay out of git. An unset
+    variable is an error naming the key, never an empty string that would fail later and far away.
+    """
+    if isinstance(value, dict):
+        return {
+            name: _interpolate_env(item, file, f"{key}.{name}" if key else str(name)) for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate_env(item, file, f"{key}.{index}") for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"config file {file}: {key} uses ${{{name}}}, which is not set in the environment")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
 def _format_errors(path: Path, error: ValidationError) -> str:
     lines = [f"invalid config {path}:"]
     for item in error.errors():
@@ -316,7 +343,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {file} must hold a mapping at the top level")
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(_interpolate_env(raw, file))
     except ValidationError as exc:
         raise ConfigError(_format_errors(file, exc)) from exc
     home = project_home()

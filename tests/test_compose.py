@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -96,3 +97,90 @@ def test_no_secret_is_hard_coded():
     for variable in set(re.findall(r"\$\{(\w+)\}", text)):
         assert f"{variable}=" in example, f"{variable} is not documented in .env.example"
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.unit
+def test_airflow_init_creates_the_registry_pool():
+    """Promotions and rollbacks run in this pool: without it their tasks would wait forever."""
+    pool = re.search(r'REGISTRY_POOL = "(\w+)"', (REPO / "dags/_support.py").read_text()).group(1)
+    shell, flag, script = SERVICES["airflow-init"]["command"]
+    assert (shell, flag) == ("bash", "-c")
+    assert script.startswith("airflow db migrate && ")
+    assert f"airflow pools set {pool} 1 " in script
+
+
+def _compose_env(service: str) -> dict[str, str]:
+    """The service's environment without the values compose takes from .env (secrets)."""
+    return {k: str(v) for k, v in SERVICES[service]["environment"].items() if "${" not in str(v)}
+
+
+@pytest.mark.unit
+def test_every_process_reads_the_stack_config_and_it_points_at_the_stack(monkeypatch):
+    from pipelines.config import load_config
+
+    for name in ("airflow-scheduler", "airflow-apiserver", "demo-data", "dask-worker", "dask-worker-gpu"):
+        assert SERVICES[name]["environment"]["MLOPS_CONFIG"] == "/opt/mlops/include/config/stack.yaml", name
+    env = _compose_env("airflow-scheduler")
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    config = load_config(REPO / "include/config/stack.yaml")
+    assert config.dataset.source.startswith("s3://mlops/") and config.dataset.labels.startswith("s3://mlops/")
+    assert config.storage.root == "s3://mlops/lake"
+    assert config.storage.options == {"endpoint_url": env["AWS_ENDPOINT_URL"]} == {"endpoint_url": "http://minio:9000"}
+    assert config.tracking_uri == env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert config.scheduler_address == env["DASK_SCHEDULER_ADDRESS"] == "tcp://dask-scheduler:8786"
+    assert "mlops" in SERVICES["minio-buckets"]["entrypoint"].split()[-2]  # the bucket the config uses is created
+
+
+@pytest.mark.unit
+def test_demo_data_is_loaded_once_the_buckets_and_mlflow_are_up():
+    loader = SERVICES["demo-data"]
+    assert loader["depends_on"]["minio-buckets"]["condition"] == "service_completed_successfully"
+    assert loader["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    script = loader["command"].split()[1]
+    assert (REPO / script).is_file() and "--bootstrap" in loader["command"]
+    assert "COPY scripts ./scripts" in (REPO / "Dockerfile").read_text().splitlines()
+
+
+def _load_demo_data_module():
+    spec = importlib.util.spec_from_file_location("load_demo_data", REPO / "scripts/load_demo_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.unit
+def test_the_loader_writes_where_the_source_glob_reads():
+    loader = _load_demo_data_module()
+    files = [Path("events-2026-10-01.parquet"), Path("events-2026-10-02.parquet")]
+    assert loader.target_folder("s3://mlops/raw/*.parquet", files) == "s3://mlops/raw"
+    with pytest.raises(SystemExit, match="only its file name may be a pattern"):
+        loader.target_folder("s3://mlops/*/events.parquet", files)
+    with pytest.raises(SystemExit, match="would not read the demo's files"):
+        loader.target_folder("s3://mlops/raw/*.csv", files)
+
+
+@pytest.mark.unit
+def test_gpu_workers_get_a_cuda_build_of_torch_and_the_rest_keep_the_cpu_build(tmp_path):
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    assert "ARG TORCH_VARIANT=cpu" in dockerfile
+    gpu = SERVICES["dask-worker-gpu"]["build"]
+    variant = gpu["args"]["TORCH_VARIANT"]
+    assert re.fullmatch(r"cu\d{3}", variant) and gpu["context"] == "."
+    cpu_images = {
+        s["image"]
+        for n, s in SERVICES.items()
+        if s.get("image", "").startswith("mlops-pipeline") and n != "dask-worker-gpu"
+    }
+    assert cpu_images == {"mlops-pipeline:latest"} != {SERVICES["dask-worker-gpu"]["image"]}
+    assert COMPOSE["x-airflow"]["build"] == "."  # the CPU image: the Dockerfile's default variant
+    # Run the Dockerfile's own rewrite of the lock: only torch's build suffix changes.
+    rewrite = next(line for line in dockerfile if line.startswith("RUN sed ")).removeprefix("RUN ")
+    shutil.copy(REPO / "constraints.txt", tmp_path / "constraints.txt")
+    subprocess.run(["bash", "-c", rewrite], cwd=tmp_path, env={"TORCH_VARIANT": variant}, check=True)
+    locked = (REPO / "constraints.txt").read_text().splitlines()
+    image = (tmp_path / "constraints.image.txt").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(locked, image, strict=True) if a != b]
+    version = next(line for line in locked if line.startswith("torch==")).removeprefix("torch==").removesuffix("+cpu")
+    assert changed == [(f"torch=={version}+cpu", f"torch=={version}+{variant}")]
+    assert "download.pytorch.org/whl/${TORCH_VARIANT}" in "\n".join(dockerfile)
