@@ -65,12 +65,6 @@ def partition_day(context: Any) -> date:
     return (anchor.astimezone(UTC) - timedelta(days=1)).date()
 
 
-def asset_days(context: Any, asset: Asset) -> list[date]:
-    """Days announced by the asset events that triggered this run (several if they queued up), oldest first."""
-    events = context.get("triggering_asset_events") or {}
-    return sorted({date.fromisoformat(event.extra["day"]) for event in events.get(asset, []) if "day" in event.extra})
-
-
 def config_arg(context: Any) -> str | None:
     return context["params"].get("config")
 

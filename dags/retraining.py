@@ -8,7 +8,8 @@ champion's by `promotion.min_improvement` and a paired bootstrap interval of the
 `promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
 recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
 
-Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand. Promotions and rollbacks share the
+Runs weekly, when `drift_monitoring` triggers it (with the reason), and by hand; without a champion yet (e.g. the
+first scheduled run after unpausing) it skips and says so. Promotions and rollbacks share the
 `mlops_registry` pool (one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
 
@@ -36,11 +38,15 @@ from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_con
 def retraining():
     @task
     def train_challenger() -> str:
-        """Train and register the challenger; returns its version."""
+        """Train and register the challenger; returns its version. Skips while there is no champion to challenge."""
         from pipelines.promotion import train_challenger as train
+        from pipelines.registry import CHAMPION, alias_version, connect
 
         context = get_current_context()
-        return train(run_config(context), partition_day(context), context["params"]["reason"])
+        config = run_config(context)
+        if alias_version(connect(config), config.model.name, CHAMPION) is None:
+            raise AirflowSkipException(f"no {CHAMPION!r} version of {config.model.name!r} yet: run model_training")
+        return train(config, partition_day(context), context["params"]["reason"])
 
     @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:

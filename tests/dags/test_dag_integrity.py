@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
-from airflow.sdk import Asset, CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {"feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback"}
@@ -89,7 +89,9 @@ def test_task_graphs(bag):
     assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
     extract = bag.dags["feature_extraction"].get_task("extract")
     assert [o.name for o in extract.outlets] == ["mlops.features"]
-    assert [o.name for o in scoring.get_task("score").outlets] == ["mlops.predictions"]
+    assert scoring.get_task("score").downstream_task_ids == {"announce"}
+    assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
+    assert [o.name for o in scoring.get_task("announce").outlets] == ["mlops.predictions"]
     drift = bag.dags["drift_monitoring"]
     assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
@@ -104,7 +106,7 @@ def test_task_graphs(bag):
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
 sys.path.insert(0, str(DAGS))
-from _support import FEATURES, asset_days, partition_day  # noqa: E402
+from _support import partition_day  # noqa: E402
 
 
 def _context(params=None, start=None, end=None, logical=None, events=None):
@@ -132,16 +134,3 @@ def test_partition_day_rules():
     assert partition_day(_context(params={"date": "2026-01-31"}, end=d(2026, 10, 5))) == date(2026, 1, 31)
     tokyo = pendulum.datetime(2026, 10, 5, 0, 30, tz="Asia/Tokyo")  # 2026-10-04 15:30 UTC
     assert partition_day(_context(end=tokyo)) == date(2026, 10, 3)
-
-
-def test_asset_days_reads_queued_events():
-    events = {
-        FEATURES: [
-            SimpleNamespace(extra={"day": "2026-10-05"}),
-            SimpleNamespace(extra={"day": "2026-10-04"}),
-            SimpleNamespace(extra={"day": "2026-10-05"}),
-            SimpleNamespace(extra={}),
-        ]
-    }
-    assert asset_days(_context(events=events), FEATURES) == [date(2026, 10, 4), date(2026, 10, 5)]
-    assert asset_days(_context(events={Asset(name="other"): []}), FEATURES) == []

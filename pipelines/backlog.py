@@ -1,0 +1,92 @@
+"""Which days still need scoring or a drift check, read from the lake and the registry, not from asset events.
+
+Under the scheduler, asset events can be lost: with ``max_active_runs=1``, events that arrive while a run is queued
+are never consumed (apache/airflow#56050), so a backfill of three days could score one. The lake and the MLflow
+store are the record of what was done, so each asset-triggered run reconciles from them:
+
+- a day is **due for scoring** when its feature partition was written after its predictions (or has none);
+- a day is **due for a drift check** when its predictions were written after the last drift check of that day
+  (or it has none). A check is never repeated for predictions already checked, whichever model is champion now,
+  so a backlog never re-checks old days against today's champion and the record of what was seen stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from pipelines import storage
+from pipelines.config import Config
+from pipelines.features import FEATURES
+from pipelines.scoring import PREDICTIONS
+
+log = logging.getLogger(__name__)
+
+DRIFT_KIND = "drift"  # the `kind` tag of the MLflow runs check_drift logs
+
+
+def _modified_at(info: dict[str, Any]) -> float | None:
+    """Modification time (epoch seconds) from an fsspec info dict: local disks say ``mtime``, S3 ``LastModified``."""
+    value = info.get("mtime", info.get("LastModified"))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if value is not None else None
+
+
+def partition_written_at(config: Config, table: str, day: date) -> float | None:
+    """When the day's partition of ``table`` was last written (its newest file), or None when it does not exist."""
+    fs, path = storage.filesystem(storage.partition_url(config.storage.root, table, day), config.storage.options)
+    if not fs.exists(path):
+        return None
+    infos = fs.find(path, detail=True).values() or [fs.info(path)]
+    times = [t for t in map(_modified_at, infos) if t is not None]
+    return max(times) if times else None
+
+
+def due_for_scoring(config: Config) -> list[date]:
+    """Days whose features were written after their predictions (or that have none), oldest first."""
+    due = []
+    for day in storage.partition_days(config.storage.root, FEATURES, config.storage.options):
+        scored = partition_written_at(config, PREDICTIONS, day)
+        if scored is None or (partition_written_at(config, FEATURES, day) or 0.0) > scored:
+            due.append(day)
+    return due
+
+
+def last_drift_checks(config: Config) -> dict[date, datetime]:
+    """Per day, when its newest drift check started (from the MLflow runs ``check_drift`` logs for this model)."""
+    from pipelines import registry
+
+    client = registry.connect(config)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is None:
+        return {}
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.kind = '{DRIFT_KIND}' and tags.model_name = '{config.model.name}'",
+        max_results=50_000,
+    )
+    checks: dict[date, datetime] = {}
+    for run in runs:
+        day = date.fromisoformat(run.data.tags["day"])
+        started = datetime.fromtimestamp(run.info.start_time / 1000).astimezone()
+        checks[day] = max(started, checks.get(day, started))
+    return checks
+
+
+def due_for_drift_check(config: Config, days: list[date] | None = None) -> list[date]:
+    """Of ``days`` (default: every scored day), those whose predictions are newer than their last drift check."""
+    checks = last_drift_checks(config)
+    candidates = storage.partition_days(config.storage.root, PREDICTIONS, config.storage.options)
+    if days is not None:
+        candidates = [d for d in candidates if d in set(days)]
+    due = []
+    for day in candidates:
+        scored = partition_written_at(config, PREDICTIONS, day)
+        checked = checks.get(day)
+        if checked is None or (scored is not None and scored > checked.timestamp()):
+            due.append(day)
+        else:
+            log.info("drift for %s was checked at %s, after its predictions: not checking it again", day, checked)
+    return due
