@@ -44,18 +44,21 @@ def partition_written_at(config: Config, table: str, day: date) -> float | None:
     return max(times) if times else None
 
 
+def stale(written: dict[date, float | None], done: dict[date, float]) -> list[date]:
+    """Days written after they were last processed, or never processed, oldest first (times in epoch seconds)."""
+    return sorted(day for day, at in written.items() if day not in done or (at is not None and at > done[day]))
+
+
 def due_for_scoring(config: Config) -> list[date]:
     """Days whose features were written after their predictions (or that have none), oldest first."""
-    due = []
-    for day in storage.partition_days(config.storage.root, FEATURES, config.storage.options):
-        scored = partition_written_at(config, PREDICTIONS, day)
-        if scored is None or (partition_written_at(config, FEATURES, day) or 0.0) > scored:
-            due.append(day)
-    return due
+    days = storage.partition_days(config.storage.root, FEATURES, config.storage.options)
+    scored = {day: partition_written_at(config, PREDICTIONS, day) for day in days}
+    written = {day: partition_written_at(config, FEATURES, day) for day in days}
+    return stale(written, {day: at for day, at in scored.items() if at is not None})
 
 
-def last_drift_checks(config: Config) -> dict[date, datetime]:
-    """Per day, when its newest drift check started (from the MLflow runs ``check_drift`` logs for this model)."""
+def last_drift_checks(config: Config) -> dict[date, float]:
+    """Per day, when its newest drift check started (epoch seconds), from the MLflow runs ``check_drift`` logs."""
     from pipelines import registry
 
     client = registry.connect(config)
@@ -67,26 +70,19 @@ def last_drift_checks(config: Config) -> dict[date, datetime]:
         f"tags.kind = '{DRIFT_KIND}' and tags.model_name = '{config.model.name}'",
         max_results=50_000,
     )
-    checks: dict[date, datetime] = {}
+    checks: dict[date, float] = {}
     for run in runs:
         day = date.fromisoformat(run.data.tags["day"])
-        started = datetime.fromtimestamp(run.info.start_time / 1000).astimezone()
-        checks[day] = max(started, checks.get(day, started))
+        checks[day] = max(run.info.start_time / 1000, checks.get(day, 0.0))
     return checks
 
 
 def due_for_drift_check(config: Config, days: list[date] | None = None) -> list[date]:
     """Of ``days`` (default: every scored day), those whose predictions are newer than their last drift check."""
+    scored = storage.partition_days(config.storage.root, PREDICTIONS, config.storage.options)
+    wanted = [day for day in scored if days is None or day in days]
     checks = last_drift_checks(config)
-    candidates = storage.partition_days(config.storage.root, PREDICTIONS, config.storage.options)
-    if days is not None:
-        candidates = [d for d in candidates if d in set(days)]
-    due = []
-    for day in candidates:
-        scored = partition_written_at(config, PREDICTIONS, day)
-        checked = checks.get(day)
-        if checked is None or (scored is not None and scored > checked.timestamp()):
-            due.append(day)
-        else:
-            log.info("drift for %s was checked at %s, after its predictions: not checking it again", day, checked)
+    due = stale({day: partition_written_at(config, PREDICTIONS, day) for day in wanted}, checks)
+    for day in sorted(set(wanted) - set(due)):
+        log.info("drift for %s was checked after its predictions were written: not checking it again", day)
     return due
