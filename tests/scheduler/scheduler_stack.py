@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -33,9 +34,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def makefile_airflow_ui_env() -> dict[str, str]:
+    """The plain ``airflow-ui: export NAME := value`` settings of the Makefile (those computed by make are skipped)."""
+    pattern = re.compile(r"^airflow-ui: export (\w+) :?= ([^$\n]+)$", re.MULTILINE)
+    return dict(pattern.findall((REPO / "Makefile").read_text()))
+
+
 def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str]) -> dict[str, str]:
-    """The environment of every component: the Makefile's settings plus a temporary home and fast polling."""
+    """The environment of every component: what `make airflow-ui` sets, plus a temporary home and fast polling."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "DASK_", "MLOPS_"))}
+    env.update(makefile_airflow_ui_env())
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -43,7 +51,6 @@ def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str])
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -58,8 +65,6 @@ def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str])
             # Poll often: the chain below is a few minutes of work, not of waiting.
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-            "MLFLOW_CONFIGURE_LOGGING": "false",
         }
     )
     env.update(extra)
@@ -195,6 +200,25 @@ class AirflowStack:
         value = self.api("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/return_value")
         value = value["value"]
         return json.loads(value) if isinstance(value, str) else value
+
+    def task_log_lines(self, level: str) -> list[str]:
+        """Every line of every task log recorded at ``level`` (task logs are JSON lines)."""
+        found = []
+        for path in (self.home / "logs").glob("dag_id=*/**/*.log"):
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith("{") and json.loads(line).get("level") == level:
+                    found.append(f"{path.relative_to(self.home)}: {line[:300]}")
+        return found
+
+    def listening(self) -> set[str]:
+        """The addresses the components and their children (task processes, Dask workers) listen on."""
+        import psutil
+
+        pids = set()
+        for process in self.processes.values():
+            parent = psutil.Process(process.pid)
+            pids |= {parent.pid, *(child.pid for child in parent.children(recursive=True))}
+        return {c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.pid in pids}
 
     def settled(self, *dag_ids: str) -> bool:
         """No run of these DAGs is queued or running."""
