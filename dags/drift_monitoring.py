@@ -80,7 +80,8 @@ def drift_monitoring():
 
     @task.short_circuit
     def decide(results: list[dict]) -> dict | bool:
-        """Retrain or not, from the newest checked day; the reason is logged and passed to retraining."""
+        """Retrain or not, from the newest day actually checked (a skipped newest day of a backlog, e.g. an empty
+        one, does not hide the drift of the days before it); the reason is logged and passed to retraining."""
         from datetime import date
 
         from pipelines.monitoring import DriftResult
@@ -88,7 +89,7 @@ def drift_monitoring():
 
         context = get_current_context()
         checked = [results[i] for i in range(len(results))]  # indexing: iterating probes one XCom past the end
-        latest = DriftResult(**max(checked, key=lambda r: r["day"]))
+        latest = DriftResult(**max(checked, key=lambda r: (r["status"] == "checked", r["day"])))
         retrain, reason = retrain_reason(
             run_config(context, THRESHOLDS), latest, date.fromisoformat(latest.day), force=context["params"]["force"]
         )
