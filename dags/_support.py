@@ -5,6 +5,10 @@ Kept light on purpose (no pandas, MLflow or Dask here): the DAG processor import
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from typing import Any
 
@@ -79,3 +83,27 @@ def run_config(context: Any, overridable: Any = ()) -> Any:
         monitoring = MonitoringConfig.model_validate({**config.monitoring.model_dump(), **overrides})
         config = config.model_copy(update={"monitoring": monitoring})
     return config
+
+
+class _LogLines(io.TextIOBase):
+    """A text stream that logs each non-empty line it is given at INFO."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.logger.info(line)
+        return len(text)
+
+
+@contextlib.contextmanager
+def stderr_to_log() -> Iterator[None]:
+    """Log what libraries print to stderr at INFO: Airflow records a task's raw stderr as ERROR lines.
+
+    MLflow prints its registration notices ("Successfully registered model ...") straight to stderr, so every
+    training task showed them as red errors.
+    """
+    with contextlib.redirect_stderr(_LogLines(logging.getLogger("task.stderr"))):
+        yield

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config, stderr_to_log
 
 
 @dag(
@@ -40,9 +40,10 @@ def model_training():
         from pipelines.training import train_and_register
 
         context = get_current_context()
-        return train_and_register(
-            run_config(context), partition_day(context), reason=context["params"]["reason"]
-        ).as_dict()
+        with stderr_to_log():
+            return train_and_register(
+                run_config(context), partition_day(context), reason=context["params"]["reason"]
+            ).as_dict()
 
     train()
 

@@ -19,7 +19,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config, stderr_to_log
 
 
 @dag(
@@ -46,7 +46,8 @@ def retraining():
         config = run_config(context)
         if alias_version(connect(config), config.model.name, CHAMPION) is None:
             raise AirflowSkipException(f"no {CHAMPION!r} version of {config.model.name!r} yet: run model_training")
-        return train(config, partition_day(context), context["params"]["reason"])
+        with stderr_to_log():
+            return train(config, partition_day(context), context["params"]["reason"])
 
     @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:
@@ -54,9 +55,10 @@ def retraining():
         from pipelines.promotion import evaluate_and_promote as decide
 
         context = get_current_context()
-        return decide(
-            run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
-        ).as_dict()
+        with stderr_to_log():
+            return decide(
+                run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
+            ).as_dict()
 
     evaluate_and_promote(train_challenger())
 

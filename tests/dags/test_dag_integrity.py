@@ -106,7 +106,7 @@ def test_task_graphs(bag):
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
 sys.path.insert(0, str(DAGS))
-from _support import partition_day  # noqa: E402
+from _support import partition_day, stderr_to_log  # noqa: E402
 
 
 def _context(params=None, start=None, end=None, logical=None, events=None):
@@ -134,3 +134,14 @@ def test_partition_day_rules():
     assert partition_day(_context(params={"date": "2026-01-31"}, end=d(2026, 10, 5))) == date(2026, 1, 31)
     tokyo = pendulum.datetime(2026, 10, 5, 0, 30, tz="Asia/Tokyo")  # 2026-10-04 15:30 UTC
     assert partition_day(_context(end=tokyo)) == date(2026, 10, 3)
+
+
+@pytest.mark.unit
+def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
+    from mlflow.utils.logging_utils import eprint  # how MLflow announces a registration
+
+    with caplog.at_level("INFO", logger="task.stderr"), stderr_to_log():
+        eprint("Successfully registered model 'm'.\n")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "task.stderr"] == [
+        ("INFO", "Successfully registered model 'm'.")
+    ]
