@@ -64,9 +64,25 @@ test-tools:
 	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium postgresql >/dev/null; \
 	fi
 
+# The components `airflow standalone` would start, started here so that the scheduler's and triggerer's log servers
+# can stay off (standalone cannot pass --skip-serve-logs; those servers bind every interface, [::]:8793 and :8794,
+# and are not needed: the API server reads task logs from .airflow/logs on this machine). LocalExecutor forks
+# AIRFLOW__CORE__PARALLELISM task processes (standalone's default, 32, is ~4.5 GB); a scoring task runs one Dask
+# worker per core, so more concurrent tasks than twice the cores only queue for CPU. MLflow's progress bars and its
+# own stderr handler would land as ERROR lines in task logs: off, its records go through Airflow's logging instead.
+airflow-ui: export AIRFLOW__CORE__EXECUTOR := LocalExecutor
+airflow-ui: export AIRFLOW__CORE__PARALLELISM ?= $(shell echo $$(( 2 * $$(nproc) )))
+airflow-ui: export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://127.0.0.1:$(AIRFLOW__API__PORT)/execution/
+airflow-ui: export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+airflow-ui: export MLFLOW_CONFIGURE_LOGGING := false
 airflow-ui: venv airflow-db
-	@echo "Airflow UI on http://127.0.0.1:8080 (login: admin, password printed below / in .airflow/simple_auth_manager_passwords.json.generated)"
-	$(BIN)/airflow standalone
+	@echo "Airflow UI on http://127.0.0.1:8080 (login: admin, password in .airflow/simple_auth_manager_passwords.json.generated once started); Ctrl-C stops it"
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	$(BIN)/airflow api-server & \
+	$(BIN)/airflow scheduler --skip-serve-logs & \
+	$(BIN)/airflow dag-processor & \
+	$(BIN)/airflow triggerer --skip-serve-logs & \
+	wait
 
 mlflow-ui: venv
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000 \

@@ -5,6 +5,10 @@ Kept light on purpose (no pandas, MLflow or Dask here): the DAG processor import
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from typing import Any
 
@@ -66,12 +70,6 @@ def partition_day(context: Any) -> date:
     return (anchor.astimezone(UTC) - timedelta(days=1)).date()
 
 
-def asset_days(context: Any, asset: Asset) -> list[date]:
-    """Days announced by the asset events that triggered this run (several if they queued up), oldest first."""
-    events = context.get("triggering_asset_events") or {}
-    return sorted({date.fromisoformat(event.extra["day"]) for event in events.get(asset, []) if "day" in event.extra})
-
-
 def config_arg(context: Any) -> str | None:
     return context["params"].get("config")
 
@@ -86,3 +84,27 @@ def run_config(context: Any, overridable: Any = ()) -> Any:
         monitoring = MonitoringConfig.model_validate({**config.monitoring.model_dump(), **overrides})
         config = config.model_copy(update={"monitoring": monitoring})
     return config
+
+
+class _LogLines(io.TextIOBase):
+    """A text stream that logs each non-empty line it is given at INFO."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.logger.info(line)
+        return len(text)
+
+
+@contextlib.contextmanager
+def stderr_to_log() -> Iterator[None]:
+    """Log what libraries print to stderr at INFO: Airflow records a task's raw stderr as ERROR lines.
+
+    MLflow prints its registration notices ("Successfully registered model ...") straight to stderr, so every
+    training task showed them as red errors.
+    """
+    with contextlib.redirect_stderr(_LogLines(logging.getLogger("task.stderr"))):
+        yield

@@ -13,7 +13,10 @@ PyTorch), and publishes, per day:
 Rows in = rows scored + rows dead-lettered, checked on every run; above `scoring.max_dead_letter_share` the task
 fails and publishes only the dead letters. A rerun replaces the day's partitions.
 
-Runs when `feature_extraction` updates the `mlops.features` asset, once per announced day. Dask runs on a
+Runs when `feature_extraction` updates the `mlops.features` asset. Asset events can be lost under the scheduler
+(apache/airflow#56050), so such a run scores every day whose features are newer than its predictions: each
+extracted day is scored once, however the events arrived. Without a `champion` yet it skips, and those days stay
+due. When its days are written it updates `mlops.predictions` once, with the list of days. Dask runs on a
 `LocalCluster` of worker processes unless `DASK_SCHEDULER_ADDRESS` (or `scoring.scheduler_address`) names one.
 PyTorch models run on workers that declare the Dask resource `GPU=1` when there are any, else on CPU workers.
 
@@ -23,9 +26,10 @@ PyTorch models run on workers that declare the Dask resource `GPU=1` when there 
 from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, FEATURES, PARAMS, PREDICTIONS, asset_days, partition_day, run_config
+from _support import DEFAULT_ARGS, FEATURES, PARAMS, PREDICTIONS, partition_day, run_config
 
 
 @dag(
@@ -41,12 +45,28 @@ from _support import DEFAULT_ARGS, FEATURES, PARAMS, PREDICTIONS, asset_days, pa
 def batch_scoring():
     @task
     def days_to_score() -> list[str]:
-        """The days announced by the triggering asset events, else the run's own day."""
-        context = get_current_context()
-        days = asset_days(context, FEATURES) if not context["params"].get("date") else []
-        return [day.isoformat() for day in days or [partition_day(context)]]
+        """The `date` Param's day; for an asset-triggered run, every day due in the lake; else the run's own day.
 
-    @task(multiple_outputs=False, outlets=[PREDICTIONS], max_active_tis_per_dag=1)
+        Asset events can be lost (apache/airflow#56050), the lake cannot: an asset-triggered run scores every day
+        whose features are newer than its predictions, so a day scored by an earlier run is not scored again.
+        """
+        from pipelines.backlog import due_for_scoring
+        from pipelines.registry import CHAMPION, alias_version, connect
+
+        context = get_current_context()
+        if context["params"].get("date") or not context.get("triggering_asset_events"):
+            return [partition_day(context).isoformat()]
+        config = run_config(context)
+        due = [day.isoformat() for day in due_for_scoring(config)]
+        if alias_version(connect(config), config.model.name, CHAMPION) is None:
+            raise AirflowSkipException(
+                f"no {CHAMPION!r} version of {config.model.name!r} yet: {len(due)} day(s) stay due and are scored by"
+                " the first run after model_training registers one"
+            )
+        print(f"days due for scoring: {due}")
+        return due
+
+    @task(multiple_outputs=False, max_active_tis_per_dag=1)
     def score(day: str) -> dict:
         """Score one day on Dask with the champion model; publish predictions, dead letters and the prediction log."""
         from datetime import date
@@ -57,15 +77,25 @@ def batch_scoring():
         context = get_current_context()
         config = run_config(context)
         with dask_client(config) as client:
-            result = score_day(config, date.fromisoformat(day), context["run_id"], client).as_dict()
-        context["outlet_events"][PREDICTIONS].extra = {
-            "day": day,
-            "model_version": result["model_version"],
-            "rows_logged": result["rows_logged"],
-        }
-        return result
+            return score_day(config, date.fromisoformat(day), context["run_id"], client).as_dict()
 
-    score.expand(day=days_to_score())
+    @task(outlets=[PREDICTIONS])
+    def announce() -> list[str]:
+        """One `mlops.predictions` event once every day of the run is written, listing the days not yet checked.
+
+        One event after the last day rather than one per mapped task, so drift monitoring starts once and sees
+        every day of the run (and any scored day an earlier lost event left unchecked).
+        """
+        from pipelines.backlog import due_for_drift_check
+
+        context = get_current_context()
+        days = [day.isoformat() for day in due_for_drift_check(run_config(context))]
+        if not days:
+            raise AirflowSkipException("every scored day has been checked for drift: nothing to announce")
+        context["outlet_events"][PREDICTIONS].extra = {"days": days}
+        return days
+
+    score.expand(day=days_to_score()) >> announce()
 
 
 batch_scoring()

@@ -12,7 +12,10 @@ When the share of drifted columns reaches `monitoring.drift_share_threshold`, or
 reason, unless a retraining ran within `monitoring.cooldown_days` or too few new labels
 (`monitoring.min_new_labels`) have arrived.
 
-Runs when `batch_scoring` updates `mlops.predictions`. **Params**: `config`, `date`, `force` (retrain regardless),
+Runs when `batch_scoring` updates `mlops.predictions`, and then checks every day whose predictions are newer than
+its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's predictions are
+checked once: a backlog never re-checks old days against today's champion, so past reports and MLflow drift runs
+stay as they were; rescoring a day makes it due again. **Params**: `config`, `date`, `force` (retrain regardless),
 and threshold overrides (empty = the config's).
 """
 
@@ -22,7 +25,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, get_current_context, task
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, PREDICTIONS, asset_days, config_arg, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, PREDICTIONS, config_arg, partition_day, run_config
 
 THRESHOLDS = {
     "drift_share_threshold": "Retrain at this share of drifted columns.",
@@ -52,10 +55,19 @@ THRESHOLDS = {
 def drift_monitoring():
     @task
     def days_to_check() -> list[str]:
-        """The days announced by the triggering prediction events, else the run's own day."""
+        """Days whose predictions are newer than their last drift check: all of them for an asset-triggered run
+        (events can be lost, apache/airflow#56050), else the `date` Param's or the run's own day if it is one.
+
+        A day's predictions are checked once: a backlog never re-checks old days against today's champion.
+        """
+        from pipelines.backlog import due_for_drift_check
+
         context = get_current_context()
-        days = asset_days(context, PREDICTIONS) if not context["params"].get("date") else []
-        return [day.isoformat() for day in days or [partition_day(context)]]
+        asset_run = context.get("triggering_asset_events") and not context["params"].get("date")
+        wanted = None if asset_run else [partition_day(context)]
+        days = [day.isoformat() for day in due_for_drift_check(run_config(context), wanted)]
+        print(f"days due for a drift check: {days}" + ("" if asset_run else f" (asked for {wanted[0]})"))
+        return days
 
     @task(multiple_outputs=False)
     def check(day: str) -> dict:
@@ -68,7 +80,8 @@ def drift_monitoring():
 
     @task.short_circuit
     def decide(results: list[dict]) -> dict | bool:
-        """Retrain or not, from the newest checked day; the reason is logged and passed to retraining."""
+        """Retrain or not, from the newest day actually checked (a skipped newest day of a backlog, e.g. an empty
+        one, does not hide the drift of the days before it); the reason is logged and passed to retraining."""
         from datetime import date
 
         from pipelines.monitoring import DriftResult
@@ -76,7 +89,7 @@ def drift_monitoring():
 
         context = get_current_context()
         checked = [results[i] for i in range(len(results))]  # indexing: iterating probes one XCom past the end
-        latest = DriftResult(**max(checked, key=lambda r: r["day"]))
+        latest = DriftResult(**max(checked, key=lambda r: (r["status"] == "checked", r["day"])))
         retrain, reason = retrain_reason(
             run_config(context, THRESHOLDS), latest, date.fromisoformat(latest.day), force=context["params"]["force"]
         )

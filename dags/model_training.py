@@ -18,7 +18,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config, stderr_to_log
 
 
 @dag(
@@ -43,7 +43,8 @@ def model_training():
         context = get_current_context()
         config, day = run_config(context), partition_day(context)
         config.schedule.require_day(day)
-        return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
+        with stderr_to_log():
+            return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
 
     train()
 

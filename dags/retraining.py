@@ -9,16 +9,18 @@ champion's by `promotion.min_improvement` and a paired bootstrap interval of the
 recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
 
 Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
-and by hand; a day before `schedule.start_date` fails. Promotions and rollbacks share the `mlops_registry` pool
-(one slot), so two never run at once. **Params**: `config`, `date`, `reason`.
+and by hand; a day before `schedule.start_date` fails, and without a champion yet (e.g. the first scheduled run
+after unpausing) it skips and says so. Promotions and rollbacks share the `mlops_registry` pool (one slot), so two
+never run at once. **Params**: `config`, `date`, `reason`.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config, stderr_to_log
 
 
 @dag(
@@ -37,13 +39,17 @@ from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_con
 def retraining():
     @task
     def train_challenger() -> str:
-        """Train and register the challenger; returns its version."""
+        """Train and register the challenger; returns its version. Skips while there is no champion to challenge."""
         from pipelines.promotion import train_challenger as train
+        from pipelines.registry import CHAMPION, alias_version, connect
 
         context = get_current_context()
         config, day = run_config(context), partition_day(context)
         config.schedule.require_day(day)
-        return train(config, day, context["params"]["reason"])
+        if alias_version(connect(config), config.model.name, CHAMPION) is None:
+            raise AirflowSkipException(f"no {CHAMPION!r} version of {config.model.name!r} yet: run model_training")
+        with stderr_to_log():
+            return train(config, day, context["params"]["reason"])
 
     @task(multiple_outputs=False, pool=REGISTRY_POOL)
     def evaluate_and_promote(challenger_version: str) -> dict:
@@ -51,9 +57,10 @@ def retraining():
         from pipelines.promotion import evaluate_and_promote as decide
 
         context = get_current_context()
-        return decide(
-            run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
-        ).as_dict()
+        with stderr_to_log():
+            return decide(
+                run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
+            ).as_dict()
 
     evaluate_and_promote(train_challenger())
 

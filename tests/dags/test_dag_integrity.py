@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
-from airflow.sdk import Asset, CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {"feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback"}
@@ -90,7 +90,9 @@ def test_task_graphs(bag):
     assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
     extract = bag.dags["feature_extraction"].get_task("extract")
     assert [o.name for o in extract.outlets] == ["mlops.features"]
-    assert [o.name for o in scoring.get_task("score").outlets] == ["mlops.predictions"]
+    assert scoring.get_task("score").downstream_task_ids == {"announce"}
+    assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
+    assert [o.name for o in scoring.get_task("announce").outlets] == ["mlops.predictions"]
     drift = bag.dags["drift_monitoring"]
     assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
@@ -105,7 +107,7 @@ def test_task_graphs(bag):
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
 sys.path.insert(0, str(DAGS))
-from _support import FEATURES, asset_days, partition_day  # noqa: E402
+from _support import partition_day, stderr_to_log  # noqa: E402
 
 
 def _context(params=None, start=None, end=None, logical=None, events=None):
@@ -135,14 +137,12 @@ def test_partition_day_rules():
     assert partition_day(_context(end=tokyo)) == date(2026, 10, 3)
 
 
-def test_asset_days_reads_queued_events():
-    events = {
-        FEATURES: [
-            SimpleNamespace(extra={"day": "2026-10-05"}),
-            SimpleNamespace(extra={"day": "2026-10-04"}),
-            SimpleNamespace(extra={"day": "2026-10-05"}),
-            SimpleNamespace(extra={}),
-        ]
-    }
-    assert asset_days(_context(events=events), FEATURES) == [date(2026, 10, 4), date(2026, 10, 5)]
-    assert asset_days(_context(events={Asset(name="other"): []}), FEATURES) == []
+@pytest.mark.unit
+def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
+    from mlflow.utils.logging_utils import eprint  # how MLflow announces a registration
+
+    with caplog.at_level("INFO", logger="task.stderr"), stderr_to_log():
+        eprint("Successfully registered model 'm'.\n")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "task.stderr"] == [
+        ("INFO", "Successfully registered model 'm'.")
+    ]

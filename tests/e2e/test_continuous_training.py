@@ -7,6 +7,7 @@ records the triggered retraining run that ``drift_monitoring`` creates.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from airflow.models.dagrun import DagRun
@@ -88,6 +89,15 @@ def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_da
     assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
     tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
+
+    # History is not rewritten: checking day 8 again under the new champion (as a backlog would) changes nothing.
+    report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
+    seen = report.read_text()
+    assert run_dag(dags, "drift_monitoring", days[8]) == "success"
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[8].isoformat()}'")
+    assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
 
     # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining", "drift_monitoring"])
