@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
-from dag_runs import load_dags, run_dag
+from dag_runs import load_dags
 
 
 @pytest.mark.e2e
@@ -13,8 +13,8 @@ def test_retraining_without_a_champion_skips(airflow_db, config_file, monkeypatc
     from airflow.models.dagrun import DagRun
 
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
-    day = date(2026, 10, 5)
-    assert run_dag(load_dags(), "retraining", day) == "success"
-    run = DagRun.find(dag_id="retraining")[-1]
+    ran = load_dags()["retraining"].test(logical_date=datetime.now(UTC), run_conf={"date": "2026-10-05"})
+    (run,) = DagRun.find(dag_id="retraining", run_id=ran.run_id)
+    assert str(getattr(run.state, "value", run.state)) == "success"
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert states == {"train_challenger": "skipped", "evaluate_and_promote": "skipped"}

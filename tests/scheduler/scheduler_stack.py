@@ -26,6 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 USER = "admin"
+# SQLite allows one writer at a time: the CLI's backfill waits for the scheduler's lock instead of failing after 5 s.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 def free_port() -> int:
@@ -47,7 +49,8 @@ def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str])
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)]),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{Path(__file__).stem}.SQLITE_CONNECT_ARGS",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -201,13 +204,16 @@ class AirflowStack:
         value = value["value"]
         return json.loads(value) if isinstance(value, str) else value
 
-    def task_log_lines(self, level: str) -> list[str]:
-        """Every line of every task log recorded at ``level`` (task logs are JSON lines)."""
+    def task_log_lines(self, level: str, states: tuple[str, ...] = ("success",)) -> list[str]:
+        """Every line recorded at ``level`` in the task logs of the runs in ``states`` (task logs are JSON lines)."""
         found = []
-        for path in (self.home / "logs").glob("dag_id=*/**/*.log"):
-            for line in path.read_text(errors="replace").splitlines():
-                if line.startswith("{") and json.loads(line).get("level") == level:
-                    found.append(f"{path.relative_to(self.home)}: {line[:300]}")
+        for dag in (self.home / "logs").glob("dag_id=*"):
+            dag_id = dag.name.removeprefix("dag_id=")
+            for run in (r for r in self.runs(dag_id) if r["state"] in states):
+                for path in (dag / f"run_id={run['dag_run_id']}").glob("**/*.log"):
+                    for line in path.read_text(errors="replace").splitlines():
+                        if line.startswith("{") and json.loads(line).get("level") == level:
+                            found.append(f"{path.relative_to(self.home)}: {line[:300]}")
         return found
 
     def listening(self) -> set[str]:
