@@ -18,11 +18,12 @@ from conftest import write_config
 from mlflow.tracking import MlflowClient
 from scheduler_stack import AirflowStack
 
-from pipelines import demo_data, storage
+from pipelines import demo_data
 from pipelines.config import Config, load_config
-from pipelines.features import FEATURES, extract_features
+from pipelines.features import extract_features
 from pipelines.monitoring import check_drift
-from pipelines.scoring import PREDICTIONS, score_day
+from pipelines.scoring import score_day
+from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 
 pytestmark = pytest.mark.e2e
@@ -100,10 +101,10 @@ def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Cha
         assert {r["state"] for r in stack.runs(dag_id)} == {"success"}, dag_id
     assert {r["run_type"] for dag_id in CHAIN[1:] for r in stack.runs(dag_id)} == {"asset_triggered"}
     assert sorted(chain.scored_days()) == [d.isoformat() for d in expected]  # each day scored exactly once
-    root = chain.config.storage.root
+    lake = Lake.from_config(chain.config)
     for day in expected:
-        valid = storage.count_rows(storage.partition_url(root, FEATURES, day))
-        assert valid > 550 and storage.count_rows(storage.partition_url(root, PREDICTIONS, day)) == valid
+        valid = lake.count_rows(Table.FEATURES, day)
+        assert valid > 550 and lake.count_rows(Table.PREDICTIONS, day) == valid
     assert Counter(run.data.tags["day"] for run in chain.drift_runs()) == {d.isoformat(): 1 for d in expected}
 
     assert stack.task_log_lines("error") == []  # MLflow's stderr output used to land here as ERROR lines
@@ -153,9 +154,9 @@ def test_backfill_matches_sequential_runs(chain: Chain, tmp_path: Path, dask_cli
         check_drift(sequential, day)
     stable = ["customer_id", "prediction", "probability", "model_version"]
     for day in map(date.fromisoformat, scored):
-        for table, columns in ((FEATURES, None), (PREDICTIONS, stable)):
-            ours = storage.read_partition(chain.config.storage.root, table, day, columns=columns)
-            theirs = storage.read_partition(sequential.storage.root, table, day, columns=columns)
+        for table, columns in ((Table.FEATURES, None), (Table.PREDICTIONS, stable)):
+            ours = Lake.from_config(chain.config).read(table, day, columns=columns)
+            theirs = Lake.from_config(sequential).read(table, day, columns=columns)
             pd.testing.assert_frame_equal(
                 ours.sort_values("customer_id", ignore_index=True), theirs.sort_values("customer_id", ignore_index=True)
             )
