@@ -196,7 +196,8 @@ def test_bad_bodies_get_422_naming_the_field_and_overflow_gets_429(served_regist
     url = f"{server.url}/v1/models/{config.model.name}:predict"
     infinite = httpx.post(url, content=json.dumps({**good, "income": float("inf")}), timeout=10)
     assert infinite.status_code == 422 and infinite.json()["detail"][0]["loc"] == ["body", "income"]
-    not_a_number = httpx.post(url, content=json.dumps([good, {**good, "age": float("nan")}]), timeout=10)
+    two = [good, {**good, "customer_id": "other", "age": float("nan")}]
+    not_a_number = httpx.post(url, content=json.dumps(two), timeout=10)
     assert not_a_number.status_code == 422 and not_a_number.json()["detail"][0]["loc"] == ["body", 1, "age"]
     assert httpx.post(url, content=b"{not json", timeout=10).status_code == 422
     assert server.post([good, good]).json()["detail"][0]["type"] == "duplicate_key"
@@ -261,11 +262,11 @@ def test_promotion_and_rollback_under_load_switch_versions_without_a_failed_requ
 
 
 @pytest.mark.integration
-def test_a_version_that_fails_to_load_leaves_the_old_one_serving(served_registry, start_server):
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(served_registry, start_server, tmp_path):
     config = served_registry.config
     server = start_server()
     client = registry.connect(config)
-    broken = client.create_model_version(config.model.name, source="models:/does-not-exist/1").version
+    broken = client.create_model_version(config.model.name, source=(tmp_path / "gone").as_uri()).version
     client.set_registered_model_alias(config.model.name, "champion", broken)
     try:
         deadline = time.monotonic() + 10
