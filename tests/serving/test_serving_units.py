@@ -58,3 +58,22 @@ def test_canary_share_holds_on_10k_keys_is_stable_and_independent_of_the_log_sam
     assert not routing.to_challenger(keys, 0.0).any() and routing.to_challenger(keys, 1.0).all()
     logged = routing.logged(keys, 0.1)
     assert abs(logged[routed].mean() - 0.1) < 0.03  # the challenger's keys are not the logged keys
+
+
+@pytest.mark.unit
+def test_batch_metrics_are_written_for_a_textfile_collector_only_when_asked(tmp_path, monkeypatch):
+    from datetime import date
+
+    from pipelines import metrics
+
+    monkeypatch.delenv(metrics.ENV, raising=False)
+    assert metrics.write_scoring("m", "3", date(2026, 10, 4), 990, 10, 99, 12.5) is None
+    monkeypatch.setenv(metrics.ENV, str(tmp_path))
+    path = metrics.write_scoring("m", "3", date(2026, 10, 4), 990, 10, 99, 12.5)
+    text = path.read_text()
+    assert 'mlops_batch_rows_scored{day="2026-10-04",model="m",version="3"} 990.0' in text
+    assert 'mlops_batch_rows_dead_lettered{day="2026-10-04",model="m",version="3"} 10.0' in text
+    assert 'mlops_batch_seconds{day="2026-10-04",model="m",version="3"} 12.5' in text
+    drift = metrics.write_drift("m", "3", date(2026, 10, 4), 0.25, None).read_text()
+    assert 'mlops_drift_share{day="2026-10-04",model="m",version="3"} 0.25' in drift
+    assert 'mlops_realized_metric{day="2026-10-04",model="m",version="3"} NaN' in drift
