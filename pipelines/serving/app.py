@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from pipelines.config import Config
 from pipelines.serving import routing
 from pipelines.serving.engine import Loaded, QueueFull, RowsFailed, ServedModel
 from pipelines.serving.predlog import SOURCE, PredictionLogWriter
-from pipelines.serving.schema import BodyError, parse_rows
+from pipelines.serving.schema import BodyError, check_rows
 from pipelines.storage import Lake, Table
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ class Metrics:
         self.logged = Counter("serving_log_rows", "Prediction-log rows written", ["table"], registry=r)
 
 
-def _stamp(rows: pd.DataFrame, event_time: str, loaded: Loaded, arm: str, run_id: str) -> pd.DataFrame:
-    """The batch log's constant columns, plus where the rows came from."""
+def _stamp(rows: pd.DataFrame, event_time: str, loaded: Loaded, run_id: str) -> pd.DataFrame:
+    """The batch log's constant columns, plus where the rows came from (their ``arm`` is set by the batcher)."""
     scored_at = pd.Timestamp(datetime.now(UTC))
     return rows.assign(
         model_name=loaded.ref.name,
@@ -76,7 +76,6 @@ def _stamp(rows: pd.DataFrame, event_time: str, loaded: Loaded, arm: str, run_id
         logical_date=rows[event_time].dt.date.astype(str),
         scored_at=scored_at,
         source=SOURCE,
-        arm=arm,
     )
 
 
@@ -88,9 +87,12 @@ class Server:
         if len(set(names)) != len(names):
             raise ValueError(f"two configs serve the same model name: {names}")
         self.metrics = Metrics()
-        self.models = {c.model.name: ServedModel(c, self.metrics) for c in configs}
         self.writers = {
             c.model.name: PredictionLogWriter(Lake.from_config(c), c.dataset.event_time, c.serving.log_flush_rows)
+            for c in configs
+        }
+        self.models = {
+            c.model.name: ServedModel(c, self.metrics, self._log_sink(c.model.name, c.dataset.event_time))
             for c in configs
         }
         self._tasks: list[asyncio.Task] = []
@@ -136,56 +138,69 @@ class Server:
         if written:
             self.metrics.logged.labels(Table.PREDICTION_LOG).inc(written)
 
-    def _log(self, served: ServedModel, table: Table, rows: pd.DataFrame, loaded: Loaded, arm: str, every: bool):
-        """Buffer the sampled rows (all rows for an A/B test) of one arm; flush off the event loop when full."""
-        config = served.config
-        keep = rows if every else rows[routing.logged(rows[config.dataset.key], config.monitoring.sample_rate)]
-        if keep.empty:
-            return
-        writer = self.writers[served.name]
-        if writer.add(table, _stamp(keep, config.dataset.event_time, loaded, arm, writer.run_id)):
-            self._tasks.append(asyncio.create_task(asyncio.to_thread(self._flush, served.name)))
-            self._tasks = [t for t in self._tasks if not t.done()]
+    def _log_sink(self, name: str, event_time: str) -> Callable[[Table, pd.DataFrame, Loaded], None]:
+        """What a model's batcher calls with each batch's logged rows: stamp, buffer, flush off the loop when full."""
+        writer = self.writers[name]
 
-    async def predict(self, served: ServedModel, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """Route rows to arms, predict, log, and answer each row with the version and arm that produced it."""
+        def sink(table: Table, rows: pd.DataFrame, loaded: Loaded) -> None:
+            if writer.add(table, _stamp(rows, event_time, loaded, writer.run_id)):
+                self._background(asyncio.to_thread(self._flush, name))
+
+        return sink
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` off the response path; kept referenced (and cancelled on stop) until it ends."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(work))
+
+    async def predict(self, served: ServedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Route rows to arms, predict, and answer each row with the version and arm that produced it."""
         config = served.config
         serving = config.serving
         champion, challenger = served.arms.get("champion"), served.arms.get("challenger")
         if champion is None:
             raise NotReady(f"model {served.name} has no champion loaded")
-        routed = np.zeros(len(frame), bool)
+        keys = [row[config.dataset.key] for row in rows]
+        routed = np.zeros(len(rows), bool)
         if challenger is not None and serving.strategy in ("canary", "ab"):
-            routed = routing.to_challenger(frame[config.dataset.key], serving.challenger_share)
+            routed = routing.to_challenger(pd.Series(keys), serving.challenger_share)
         parts = [
-            (arm, loaded, frame[mask].reset_index(drop=True))
+            (arm, loaded, np.flatnonzero(mask))
             for arm, loaded, mask in (("champion", champion, ~routed), ("challenger", challenger, routed))
             if mask.any()
         ]
-        results = await asyncio.gather(*(served.batcher.predict(loaded, part) for _, loaded, part in parts))
+        log_all = serving.strategy == "ab"
+        results = await asyncio.gather(
+            *(
+                served.batcher.predict(loaded, [rows[i] for i in where], arm, log_all=log_all)
+                if len(where) < len(rows)
+                else served.batcher.predict(loaded, rows, arm, log_all=log_all)
+                for arm, loaded, where in parts
+            )
+        )
         if challenger is not None and serving.strategy == "shadow":
-            task = asyncio.create_task(self._shadow(served, challenger, frame))
-            self._tasks.append(task)
-            self._tasks = [t for t in self._tasks if not t.done()]
-        answers = []
-        for (arm, loaded, part), predicted in zip(parts, results, strict=True):
-            scored = pd.concat([part, predicted], axis=1)
-            self._log(served, Table.PREDICTION_LOG, scored, loaded, arm, every=serving.strategy == "ab")
-            self.metrics.rows.labels(served.name, arm).inc(len(part))
-            for key, row in zip(part[config.dataset.key], predicted.to_dict("records"), strict=True):
-                answers.append({"key": key, **row, "model_version": loaded.ref.version, "arm": arm})
-        order = {key: i for i, key in enumerate(frame[config.dataset.key])}
-        return sorted(answers, key=lambda a: order[a["key"]])
+            self._background(self._shadow(served, challenger, rows))
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        for (arm, loaded, where), predicted in zip(parts, results, strict=True):
+            self.metrics.rows.labels(served.name, arm).inc(len(where))
+            columns = {c: v.tolist() for c, v in predicted.items()}
+            for j, i in enumerate(where.tolist()):
+                answers[i] = {
+                    "key": keys[i],
+                    **{c: v[j] for c, v in columns.items()},
+                    "model_version": loaded.ref.version,
+                    "arm": arm,
+                }
+        return answers
 
-    async def _shadow(self, served: ServedModel, challenger: Loaded, frame: pd.DataFrame) -> None:
+    async def _shadow(self, served: ServedModel, challenger: Loaded, rows: list[dict[str, Any]]) -> None:
         """The challenger scores the same rows after the champion answered; its rows go to the shadow log."""
         try:
-            predicted = await served.batcher.predict(challenger, frame)
+            await served.batcher.predict(challenger, rows, "shadow", table=Table.SHADOW_LOG)
         except Exception as exc:  # noqa: BLE001 (a shadow failure is counted, never seen by the client)
             self.metrics.errors.labels(served.name, f"shadow_{type(exc).__name__}").inc()
             return
-        self._log(served, Table.SHADOW_LOG, pd.concat([frame, predicted], axis=1), challenger, "shadow", every=False)
-        self.metrics.rows.labels(served.name, "shadow").inc(len(frame))
+        self.metrics.rows.labels(served.name, "shadow").inc(len(rows))
 
 
 class NotReady(RuntimeError):
@@ -218,8 +233,8 @@ def create_app(configs: list[Config]) -> FastAPI:
         if served is None:
             return JSONResponse({"detail": f"unknown model {name!r}; serving {sorted(server.models)}"}, 404)
         try:
-            frame = parse_rows(await request.body(), served.config, served.config.serving.max_request_rows)
-            predictions = await server.predict(served, frame)
+            rows = check_rows(await request.body(), served.config, served.config.serving.max_request_rows)
+            predictions = await server.predict(served, rows)
         except BodyError as exc:
             return _error(422, name, "invalid_body", exc.detail)
         except QueueFull as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ from mlflow.tracking import MlflowClient
 from pipelines import registry
 from pipelines.config import Config
 from pipelines.scoring import ERROR, score_frame
+from pipelines.serving.routing import logged
+from pipelines.serving.schema import to_frame
+from pipelines.storage import Table
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,10 @@ class RowsFailed(RuntimeError):
 @dataclass
 class _Pending:
     loaded: Loaded
-    frame: pd.DataFrame
+    rows: list[dict[str, Any]]  # checked request rows
+    arm: str
+    table: Table  # where its logged rows go
+    log_all: bool  # every row logged (an A/B test), not only the sampled keys
     future: asyncio.Future
 
 
@@ -73,25 +80,38 @@ def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | N
     return Loaded(ref, model, alias, time.time())
 
 
+# Called with (table, rows to log: key, event time, features, prediction(s), arm; the version) before any request
+# of the batch is answered, so an answered row is always at least in the log's buffer.
+LogSink = Callable[[Table, pd.DataFrame, Loaded], None]
+
+
 class Batcher:
     """The queue and the loop that predicts queued requests together."""
 
-    def __init__(self, config: Config, metrics: Any) -> None:
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
         self.config = config
         self.metrics = metrics
+        self.log_sink = log_sink
         self.queued_rows = 0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
-    async def predict(self, loaded: Loaded, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predictions (prediction, probability) for ``frame``'s rows by ``loaded``, in order; may raise
-        :class:`QueueFull` or :class:`RowsFailed`."""
+    async def predict(
+        self,
+        loaded: Loaded,
+        rows: list[dict[str, Any]],
+        arm: str,
+        table: Table = Table.PREDICTION_LOG,
+        log_all: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Prediction columns for ``rows`` by ``loaded``, in order; may raise :class:`QueueFull` or
+        :class:`RowsFailed`."""
         serving = self.config.serving
-        if self.queued_rows + len(frame) > serving.max_queue_rows:
+        if self.queued_rows + len(rows) > serving.max_queue_rows:
             raise QueueFull(f"{self.queued_rows} rows queued; at most {serving.max_queue_rows}")
         future = asyncio.get_running_loop().create_future()
-        self.queued_rows += len(frame)
+        self.queued_rows += len(rows)
         self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
-        self._queue.put_nowait(_Pending(loaded, frame, future))
+        self._queue.put_nowait(_Pending(loaded, rows, arm, table, log_all, future))
         return await future
 
     async def run(self) -> None:
@@ -100,7 +120,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            rows = len(batch[0].frame)
+            rows = len(batch[0].rows)
             deadline = loop.time() + serving.max_wait_ms / 1000
             while rows < serving.max_batch_rows:
                 try:
@@ -114,7 +134,7 @@ class Batcher:
                     except TimeoutError:
                         break
                 batch.append(item)
-                rows += len(item.frame)
+                rows += len(item.rows)
             self.queued_rows -= rows
             self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
             self.metrics.batch_rows.labels(self.config.model.name).observe(rows)
@@ -122,25 +142,32 @@ class Batcher:
                 await self._score(version, [p for p in batch if p.loaded is version])
 
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
-        """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
-        frame = pd.concat([p.frame for p in batch], ignore_index=True)
-        key = self.config.dataset.key
-        # Keys of different requests may repeat (the same customer asked twice): positions stand in for them,
-        # so the batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
-        frame[key] = np.arange(len(frame))
+        """Score one version's share of a batch as one frame; each request gets its rows back, or the errors of
+        its own rows; the batch's logged rows go to the log first."""
+        config = self.config
+        sizes = [len(p.rows) for p in batch]
         try:
-            scores = await asyncio.to_thread(score_frame, frame, loaded.model, self.config)
+            frame = to_frame([row for p in batch for row in p.rows], config)
+            keys = frame[config.dataset.key]
+            # Keys of different requests may repeat (the same customer asked twice): positions stand in for them,
+            # so the batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
+            scores = await asyncio.to_thread(
+                score_frame, frame.assign(**{config.dataset.key: np.arange(len(frame))}), loaded.model, config
+            )
+            columns = [c for c in scores.predictions.columns if c != config.dataset.key]
+            predicted = scores.predictions[columns]
+            self._log(frame, keys, predicted, loaded, batch, sizes)
         except Exception as exc:  # noqa: BLE001 (score_frame isolates model errors; anything else fails the batch)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        columns = [c for c in scores.predictions.columns if c != key]
-        predicted = scores.predictions[columns]
         errors = scores.dead[ERROR]
+        filled = predicted.reindex(range(len(frame)), fill_value=0)  # failed rows are answered as errors below
+        values = {c: filled[c].to_numpy() for c in columns}
         start = 0
-        for pending in batch:
-            stop = start + len(pending.frame)
+        for pending, size in zip(batch, sizes, strict=True):
+            stop = start + size
             failed = errors[(errors.index >= start) & (errors.index < stop)]
             if pending.future.done():  # the client went away
                 pass
@@ -149,17 +176,40 @@ class Batcher:
                     RowsFailed({int(i) - start: str(e) for i, e in failed.items()}, loaded.ref.version)
                 )
             else:
-                pending.future.set_result(predicted.loc[start : stop - 1].reset_index(drop=True))
+                pending.future.set_result({c: v[start:stop] for c, v in values.items()})
             start = stop
+
+    def _log(
+        self,
+        frame: pd.DataFrame,
+        keys: pd.Series,
+        predicted: pd.DataFrame,
+        loaded: Loaded,
+        batch: list[_Pending],
+        sizes: list[int],
+    ) -> None:
+        """The batch's predicted rows whose key the log samples (or every row of an A/B request), per table."""
+        config = self.config
+        sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
+        keep = np.zeros(len(frame), bool)
+        keep[predicted.index.to_numpy()] = True
+        keep &= sampled
+        if not keep.any():
+            return
+        arms = np.repeat([p.arm for p in batch], sizes)
+        tables = np.repeat([str(p.table) for p in batch], sizes)
+        rows = pd.concat([frame, predicted], axis=1).assign(arm=arms, table=tables)[keep]
+        for table, part in rows.groupby("table", sort=False):
+            self.log_sink(Table(table), part.drop(columns="table"), loaded)
 
 
 class ServedModel:
     """One configured model: champion (and challenger, by the strategy), its batcher and the reload loop."""
 
-    def __init__(self, config: Config, metrics: Any) -> None:
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
         self.config = config
         self.metrics = metrics
-        self.batcher = Batcher(config, metrics)
+        self.batcher = Batcher(config, metrics, log_sink)
         self.arms: dict[str, Loaded] = {}
         self.reload_errors: dict[str, str] = {}
 

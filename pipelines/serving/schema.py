@@ -47,6 +47,13 @@ def _check_value(value: Any, numerical: bool) -> tuple[str, str] | None:
 
 def parse_rows(raw: bytes, config: Config, max_rows: int) -> pd.DataFrame:
     """The body's rows as a frame of key, event time and features (model input types), or a :class:`BodyError`."""
+    return to_frame(check_rows(raw, config, max_rows), config)
+
+
+def check_rows(raw: bytes, config: Config, max_rows: int) -> list[dict[str, Any]]:
+    """The body's rows, each checked against the schema, or a :class:`BodyError` naming every bad field.
+
+    Cheap (no pandas): the server checks each request as it comes and builds one frame per batch."""
     try:
         body = json.loads(raw)  # NaN and Infinity literals parse; the finite check below rejects them
     except (ValueError, UnicodeDecodeError) as exc:
@@ -84,10 +91,10 @@ def parse_rows(raw: bytes, config: Config, max_rows: int) -> pd.DataFrame:
                 problems.append(_problem([*where, dataset.event_time], f"not a timestamp: {exc}", "datetime"))
     if problems:
         raise BodyError(problems)
-    return _frame(rows, config)
+    return rows
 
 
-def _frame(rows: list[dict[str, Any]], config: Config) -> pd.DataFrame:
+def to_frame(rows: list[dict[str, Any]], config: Config) -> pd.DataFrame:
     """Rows as the batch path sees them: float64 numbers (null -> NaN), text categories, UTC event times."""
     dataset = config.dataset
     frame = pd.DataFrame.from_records(rows, columns=[dataset.key, dataset.event_time, *dataset.features.all])
