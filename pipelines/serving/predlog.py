@@ -58,16 +58,25 @@ class PredictionLogWriter:
             return self._buffered >= self.flush_rows
 
     def flush(self) -> int:
-        """Write everything buffered so far; the number of rows written."""
+        """Write everything buffered so far; the number of rows written. A failed write keeps its rows buffered."""
         with self._flush_lock:
             with self._lock:
                 buffers, self._buffers, self._buffered = self._buffers, defaultdict(list), 0
-            total = 0
+            parts = []
             for table, frames in buffers.items():
                 rows = pd.concat(frames, ignore_index=True)
-                for day, part in rows.groupby(rows[self.event_time].dt.date, sort=True):
+                parts += [(table, day, part) for day, part in rows.groupby(rows[self.event_time].dt.date, sort=True)]
+            total = 0
+            for done, (table, day, part) in enumerate(parts):
+                try:
                     self._write(table, day, part)
-                    total += len(part)
+                except Exception:
+                    with self._lock:  # what was not written goes back to the buffer: the next flush retries it
+                        for again, _, kept in parts[done:]:
+                            self._buffers[again].append(kept)
+                            self._buffered += len(kept)
+                    raise
+                total += len(part)
             self.written += total
             return total
 

@@ -77,3 +77,28 @@ def test_batch_metrics_are_written_for_a_textfile_collector_only_when_asked(tmp_
     drift = metrics.write_drift("m", "3", date(2026, 10, 4), 0.25, None).read_text()
     assert 'mlops_drift_share{day="2026-10-04",model="m",version="3"} 0.25' in drift
     assert 'mlops_realized_metric{day="2026-10-04",model="m",version="3"} NaN' in drift
+
+
+@pytest.mark.unit
+def test_a_failed_log_write_keeps_its_rows_for_the_next_flush(tmp_path, monkeypatch):
+    from pipelines.serving.predlog import PredictionLogWriter
+    from pipelines.storage import Lake, Table
+
+    lake = Lake(str(tmp_path / "lake"))
+    writer = PredictionLogWriter(lake, "event_time", flush_rows=10)
+    times = pd.to_datetime(["2030-01-01T10:00:00Z", "2030-01-02T10:00:00Z", "2030-01-02T11:00:00Z"])
+    rows = pd.DataFrame({"k": ["a", "b", "c"], "event_time": times, "model_version": "1", "arm": "champion"})
+    assert writer.add(Table.PREDICTION_LOG, rows) is False
+    real_write = writer._write
+
+    def failing(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writer, "_write", failing)
+    with pytest.raises(OSError):
+        writer.flush()
+    monkeypatch.setattr(writer, "_write", real_write)
+    assert writer.flush() == 3
+    assert lake.count_rows(Table.PREDICTION_LOG, times[0].date()) == 1
+    assert lake.count_rows(Table.PREDICTION_LOG, times[1].date()) == 2
+    assert lake.read(Table.PREDICTION_LOG, times[1].date())["arm"].tolist() == ["champion", "champion"]
