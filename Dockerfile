@@ -15,5 +15,6 @@ COPY dags ./dags
 COPY plugins ./plugins
 COPY include ./include
 COPY scripts ./scripts
-RUN useradd --create-home --uid 50000 mlops && chown -R mlops /opt/mlops
+# metrics/: the batch path's Prometheus textfiles (a named volume copies this folder's owner)
+RUN useradd --create-home --uid 50000 mlops && mkdir -p /opt/mlops/metrics && chown -R mlops /opt/mlops
 USER mlops

@@ -18,7 +18,7 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap lint test test-tools airflow-db airflow-ui mlflow-ui audit lock clean
+.PHONY: venv demo bootstrap lint test test-tools airflow-db airflow-ui mlflow-ui serve audit lock clean
 
 venv: $(STAMP)
 
@@ -87,6 +87,11 @@ airflow-ui: venv airflow-db
 mlflow-ui: venv
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000 \
 	  --allowed-hosts 127.0.0.1:5000,localhost:5000
+
+# The model server over the demo's registry (run `make demo` first): the champion of each config, on loopback.
+serve: venv
+	@echo "model server on http://127.0.0.1:8000 (POST /v1/models/<name>:predict, /readyz, /metrics)"
+	$(BIN)/python -m pipelines.serving --host 127.0.0.1 --port 8000 --config $${MLOPS_CONFIG:-include/config/demo.yaml}
 
 # Known vulnerabilities in the pinned set (the full lock, not only the direct pins), from PyPI's advisory data.
 audit: venv

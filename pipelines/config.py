@@ -229,6 +229,25 @@ class QualityConfig(_Strict):
     )
 
 
+class ServingConfig(_Strict):
+    """Online serving (``python -m pipelines.serving``): dynamic batching, reloads and the release strategy."""
+
+    max_batch_rows: int = Field(default=256, ge=1, description="rows predicted together; 1 turns batching off")
+    max_wait_ms: float = Field(default=5.0, ge=0, description="longest a request waits for its batch to fill")
+    max_queue_rows: int = Field(default=4096, ge=1, description="queued rows beyond this answer 429")
+    max_request_rows: int = Field(default=1000, ge=1, description="rows one request may carry")
+    reload_interval_s: float = Field(default=5.0, gt=0, description="how often the aliases are checked for a move")
+    strategy: Literal["champion", "canary", "ab", "shadow"] = Field(
+        default="champion",
+        description="champion: only the champion; canary/ab: challenger_share of keys to the challenger (ab logs"
+        " every row of both arms); shadow: the challenger also scores every request, off the response path",
+    )
+    challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z0-9_.-]+$")
+    challenger_share: float = Field(default=0.1, ge=0, le=1, description="canary/ab share of keys (by key hash)")
+    log_flush_rows: int = Field(default=2000, ge=1, description="prediction-log rows buffered before a part file")
+    log_flush_s: float = Field(default=10.0, gt=0, description="longest a logged row waits in memory")
+
+
 class Config(_Strict):
     dataset: DatasetConfig
     task: Literal["classification", "regression"]
@@ -241,6 +260,9 @@ class Config(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+
+
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

@@ -20,7 +20,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipelines import registry
+from pipelines import metrics, registry
 from pipelines.config import Config, FeatureSpec
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
@@ -262,6 +262,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
         config.model.metric,
         realized,
     )
+    metrics.write_drift(config.model.name, champion.version, day, drift.drift_share, realized)
     return result
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,7 +31,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from distributed import Client, get_worker
 
-from pipelines import registry, storage
+from pipelines import metrics, registry, storage
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
@@ -343,6 +344,7 @@ def cross_piece_duplicates(results: list[PieceResult]) -> dict[int, tuple[int, .
 
 def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreResult:
     """Score the day's features with the current champion; publish only when rows in == scored + dead-lettered."""
+    started = time.monotonic()
     lake = Lake.from_config(config)
     source = lake.partition(Table.FEATURES, day)
     if not lake.exists(Table.FEATURES, day):
@@ -397,6 +399,15 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
         result.rows_scored,
         result.rows_dead_lettered,
         result.rows_logged,
+    )
+    metrics.write_scoring(
+        model.name,
+        model.version,
+        day,
+        result.rows_scored,
+        result.rows_dead_lettered,
+        result.rows_logged,
+        time.monotonic() - started,
     )
     return result
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGING = "_staging"
+ONLINE_PREFIX = "online-"  # part files the model server appends to a partition; a batch rerun keeps them
 
 
 class Table(StrEnum):
@@ -41,6 +42,7 @@ class Table(StrEnum):
     PREDICTIONS = "predictions"
     DEAD_LETTER = "dead_letter"
     PREDICTION_LOG = "prediction_log"
+    SHADOW_LOG = "shadow_log"  # online predictions of a shadow challenger: never served, so kept out of the log
     REPORTS = "reports"
 
 
@@ -137,6 +139,8 @@ class Lake:
         On a local disk: old partition renamed aside, new one renamed in, old one deleted (readers see the old or
         the new partition, never a mix). Object stores have no rename: the old objects are deleted, then the staged
         ones copied in, so a reader may briefly find the partition absent, but never half old and half new.
+        Part files named ``online-*`` (appended by the model server, not by the batch run being published) are
+        carried into the new partition, so a batch rerun never deletes online rows.
         """
         final = self.partition(table, day)
         fs, staging_path = self.fs(staging)
@@ -147,10 +151,14 @@ class Lake:
                 fs.mv(final_path, trash, recursive=True)
             fs.mv(staging_path, final_path, recursive=True)
             if trash:
+                for kept in fs.glob(f"{trash}/{ONLINE_PREFIX}*"):  # online parts belong to no batch run: kept
+                    fs.mv(kept, f"{final_path}/{kept.rsplit('/', 1)[-1]}")
                 fs.rm(trash, recursive=True)
         else:
             if fs.exists(final_path):
-                fs.rm(final_path, recursive=True)
+                old = [f for f in fs.find(final_path) if not f.rsplit("/", 1)[-1].startswith(ONLINE_PREFIX)]
+                if old:
+                    fs.rm(old)
             staged = fs.find(staging_path)  # an object store has no empty folders: nothing staged, nothing to copy
             for file in staged:
                 fs.copy(file, final_path + file[len(staging_path) :])

@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-days", type=int, default=7, help="days extracted before the first training")
     parser.add_argument("--days", type=int, default=14, help="days extracted and scored after it")
     parser.add_argument("--keep", action="store_true", help="keep the lake and registry from earlier demo runs")
+    parser.add_argument(
+        "--online-requests",
+        type=int,
+        default=0,
+        help="after the runs, send this many requests (10 rows each) to the model server for the last day",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
@@ -102,8 +108,28 @@ def main(argv: list[str] | None = None) -> None:
             champions[day.isoformat()] = (
                 f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
             )
+    if args.online_requests:
+        online_burst(config, scored[-1], args.online_requests)
     elapsed = time.monotonic() - started
     print_summary(config, warmup + scored, scored, champions, elapsed)
+
+
+def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -> None:
+    """A bounded burst through the real model server app (in process): the day's log then holds online rows."""
+    from fastapi.testclient import TestClient
+
+    from pipelines.serving.app import create_app
+    from pipelines.storage import Lake, Table
+
+    features = Lake.from_config(config).read(Table.FEATURES, day).head(requests * rows_per_request)
+    features = features.assign(**{config.dataset.event_time: features[config.dataset.event_time].astype(str)})
+    rows = features.astype(object).where(features.notna(), None).to_dict("records")
+    answered, url = 0, f"/v1/models/{config.model.name}:predict"
+    with TestClient(create_app([config])) as client:  # leaving it stops the server: the log is flushed
+        for start in range(0, len(rows), rows_per_request):
+            response = client.post(url, json=rows[start : start + rows_per_request])
+            answered += len(response.json()["predictions"]) if response.status_code == 200 else 0
+    print(f"  model server: {answered} rows answered online for {day}; sampled ones are in its prediction log")
 
 
 def run_triggered_retraining(dags: dict[str, DAG], day: date) -> None:

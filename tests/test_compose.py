@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -184,3 +185,47 @@ def test_gpu_workers_get_a_cuda_build_of_torch_and_the_rest_keep_the_cpu_build(t
     version = next(line for line in locked if line.startswith("torch==")).removeprefix("torch==").removesuffix("+cpu")
     assert changed == [(f"torch=={version}+cpu", f"torch=={version}+{variant}")]
     assert "download.pytorch.org/whl/${TORCH_VARIANT}" in "\n".join(dockerfile)
+def test_serving_prometheus_and_grafana_are_wired():
+    serving = SERVICES["serving"]
+    assert "pipelines.serving" in serving["command"] and "--port 8000" in serving["command"]
+    assert serving["ports"] == ["127.0.0.1::8000"]  # an ephemeral loopback port per replica: `--scale` works
+    assert "readyz" in " ".join(serving["healthcheck"]["test"])
+    assert serving["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    prometheus = yaml.safe_load((REPO / "monitoring/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["serving"]["dns_sd_configs"][0]["names"] == ["serving"]  # every replica, found by DNS
+    assert jobs["dask"]["static_configs"][0]["targets"] == ["dask-scheduler:8787"]
+    assert jobs["batch"]["static_configs"][0]["targets"] == ["batch-metrics:9100"]
+    mounted = " ".join(SERVICES["prometheus"]["volumes"])
+    assert "monitoring/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
+    # The batch path writes its textfiles where the collector reads them.
+    assert "batch-metrics:/opt/mlops/metrics" in SERVICES["airflow-scheduler"]["volumes"]
+    assert SERVICES["airflow-scheduler"]["environment"]["MLOPS_METRICS_DIR"] == "/opt/mlops/metrics"
+    assert "--collector.textfile.directory=/metrics" in SERVICES["batch-metrics"]["command"]
+    assert "batch-metrics:/metrics:ro" in SERVICES["batch-metrics"]["volumes"]
+
+
+@pytest.mark.unit
+def test_grafana_dashboard_is_provisioned_with_every_panel_it_promises():
+    grafana = SERVICES["grafana"]
+    assert "./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    provider = yaml.safe_load((REPO / "monitoring/grafana/provisioning/dashboards/mlops.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert "./monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    source = yaml.safe_load((REPO / "monitoring/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboard = json.loads((REPO / "monitoring/grafana/dashboards/mlops.json").read_text())
+    expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for series in (
+        "serving_request_seconds_bucket",  # latency
+        "serving_rows_total",  # throughput
+        "serving_errors_total",  # errors
+        "serving_queue_rows",
+        "serving_batch_rows",
+        "serving_model_version",
+        "mlops_drift_share",
+        "mlops_realized_metric",
+        "mlops_batch_rows_scored",
+    ):
+        assert series in expressions, series
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {source["datasources"][0]["uid"]}

@@ -1,0 +1,285 @@
+"""One served model: its loaded versions (per arm), the dynamic batcher and the hot reload.
+
+Versions are loaded only through the registry aliases, with the batch path's own loader
+(:func:`pipelines.registry.load_model`), and scored with the batch path's own frame scorer
+(:func:`pipelines.scoring.score_frame`: checked input, the model, failing rows isolated by bisection), so a row
+gets the same prediction online and in batch, and a row the model rejects fails its own request only.
+
+Batching: requests queue; one loop takes the first, then whatever arrives within ``max_wait_ms`` up to
+``max_batch_rows`` rows, and scores them in one call (in a thread, so the event loop keeps accepting requests).
+More than ``max_queue_rows`` queued rows is a :class:`QueueFull` (429), never an unbounded queue.
+
+Reload: a background task reads the aliases every ``reload_interval_s``; a moved alias is loaded off the event
+loop and then swapped in with one assignment. Each request takes its arms' versions when it is queued, so it is
+scored by the version it started with; a version that fails to load leaves the old one serving and is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry
+from pipelines.config import Config
+from pipelines.scoring import ERROR, score_frame
+from pipelines.serving.routing import logged
+from pipelines.serving.schema import to_frame
+from pipelines.storage import Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A registered version in memory, and when it was loaded."""
+
+    ref: registry.ModelRef
+    model: Any = field(repr=False)
+    alias: str
+    loaded_at: float
+
+
+class QueueFull(RuntimeError):
+    """More rows are waiting than ``serving.max_queue_rows``: the client should retry later."""
+
+
+class RowsFailed(RuntimeError):
+    """The model could not score some rows of a request (the other requests of the batch are unaffected)."""
+
+    def __init__(self, errors: dict[int, str], version: str) -> None:
+        super().__init__(f"model version {version} failed on {len(errors)} row(s)")
+        self.errors = errors
+        self.version = version
+
+
+@dataclass
+class _Pending:
+    loaded: Loaded
+    rows: list[dict[str, Any]]  # checked request rows
+    arm: str
+    table: Table  # where its logged rows go
+    log_all: bool  # every row logged (an A/B test), not only the sampled keys
+    future: asyncio.Future
+
+
+def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | None:
+    """The version holding ``alias``, loaded like batch scoring loads it; None when no version holds it."""
+    ref = registry.alias_version(client, config.model.name, alias)
+    if ref is None:
+        return None
+    ref = registry.version_ref(client, ref.name, ref.version)  # with its flavor, read from the MLmodel file
+    model = registry.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows)
+    return Loaded(ref, model, alias, time.time())
+
+
+# Called with (table, rows to log: key, event time, features, prediction(s), arm; the version) before any request
+# of the batch is answered, so an answered row is always at least in the log's buffer.
+LogSink = Callable[[Table, pd.DataFrame, Loaded], None]
+
+
+class Batcher:
+    """The queue and the loop that predicts queued requests together."""
+
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.log_sink = log_sink
+        self.queued_rows = 0
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+
+    async def predict(
+        self,
+        loaded: Loaded,
+        rows: list[dict[str, Any]],
+        arm: str,
+        table: Table = Table.PREDICTION_LOG,
+        log_all: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Prediction columns for ``rows`` by ``loaded``, in order; may raise :class:`QueueFull` or
+        :class:`RowsFailed`."""
+        serving = self.config.serving
+        if self.queued_rows + len(rows) > serving.max_queue_rows:
+            raise QueueFull(f"{self.queued_rows} rows queued; at most {serving.max_queue_rows}")
+        future = asyncio.get_running_loop().create_future()
+        self.queued_rows += len(rows)
+        self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
+        self._queue.put_nowait(_Pending(loaded, rows, arm, table, log_all, future))
+        return await future
+
+    async def run(self) -> None:
+        """Forever: gather one batch (size or time, whichever first), score it, answer its requests."""
+        serving = self.config.serving
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            rows = len(batch[0].rows)
+            deadline = loop.time() + serving.max_wait_ms / 1000
+            while rows < serving.max_batch_rows:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                batch.append(item)
+                rows += len(item.rows)
+            self.queued_rows -= rows
+            self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
+            self.metrics.batch_rows.labels(self.config.model.name).observe(rows)
+            for version in {id(p.loaded): p.loaded for p in batch}.values():
+                await self._score(version, [p for p in batch if p.loaded is version])
+
+    async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
+        """Score one version's share of a batch as one frame; each request gets its rows back, or the errors of
+        its own rows; the batch's logged rows go to the log first."""
+        config = self.config
+        sizes = [len(p.rows) for p in batch]
+        try:
+            frame = to_frame([row for p in batch for row in p.rows], config)
+            keys = frame[config.dataset.key]
+            # Keys of different requests may repeat (the same customer asked twice): positions stand in for them,
+            # so the batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
+            scores = await asyncio.to_thread(
+                score_frame, frame.assign(**{config.dataset.key: np.arange(len(frame))}), loaded.model, config
+            )
+            columns = [c for c in scores.predictions.columns if c != config.dataset.key]
+            predicted = scores.predictions[columns]
+            self._log(frame, keys, predicted, loaded, batch, sizes)
+        except Exception as exc:  # noqa: BLE001 (score_frame isolates model errors; anything else fails the batch)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        errors = scores.dead[ERROR]
+        filled = predicted.reindex(range(len(frame)), fill_value=0)  # failed rows are answered as errors below
+        values = {c: filled[c].to_numpy() for c in columns}
+        start = 0
+        for pending, size in zip(batch, sizes, strict=True):
+            stop = start + size
+            failed = errors[(errors.index >= start) & (errors.index < stop)]
+            if pending.future.done():  # the client went away
+                pass
+            elif len(failed):
+                pending.future.set_exception(
+                    RowsFailed({int(i) - start: str(e) for i, e in failed.items()}, loaded.ref.version)
+                )
+            else:
+                pending.future.set_result({c: v[start:stop] for c, v in values.items()})
+            start = stop
+
+    def _log(
+        self,
+        frame: pd.DataFrame,
+        keys: pd.Series,
+        predicted: pd.DataFrame,
+        loaded: Loaded,
+        batch: list[_Pending],
+        sizes: list[int],
+    ) -> None:
+        """The batch's predicted rows whose key the log samples (or every row of an A/B request), per table."""
+        config = self.config
+        sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
+        keep = np.zeros(len(frame), bool)
+        keep[predicted.index.to_numpy()] = True
+        keep &= sampled
+        if not keep.any():
+            return
+        arms = np.repeat([p.arm for p in batch], sizes)
+        tables = np.repeat([str(p.table) for p in batch], sizes)
+        rows = pd.concat([frame, predicted], axis=1).assign(arm=arms, table=tables)[keep]
+        for table, part in rows.groupby("table", sort=False):
+            self.log_sink(Table(table), part.drop(columns="table"), loaded)
+
+
+class ServedModel:
+    """One configured model: champion (and challenger, by the strategy), its batcher and the reload loop."""
+
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.batcher = Batcher(config, metrics, log_sink)
+        self.arms: dict[str, Loaded] = {}
+        self.reload_errors: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.model.name
+
+    def aliases(self) -> dict[str, str]:
+        """Arm -> alias served: the champion, plus the challenger when the strategy routes or shadows to it."""
+        wanted = {"champion": registry.CHAMPION}
+        if self.config.serving.strategy != "champion":
+            wanted["challenger"] = self.config.serving.challenger_alias
+        return wanted
+
+    def refresh(self, client: MlflowClient) -> None:
+        """Load every arm whose alias moved (blocking: called in a thread); keep the old version on failure."""
+        for arm, alias in self.aliases().items():
+            current = self.arms.get(arm)
+            try:
+                ref = registry.alias_version(client, self.name, alias)
+                if ref is None:
+                    if arm != "champion" and current is not None:
+                        log.info("%s: alias %s removed; %s arm off", self.name, alias, arm)
+                        self._swap(arm, None)
+                    continue
+                if current is not None and current.ref.version == ref.version:
+                    self.reload_errors.pop(arm, None)
+                    continue
+                loaded = load_version(self.config, client, alias)
+            except Exception as exc:  # noqa: BLE001 (a registry or load failure must not stop serving)
+                message = f"{alias}: {type(exc).__name__}: {exc}"
+                if self.reload_errors.get(arm) != message:
+                    log.error("%s: cannot load %s; still serving %s", self.name, message, _version(current))
+                self.reload_errors[arm] = message
+                self.metrics.errors.labels(self.name, "reload").inc()
+                continue
+            if loaded is not None and (current is None or current.ref.version != loaded.ref.version):
+                log.info("%s: %s is now version %s (was %s)", self.name, arm, loaded.ref.version, _version(current))
+                self._swap(arm, loaded)
+                self.reload_errors.pop(arm, None)
+
+    def _swap(self, arm: str, loaded: Loaded | None) -> None:
+        """One assignment: requests queued before it keep the version they took."""
+        old = self.arms.get(arm)
+        if old is not None:
+            self.metrics.version.remove(self.name, arm, old.ref.version)
+        if loaded is None:
+            self.arms.pop(arm, None)
+            return
+        self.arms[arm] = loaded
+        self.metrics.version.labels(self.name, arm, loaded.ref.version).set(1)
+
+    def describe(self) -> dict[str, Any]:
+        arms = {
+            arm: {
+                "version": loaded.ref.version,
+                "alias": loaded.alias,
+                "flavor": loaded.ref.flavor,
+                "loaded_at": pd.Timestamp(loaded.loaded_at, unit="s", tz="UTC").isoformat(),
+            }
+            for arm, loaded in self.arms.items()
+        }
+        return {
+            "name": self.name,
+            "strategy": self.config.serving.strategy,
+            **arms.get("champion", {}),
+            "arms": arms,
+            "reload_errors": dict(self.reload_errors),
+        }
+
+
+def _version(loaded: Loaded | None) -> str:
+    return f"version {loaded.ref.version}" if loaded else "nothing"

@@ -1,0 +1,95 @@
+"""Online rows of the prediction log: buffered, then written as whole part files into the day's partition.
+
+Rows go to ``prediction_log/date=D/online-<server>-<seq>.parquet`` (``shadow_log`` for a shadow challenger), one
+file per flush, never one per request; D is the UTC day of the row's event time (the request time when the body
+has none), as in batch. The columns are the batch log's plus ``source=online`` and ``arm``, so drift monitoring,
+the realized metric and the summary read them with the batch rows and no change. A batch rerun republishes the
+partition but carries the ``online-`` files over (:meth:`pipelines.storage.Lake.publish`).
+
+A flush happens at ``serving.log_flush_rows`` buffered rows, every ``serving.log_flush_s`` and on shutdown. A
+row is buffered before its response is sent, so a server stopped normally loses no answered row; a process killed
+outright loses at most its buffer: fewer than ``log_flush_rows`` rows, none older than ``log_flush_s``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import uuid
+from collections import defaultdict
+
+import pandas as pd
+
+from pipelines.storage import ONLINE_PREFIX, STAGING, Lake, Table
+
+log = logging.getLogger(__name__)
+
+SOURCE = "online"
+CATEGORICAL = ("model_name", "model_version", "model_run_id", "run_id", "logical_date", "source", "arm")
+
+
+class PredictionLogWriter:
+    """Thread-safe buffer of logged rows per table; :meth:`flush` writes each day's rows as one part file."""
+
+    def __init__(self, lake: Lake, event_time: str, flush_rows: int) -> None:
+        self.lake = lake
+        self.event_time = event_time
+        self.flush_rows = flush_rows
+        self.server_id = uuid.uuid4().hex[:8]
+        self.written = 0
+        self._buffers: dict[Table, list[pd.DataFrame]] = defaultdict(list)
+        self._buffered = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._sequence = itertools.count()
+
+    @property
+    def run_id(self) -> str:
+        return f"{SOURCE}-{self.server_id}"
+
+    def add(self, table: Table, rows: pd.DataFrame) -> bool:
+        """Buffer rows (already stamped); True when the buffer is full and should be flushed now."""
+        if rows.empty:
+            return False
+        with self._lock:
+            self._buffers[table].append(rows)
+            self._buffered += len(rows)
+            return self._buffered >= self.flush_rows
+
+    def flush(self) -> int:
+        """Write everything buffered so far; the number of rows written. A failed write keeps its rows buffered."""
+        with self._flush_lock:
+            with self._lock:
+                buffers, self._buffers, self._buffered = self._buffers, defaultdict(list), 0
+            parts = []
+            for table, frames in buffers.items():
+                rows = pd.concat(frames, ignore_index=True)
+                parts += [(table, day, part) for day, part in rows.groupby(rows[self.event_time].dt.date, sort=True)]
+            total = 0
+            for done, (table, day, part) in enumerate(parts):
+                try:
+                    self._write(table, day, part)
+                except Exception:
+                    with self._lock:  # what was not written goes back to the buffer: the next flush retries it
+                        for again, _, kept in parts[done:]:
+                            self._buffers[again].append(kept)
+                            self._buffered += len(kept)
+                    raise
+                total += len(part)
+            self.written += total
+            return total
+
+    def _write(self, table: Table, day, rows: pd.DataFrame) -> None:
+        """One part file, written in the table's staging folder and renamed into the partition (never seen half)."""
+        typed = rows.assign(**{c: rows[c].astype("category") for c in CATEGORICAL if c in rows})
+        partition = self.lake.partition(table, day)
+        name = f"{ONLINE_PREFIX}{self.server_id}-{next(self._sequence):06d}.parquet"
+        fs, path = self.lake.fs(partition)
+        staging = self.lake.fs(f"{self.lake.table_url(table)}/{STAGING}")[1]  # outside the partition a rerun swaps
+        fs.makedirs(staging, exist_ok=True)
+        with fs.open(f"{staging}/{name}", "wb") as handle:
+            typed.to_parquet(handle, index=False)
+        fs.makedirs(path, exist_ok=True)
+        fs.mv(f"{staging}/{name}", f"{path}/{name}")
+        log.info("prediction log: %d online rows -> %s/%s", len(rows), partition, name)

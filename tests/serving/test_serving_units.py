@@ -1,0 +1,104 @@
+"""Pure parts of the model server: body checks and the canary split (no server, no registry)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.config import Config
+from pipelines.serving import routing
+from pipelines.serving.schema import BodyError, parse_rows
+
+
+def row(config: Config, **changes) -> dict:
+    values = {c: 1.0 for c in config.dataset.features.numerical} | {c: "x" for c in config.dataset.features.categorical}
+    return {config.dataset.key: "k1", **values, **changes}
+
+
+def problems(config: Config, body) -> list[tuple[list, str]]:
+    with pytest.raises(BodyError) as caught:
+        parse_rows(json.dumps(body).encode(), config, max_rows=10)
+    return [(d["loc"], d["type"]) for d in caught.value.detail]
+
+
+@pytest.mark.unit
+def test_every_kind_of_bad_body_names_its_field(config):
+    assert problems(config, row(config, income="1")) == [(["body", "income"], "float_type")]
+    assert problems(config, row(config, income=True)) == [(["body", "income"], "float_type")]
+    assert problems(config, row(config, region=1)) == [(["body", "region"], "string_type")]
+    assert problems(config, row(config, extra=1)) == [(["body", "extra"], "extra_forbidden")]
+    assert problems(config, {k: v for k, v in row(config).items() if k != "age"}) == [(["body", "age"], "missing")]
+    assert problems(config, [row(config), row(config, age=float("inf"))]) == [
+        (["body", 1, "customer_id"], "duplicate_key"),
+        (["body", 1, "age"], "finite_number"),
+    ]
+    assert problems(config, row(config, event_time="yesterday")) == [(["body", "event_time"], "datetime")]
+    assert problems(config, []) == [(["body"], "body_type")]
+    assert problems(config, [row(config, customer_id=i) for i in range(11)]) == [(["body"], "too_many_rows")]
+
+
+@pytest.mark.unit
+def test_a_good_body_becomes_the_batch_path_input(config):
+    frame = parse_rows(json.dumps([row(config, age=None), row(config, customer_id=7)]).encode(), config, 10)
+    assert list(frame.columns) == ["customer_id", "event_time", *config.dataset.features.all]
+    assert frame["age"].dtype == np.float64 and np.isnan(frame.loc[0, "age"])
+    assert str(frame["event_time"].dt.tz) == "UTC" and frame["event_time"].notna().all()
+
+
+@pytest.mark.unit
+def test_canary_share_holds_on_10k_keys_is_stable_and_independent_of_the_log_sample():
+    keys = pd.Series([f"customer-{i}" for i in range(10_000)])
+    routed = routing.to_challenger(keys, 0.2)
+    assert abs(routed.mean() - 0.2) < 0.015
+    shuffled = keys.sample(frac=1, random_state=1)  # another request order, another process: the same arm per key
+    assert (routing.to_challenger(shuffled, 0.2) == routed[shuffled.index.to_numpy()]).all()
+    assert not routing.to_challenger(keys, 0.0).any() and routing.to_challenger(keys, 1.0).all()
+    logged = routing.logged(keys, 0.1)
+    assert abs(logged[routed].mean() - 0.1) < 0.03  # the challenger's keys are not the logged keys
+
+
+@pytest.mark.unit
+def test_batch_metrics_are_written_for_a_textfile_collector_only_when_asked(tmp_path, monkeypatch):
+    from datetime import date
+
+    from pipelines import metrics
+
+    monkeypatch.delenv(metrics.ENV, raising=False)
+    assert metrics.write_scoring("m", "3", date(2026, 10, 4), 990, 10, 99, 12.5) is None
+    monkeypatch.setenv(metrics.ENV, str(tmp_path))
+    path = metrics.write_scoring("m", "3", date(2026, 10, 4), 990, 10, 99, 12.5)
+    text = path.read_text()
+    assert 'mlops_batch_rows_scored{day="2026-10-04",model="m",version="3"} 990.0' in text
+    assert 'mlops_batch_rows_dead_lettered{day="2026-10-04",model="m",version="3"} 10.0' in text
+    assert 'mlops_batch_seconds{day="2026-10-04",model="m",version="3"} 12.5' in text
+    drift = metrics.write_drift("m", "3", date(2026, 10, 4), 0.25, None).read_text()
+    assert 'mlops_drift_share{day="2026-10-04",model="m",version="3"} 0.25' in drift
+    assert 'mlops_realized_metric{day="2026-10-04",model="m",version="3"} NaN' in drift
+
+
+@pytest.mark.unit
+def test_a_failed_log_write_keeps_its_rows_for_the_next_flush(tmp_path, monkeypatch):
+    from pipelines.serving.predlog import PredictionLogWriter
+    from pipelines.storage import Lake, Table
+
+    lake = Lake(str(tmp_path / "lake"))
+    writer = PredictionLogWriter(lake, "event_time", flush_rows=10)
+    times = pd.to_datetime(["2030-01-01T10:00:00Z", "2030-01-02T10:00:00Z", "2030-01-02T11:00:00Z"])
+    rows = pd.DataFrame({"k": ["a", "b", "c"], "event_time": times, "model_version": "1", "arm": "champion"})
+    assert writer.add(Table.PREDICTION_LOG, rows) is False
+    real_write = writer._write
+
+    def failing(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writer, "_write", failing)
+    with pytest.raises(OSError):
+        writer.flush()
+    monkeypatch.setattr(writer, "_write", real_write)
+    assert writer.flush() == 3
+    assert lake.count_rows(Table.PREDICTION_LOG, times[0].date()) == 1
+    assert lake.count_rows(Table.PREDICTION_LOG, times[1].date()) == 2
+    assert lake.read(Table.PREDICTION_LOG, times[1].date())["arm"].tolist() == ["champion", "champion"]
