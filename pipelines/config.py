@@ -261,7 +261,6 @@ class Config(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
-
     serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")

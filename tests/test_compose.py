@@ -185,6 +185,8 @@ def test_gpu_workers_get_a_cuda_build_of_torch_and_the_rest_keep_the_cpu_build(t
     version = next(line for line in locked if line.startswith("torch==")).removeprefix("torch==").removesuffix("+cpu")
     assert changed == [(f"torch=={version}+cpu", f"torch=={version}+{variant}")]
     assert "download.pytorch.org/whl/${TORCH_VARIANT}" in "\n".join(dockerfile)
+
+
 def test_serving_prometheus_and_grafana_are_wired():
     serving = SERVICES["serving"]
     assert "pipelines.serving" in serving["command"] and "--port 8000" in serving["command"]
