@@ -108,8 +108,9 @@ def _device(job: ScoringJob) -> str:
 
 
 def load_model(ref: registry.ModelRef, tracking_uri: str, device: str, torch_batch_rows: int) -> Any:
-    """The model behind a versioned URI, loaded once per process and device (a version's artifacts never change)."""
-    key = (ref.uri, device)
+    """The model behind a versioned URI, loaded once per process, store and device (a version's artifacts never
+    change; two stores can each hold a version 1 of the same name, and a long-lived worker may serve both)."""
+    key = (tracking_uri, ref.uri, device)
     if key not in _MODELS:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)

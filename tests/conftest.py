@@ -10,11 +10,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
@@ -30,10 +31,19 @@ os.environ.update(
 for name in ("MLOPS_CONFIG", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
     os.environ.pop(name, None)
 
-from pipelines import demo_data  # noqa: E402  (after the environment above)
+from lakes import SMALL, extract_and_train, write_config  # noqa: E402  (after the environment above)
+
+from pipelines import demo_data  # noqa: E402
 from pipelines.config import Config, load_config  # noqa: E402
 
-SMALL = demo_data.DemoSpec(rows_per_day=600, days=10, drift_day=6, bad_rows_per_day=8)
+MARKERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test says what kind it is, once, so `-m unit` (make test-fast) selects exactly the quick ones."""
+    wrong = [item.nodeid for item in items if sum(bool(item.get_closest_marker(m)) for m in MARKERS) != 1]
+    if wrong:
+        raise pytest.UsageError(f"tests without exactly one of the markers {', '.join(MARKERS)}: {', '.join(wrong)}")
 
 
 @pytest.fixture(autouse=True)
@@ -71,20 +81,18 @@ def raw_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def write_config(directory: Path, raw: Path, **overrides: dict) -> Path:
-    """The demo config pointed at ``raw`` with a lake and MLflow store inside ``directory``."""
-    config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
-    config["dataset"]["source"] = str(raw / "raw" / "*.parquet")
-    config["dataset"]["labels"] = str(raw / "labels" / "*.parquet")
-    config["storage"]["root"] = str(directory / "lake")
-    config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
-    config["model"]["params"] = {"max_iter": 50}
-    config["scoring"] = {"partition_rows": 250, "n_workers": 2}
-    for section, values in overrides.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+@pytest.fixture(scope="session")
+def build_lake(tmp_path_factory: pytest.TempPathFactory, raw_data: Path) -> Callable[..., Config]:
+    """Factory for a lake + MLflow store of its own: ``build_lake(n_days, train_day, **overrides)`` writes the config
+    (``overrides`` as in ``lakes.write_config``), extracts ``n_days`` from ``lakes.START`` and, given ``train_day``,
+    trains and registers the champion on the window ending there. Session-scoped so module fixtures can use it."""
+
+    def build(n_days: int = 0, train_day: date | None = None, **overrides: Any) -> Config:
+        config = load_config(write_config(tmp_path_factory.mktemp("lake"), raw_data, **overrides))
+        extract_and_train(config, n_days, train_day)
+        return config
+
+    return build
 
 
 @pytest.fixture
