@@ -114,3 +114,30 @@ def dask_client() -> Iterator:
 
     with local_cluster(2) as cluster, Client(cluster) as client:
         yield client
+
+
+@pytest.fixture
+def scheduler_address(dask_client, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's Dask cluster as the configured external scheduler (``DASK_SCHEDULER_ADDRESS``), as the demo does:
+    DAG runs then score on it instead of starting a LocalCluster each."""
+    address = dask_client.scheduler.address
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    return address
+
+
+@pytest.fixture(scope="session")
+def dag_bag():
+    """The DAG folder parsed once, as the DAG processor does (the folder is the bundle root, so ``_support``
+    imports), for the checks that only read the DAGs."""
+    from dag_runs import load_bag
+
+    return load_bag()
+
+
+@pytest.fixture
+def dags(airflow_db: Path) -> dict:
+    """The DAGs parsed afresh for each test that runs them: in-process ``dag.test()`` keeps one run's conf in the
+    DAG's params, which a later run of the same DAG object would inherit."""
+    from dag_runs import load_bag
+
+    return load_bag().dags

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 sys.path.insert(0, str(PLUGINS))
 from mlops_links import MlopsLinksPlugin, drift_report_url, mlflow_url  # noqa: E402
