@@ -47,9 +47,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_tracking_uri_from_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow exports MLFLOW_TRACKING_URI whenever a URI is set; each test starts without it."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _no_tracking_uri_from_earlier_tests() -> Iterator[None]:
+    """MLflow exports MLFLOW_TRACKING_URI whenever a URI is set, and that variable overrides a config's store: cleared
+    before each test and after it, so neither the next test nor a module fixture built before it inherits a store."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 @pytest.fixture(scope="session")
