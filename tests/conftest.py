@@ -91,6 +91,7 @@ def build_lake(tmp_path_factory: pytest.TempPathFactory, raw_data: Path) -> Call
     trains and registers the champion on the window ending there. Session-scoped so module fixtures can use it."""
 
     def build(n_days: int = 0, train_day: date | None = None, **overrides: Any) -> Config:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by MLflow when the test used another store; it would win
         config = load_config(write_config(tmp_path_factory.mktemp("lake"), raw_data, **overrides))
         extract_and_train(config, n_days, train_day)
         return config

@@ -114,11 +114,6 @@ def test_regression_trains_and_scores_through_the_same_path(build_lake, dask_cli
     assert "probability" not in predictions.columns and predictions["prediction"].dtype == "float64"
 
 
-@pytest.mark.xfail(
-    reason="open bug: keying the worker cache by store fixed this test run alone, but after other stores' models were "
-    "scored on the session cluster a worker still serves another store's credit_default v1 (under investigation)",
-    strict=False,
-)
 def test_workers_keep_models_of_two_registries_apart(lake, trained, build_lake, dask_client):
     """Two MLflow stores each hold a ``credit_default`` v1; a worker that loaded one must not serve it for the other."""
     score_day(lake, DAY, "run-hgb", dask_client)
