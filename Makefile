@@ -2,6 +2,11 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# The lock pins torch==2.13.0, which PyPI serves (with CUDA libraries on Linux). On a machine without an NVIDIA GPU,
+# PyTorch's own index has the same release as a much smaller CPU-only build (2.13.0+cpu, which the pin accepts):
+#   make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Airflow's standalone mode starts its components as `airflow ...` subprocesses: the venv must come first on PATH.
@@ -18,14 +23,14 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap lint test test-tools airflow-db airflow-ui mlflow-ui serve audit lock clean
+.PHONY: venv demo bootstrap lint test test-fast test-tools airflow-db airflow-ui mlflow-ui serve audit lock clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q $(PIP_TORCH) -r requirements.txt -c constraints.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
@@ -50,8 +55,12 @@ lint: venv
 	$(BIN)/ruff check --preview --select AIR dags plugins
 	$(BIN)/ruff format --check .
 
+# Every test (markers: unit, integration, e2e; see pyproject.toml), and the unit tests alone (well under a minute).
 test: venv test-tools
 	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m unit -q
 
 # System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed), Chromium
 # (renders the drift report) and PostgreSQL (the stack's metadata database, run as a process by
@@ -99,7 +108,8 @@ audit: venv
 	$(BIN)/pip-audit --strict --no-deps --disable-pip -r constraints.txt
 
 lock: venv
-	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp && mv constraints.tmp constraints.txt
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e' \
+	  | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt  # PyPI's spelling
 
 clean:
 	rm -rf .airflow data mlruns.db mlartifacts

@@ -10,11 +10,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
@@ -30,16 +31,28 @@ os.environ.update(
 for name in ("MLOPS_CONFIG", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
     os.environ.pop(name, None)
 
-from pipelines import demo_data  # noqa: E402  (after the environment above)
+from lakes import SMALL, extract_and_train, write_config  # noqa: E402  (after the environment above)
+
+from pipelines import demo_data  # noqa: E402
 from pipelines.config import Config, load_config  # noqa: E402
 
-SMALL = demo_data.DemoSpec(rows_per_day=600, days=10, drift_day=6, bad_rows_per_day=8)
+MARKERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test says what kind it is, once, so `-m unit` (make test-fast) selects exactly the quick ones."""
+    wrong = [item.nodeid for item in items if sum(bool(item.get_closest_marker(m)) for m in MARKERS) != 1]
+    if wrong:
+        raise pytest.UsageError(f"tests without exactly one of the markers {', '.join(MARKERS)}: {', '.join(wrong)}")
 
 
 @pytest.fixture(autouse=True)
-def _no_tracking_uri_from_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow exports MLFLOW_TRACKING_URI whenever a URI is set; each test starts without it."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _no_tracking_uri_from_earlier_tests() -> Iterator[None]:
+    """MLflow exports MLFLOW_TRACKING_URI whenever a URI is set, and that variable overrides a config's store: cleared
+    before each test and after it, so neither the next test nor a module fixture built before it inherits a store."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 @pytest.fixture(scope="session")
@@ -71,20 +84,19 @@ def raw_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def write_config(directory: Path, raw: Path, **overrides: dict) -> Path:
-    """The demo config pointed at ``raw`` with a lake and MLflow store inside ``directory``."""
-    config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
-    config["dataset"]["source"] = str(raw / "raw" / "*.parquet")
-    config["dataset"]["labels"] = str(raw / "labels" / "*.parquet")
-    config["storage"]["root"] = str(directory / "lake")
-    config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
-    config["model"]["params"] = {"max_iter": 50}
-    config["scoring"] = {"partition_rows": 250, "n_workers": 2}
-    for section, values in overrides.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+@pytest.fixture(scope="session")
+def build_lake(tmp_path_factory: pytest.TempPathFactory, raw_data: Path) -> Callable[..., Config]:
+    """Factory for a lake + MLflow store of its own: ``build_lake(n_days, train_day, **overrides)`` writes the config
+    (``overrides`` as in ``lakes.write_config``), extracts ``n_days`` from ``lakes.START`` and, given ``train_day``,
+    trains and registers the champion on the window ending there. Session-scoped so module fixtures can use it."""
+
+    def build(n_days: int = 0, train_day: date | None = None, **overrides: Any) -> Config:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by MLflow when the test used another store; it would win
+        config = load_config(write_config(tmp_path_factory.mktemp("lake"), raw_data, **overrides))
+        extract_and_train(config, n_days, train_day)
+        return config
+
+    return build
 
 
 @pytest.fixture
@@ -106,3 +118,30 @@ def dask_client() -> Iterator:
 
     with local_cluster(2) as cluster, Client(cluster) as client:
         yield client
+
+
+@pytest.fixture
+def scheduler_address(dask_client, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's Dask cluster as the configured external scheduler (``DASK_SCHEDULER_ADDRESS``), as the demo does:
+    DAG runs then score on it instead of starting a LocalCluster each."""
+    address = dask_client.scheduler.address
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    return address
+
+
+@pytest.fixture(scope="session")
+def dag_bag():
+    """The DAG folder parsed once, as the DAG processor does (the folder is the bundle root, so ``_support``
+    imports), for the checks that only read the DAGs."""
+    from dag_runs import load_bag
+
+    return load_bag()
+
+
+@pytest.fixture
+def dags(airflow_db: Path) -> dict:
+    """The DAGs parsed afresh for each test that runs them: in-process ``dag.test()`` keeps one run's conf in the
+    DAG's params, which a later run of the same DAG object would inherit."""
+    from dag_runs import load_bag
+
+    return load_bag().dags

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-sys.path.insert(0, str(PLUGINS))
-from mlops_links import drift_report_url, mlflow_url  # noqa: E402
+from mlops_links import drift_report_url, mlflow_url
 
 PROBE = """
 import pendulum

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from conftest import REPO, write_config
+from lakes import REPO, write_config
 
 sys.path.insert(0, str(REPO / "dags"))
 from _schedule import FLOOR, dag_start, timetable

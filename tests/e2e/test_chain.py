@@ -5,22 +5,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from dag_runs import load_dags, run_dag
+from dag_runs import dag_run, run_dag, task_tries
+from lakes import write_config
 from mlflow.tracking import MlflowClient
 
 from pipelines.config import load_config
 from pipelines.storage import Lake, Table
 
+pytestmark = pytest.mark.e2e
+
 START = date(2026, 10, 1)
 
 
-@pytest.fixture
-def dags(airflow_db):
-    """Parsed per test: in-process ``dag.test()`` can leave one run's conf in the DAG's params."""
-    return load_dags()
-
-
 def test_features_training_scoring_chain(dags, config_file, monkeypatch):
+    """The default path: no scheduler configured, so each scoring run starts (and stops) its own LocalCluster."""
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(4)]
@@ -54,15 +52,17 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     assert sorted(again["customer_id"]) == sorted(predictions["customer_id"])
 
 
-def test_bad_config_fails_therun_dag(dags, tmp_path):
+def test_bad_config_fails_at_once_naming_the_file_and_key(dags, tmp_path, capfd):
     broken = tmp_path / "broken.yaml"
     broken.write_text("dataset: {}\n")
-    assert run_dag(dags, "feature_extraction", START, config=str(broken)) == "failed"
+    run = dag_run(dags, "feature_extraction", START, config=str(broken))
+    assert str(getattr(run.state, "value", run.state)) == "failed"
+    assert task_tries(run) == {"extract": ("failed", 1)}  # retries=2, but a config error is not retried
+    logged = "".join(capfd.readouterr())
+    assert f"invalid config {broken}:" in logged and "dataset.key: Field required" in logged
 
 
-def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, monkeypatch):
-    from conftest import write_config
-
+def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, scheduler_address, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,

@@ -11,20 +11,16 @@ from pathlib import Path
 
 import pytest
 from airflow.models.dagrun import DagRun
-from conftest import write_config
-from dag_runs import load_dags, run_dag
+from dag_runs import run_dag
+from lakes import write_config
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import load_config
 
+pytestmark = pytest.mark.e2e
+
 START = date(2026, 10, 1)
-
-
-@pytest.fixture
-def dags(airflow_db):
-    """Parsed per test: in-process ``dag.test()`` can leave one run's conf in the DAG's params."""
-    return load_dags()
 
 
 def _aliases(config) -> dict[str, str]:
@@ -53,7 +49,7 @@ def _plugin_links(dag_ids: list[str]) -> dict:
     return found
 
 
-def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, monkeypatch):
+def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, scheduler_address, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,

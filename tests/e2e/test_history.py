@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from conftest import REPO, write_config
 from dag_runs import load_dags, run_dag
+from lakes import REPO, write_config
 from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import boto3
 import pandas as pd
-from conftest import write_config
+import pytest
+from lakes import extract_and_train, write_config
 from services import dask_cluster, mlflow_server, moto_s3
 
 from pipelines.cluster import dask_client
@@ -19,6 +20,8 @@ from pipelines.promotion import evaluate_and_promote, train_challenger
 from pipelines.scoring import score_day
 from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
+
+pytestmark = pytest.mark.integration
 
 START = date(2026, 10, 1)
 CREDENTIALS = {"key": "testing", "secret": "testing"}
@@ -63,9 +66,7 @@ def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monke
 
 
 def test_scoring_on_an_external_cluster_with_cpu_and_gpu_workers(tmp_path, config, monkeypatch):
-    for i in range(4):
-        extract_features(config, START + timedelta(days=i))
-    train_and_register(config, START + timedelta(days=2))
+    extract_and_train(config, 4, START + timedelta(days=2))
     with dask_cluster(tmp_path, [["--resources", "CPU=1"], ["--resources", "GPU=1"]]) as address:
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
         config = load_config(Path(tmp_path) / "config.yaml")
@@ -89,9 +90,7 @@ def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data,
             write_config(tmp_path, raw_data, training={"window_days": 3}, promotion={"bootstrap": 100})
         )
         assert config.tracking_uri == url
-        for i in range(10):
-            extract_features(config, START + timedelta(days=i))
-        assert train_and_register(config, START + timedelta(days=2)).version == "1"
+        assert extract_and_train(config, 10, START + timedelta(days=2)).version == "1"
         challenger = train_challenger(config, START + timedelta(days=9), "integration")
         decision = evaluate_and_promote(config, START + timedelta(days=9), challenger, "integration")
         assert decision.promoted, decision

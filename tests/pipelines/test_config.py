@@ -7,6 +7,8 @@ import yaml
 
 from pipelines.config import ConfigError, config_path, load_config
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from pipelines import demo_data
+
+pytestmark = pytest.mark.unit
 
 SPEC = demo_data.DemoSpec(rows_per_day=3000, days=12, drift_day=6)
 

@@ -6,15 +6,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_config
+from lakes import write_config
 
 from pipelines import storage
-from pipelines.config import load_config
+from pipelines.config import Config, load_config
 from pipelines.features import extract_features
 from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, DataError
 
+pytestmark = pytest.mark.unit
+
 DAY = date(2026, 10, 2)
+
+
+@pytest.fixture
+def config(tmp_path: Path, raw_data: Path) -> Config:
+    """The test config without an MLflow store: extraction never touches one."""
+    return load_config(write_config(tmp_path, raw_data, mlflow_store=False))
 
 
 def _events(n: int = 6, day: date = DAY) -> pd.DataFrame:
@@ -42,7 +50,7 @@ def _events(n: int = 6, day: date = DAY) -> pd.DataFrame:
 def _config(tmp_path: Path, source: str, **overrides: dict):
     raw = tmp_path / "src"
     (raw / "labels").mkdir(parents=True, exist_ok=True)
-    path = write_config(tmp_path, raw, **overrides)
+    path = write_config(tmp_path, raw, mlflow_store=False, **overrides)
     text = path.read_text().replace(str(raw / "raw" / "*.parquet"), source)
     path.write_text(text)
     return load_config(path)

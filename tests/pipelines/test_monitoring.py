@@ -7,12 +7,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from lakes import days
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
-from pipelines.config import load_config
-from pipelines.features import extract_features
 from pipelines.monitoring import check_drift, column_verdicts, drift_verdicts, evidently_drift
 from pipelines.promotion import (
     CHALLENGER,
@@ -25,35 +23,29 @@ from pipelines.promotion import (
 )
 from pipelines.scoring import score_day
 from pipelines.storage import Lake, Table
-from pipelines.training import train_and_register
 from pipelines.validation import DataError
 
-START = date(2026, 10, 1)
-DAYS = [START + timedelta(days=i) for i in range(10)]  # drift from 2026-10-07 (SMALL.drift_day = 6)
+pytestmark = pytest.mark.integration
+
+DAYS = days(10)  # drift from 2026-10-07 (SMALL.drift_day = 6)
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory, raw_data, dask_client):
+def lake(build_lake, dask_client):
     """Ten extracted days, a champion trained on the first three, every later day scored with full logging."""
-    directory = tmp_path_factory.mktemp("monitoring")
-    config = load_config(
-        write_config(
-            directory,
-            raw_data,
-            training={"window_days": 3},
-            monitoring={
-                "sample_rate": 1.0,
-                "window_days": 2,
-                "min_new_labels": 500,
-                "drift_share_threshold": 0.15,
-                "metric_drop_threshold": 0.1,
-            },
-            promotion={"min_samples": 200, "bootstrap": 100},
-        )
+    config = build_lake(
+        10,
+        DAYS[2],
+        training={"window_days": 3},
+        monitoring={
+            "sample_rate": 1.0,
+            "window_days": 2,
+            "min_new_labels": 500,
+            "drift_share_threshold": 0.15,
+            "metric_drop_threshold": 0.1,
+        },
+        promotion={"min_samples": 200, "bootstrap": 100},
     )
-    for day in DAYS:
-        extract_features(config, day)
-    train_and_register(config, DAYS[2])
     for day in DAYS[3:]:
         score_day(config, day, f"score-{day}", dask_client)
     return config
@@ -130,6 +122,8 @@ def test_labels_for_unknown_keys_are_ignored(lake):
 
 def test_better_challenger_is_promoted_and_rollback_restores(lake):
     before = _champion(lake)
+    drifted = check_drift(lake, DAYS[8])  # against the first champion: reason enough to retrain
+    assert retrain_reason(lake, drifted, DAYS[9])[0]
     version = train_challenger(lake, DAYS[9], "drift")
     assert (
         str(MlflowClient(lake.tracking_uri).get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version
@@ -147,9 +141,14 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
     assert tags["decision.promoted"] == "True" and float(tags["decision.ci_low"]) > 0
     assert client.get_run(decision.mlflow_run_id).data.tags["kind"] == "promotion"
 
-    assert retrain_reason(lake, check_drift(lake, DAYS[9]), DAYS[9], force=False)[1].startswith(
-        ("cooldown", "no trigger")
+    # The same drift a day later is refused for the cooldown alone, and accepted once the cooldown is over.
+    cooldown = lake.monitoring.cooldown_days
+    assert retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown - 1)) == (
+        False,
+        f"cooldown: last retraining {DAYS[9]}, monitoring.cooldown_days={cooldown}",
     )
+    retrain, reason = retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown))
+    assert retrain and reason.startswith("drift share"), reason
     back = rollback(lake, "test rollback")
     assert (back.from_version, back.to_version) == (version, before)
     assert _champion(lake) == before

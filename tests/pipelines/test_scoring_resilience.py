@@ -12,18 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_config
 from distributed import Client
 from sklearn.linear_model import LogisticRegression
 
 from pipelines import storage
 from pipelines.cluster import local_cluster
-from pipelines.config import load_config
-from pipelines.features import extract_features
 from pipelines.scoring import ERROR, score_day
 from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 from pipelines.validation import DataError
+
+pytestmark = pytest.mark.integration
 
 START = date(2026, 10, 1)
 TRAIN_END = date(2026, 10, 3)
@@ -47,14 +46,9 @@ class PickyLogistic(LogisticRegression):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, raw_data):
-    """One lake + registry for the module: three extracted days and a trained champion."""
-    directory = tmp_path_factory.mktemp("resilience")
-    config = load_config(write_config(directory, raw_data, monitoring={"sample_rate": 0.25}))
-    for i in range(4):
-        extract_features(config, START + timedelta(days=i))
-    train_and_register(config, TRAIN_END)
-    return config
+def env(build_lake):
+    """One lake + registry for the module: four extracted days and a champion trained on the first three."""
+    return build_lake(4, TRAIN_END, monitoring={"sample_rate": 0.25})
 
 
 def _with_model(config, name: str, estimator: str, **params):
@@ -215,7 +209,7 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
     )
 
 
-def test_gpu_pool_routing_with_declared_resources(env, caplog):
+def test_gpu_pool_routing_with_declared_resources(env, dask_client, caplog):
     torch_config = _with_model(env, "torch_model", None).model_copy()
     torch_model = torch_config.model.model_copy(
         update={"flavor": "torch", "estimator": "pipelines.torch_model.TabularNet", "params": {"epochs": 3}}
@@ -237,7 +231,7 @@ def test_gpu_pool_routing_with_declared_resources(env, caplog):
     predictions = Lake.from_config(env).read(Table.PREDICTIONS, day)
     assert predictions["probability"].between(0, 1).all() and len(predictions) == 592
 
-    with caplog.at_level("WARNING"), local_cluster(1) as cluster, Client(cluster) as client:
-        result = score_day(torch_config, day, "no-gpu", client)
+    with caplog.at_level("WARNING"):  # the session's cluster has CPU workers only
+        result = score_day(torch_config, day, "no-gpu", dask_client)
     assert "no Dask worker declares the GPU resource: scoring the torch model on CPU workers" in caplog.text
     assert result.rows_scored == 592 and result.device == "cpu"

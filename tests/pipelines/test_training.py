@@ -5,24 +5,18 @@ from datetime import date, timedelta
 import mlflow
 import pandas as pd
 import pytest
+from lakes import START, extract_and_train
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import ConfigError
-from pipelines.features import extract_features
 from pipelines.training import REFERENCE_ARTIFACT, train_and_register
 from pipelines.validation import DataError
 
-START = date(2026, 10, 1)
 
-
-def _extract(config, days: int, first: date = START) -> None:
-    for i in range(days):
-        extract_features(config, first + timedelta(days=i))
-
-
+@pytest.mark.integration
 def test_first_version_is_champion_and_later_ones_are_not(config):
-    _extract(config, 4)
+    extract_and_train(config, 4)
     first = train_and_register(config, START + timedelta(days=3))
     second = train_and_register(config, START + timedelta(days=3), reason="manual")
 
@@ -53,8 +47,9 @@ def test_first_version_is_champion_and_later_ones_are_not(config):
     assert model.predict_proba(reference[config.dataset.features.all]).shape == (len(reference), 2)
 
 
+@pytest.mark.integration
 def test_window_only_uses_its_days(config):
-    _extract(config, 6)
+    extract_and_train(config, 6)
     result = train_and_register(
         config.model_copy(update={"training": config.training.model_copy(update={"window_days": 2})}),
         START + timedelta(days=5),
@@ -63,31 +58,36 @@ def test_window_only_uses_its_days(config):
     assert result.n_train + result.n_holdout == 2 * 592
 
 
+@pytest.mark.integration
 def test_no_features_in_window_is_an_error(config):
     with pytest.raises(DataError, match="no feature partitions between 2026-09-24 and 2026-09-30"):
         train_and_register(config, date(2026, 9, 30))
 
 
+@pytest.mark.integration
 def test_too_few_labeled_rows_is_an_error(config):
-    _extract(config, 1)
+    extract_and_train(config, 1)
     strict = config.model_copy(update={"training": config.training.model_copy(update={"min_rows": 5000})})
     with pytest.raises(DataError, match=r"only 592 labeled rows .* training\.min_rows is 5000"):
         train_and_register(strict, START)
 
 
+@pytest.mark.integration
 def test_unknown_estimator_is_a_config_error(config):
-    _extract(config, 1)
+    extract_and_train(config, 1)
     bad = config.model_copy(update={"model": config.model.model_copy(update={"estimator": "sklearn.nope.Model"})})
     with pytest.raises(ConfigError, match=r"model\.estimator: cannot import 'sklearn\.nope\.Model'"):
         train_and_register(bad, START)
 
 
+@pytest.mark.integration
 def test_champion_lookup_without_a_model_names_the_fix(config):
     client = registry.connect(config)
     with pytest.raises(registry.RegistryError, match="has no 'champion' alias; run the model_training DAG"):
         registry.require_alias(client, config.model.name)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "version"), [("m", "../../etc/passwd"), ("../m", "1"), ("s3://bucket/model", "1"), ("m", "latest")]
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import write_config
+from lakes import write_config
 from mlflow.tracking import MlflowClient
 from scheduler_stack import AirflowStack
 

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, write_config
+from lakes import REPO, write_config
 
 from pipelines import registry
 from pipelines.config import Config, load_config

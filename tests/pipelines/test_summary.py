@@ -1,0 +1,91 @@
+"""The demo's summary tables, read back from the lake and the registry."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+from lakes import days
+
+from pipelines.storage import Lake, Table
+from pipelines.summary import lake_summary, monitoring_summary, registry_summary
+
+SCORED, EXTRACTED, NOTHING = days(3)
+
+
+@pytest.mark.unit
+def test_lake_summary_counts_each_table_per_day(tmp_path):
+    """A day scored by two versions, a day only extracted, a day with nothing: counts, versions and gaps."""
+    from lakes import write_config
+
+    from pipelines.config import load_config
+
+    config = load_config(write_config(tmp_path, tmp_path / "raw", mlflow_store=False))
+    lake = Lake.from_config(config)
+
+    def write(table: Table, day: date, rows: int, **columns) -> None:
+        lake.write(table, day, pd.DataFrame({"customer_id": range(rows), **columns}))
+
+    write(Table.FEATURES, SCORED, 5)
+    write(Table.QUARANTINE, SCORED, 2)
+    write(Table.PREDICTIONS, SCORED, 4, model_version=["1", "2", "2", "1"])
+    write(Table.DEAD_LETTER, SCORED, 1)
+    write(Table.PREDICTION_LOG, SCORED, 3)
+    write(Table.FEATURES, EXTRACTED, 7)
+    write(Table.QUARANTINE, EXTRACTED, 0)
+
+    summary = lake_summary(config, [SCORED, EXTRACTED, NOTHING])
+    expected = pd.DataFrame(
+        {
+            "date": [d.isoformat() for d in (SCORED, EXTRACTED, NOTHING)],
+            "rows_in": [7, 7, 0],
+            "valid": [5, 7, None],
+            "quarantined": [2, 0, None],
+            "scored": [4, None, None],
+            "dead_letter": [1, None, None],
+            "logged": [3, None, None],
+            "model_version": ["1,2", "-", "-"],
+        }
+    ).astype({c: "Int64" for c in ("valid", "quarantined", "scored", "dead_letter", "logged")})
+    pd.testing.assert_frame_equal(summary, expected)
+
+
+@pytest.mark.integration
+def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(build_lake, dask_client):
+    """A champion, a day scored and checked, and a challenger kept out: each shows up where the demo prints it."""
+    from pipelines.monitoring import check_drift
+    from pipelines.promotion import evaluate_and_promote, train_challenger
+    from pipelines.scoring import score_day
+
+    first, _, third, checked = days(4)
+    config = build_lake(
+        4, third, training={"window_days": 3}, monitoring={"sample_rate": 1.0}, promotion={"bootstrap": 100}
+    )
+    score_day(config, checked, "run-summary", dask_client)
+    drift = check_drift(config, checked)
+    weak = config.model_copy(
+        update={"model": config.model.model_copy(update={"estimator": "sklearn.dummy.DummyClassifier", "params": {}})}
+    )
+    challenger = train_challenger(weak, checked, "summary test")
+    decision = evaluate_and_promote(weak, checked, challenger, "summary test")
+    assert not decision.promoted
+
+    registry = registry_summary(config)
+    assert registry["version"].tolist() == [1, 2]
+    assert registry["aliases"].tolist() == ["champion", "challenger"]
+    assert registry["window"].tolist() == [f"{first}..{third}", f"{first}..{third}"]
+    assert float(registry["roc_auc"].iloc[0]) > 0.5
+
+    monitoring = monitoring_summary(config, [third, checked]).set_index("date")
+    assert monitoring.loc[checked.isoformat(), "drift_share"] == round(drift.drift_share, 2)
+    assert monitoring.loc[checked.isoformat(), "realized_roc_auc"] == round(drift.realized_metric, 3)
+    assert monitoring.loc[checked.isoformat(), "retrained"] == "v2"
+    assert monitoring.loc[checked.isoformat(), "decision"] == (
+        f"kept: {decision.challenger_metric:.3f} vs {decision.champion_metric:.3f}"
+    )
+    quiet = monitoring.loc[third.isoformat()]  # extracted and trained on, never checked
+    assert quiet[["drift_share", "realized_roc_auc"]].isna().all() and (quiet["retrained"], quiet["decision"]) == (
+        "-",
+        "-",
+    )
