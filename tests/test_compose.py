@@ -95,6 +95,9 @@ def test_ports_bind_to_loopback_only():
         "mlflow": ["127.0.0.1:5000:5000"],
         "airflow-apiserver": ["127.0.0.1:8080:8080"],
         "dask-scheduler": ["127.0.0.1:8787:8787"],
+        "serving": ["127.0.0.1::8000"],  # an ephemeral loopback port per replica, so `--scale serving=N` works
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "grafana": ["127.0.0.1:3000:3000"],
     }
 
 
