@@ -44,8 +44,8 @@ def test_classification_needs_two_classes():
 def test_torch_regression_trains_registers_and_scores(build_lake, dask_client):
     import mlflow
 
-    from pipelines import storage
-    from pipelines.scoring import PREDICTIONS, score_day
+    from pipelines.scoring import score_day
+    from pipelines.storage import Lake, Table
     from pipelines.training import train_and_register
 
     config = build_lake(
@@ -59,7 +59,7 @@ def test_torch_regression_trains_registers_and_scores(build_lake, dask_client):
     assert "pytorch" in info.flavors
 
     result = score_day(config, DAY, "run-torch-r", dask_client)
-    predictions = storage.read_partition(config.storage.root, PREDICTIONS, DAY)
+    predictions = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     assert result.rows_scored == len(predictions) == 592 and result.device == "cpu"
     assert "probability" not in predictions.columns and predictions["prediction"].dtype == "float64"
     assert predictions["prediction"].nunique() > 100 and predictions["prediction"].between(-1, 2).all()
