@@ -13,7 +13,9 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk import CronDataIntervalTimetable
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback"}
+BASES = ("feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback")
+MODELS = ("credit_default", "credit_default_torch")  # include/config/demo.yaml and demo_torch.yaml
+EXPECTED = {f"{base}__{model}" for base in BASES for model in MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +23,9 @@ def bag() -> BundleDagBag:
     return BundleDagBag(dag_folder=DAGS, bundle_path=DAGS)
 
 
-def test_no_import_errors_and_all_dags_present(bag):
+def test_no_import_errors_and_one_set_of_dags_per_config(bag):
     assert bag.import_errors == {}
-    assert EXPECTED <= set(bag.dag_ids)
+    assert set(bag.dag_ids) == EXPECTED  # include/stack/config.yaml (compose only) makes none outside the stack
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
@@ -33,8 +35,8 @@ def test_dag_metadata(bag, dag_id):
     assert dag.doc_md and dag.doc_md.strip().startswith("###")
     assert dag.max_active_runs is not None and dag.max_active_runs <= 3
     assert not dag.catchup
-    assert "config" in dag.params
-    if dag_id != "model_rollback":
+    assert "config" not in dag.params  # baked into the DAG: a run cannot drift to another model's config
+    if not dag_id.startswith("model_rollback"):
         assert "date" in dag.params
     for task in dag.tasks:
         assert task.retries >= 2, f"{dag_id}.{task.task_id} has no retries"
@@ -67,42 +69,67 @@ def test_parsing_a_dag_file_loads_no_heavy_library():
         assert out.stdout.strip() == "", f"{file.name} loads {out.stdout.strip()} at parse time"
 
 
-def test_schedules(bag):
-    features = bag.dags["feature_extraction"]
+@pytest.mark.parametrize("model", MODELS)
+def test_schedules(bag, model):
+    dags = {base: bag.dags[f"{base}__{model}"] for base in BASES}
+    features = dags["feature_extraction"]
     assert (
         isinstance(features.timetable, CronDataIntervalTimetable) or "DataInterval" in type(features.timetable).__name__
     )
-    training = bag.dags["model_training"]
-    assert "DataInterval" in type(training.timetable).__name__
+    training = dags["model_training"]
+    assert type(training.timetable).__name__ == "NullTimetable"  # manual: scheduled training is retraining (gated)
     assert training.max_active_runs == 1
-    scoring = bag.dags["batch_scoring"]
+    scoring = dags["batch_scoring"]
     assert "Asset" in type(scoring.timetable).__name__
-    assert "mlops.features" in str(scoring.timetable.asset_condition)
-    assert "mlops.predictions" in str(bag.dags["drift_monitoring"].timetable.asset_condition)
-    assert "DataInterval" in type(bag.dags["retraining"].timetable).__name__
+    assert f"'mlops.features.{model}'" in str(scoring.timetable.asset_condition)
+    assert f"'mlops.predictions.{model}'" in str(dags["drift_monitoring"].timetable.asset_condition)
+    assert "DataInterval" in type(dags["retraining"].timetable).__name__
 
 
-def test_task_graphs(bag):
-    features = bag.dags["feature_extraction"]
+@pytest.mark.parametrize("model", MODELS)
+def test_task_graphs(bag, model):
+    dags = {base: bag.dags[f"{base}__{model}"] for base in BASES}
+    features = dags["feature_extraction"]
     assert features.get_task("days_to_extract").downstream_task_ids == {"extract"}
-    assert [t.task_id for t in bag.dags["model_training"].tasks] == ["train"]
-    scoring = bag.dags["batch_scoring"]
+    assert [t.task_id for t in dags["model_training"].tasks] == ["train"]
+    scoring = dags["batch_scoring"]
     assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
-    extract = bag.dags["feature_extraction"].get_task("extract")
-    assert [o.name for o in extract.outlets] == ["mlops.features"]
+    extract = dags["feature_extraction"].get_task("extract")
+    assert [o.name for o in extract.outlets] == [f"mlops.features.{model}"]
     assert scoring.get_task("score").downstream_task_ids == {"announce"}
     assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
-    assert [o.name for o in scoring.get_task("announce").outlets] == ["mlops.predictions"]
-    drift = bag.dags["drift_monitoring"]
+    assert [o.name for o in scoring.get_task("announce").outlets] == [f"mlops.predictions.{model}"]
+    drift = dags["drift_monitoring"]
     assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
     assert drift.get_task("decide").downstream_task_ids == {"trigger_retraining"}
-    assert drift.get_task("trigger_retraining").trigger_dag_id == "retraining"
-    retrain = bag.dags["retraining"]
+    assert drift.get_task("trigger_retraining").trigger_dag_id == f"retraining__{model}"
+    retrain = dags["retraining"]
     assert retrain.get_task("train_challenger").downstream_task_ids == {"evaluate_and_promote"}
     assert retrain.get_task("evaluate_and_promote").pool == "mlops_registry"
-    assert bag.dags["model_rollback"].get_task("rollback").pool == "mlops_registry"
-    assert bag.dags["model_rollback"].schedule is None or bag.dags["model_rollback"].timetable.summary in ("None", "")
+    assert dags["model_rollback"].get_task("rollback").pool == "mlops_registry"  # one pool for every model
+    assert dags["model_rollback"].schedule is None or dags["model_rollback"].timetable.summary in ("None", "")
+
+
+@pytest.mark.unit
+def test_mlops_config_selects_one_model_and_mlops_configs_a_glob(monkeypatch, tmp_path):
+    from conftest import write_config
+
+    from _support import models
+
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+        write_config(tmp_path / name, tmp_path, model={"name": name}).rename(tmp_path / f"{name}.yaml")
+    monkeypatch.setenv("MLOPS_CONFIGS", str(tmp_path / "*.yaml"))
+    assert [(m.name, m.config) for m in models()] == [(n, str(tmp_path / f"{n}.yaml")) for n in ("alpha", "beta")]
+    assert models()[0].dag_id("batch_scoring") == "batch_scoring__alpha"
+    assert models()[0].features.name == "mlops.features.alpha"
+    monkeypatch.setenv("MLOPS_CONFIG", str(tmp_path / "beta.yaml"))  # a single-model deployment wins over the glob
+    assert [m.name for m in models()] == ["beta"]
+    monkeypatch.delenv("MLOPS_CONFIG")
+    (tmp_path / "gamma.yaml").write_text((tmp_path / "alpha.yaml").read_text())
+    with pytest.raises(ValueError, match="both define model 'alpha'"):
+        models()
 
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
