@@ -173,3 +173,12 @@ def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "task.stderr"] == [
         ("INFO", "Successfully registered model 'm'.")
     ]
+
+
+def test_a_broken_config_is_an_import_error_naming_the_file(monkeypatch, tmp_path):
+    """The config is read at parse time: a bad one shows in Airflow's import errors, never as a silent gap."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: {}\n")
+    monkeypatch.setenv("MLOPS_CONFIG", str(broken))
+    errors = BundleDagBag(dag_folder=DAGS, bundle_path=DAGS).import_errors
+    assert len(errors) == 6 and all(f"invalid config {broken}" in text for text in errors.values())

@@ -1,4 +1,8 @@
-"""Running the project's DAGs in-process with ``dag.test()``, as the e2e tests do."""
+"""Running the project's DAGs in-process with ``dag.test()``, as the e2e tests do.
+
+The DAGs are generated per config file at parse time, and ``dag.test()`` parses the folder again to serialize
+them: set ``MLOPS_CONFIG`` (one model) or ``MLOPS_CONFIGS`` (a glob) for the whole test, before :func:`load_dags`.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from dag_runs import load_dags, run_dag
 from mlflow.tracking import MlflowClient
 
@@ -14,22 +13,17 @@ from pipelines.storage import Lake, Table
 START = date(2026, 10, 1)
 
 
-@pytest.fixture
-def dags(airflow_db):
-    """Parsed per test: in-process ``dag.test()`` can leave one run's conf in the DAG's params."""
-    return load_dags()
-
-
-def test_features_training_scoring_chain(dags, config_file, monkeypatch):
+def test_features_training_scoring_chain(airflow_db, config_file, monkeypatch):
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    dags = load_dags()  # parsed per test: in-process dag.test() can leave one run's conf in the params
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(4)]
 
     for day in days[:3]:
-        assert run_dag(dags, "feature_extraction", day) == "success"
-    assert run_dag(dags, "model_training", days[2], date=days[2].isoformat(), reason="e2e") == "success"
-    assert run_dag(dags, "feature_extraction", days[3]) == "success"
-    assert run_dag(dags, "batch_scoring", days[3], config=str(config_file)) == "success"
+        assert run_dag(dags, "feature_extraction__credit_default", day) == "success"
+    assert run_dag(dags, "model_training__credit_default", days[2], date=days[2].isoformat(), reason="e2e") == "success"
+    assert run_dag(dags, "feature_extraction__credit_default", days[3]) == "success"
+    assert run_dag(dags, "batch_scoring__credit_default", days[3]) == "success"
 
     for day in days:
         valid = Lake.from_config(config).count_rows(Table.FEATURES, day)
@@ -48,19 +42,13 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     assert {"customer_id", "prediction", "probability", "model_name", "logical_date", "scored_at"} <= set(predictions)
 
     # Rerunning a day through Airflow replaces its partitions: same rows, no duplicates.
-    assert run_dag(dags, "feature_extraction", days[3]) == "success"
-    assert run_dag(dags, "batch_scoring", days[3]) == "success"
+    assert run_dag(dags, "feature_extraction__credit_default", days[3]) == "success"
+    assert run_dag(dags, "batch_scoring__credit_default", days[3]) == "success"
     again = Lake.from_config(config).read(Table.PREDICTIONS, days[3])
     assert sorted(again["customer_id"]) == sorted(predictions["customer_id"])
 
 
-def test_bad_config_fails_therun_dag(dags, tmp_path):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("dataset: {}\n")
-    assert run_dag(dags, "feature_extraction", START, config=str(broken)) == "failed"
-
-
-def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, monkeypatch):
+def test_torch_model_through_the_same_dags(airflow_db, tmp_path, raw_data, monkeypatch):
     from conftest import write_config
 
     config_file = write_config(
@@ -69,12 +57,13 @@ def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, monkeypatch
         model={"name": "credit_torch", "flavor": "torch", "estimator": None, "params": {"epochs": 3}},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    dags = load_dags()
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(3)]
     for day in days:
-        assert run_dag(dags, "feature_extraction", day) == "success"
-    assert run_dag(dags, "model_training", days[1], date=days[1].isoformat()) == "success"
-    assert run_dag(dags, "batch_scoring", days[2]) == "success"
+        assert run_dag(dags, "feature_extraction__credit_torch", day) == "success"
+    assert run_dag(dags, "model_training__credit_torch", days[1], date=days[1].isoformat()) == "success"
+    assert run_dag(dags, "batch_scoring__credit_torch", days[2]) == "success"
 
     champion = MlflowClient(config.tracking_uri).get_model_version_by_alias("credit_torch", "champion")
     assert "pytorch" in __import__("mlflow").models.get_model_info(f"models:/credit_torch/{champion.version}").flavors
