@@ -1,4 +1,9 @@
-"""Wiring shared by the DAG files: the assets, default arguments, Params, and how a run maps to a partition day.
+"""Wiring shared by the DAG files: the models they are generated for, their assets, default arguments, Params, and
+how a run maps to a partition day.
+
+Every DAG file loops over :func:`models` (Airflow's dynamic-DAG pattern) and builds one DAG per config file, with
+the model name in the DAG id and in the asset names, and the config path baked into the tasks: a run can never be
+pointed at another model's config, and one model's events never start another model's DAGs.
 
 Kept light on purpose (no pandas, MLflow or Dask here): the DAG processor imports it on every parse.
 """
@@ -8,15 +13,73 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-REGISTRY_POOL = "mlops_registry"  # one slot: promotions and rollbacks never overlap
-FEATURES = Asset(name="mlops.features")
-PREDICTIONS = Asset(name="mlops.predictions")
+# One slot shared by every model: promotions and rollbacks never overlap. They take seconds, so serializing them
+# across models costs little, and one pool needs no per-model setup (a missing pool would make tasks wait forever).
+REGISTRY_POOL = "mlops_registry"
+CONFIG_GLOB = "include/config/*.yaml"
+
+
+@dataclass(frozen=True)
+class Model:
+    """One config file and the model it names: the unit the DAGs are generated for."""
+
+    name: str
+    config: str  # absolute path, baked into every task of the model's DAGs
+
+    def dag_id(self, base: str) -> str:
+        """``feature_extraction`` -> ``feature_extraction__credit_default``."""
+        return f"{base}__{self.name}"
+
+    @property
+    def features(self) -> Asset:
+        return Asset(name=f"mlops.features.{self.name}")
+
+    @property
+    def predictions(self) -> Asset:
+        return Asset(name=f"mlops.predictions.{self.name}")
+
+    def load(self) -> Any:
+        """The validated config, read when a task runs (the DAG processor only reads name and schedule)."""
+        from pipelines.config import load_config
+
+        return load_config(self.config)
+
+
+def config_files() -> list[Path]:
+    """The configs to generate DAGs for: ``MLOPS_CONFIG`` alone when it is set (a single-model deployment, e.g.
+    the compose stack), else every file matching ``MLOPS_CONFIGS`` (default ``include/config/*.yaml``, relative
+    paths against ``MLOPS_HOME``)."""
+    from pipelines.config import config_path, project_home
+
+    if os.environ.get("MLOPS_CONFIG"):
+        return [config_path()]
+    pattern = os.environ.get("MLOPS_CONFIGS") or CONFIG_GLOB
+    if Path(pattern).is_absolute():
+        return sorted(Path(pattern).parent.glob(Path(pattern).name))
+    return sorted(project_home().glob(pattern))
+
+
+def models() -> list[Model]:
+    """One :class:`Model` per config file; two files naming the same model fail the parse, naming both."""
+    from _schedule import parsed_config
+
+    found: dict[str, Model] = {}
+    for file in config_files():
+        name = parsed_config(str(file)).model.name
+        if name in found:
+            raise ValueError(f"{file} and {found[name].config} both define model {name!r}: DAG ids would collide")
+        found[name] = Model(name=name, config=str(file))
+    return list(found.values())
+
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "mlops",
@@ -41,12 +104,6 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 PARAMS: dict[str, Param] = {
-    "config": Param(
-        None,
-        type=["null", "string"],
-        title="Config file",
-        description="YAML config to run with; empty means MLOPS_CONFIG or include/config/demo.yaml.",
-    ),
     "date": Param(
         None,
         type=["null", "string"],
@@ -70,15 +127,11 @@ def partition_day(context: Any) -> date:
     return (anchor.astimezone(UTC) - timedelta(days=1)).date()
 
 
-def config_arg(context: Any) -> str | None:
-    return context["params"].get("config")
+def run_config(model: Model, context: Any, overridable: Any = ()) -> Any:
+    """The model's validated config, with the run's non-empty ``monitoring.*`` Params applied on top."""
+    from pipelines.config import MonitoringConfig
 
-
-def run_config(context: Any, overridable: Any = ()) -> Any:
-    """The validated config for this run, with the run's non-empty ``monitoring.*`` Params applied on top."""
-    from pipelines.config import MonitoringConfig, load_config
-
-    config = load_config(config_arg(context))
+    config = model.load()
     overrides = {name: context["params"][name] for name in overridable if context["params"].get(name) is not None}
     if overrides:
         monitoring = MonitoringConfig.model_validate({**config.monitoring.model_dump(), **overrides})

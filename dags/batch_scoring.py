@@ -13,14 +13,14 @@ PyTorch), and publishes, per day:
 Rows in = rows scored + rows dead-lettered, checked on every run; above `scoring.max_dead_letter_share` the task
 fails and publishes only the dead letters. A rerun replaces the day's partitions.
 
-Runs when `feature_extraction` updates the `mlops.features` asset. Asset events can be lost under the scheduler
+Runs when `feature_extraction__<model>` updates `mlops.features.<model>`. Asset events can be lost under the scheduler
 (apache/airflow#56050), so such a run scores every day whose features are newer than its predictions: each
 extracted day is scored once, however the events arrived. Without a `champion` yet it skips, and those days stay
-due. When its days are written it updates `mlops.predictions` once, with the list of days. Dask runs on a
+due. When its days are written it updates `mlops.predictions.<model>` once, listing the days. Dask runs on a
 `LocalCluster` of worker processes unless `DASK_SCHEDULER_ADDRESS` (or `scoring.scheduler_address`) names one.
 PyTorch models run on workers that declare the Dask resource `GPU=1` when there are any, else on CPU workers.
 
-**Params**: `config`, `date` (score this day; used when the run was not started by the asset).
+**Params**: `date` (score this day; used when the run was not started by the asset).
 """
 
 from __future__ import annotations
@@ -29,73 +29,80 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, FEATURES, PARAMS, PREDICTIONS, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
 
 
-@dag(
-    schedule=[FEATURES],
-    start_date=dag_start(),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=PARAMS,
-    tags=["mlops", "scoring"],
-    doc_md=__doc__,
-)
-def batch_scoring():
-    @task
-    def days_to_score() -> list[str]:
-        """The `date` Param's day; for an asset-triggered run, every day due in the lake; else the run's own day.
+def build(model: Model) -> None:
+    """The batch_scoring DAG of one model."""
 
-        Asset events can be lost (apache/airflow#56050), the lake cannot: an asset-triggered run scores every day
-        whose features are newer than its predictions, so a day scored by an earlier run is not scored again.
-        """
-        from pipelines.backlog import due_for_scoring
-        from pipelines.registry import CHAMPION, alias_version, connect
+    @dag(
+        dag_id=model.dag_id("batch_scoring"),
+        schedule=[model.features],
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=["mlops", "scoring"],
+        doc_md=__doc__,
+    )
+    def batch_scoring():
+        @task
+        def days_to_score() -> list[str]:
+            """The `date` Param's day; for an asset-triggered run, every day due in the lake; else the run's own day.
 
-        context = get_current_context()
-        if context["params"].get("date") or not context.get("triggering_asset_events"):
-            return [partition_day(context).isoformat()]
-        config = run_config(context)
-        due = [day.isoformat() for day in due_for_scoring(config)]
-        if alias_version(connect(config), config.model.name, CHAMPION) is None:
-            raise AirflowSkipException(
-                f"no {CHAMPION!r} version of {config.model.name!r} yet: {len(due)} day(s) stay due and are scored by"
-                " the first run after model_training registers one"
-            )
-        print(f"days due for scoring: {due}")
-        return due
+            Asset events can be lost (apache/airflow#56050), the lake cannot: an asset-triggered run scores every day
+            whose features are newer than its predictions, so a day scored by an earlier run is not scored again.
+            """
+            from pipelines.backlog import due_for_scoring
+            from pipelines.registry import CHAMPION, alias_version, connect
 
-    @task(multiple_outputs=False, max_active_tis_per_dag=1)
-    def score(day: str) -> dict:
-        """Score one day on Dask with the champion model; publish predictions, dead letters and the prediction log."""
-        from datetime import date
+            context = get_current_context()
+            if context["params"].get("date") or not context.get("triggering_asset_events"):
+                return [partition_day(context).isoformat()]
+            config = run_config(model, context)
+            due = [day.isoformat() for day in due_for_scoring(config)]
+            if alias_version(connect(config), config.model.name, CHAMPION) is None:
+                raise AirflowSkipException(
+                    f"no {CHAMPION!r} version of {config.model.name!r} yet: {len(due)} day(s) stay due and are scored"
+                    f" by the first run after {model.dag_id('model_training')} registers one"
+                )
+            print(f"days due for scoring: {due}")
+            return due
 
-        from pipelines.cluster import dask_client
-        from pipelines.scoring import score_day
+        @task(multiple_outputs=False, max_active_tis_per_dag=1)
+        def score(day: str) -> dict:
+            """Score one day on Dask with the champion; publish predictions, dead letters and the prediction log."""
+            from datetime import date
 
-        context = get_current_context()
-        config = run_config(context)
-        with dask_client(config) as client:
-            return score_day(config, date.fromisoformat(day), context["run_id"], client).as_dict()
+            from pipelines.cluster import dask_client
+            from pipelines.scoring import score_day
 
-    @task(outlets=[PREDICTIONS])
-    def announce() -> list[str]:
-        """One `mlops.predictions` event once every day of the run is written, listing the days not yet checked.
+            context = get_current_context()
+            config = run_config(model, context)
+            with dask_client(config) as client:
+                return score_day(config, date.fromisoformat(day), context["run_id"], client).as_dict()
 
-        One event after the last day rather than one per mapped task, so drift monitoring starts once and sees
-        every day of the run (and any scored day an earlier lost event left unchecked).
-        """
-        from pipelines.backlog import due_for_drift_check
+        @task(outlets=[model.predictions])
+        def announce() -> list[str]:
+            """One `mlops.predictions.<model>` event once every day of the run is written, listing the unchecked days.
 
-        context = get_current_context()
-        days = [day.isoformat() for day in due_for_drift_check(run_config(context))]
-        if not days:
-            raise AirflowSkipException("every scored day has been checked for drift: nothing to announce")
-        context["outlet_events"][PREDICTIONS].extra = {"days": days}
-        return days
+            One event after the last day rather than one per mapped task, so drift monitoring starts once and sees
+            every day of the run (and any scored day an earlier lost event left unchecked).
+            """
+            from pipelines.backlog import due_for_drift_check
 
-    score.expand(day=days_to_score()) >> announce()
+            context = get_current_context()
+            days = [day.isoformat() for day in due_for_drift_check(run_config(model, context))]
+            if not days:
+                raise AirflowSkipException("every scored day has been checked for drift: nothing to announce")
+            context["outlet_events"][model.predictions].extra = {"days": days}
+            return days
+
+        score.expand(day=days_to_score()) >> announce()
+
+    batch_scoring()
 
 
-batch_scoring()
+for _model in models():
+    build(_model)

@@ -12,10 +12,11 @@ appends). Only the source files whose event-time range can hold the day are read
 `quality.min_rows`, far fewer than the preceding days (`quality.min_volume_ratio`), or too many quarantined rows
 (`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
 `schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
-this run extract that day again too. Each extracted day updates the `mlops.features` asset, which starts
-`batch_scoring` for it.
+this run extract that day again too. Each extracted day updates the model's `mlops.features.<model>` asset, which
+starts that model's `batch_scoring__<model>` for it.
 
-**Params**: `config` (a YAML path; default `MLOPS_CONFIG`) and `date` (a day to process instead of the run's).
+One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (a day to
+process instead of the run's).
 """
 
 from __future__ import annotations
@@ -23,47 +24,54 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, FEATURES, PARAMS, partition_day, run_config
+from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
 
 
-@dag(
-    schedule=timetable("extraction_cron"),
-    start_date=dag_start(),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
-    params=PARAMS,
-    tags=["mlops", "features"],
-    doc_md=__doc__,
-)
-def feature_extraction():
-    @task
-    def days_to_extract() -> list[str]:
-        """The run's day, plus already extracted days that a newly arrived source file can hold (late data)."""
-        from pipelines.features import late_days
+def build(model: Model) -> None:
+    """The feature extraction DAG of one model."""
 
-        context = get_current_context()
-        config = run_config(context)
-        day = partition_day(context)
-        config.schedule.require_day(day)
-        late = late_days(config, day)
-        if late:
-            print(f"late data: re-extracting {[d.isoformat() for d in late]} (their scoring follows via the asset)")
-        return [day.isoformat(), *(d.isoformat() for d in late)]
+    @dag(
+        dag_id=model.dag_id("feature_extraction"),
+        schedule=timetable("extraction_cron", model.config),
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=3,
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=["mlops", "features"],
+        doc_md=__doc__,
+    )
+    def feature_extraction():
+        @task
+        def days_to_extract() -> list[str]:
+            """The run's day, plus already extracted days that a newly arrived source file can hold (late data)."""
+            from pipelines.features import late_days
 
-    @task(multiple_outputs=False, outlets=[FEATURES])
-    def extract(day: str) -> dict:
-        """Validate one day of raw events into the feature and quarantine partitions."""
-        from datetime import date
+            context = get_current_context()
+            config = run_config(model, context)
+            day = partition_day(context)
+            config.schedule.require_day(day)
+            late = late_days(config, day)
+            if late:
+                print(f"late data: re-extracting {[d.isoformat() for d in late]} (their scoring follows via the asset)")
+            return [day.isoformat(), *(d.isoformat() for d in late)]
 
-        from pipelines.features import extract_features
+        @task(multiple_outputs=False, outlets=[model.features])
+        def extract(day: str) -> dict:
+            """Validate one day of raw events into the feature and quarantine partitions."""
+            from datetime import date
 
-        context = get_current_context()
-        result = extract_features(run_config(context), date.fromisoformat(day)).as_dict()
-        context["outlet_events"][FEATURES].extra = {"day": result["day"], "rows": result["rows_valid"]}
-        return result
+            from pipelines.features import extract_features
 
-    extract.expand(day=days_to_extract())
+            context = get_current_context()
+            result = extract_features(run_config(model, context), date.fromisoformat(day)).as_dict()
+            context["outlet_events"][model.features].extra = {"day": result["day"], "rows": result["rows_valid"]}
+            return result
+
+        extract.expand(day=days_to_extract())
+
+    feature_extraction()
 
 
-feature_extraction()
+for _model in models():
+    build(_model)

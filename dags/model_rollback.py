@@ -5,7 +5,7 @@ Sets the `champion` alias back to the version holding `previous_champion` (the t
 undoes the first), and records who/why as tags on both versions and as an MLflow run `rollback-...`.
 The same operation from a shell: `python -m pipelines.promotion rollback --reason "..."`.
 
-Manual only. **Params**: `config`, `reason` (required).
+Manual only. **Params**: `reason` (required).
 """
 
 from __future__ import annotations
@@ -13,32 +13,38 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, run_config
+from _support import DEFAULT_ARGS, REGISTRY_POOL, Model, models, run_config
 
 
-@dag(
-    schedule=None,
-    start_date=dag_start(),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params={
-        "config": PARAMS["config"],
-        "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded."),
-    },
-    tags=["mlops", "registry"],
-    doc_md=__doc__,
-)
-def model_rollback():
-    @task(multiple_outputs=False, pool=REGISTRY_POOL)
-    def rollback() -> dict:
-        """champion <- previous_champion, recorded."""
-        from pipelines.promotion import rollback as roll_back
+def build(model: Model) -> None:
+    """The model_rollback DAG of one model."""
 
-        context = get_current_context()
-        return roll_back(run_config(context), context["params"]["reason"]).as_dict()
+    @dag(
+        dag_id=model.dag_id("model_rollback"),
+        schedule=None,
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={
+            "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded."),
+        },
+        tags=["mlops", "registry"],
+        doc_md=__doc__,
+    )
+    def model_rollback():
+        @task(multiple_outputs=False, pool=REGISTRY_POOL)
+        def rollback() -> dict:
+            """champion <- previous_champion, recorded."""
+            from pipelines.promotion import rollback as roll_back
 
-    rollback()
+            context = get_current_context()
+            return roll_back(run_config(model, context), context["params"]["reason"]).as_dict()
+
+        rollback()
+
+    model_rollback()
 
 
-model_rollback()
+for _model in models():
+    build(_model)

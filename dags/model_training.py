@@ -6,47 +6,63 @@ Trains the configured model (an sklearn `Pipeline`: preprocessing + `model.estim
 `model.name`. The MLflow run holds params, holdout metrics, signature, input example, the training window, a data
 hash and a reference sample of the training features for drift checks.
 
-The first version ever registered gets the `champion` alias; later versions are registered without it (promotion
-is decided elsewhere, on current data).
+It bootstraps a model: the version it registers becomes the `champion`. Once a champion exists it skips and says
+so, because every later version must go through the challenger gate of `retraining__<model>` (which also holds the
+weekly schedule, `schedule.retraining_cron`): a version nothing evaluates or aliases is never registered.
 
-Runs on `schedule.training_cron` (weekly by default; null: manual only) and on manual trigger; a day before
-`schedule.start_date` fails. **Params**: `config`, `date` (last day of the training window), `reason`.
+Manual only (`make bootstrap`, the demo, or a trigger), one per config file (`model_training__<model>`); a day
+before `schedule.start_date` fails. **Params**: `date` (last day of the training window), `reason`.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, partition_day, run_config, stderr_to_log
-
-
-@dag(
-    schedule=timetable("training_cron"),
-    start_date=dag_start(),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params={
-        **PARAMS,
-        "reason": Param("scheduled", type="string", title="Reason", description="Recorded on the MLflow run."),
-    },
-    tags=["mlops", "training"],
-    doc_md=__doc__,
-)
-def model_training():
-    @task(multiple_outputs=False)
-    def train() -> dict:
-        """Fit, evaluate on the newest holdout rows, log to MLflow and register a new version."""
-        from pipelines.training import train_and_register
-
-        context = get_current_context()
-        config, day = run_config(context), partition_day(context)
-        config.schedule.require_day(day)
-        with stderr_to_log():
-            return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
-
-    train()
+from _schedule import dag_start
+from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config, stderr_to_log
 
 
-model_training()
+def build(model: Model) -> None:
+    """The model_training DAG of one model."""
+
+    @dag(
+        dag_id=model.dag_id("model_training"),
+        schedule=None,  # manual: bootstraps the first champion; scheduled training is `retraining`
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={
+            **PARAMS,
+            "reason": Param("bootstrap", type="string", title="Reason", description="Recorded on the MLflow run."),
+        },
+        tags=["mlops", "training"],
+        doc_md=__doc__,
+    )
+    def model_training():
+        @task(multiple_outputs=False)
+        def train() -> dict:
+            """Fit, evaluate on the newest holdout rows, log to MLflow and register the first champion."""
+            from pipelines.registry import CHAMPION, alias_version, connect
+            from pipelines.training import train_and_register
+
+            context = get_current_context()
+            config, day = run_config(model, context), partition_day(context)
+            config.schedule.require_day(day)
+            champion = alias_version(connect(config), config.model.name, CHAMPION)
+            if champion is not None:
+                raise AirflowSkipException(
+                    f"{config.model.name!r} already has {CHAMPION!r} version {champion.version}: new versions go"
+                    f" through the challenger gate, trigger {model.dag_id('retraining')}"
+                )
+            with stderr_to_log():
+                return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
+
+        train()
+
+    model_training()
+
+
+for _model in models():
+    build(_model)

@@ -11,7 +11,7 @@ recorded on the challenger version (`decision.*` tags) and as an MLflow run `pro
 Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
 and by hand; a day before `schedule.start_date` fails, and without a champion yet (e.g. the first scheduled run
 after unpausing) it skips and says so. Promotions and rollbacks share the `mlops_registry` pool (one slot), so two
-never run at once. **Params**: `config`, `date`, `reason`.
+never run at once. **Params**: `date`, `reason`.
 """
 
 from __future__ import annotations
@@ -20,49 +20,58 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, partition_day, run_config, stderr_to_log
+from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
 
 
-@dag(
-    schedule=timetable("retraining_cron"),
-    start_date=dag_start(),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params={
-        **PARAMS,
-        "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
-    },
-    tags=["mlops", "training"],
-    doc_md=__doc__,
-)
-def retraining():
-    @task
-    def train_challenger() -> str:
-        """Train and register the challenger; returns its version. Skips while there is no champion to challenge."""
-        from pipelines.promotion import train_challenger as train
-        from pipelines.registry import CHAMPION, alias_version, connect
+def build(model: Model) -> None:
+    """The retraining DAG of one model."""
 
-        context = get_current_context()
-        config, day = run_config(context), partition_day(context)
-        config.schedule.require_day(day)
-        if alias_version(connect(config), config.model.name, CHAMPION) is None:
-            raise AirflowSkipException(f"no {CHAMPION!r} version of {config.model.name!r} yet: run model_training")
-        with stderr_to_log():
-            return train(config, day, context["params"]["reason"])
+    @dag(
+        dag_id=model.dag_id("retraining"),
+        schedule=timetable("retraining_cron", model.config),
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={
+            **PARAMS,
+            "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
+        },
+        tags=["mlops", "training"],
+        doc_md=__doc__,
+    )
+    def retraining():
+        @task
+        def train_challenger() -> str:
+            """Train and register the challenger; returns its version. Skips while there is no champion to challenge."""
+            from pipelines.promotion import train_challenger as train
+            from pipelines.registry import CHAMPION, alias_version, connect
 
-    @task(multiple_outputs=False, pool=REGISTRY_POOL)
-    def evaluate_and_promote(challenger_version: str) -> dict:
-        """Champion vs challenger on the same holdout; promote only on a significant margin."""
-        from pipelines.promotion import evaluate_and_promote as decide
+            context = get_current_context()
+            config, day = run_config(model, context), partition_day(context)
+            config.schedule.require_day(day)
+            if alias_version(connect(config), config.model.name, CHAMPION) is None:
+                raise AirflowSkipException(
+                    f"no {CHAMPION!r} version of {config.model.name!r} yet: run {model.dag_id('model_training')}"
+                )
+            with stderr_to_log():
+                return train(config, day, context["params"]["reason"])
 
-        context = get_current_context()
-        with stderr_to_log():
-            return decide(
-                run_config(context), partition_day(context), challenger_version, context["params"]["reason"]
-            ).as_dict()
+        @task(multiple_outputs=False, pool=REGISTRY_POOL)
+        def evaluate_and_promote(challenger_version: str) -> dict:
+            """Champion vs challenger on the same holdout; promote only on a significant margin."""
+            from pipelines.promotion import evaluate_and_promote as decide
 
-    evaluate_and_promote(train_challenger())
+            context = get_current_context()
+            with stderr_to_log():
+                return decide(
+                    run_config(model, context), partition_day(context), challenger_version, context["params"]["reason"]
+                ).as_dict()
+
+        evaluate_and_promote(train_challenger())
+
+    retraining()
 
 
-retraining()
+for _model in models():
+    build(_model)

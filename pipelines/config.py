@@ -190,10 +190,9 @@ class ScheduleConfig(_Strict):
     extraction_cron: str = Field(
         default="0 0 * * *", description="daily; its time of day sets how long after midnight a day is extracted"
     )
-    training_cron: str | None = Field(default="0 0 * * 1", description="model_training; null: manual only")
     retraining_cron: str | None = Field(default="0 3 * * 1", description="retraining; null: triggered/manual only")
 
-    @field_validator("extraction_cron", "training_cron", "retraining_cron")
+    @field_validator("extraction_cron", "retraining_cron")
     @classmethod
     def _five_fields(cls, value: str | None) -> str | None:
         if value is not None and not CRON.match(value):

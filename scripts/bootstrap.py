@@ -24,7 +24,7 @@ from demo import load_dags, print_summary, run, run_triggered_retraining
 
 from pipelines import registry, sources
 from pipelines.cluster import local_cluster
-from pipelines.config import Config, load_config
+from pipelines.config import Config, config_path, load_config
 from pipelines.features import index_events
 
 
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
     config = load_config()
+    name = config.model.name
+    os.environ.setdefault("MLOPS_CONFIG", str(config_path()))  # the DAGs of this config only (parsed just below)
     days = history_days(config, args.first, args.last)
     warmup, scored = days[: config.training.window_days], days[config.training.window_days :]
     print(f"bootstrap {config.model.name}: {days[0]}..{days[-1]}, first training on {warmup[0]}..{warmup[-1]}")
@@ -71,20 +73,24 @@ def main(argv: list[str] | None = None) -> None:
         if cluster is not None:
             os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
         for day in warmup:
-            run(dags, "feature_extraction", day)
+            run(dags, f"feature_extraction__{name}", day)
         if has_champion(config):
             print(f"  {config.model.name} already has a champion: no first training")
         else:
-            run(dags, "model_training", warmup[-1], date=warmup[-1].isoformat(), reason="bootstrap: first model")
+            run(
+                dags,
+                f"model_training__{name}",
+                warmup[-1],
+                date=warmup[-1].isoformat(),
+                reason="bootstrap: first model",
+            )
         champions = {}
         for day in scored:
-            run(dags, "feature_extraction", day)
-            run(dags, "batch_scoring", day)
-            run(dags, "drift_monitoring", day)
-            run_triggered_retraining(dags, day)
-            champions[day.isoformat()] = (
-                f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
-            )
+            run(dags, f"feature_extraction__{name}", day)
+            run(dags, f"batch_scoring__{name}", day)
+            run(dags, f"drift_monitoring__{name}", day)
+            run_triggered_retraining(dags, name, day)
+            champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
     print_summary(config, days, scored, champions, time.monotonic() - started)
 
 

@@ -1,5 +1,10 @@
 """`make demo`: generate the demo data, run the real DAGs over a run of dates, print what they produced.
 
+Two models live side by side, each with its own DAGs (``<dag>__<model>``), assets, lake and MLflow experiment:
+the sklearn model of ``include/config/demo.yaml`` over every date, then the PyTorch model of
+``include/config/demo_torch.yaml`` over fewer scored dates (``--second-days``) to keep the demo short. With
+``MLOPS_CONFIG`` set, only that config runs.
+
 The DAGs run with Airflow's ``dag.test()`` in this one process, and scoring uses one Dask cluster started here,
 so process start, DAG parsing and cluster start-up are paid once for the whole sequence rather than once per run.
 Each run is an ordinary Airflow DAG run recorded in the local Airflow database (visible in `make airflow-ui`).
@@ -25,10 +30,11 @@ from airflow.utils.state import DagRunState
 
 from pipelines import demo_data, registry
 from pipelines.cluster import local_cluster
-from pipelines.config import load_config, project_home
+from pipelines.config import Config, config_path, load_config, project_home
 from pipelines.summary import lake_summary, monitoring_summary, registry_summary
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
+DEMO_CONFIGS = ("include/config/demo.yaml", "include/config/demo_torch.yaml")
 log = logging.getLogger("demo")
 
 
@@ -50,14 +56,14 @@ def run(dags: dict[str, DAG], dag_id: str, day: date, logical=None, **conf: str)
     logical = logical or datetime.now(UTC)
     dag_run = dags[dag_id].test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
     state = str(getattr(dag_run.state, "value", dag_run.state))
-    print(f"  {dag_id:<20} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
+    print(f"  {dag_id:<36} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
     if state != "success":
         raise SystemExit(f"{dag_id} for {day} ended in state {state}; see the log above")
 
 
-def reset_outputs(config_root: str, home: Path) -> None:
-    """Start from an empty lake and registry so the summary shows this run alone."""
-    for path in (Path(config_root), home / "mlruns.db", home / "mlartifacts"):
+def reset_outputs(config_roots: list[str], home: Path) -> None:
+    """Start from empty lakes and registry so the summary shows this run alone."""
+    for path in (*map(Path, config_roots), home / "mlruns.db", home / "mlartifacts"):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", type=date.fromisoformat, default=demo_data.DemoSpec.start)
     parser.add_argument("--warmup-days", type=int, default=7, help="days extracted before the first training")
     parser.add_argument("--days", type=int, default=14, help="days extracted and scored after it")
+    parser.add_argument("--second-days", type=int, default=7, help="scored days of the second (PyTorch) model")
     parser.add_argument("--keep", action="store_true", help="keep the lake and registry from earlier demo runs")
     parser.add_argument(
         "--online-requests",
@@ -81,37 +88,48 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
 
     home = project_home()
-    config = load_config()
-    if not args.keep and "://" not in config.storage.root:
-        reset_outputs(config.storage.root, home)
+    single = os.environ.get("MLOPS_CONFIG")
+    configs = [load_config(config_path(single))] if single else [load_config(path) for path in DEMO_CONFIGS]
+    if not args.keep:
+        reset_outputs([c.storage.root for c in configs if "://" not in c.storage.root], home)
     raw = home / "data" / "raw"
     if not raw.exists():
         spec = demo_data.DemoSpec(start=args.start, days=max(demo_data.DemoSpec.days, args.warmup_days + args.days))
         print(f"generating demo data: {demo_data.generate(home / 'data', spec)}")
 
-    started = time.monotonic()
-    dags = load_dags()
+    dags = load_dags()  # one set of DAGs per config: the same parse the DAG processor does
     warmup = [args.start + timedelta(days=i) for i in range(args.warmup_days)]
-    scored = [warmup[-1] + timedelta(days=i + 1) for i in range(args.days)]
+    results = []
     with local_cluster() as cluster:
         os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
         print(f"Dask cluster {cluster.scheduler_address} with {len(cluster.workers)} worker processes")
-        for day in warmup:
-            run(dags, "feature_extraction", day)
-        run(dags, "model_training", warmup[-1], reason="demo: first model")
-        champions = {}
-        for day in scored:
-            run(dags, "feature_extraction", day)
-            run(dags, "batch_scoring", day)
-            run(dags, "drift_monitoring", day)
-            run_triggered_retraining(dags, day)
-            champions[day.isoformat()] = (
-                f"v{registry.require_alias(registry.connect(config), config.model.name).version}"
-            )
+        for index, config in enumerate(configs):
+            days = args.days if index == 0 else min(args.days, args.second_days)
+            scored = [warmup[-1] + timedelta(days=i + 1) for i in range(days)]
+            print(f"\nmodel {config.model.name} ({config.model.flavor}): {len(warmup)} warm-up and {days} scored dates")
+            started = time.monotonic()
+            champions = run_chain(dags, config, warmup, scored)
+            results.append((config, scored, champions, time.monotonic() - started))
     if args.online_requests:
-        online_burst(config, scored[-1], args.online_requests)
-    elapsed = time.monotonic() - started
-    print_summary(config, warmup + scored, scored, champions, elapsed)
+        online_burst(configs[0], results[0][1][-1], args.online_requests)
+    for config, scored, champions, elapsed in results:
+        print_summary(config, warmup + scored, scored, champions, elapsed)
+
+
+def run_chain(dags: dict[str, DAG], config: Config, warmup: list[date], scored: list[date]) -> dict[str, str]:
+    """One model's DAGs over the dates, in the order the assets would start them; returns each day's champion."""
+    name = config.model.name
+    for day in warmup:
+        run(dags, f"feature_extraction__{name}", day)
+    run(dags, f"model_training__{name}", warmup[-1], reason="demo: first model")
+    champions = {}
+    for day in scored:
+        run(dags, f"feature_extraction__{name}", day)
+        run(dags, f"batch_scoring__{name}", day)
+        run(dags, f"drift_monitoring__{name}", day)
+        run_triggered_retraining(dags, name, day)
+        champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
+    return champions
 
 
 def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -> None:
@@ -132,17 +150,17 @@ def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -
     print(f"  model server: {answered} rows answered online for {day}; sampled ones are in its prediction log")
 
 
-def run_triggered_retraining(dags: dict[str, DAG], day: date) -> None:
-    """Run the retraining that drift_monitoring queued (no scheduler runs here): same logical date, same conf."""
-    for queued in DagRun.find(dag_id="retraining", state=DagRunState.QUEUED):
-        print(f"  drift_monitoring triggered retraining: {queued.conf.get('reason')}")
-        run(dags, "retraining", day, logical=queued.logical_date, **queued.conf)
+def run_triggered_retraining(dags: dict[str, DAG], model: str, day: date) -> None:
+    """Run the retraining that the model's drift monitoring queued (no scheduler runs here): same date and conf."""
+    for queued in DagRun.find(dag_id=f"retraining__{model}", state=DagRunState.QUEUED):
+        print(f"  drift_monitoring__{model} triggered retraining: {queued.conf.get('reason')}")
+        run(dags, f"retraining__{model}", day, logical=queued.logical_date, **queued.conf)
 
 
 def print_summary(config, days: list[date], scored: list[date], champions: dict[str, str], elapsed: float) -> None:
     pd.set_option("display.width", 200)
     lake = lake_summary(config, days)
-    print(f"\n== Demo finished: {len(days)} dates in {elapsed:.0f}s ==\n")
+    print(f"\n== {config.model.name} ({config.model.flavor}): {len(days)} dates in {elapsed:.0f}s ==\n")
     print("Rows per date (rows_in = valid + quarantined; valid = scored + dead_letter; logged = sampled predictions):")
     print(lake.to_string(index=False))
     monitoring = monitoring_summary(config, scored).assign(champion_after=lambda f: f["date"].map(champions))

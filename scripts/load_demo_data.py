@@ -1,6 +1,6 @@
 """Seed a deployment with the demo: its synthetic events where the config's sources are, and a first champion.
 
-The compose stack runs this once (service ``demo-data``) with ``include/config/stack.yaml``: the events and labels
+The compose stack runs this once (service ``demo-data``) with ``include/stack/config.yaml``: the events and labels
 go to MinIO, so one ``feature_extraction`` run for a demo day then runs the chain (scoring needs a ``champion``,
 which ``--bootstrap`` provides by extracting the first training window and registering the first version, the
 same library calls the ``feature_extraction`` and ``model_training`` DAGs make). Running it again rewrites the same

@@ -132,11 +132,11 @@ def test_every_process_reads_the_stack_config_and_it_points_at_the_stack(monkeyp
     from pipelines.config import load_config
 
     for name in ("airflow-scheduler", "airflow-apiserver", "demo-data", "dask-worker", "dask-worker-gpu"):
-        assert SERVICES[name]["environment"]["MLOPS_CONFIG"] == "/opt/mlops/include/config/stack.yaml", name
+        assert SERVICES[name]["environment"]["MLOPS_CONFIG"] == "/opt/mlops/include/stack/config.yaml", name
     env = _compose_env("airflow-scheduler")
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
-    config = load_config(REPO / "include/config/stack.yaml")
+    config = load_config(REPO / "include/stack/config.yaml")
     assert config.dataset.source.startswith("s3://mlops/") and config.dataset.labels.startswith("s3://mlops/")
     assert config.storage.root == "s3://mlops/lake"
     assert config.storage.options == {"endpoint_url": env["AWS_ENDPOINT_URL"]} == {"endpoint_url": "http://minio:9000"}

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pendulum
 import pytest
+from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
@@ -21,7 +22,9 @@ from _support import partition_day, stderr_to_log
 pytestmark = pytest.mark.unit
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback"}
+BASES = ("feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback")
+MODELS = ("credit_default", "credit_default_torch")  # include/config/demo.yaml and demo_torch.yaml
+EXPECTED = {f"{base}__{model}" for base in BASES for model in MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,9 @@ def bag(dag_bag):
     return dag_bag
 
 
-def test_no_import_errors_and_all_dags_present(bag):
+def test_no_import_errors_and_one_set_of_dags_per_config(bag):
     assert bag.import_errors == {}
-    assert EXPECTED <= set(bag.dag_ids)
+    assert set(bag.dag_ids) == EXPECTED  # include/stack/config.yaml (compose only) makes none outside the stack
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
@@ -41,8 +44,8 @@ def test_dag_metadata(bag, dag_id):
     assert dag.doc_md and dag.doc_md.strip().startswith("###")
     assert dag.max_active_runs is not None and dag.max_active_runs <= 3
     assert not dag.catchup
-    assert "config" in dag.params
-    if dag_id != "model_rollback":
+    assert "config" not in dag.params  # baked into the DAG: a run cannot drift to another model's config
+    if not dag_id.startswith("model_rollback"):
         assert "date" in dag.params
     for task in dag.tasks:
         assert task.retries >= 2, f"{dag_id}.{task.task_id} has no retries"
@@ -96,46 +99,72 @@ def test_parsing_a_dag_file_loads_no_heavy_library():
     assert found == {"(airflow + _support)": [], **{file: [] for file in files}}, found
 
 
-def test_schedules(bag):
-    def cron(dag_id: str) -> str:
-        timetable = bag.dags[dag_id].timetable
-        assert isinstance(timetable, CronDataIntervalTimetable), f"{dag_id}: {timetable!r}"
+@pytest.mark.parametrize("model", MODELS)
+def test_schedules(bag, model):
+    dags = {base: bag.dags[f"{base}__{model}"] for base in BASES}
+
+    def cron(base: str) -> str:
+        timetable = dags[base].timetable
+        assert isinstance(timetable, CronDataIntervalTimetable), f"{base}: {timetable!r}"
         return timetable.expression
 
-    def assets(dag_id: str) -> set[str]:
-        timetable = bag.dags[dag_id].timetable
-        assert isinstance(timetable, AssetTriggeredTimetable), f"{dag_id}: {timetable!r}"
+    def assets(base: str) -> set[str]:
+        timetable = dags[base].timetable
+        assert isinstance(timetable, AssetTriggeredTimetable), f"{base}: {timetable!r}"
         return {asset.name for asset in timetable.asset_condition.objects}
 
     assert cron("feature_extraction") == "0 0 * * *"
-    assert cron("model_training") == "0 0 * * 1" and bag.dags["model_training"].max_active_runs == 1
-    assert cron("retraining") == "0 3 * * 1"
-    assert assets("batch_scoring") == {"mlops.features"}
-    assert assets("drift_monitoring") == {"mlops.predictions"}
-    assert isinstance(bag.dags["model_rollback"].timetable, NullTimetable)
+    assert cron("retraining") == "0 3 * * 1"  # scheduled training goes through the challenger gate
+    assert isinstance(dags["model_training"].timetable, NullTimetable)  # manual: bootstraps the first champion
+    assert dags["model_training"].max_active_runs == 1
+    assert assets("batch_scoring") == {f"mlops.features.{model}"}
+    assert assets("drift_monitoring") == {f"mlops.predictions.{model}"}
+    assert isinstance(dags["model_rollback"].timetable, NullTimetable)
 
 
-def test_task_graphs(bag):
-    features = bag.dags["feature_extraction"]
+@pytest.mark.parametrize("model", MODELS)
+def test_task_graphs(bag, model):
+    dags = {base: bag.dags[f"{base}__{model}"] for base in BASES}
+    features = dags["feature_extraction"]
     assert features.get_task("days_to_extract").downstream_task_ids == {"extract"}
-    assert [t.task_id for t in bag.dags["model_training"].tasks] == ["train"]
-    scoring = bag.dags["batch_scoring"]
+    assert [t.task_id for t in dags["model_training"].tasks] == ["train"]
+    scoring = dags["batch_scoring"]
     assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
-    extract = bag.dags["feature_extraction"].get_task("extract")
-    assert [o.name for o in extract.outlets] == ["mlops.features"]
+    extract = dags["feature_extraction"].get_task("extract")
+    assert [o.name for o in extract.outlets] == [f"mlops.features.{model}"]
     assert scoring.get_task("score").downstream_task_ids == {"announce"}
     assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
-    assert [o.name for o in scoring.get_task("announce").outlets] == ["mlops.predictions"]
-    drift = bag.dags["drift_monitoring"]
+    assert [o.name for o in scoring.get_task("announce").outlets] == [f"mlops.predictions.{model}"]
+    drift = dags["drift_monitoring"]
     assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
     assert drift.get_task("decide").downstream_task_ids == {"trigger_retraining"}
-    assert drift.get_task("trigger_retraining").trigger_dag_id == "retraining"
-    retrain = bag.dags["retraining"]
+    assert drift.get_task("trigger_retraining").trigger_dag_id == f"retraining__{model}"
+    retrain = dags["retraining"]
     assert retrain.get_task("train_challenger").downstream_task_ids == {"evaluate_and_promote"}
     assert retrain.get_task("evaluate_and_promote").pool == "mlops_registry"
-    assert bag.dags["model_rollback"].get_task("rollback").pool == "mlops_registry"
-    assert bag.dags["model_rollback"].schedule is None
+    assert dags["model_rollback"].get_task("rollback").pool == "mlops_registry"  # one pool for every model
+    assert isinstance(dags["model_rollback"].timetable, NullTimetable)
+
+
+def test_mlops_config_selects_one_model_and_mlops_configs_a_glob(monkeypatch, tmp_path):
+    from lakes import write_config
+
+    from _support import models
+
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+        write_config(tmp_path / name, tmp_path, model={"name": name}).rename(tmp_path / f"{name}.yaml")
+    monkeypatch.setenv("MLOPS_CONFIGS", str(tmp_path / "*.yaml"))
+    assert [(m.name, m.config) for m in models()] == [(n, str(tmp_path / f"{n}.yaml")) for n in ("alpha", "beta")]
+    assert models()[0].dag_id("batch_scoring") == "batch_scoring__alpha"
+    assert models()[0].features.name == "mlops.features.alpha"
+    monkeypatch.setenv("MLOPS_CONFIG", str(tmp_path / "beta.yaml"))  # a single-model deployment wins over the glob
+    assert [m.name for m in models()] == ["beta"]
+    monkeypatch.delenv("MLOPS_CONFIG")
+    (tmp_path / "gamma.yaml").write_text((tmp_path / "alpha.yaml").read_text())
+    with pytest.raises(ValueError, match="both define model 'alpha'"):
+        models()
 
 
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
@@ -176,3 +205,12 @@ def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "task.stderr"] == [
         ("INFO", "Successfully registered model 'm'.")
     ]
+
+
+def test_a_broken_config_is_an_import_error_naming_the_file(monkeypatch, tmp_path):
+    """The config is read at parse time: a bad one shows in Airflow's import errors, never as a silent gap."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: {}\n")
+    monkeypatch.setenv("MLOPS_CONFIG", str(broken))
+    errors = BundleDagBag(dag_folder=DAGS, bundle_path=DAGS).import_errors
+    assert len(errors) == 6 and all(f"invalid config {broken}" in text for text in errors.values())

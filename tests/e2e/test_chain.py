@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from dag_runs import dag_run, run_dag, task_tries
-from lakes import write_config
+from dag_runs import load_dags, run_dag
 from mlflow.tracking import MlflowClient
 
 from pipelines.config import load_config
@@ -17,17 +16,17 @@ pytestmark = pytest.mark.e2e
 START = date(2026, 10, 1)
 
 
-def test_features_training_scoring_chain(dags, config_file, monkeypatch):
-    """The default path: no scheduler configured, so each scoring run starts (and stops) its own LocalCluster."""
+def test_features_training_scoring_chain(airflow_db, config_file, monkeypatch):
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    dags = load_dags()  # parsed per test: in-process dag.test() can leave one run's conf in the params
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(4)]
 
     for day in days[:3]:
-        assert run_dag(dags, "feature_extraction", day) == "success"
-    assert run_dag(dags, "model_training", days[2], date=days[2].isoformat(), reason="e2e") == "success"
-    assert run_dag(dags, "feature_extraction", days[3]) == "success"
-    assert run_dag(dags, "batch_scoring", days[3], config=str(config_file)) == "success"
+        assert run_dag(dags, "feature_extraction__credit_default", day) == "success"
+    assert run_dag(dags, "model_training__credit_default", days[2], date=days[2].isoformat(), reason="e2e") == "success"
+    assert run_dag(dags, "feature_extraction__credit_default", days[3]) == "success"
+    assert run_dag(dags, "batch_scoring__credit_default", days[3]) == "success"
 
     for day in days:
         valid = Lake.from_config(config).count_rows(Table.FEATURES, day)
@@ -46,35 +45,28 @@ def test_features_training_scoring_chain(dags, config_file, monkeypatch):
     assert {"customer_id", "prediction", "probability", "model_name", "logical_date", "scored_at"} <= set(predictions)
 
     # Rerunning a day through Airflow replaces its partitions: same rows, no duplicates.
-    assert run_dag(dags, "feature_extraction", days[3]) == "success"
-    assert run_dag(dags, "batch_scoring", days[3]) == "success"
+    assert run_dag(dags, "feature_extraction__credit_default", days[3]) == "success"
+    assert run_dag(dags, "batch_scoring__credit_default", days[3]) == "success"
     again = Lake.from_config(config).read(Table.PREDICTIONS, days[3])
     assert sorted(again["customer_id"]) == sorted(predictions["customer_id"])
 
 
-def test_bad_config_fails_at_once_naming_the_file_and_key(dags, tmp_path, capfd):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("dataset: {}\n")
-    run = dag_run(dags, "feature_extraction", START, config=str(broken))
-    assert str(getattr(run.state, "value", run.state)) == "failed"
-    assert task_tries(run) == {"extract": ("failed", 1)}  # retries=2, but a config error is not retried
-    logged = "".join(capfd.readouterr())
-    assert f"invalid config {broken}:" in logged and "dataset.key: Field required" in logged
+def test_torch_model_through_the_same_dags(airflow_db, tmp_path, raw_data, monkeypatch):
+    from lakes import write_config
 
-
-def test_torch_model_through_the_same_dags(dags, tmp_path, raw_data, scheduler_address, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,
         model={"name": "credit_torch", "flavor": "torch", "estimator": None, "params": {"epochs": 3}},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    dags = load_dags()
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(3)]
     for day in days:
-        assert run_dag(dags, "feature_extraction", day) == "success"
-    assert run_dag(dags, "model_training", days[1], date=days[1].isoformat()) == "success"
-    assert run_dag(dags, "batch_scoring", days[2]) == "success"
+        assert run_dag(dags, "feature_extraction__credit_torch", day) == "success"
+    assert run_dag(dags, "model_training__credit_torch", days[1], date=days[1].isoformat()) == "success"
+    assert run_dag(dags, "batch_scoring__credit_torch", days[2]) == "success"
 
     champion = MlflowClient(config.tracking_uri).get_model_version_by_alias("credit_torch", "champion")
     assert "pytorch" in __import__("mlflow").models.get_model_info(f"models:/credit_torch/{champion.version}").flavors

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from airflow.models.dagrun import DagRun
-from dag_runs import run_dag
+from dag_runs import load_dags, run_dag
 from lakes import write_config
 from mlflow.tracking import MlflowClient
 
@@ -49,7 +49,7 @@ def _plugin_links(dag_ids: list[str]) -> dict:
     return found
 
 
-def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_data, scheduler_address, monkeypatch):
+def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, raw_data, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,
@@ -58,30 +58,31 @@ def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_da
         promotion={"bootstrap": 100},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    dags = load_dags()
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(10)]
     for day in days:
-        assert run_dag(dags, "feature_extraction", day) == "success"
-    assert run_dag(dags, "model_training", days[2], date=days[2].isoformat()) == "success"
+        assert run_dag(dags, "feature_extraction__credit_default", day) == "success"
+    assert run_dag(dags, "model_training__credit_default", days[2], date=days[2].isoformat()) == "success"
 
     # A stable day: the check runs, nothing is triggered.
     for day in days[3:5]:
-        assert run_dag(dags, "batch_scoring", day) == "success"
-    assert run_dag(dags, "drift_monitoring", days[4]) == "success"
-    assert DagRun.find(dag_id="retraining") == []
+        assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
+    assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
+    assert DagRun.find(dag_id="retraining__credit_default") == []
 
     # Drifted days: the check starts the retraining DAG with its reason.
     for day in days[7:9]:
-        assert run_dag(dags, "batch_scoring", day) == "success"
-    assert run_dag(dags, "drift_monitoring", days[8]) == "success"
-    triggered = DagRun.find(dag_id="retraining")
+        assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
+    assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
+    triggered = DagRun.find(dag_id="retraining__credit_default")
     assert len(triggered) == 1
     conf = triggered[0].conf
     assert conf["date"] == days[8].isoformat() and "drift share" in conf["reason"]
 
     # Run what was triggered: the challenger (trained on drifted data) beats the champion on the newest day.
     assert _aliases(config) == {"champion": "1"}
-    assert run_dag(dags, "retraining", logical=triggered[0].logical_date, **conf) == "success"
+    assert run_dag(dags, "retraining__credit_default", logical=triggered[0].logical_date, **conf) == "success"
     assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
     tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
@@ -89,16 +90,18 @@ def test_drift_triggers_retraining_promotion_and_rollback(dags, tmp_path, raw_da
     # History is not rewritten: checking day 8 again under the new champion (as a backlog would) changes nothing.
     report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
     seen = report.read_text()
-    assert run_dag(dags, "drift_monitoring", days[8]) == "success"
+    assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
     client = MlflowClient(config.tracking_uri)
     experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[8].isoformat()}'")
     assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
 
     # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
-    links = _plugin_links(["retraining", "drift_monitoring"])
-    assert links[("retraining", "evaluate_and_promote")]["MLflow"].endswith("/#/models/credit_default/versions/2")
-    assert "/runs/" in links[("drift_monitoring", "check")]["Drift report"]
+    links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
+    assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
+        "/#/models/credit_default/versions/2"
+    )
+    assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
 
-    assert run_dag(dags, "model_rollback", days[8], reason="e2e rollback") == "success"
+    assert run_dag(dags, "model_rollback__credit_default", days[8], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}

@@ -12,14 +12,15 @@ from dag_runs import load_dags, run_dag
 pytestmark = pytest.mark.e2e
 
 
-def test_scoring_a_day_without_features_fails_once_naming_the_partition(airflow_db, config_file, capfd):
+def test_scoring_a_day_without_features_fails_once_naming_the_partition(airflow_db, config_file, capfd, monkeypatch):
+    monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
     day = date(2031, 3, 4)  # no feature partition for this day
     capfd.readouterr()
-    state = run_dag(load_dags(), "batch_scoring", day, date=day.isoformat(), config=str(config_file))
+    state = run_dag(load_dags(), "batch_scoring__credit_default", day, date=day.isoformat())
     log = capfd.readouterr().out  # dag.test() runs the task in this process; its log goes to stdout
 
     assert state == "failed"
-    (run,) = DagRun.find(dag_id="batch_scoring", logical_date=pendulum.datetime(2031, 3, 5, tz="UTC"))
+    (run,) = DagRun.find(dag_id="batch_scoring__credit_default", logical_date=pendulum.datetime(2031, 3, 5, tz="UTC"))
     tis = [ti for ti in run.get_task_instances() if ti.task_id == "score"]
     assert [(ti.state, ti.try_number, ti.max_tries) for ti in tis] == [("failed", 1, 2)]  # 2 retries left, unused
     assert "Retry policy decision" in log and "action=fail" in log

@@ -37,13 +37,17 @@ def history(tmp_path: Path, airflow_db, monkeypatch: pytest.MonkeyPatch) -> Path
 def test_history_before_the_old_start_runs_and_a_day_before_the_configured_start_fails(history):
     dags = load_dags()
     config = load_config(history)
-    assert dags["feature_extraction"].start_date.date() <= START  # every run of the history gets its tasks
+    assert (
+        dags["feature_extraction__credit_default"].start_date.date() <= START
+    )  # every run of the history gets its tasks
 
-    assert run_dag(dags, "feature_extraction", START + timedelta(days=1)) == "success"
+    assert run_dag(dags, "feature_extraction__credit_default", START + timedelta(days=1)) == "success"
     assert Lake.from_config(config).count_rows(Table.FEATURES, START + timedelta(days=1)) > 290
     before = START - timedelta(days=3)
-    assert run_dag(dags, "feature_extraction", before) == "failed"  # not "success with no task instances"
-    assert run_dag(dags, "model_training", before, date=before.isoformat()) == "failed"
+    assert (
+        run_dag(dags, "feature_extraction__credit_default", before) == "failed"
+    )  # not "success with no task instances"
+    assert run_dag(dags, "model_training__credit_default", before, date=before.isoformat()) == "failed"
     assert not Lake.from_config(config).exists(Table.FEATURES, before)
 
 
@@ -56,14 +60,16 @@ def test_a_late_file_re_extracts_its_day_and_announces_it_to_scoring(history, tm
     config = load_config(history)
     first, second = START, START + timedelta(days=1)
     for day in (first, second):
-        assert run_dag(dags, "feature_extraction", day) == "success"
+        assert run_dag(dags, "feature_extraction__credit_default", day) == "success"
     before = Lake.from_config(config).read(Table.FEATURES, first)
 
     late = demo_data._day_events(SPEC, 0)[0].head(40).dropna(subset=["customer_id"])
     late = late.assign(customer_id="L" + late["customer_id"].str[1:])  # 40 events of the first day, new keys
     late.to_parquet(tmp_path / "data" / "raw" / "late-arrival.parquet", index=False)
 
-    dag_run = dags["feature_extraction"].test(logical_date=pendulum.datetime(2018, 3, 4, tz="UTC"))  # day 03-03
+    dag_run = dags["feature_extraction__credit_default"].test(
+        logical_date=pendulum.datetime(2018, 3, 4, tz="UTC")
+    )  # day 03-03
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "success"
     after = Lake.from_config(config).read(Table.FEATURES, first)
     assert len(after) > len(before) and after["customer_id"].str.startswith("L").sum() >= 35

@@ -42,7 +42,7 @@ SERVICES = COMPOSE["services"]
 DAY = date(2026, 10, 8)  # the day after the bootstrap's training window (2026-10-01 .. 2026-10-07)
 # Asset-driven: unpaused for the run. Not retraining: unpausing its weekly schedule starts a run for today at once,
 # and a pre-drift day does not trigger it.
-DOWNSTREAM = ("batch_scoring", "drift_monitoring")
+DOWNSTREAM = ("batch_scoring__credit_default", "drift_monitoring__credit_default")
 # Small enough to be quick, large enough that the day's 10% prediction log passes monitoring.min_rows (100).
 DEMO_ARGS = ["--days", "8", "--rows-per-day", "1500"]
 
@@ -316,20 +316,29 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         phase("Airflow up, DAGs parsed, downstream DAGs unpaused")
 
         # One trigger: feature extraction for the day; the scheduler does the rest through the assets.
-        extract = ["airflow", "dags", "test", "feature_extraction", "-c", json.dumps({"date": DAY.isoformat()})]
-        processes.start("feature_extraction", extract, airflow_env)
-        processes.finish("feature_extraction")
+        extract = [
+            "airflow",
+            "dags",
+            "test",
+            "feature_extraction__credit_default",
+            "-c",
+            json.dumps({"date": DAY.isoformat()}),
+        ]
+        processes.start("feature_extraction__credit_default", extract, airflow_env)
+        processes.finish("feature_extraction__credit_default")
         phase("feature_extraction done")
-        scoring_run = _wait_for_run(metadata, "batch_scoring", airflow_home, timeout=180)
+        scoring_run = _wait_for_run(metadata, "batch_scoring__credit_default", airflow_home, timeout=180)
         phase("batch_scoring done")
-        _wait_for_run(metadata, "drift_monitoring", airflow_home, timeout=180)
+        _wait_for_run(metadata, "drift_monitoring__credit_default", airflow_home, timeout=180)
         chain = time.monotonic() - started - setup
         phase("drift_monitoring done")
 
         # Scored on the stack's Dask workers, with the champion, into the lake on S3.
         # The asset-triggered run scores every extracted day not scored yet (the loader's first week too): take the
         # mapped task instance for the triggered day.
-        scored = _sql(metadata, "SELECT value FROM xcom WHERE dag_id = 'batch_scoring' AND task_id = 'score'")
+        scored = _sql(
+            metadata, "SELECT value FROM xcom WHERE dag_id = 'batch_scoring__credit_default' AND task_id = 'score'"
+        )
         results = [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in scored]
         (result,) = [r for r in results if r["day"] == DAY.isoformat()]
         assert result["day"] == DAY.isoformat() and result["model_version"] == "1"

@@ -24,7 +24,7 @@ def test_demo_config_loads_and_resolves_paths_against_home(monkeypatch, tmp_path
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     config = load_config(REPO / "include/config/demo.yaml")
     assert config.dataset.source == f"{tmp_path}/data/raw/*.parquet"
-    assert config.storage.root == f"{tmp_path}/data/lake"
+    assert config.storage.root == f"{tmp_path}/data/lake/credit_default"
     assert config.mlflow.tracking_uri == f"sqlite:///{tmp_path}/mlruns.db"
     assert config.dataset.features.numerical[:2] == ["income", "age"]
     assert config.greater_is_better

@@ -33,13 +33,13 @@ def test_volume_problems_name_their_numbers():
 
 @pytest.mark.unit
 def test_schedule_section_validates_crons_and_refuses_days_before_the_start():
-    schedule = ScheduleConfig(start_date=date(2018, 3, 1), training_cron=None)
+    schedule = ScheduleConfig(start_date=date(2018, 3, 1), retraining_cron=None)
     schedule.require_day(date(2018, 3, 1))
     with pytest.raises(ConfigError, match=r"2018-02-28 is before schedule.start_date 2018-03-01"):
         schedule.require_day(date(2018, 2, 28))
     ScheduleConfig().require_day(date(1990, 1, 1))  # no start: any day
     with pytest.raises(ValueError, match="5-field cron"):
-        ScheduleConfig(training_cron="weekly")
+        ScheduleConfig(retraining_cron="weekly")
     with pytest.raises(ValueError, match="once per day"):
         ScheduleConfig(extraction_cron="0 0 * * 1")
 

@@ -29,7 +29,7 @@ from pipelines.training import train_and_register
 pytestmark = pytest.mark.e2e
 
 DAYS = 10
-CHAIN = ("feature_extraction", "batch_scoring", "drift_monitoring")
+CHAIN = ("feature_extraction__credit_default", "batch_scoring__credit_default", "drift_monitoring__credit_default")
 OVERRIDES = {"monitoring": {"sample_rate": 0.5, "min_new_labels": 300}, "scoring": {"n_workers": 1}}
 
 
@@ -50,8 +50,8 @@ class Chain:
         """Every day any batch_scoring run scored (its days_to_score list), repeats kept."""
         return [
             day
-            for run in self.stack.runs("batch_scoring")
-            for day in self.stack.xcom("batch_scoring", run["dag_run_id"], "days_to_score")
+            for run in self.stack.runs("batch_scoring__credit_default")
+            for day in self.stack.xcom("batch_scoring__credit_default", run["dag_run_id"], "days_to_score")
         ]
 
 
@@ -82,9 +82,15 @@ def chain(tmp_path_factory: pytest.TempPathFactory):
 
 def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Chain):
     stack, days = chain.stack, chain.days
-    for dag_id in ("batch_scoring", "drift_monitoring", "feature_extraction"):
+    for dag_id in (
+        "batch_scoring__credit_default",
+        "drift_monitoring__credit_default",
+        "feature_extraction__credit_default",
+    ):
         stack.unpause(dag_id)  # feature_extraction's first run: yesterday, the newest full day
-    stack.trigger("feature_extraction", {"date": days[5].isoformat()})  # near-simultaneous with yesterday's
+    stack.trigger(
+        "feature_extraction__credit_default", {"date": days[5].isoformat()}
+    )  # near-simultaneous with yesterday's
     expected = [days[5], days[-1]]
     addresses = set()
 
@@ -95,7 +101,7 @@ def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Cha
     stack.wait_for(done, 420, "both days scored and checked", every=3)
     assert addresses == {"127.0.0.1"}  # no log server on [::]:8793, no dashboard on all interfaces
 
-    extractions = stack.runs("feature_extraction")
+    extractions = stack.runs("feature_extraction__credit_default")
     assert sorted(r["run_type"] for r in extractions) == ["manual", "scheduled"]
     for dag_id in CHAIN:
         assert {r["state"] for r in stack.runs(dag_id)} == {"success"}, dag_id
@@ -111,14 +117,16 @@ def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Cha
 
     # Yesterday is drifted (demo drift from day 6): drift_monitoring starts retraining with the reason, which runs
     # once unpaused (beside the weekly run that unpausing schedules), and its MLflow notices are not ERROR lines.
-    (triggered,) = stack.runs("retraining")
+    (triggered,) = stack.runs("retraining__credit_default")
     assert triggered["run_type"] == "operator_triggered" and triggered["conf"]["date"] == days[-1].isoformat()
     assert "below training" in triggered["conf"]["reason"] or "drift share" in triggered["conf"]["reason"]
-    stack.unpause("retraining")
-    stack.wait_for(lambda: stack.settled("retraining"), 300, "retraining to finish", every=3)
+    stack.unpause("retraining__credit_default")
+    stack.wait_for(lambda: stack.settled("retraining__credit_default"), 300, "retraining to finish", every=3)
     # The weekly run that unpausing schedules trains on the week before the last Monday: its outcome depends on
     # the weekday the test runs (data exist for two days only), so only the triggered run's is asserted.
-    assert [r["state"] for r in stack.runs("retraining") if r["run_type"] == "operator_triggered"] == ["success"]
+    assert [r["state"] for r in stack.runs("retraining__credit_default") if r["run_type"] == "operator_triggered"] == [
+        "success"
+    ]
     assert stack.task_log_lines("error") == []
 
 
@@ -130,13 +138,13 @@ def test_backfill_matches_sequential_runs(chain: Chain, tmp_path: Path, dask_cli
     before = sorted({date.fromisoformat(run.data.tags["day"]) for run in chain.drift_runs()})
     started = time.monotonic()
     stack.airflow(
-        "backfill", "create", "--dag-id", "feature_extraction",
+        "backfill", "create", "--dag-id", "feature_extraction__credit_default",
         "--from-date", backfilled[0].isoformat(), "--to-date", backfilled[-1].isoformat(),
     )  # fmt: skip
     stack.wait_for(lambda: chain.checked(backfilled), 420, "the backfilled days scored and checked", every=3)
     print(f"backfill of {len(backfilled)} days scored and checked in {time.monotonic() - started:.0f}s")
 
-    runs = [r for r in stack.runs("feature_extraction") if r["run_type"] == "backfill"]
+    runs = [r for r in stack.runs("feature_extraction__credit_default") if r["run_type"] == "backfill"]
     assert len(runs) == 3 and {r["state"] for r in runs} == {"success"}
     scored = chain.scored_days()
     assert len(scored) == len(set(scored)) and {d.isoformat() for d in backfilled} <= set(scored)
