@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,11 +55,26 @@ def _artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+def use_store(uri: str) -> None:
+    """Point this process's MLflow at ``uri`` for tracking and registry, leaving the environment as it was.
+
+    MLflow exports the URIs it is set to into the environment, where the next ``load_config`` would read them as a
+    deployment's override: several configs in one process (the demo, ``dag.test()``) would then share one store.
+    """
+    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def connect(config: Config) -> MlflowClient:
     """Point MLflow at the configured store and experiment (created on first use); return a client."""
     uri = config.tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_store(uri)
     client = MlflowClient(uri, registry_uri=uri)
     if client.get_experiment_by_name(config.mlflow.experiment) is None:
         try:
@@ -123,8 +139,7 @@ def load_model(ref: ModelRef, tracking_uri: str, device: str = "cpu", torch_batc
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_store(tracking_uri)
     if flavor == "torch":
         model = mlflow.pytorch.load_model(uri, map_location=device).to(device)
     else:

@@ -16,6 +16,7 @@ from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
 from dag_runs import load_dags, run_dag
 from lakes import write_config
+from mlflow.tracking import MlflowClient
 from sqlalchemy import select, update
 
 from pipelines.config import load_config
@@ -73,7 +74,13 @@ def test_two_configs_make_two_independent_chains(airflow_db, tmp_path: Path, raw
     assert run_dag(dags, "batch_scoring__alpha", days[2]) == "success"
     assert Lake.from_config(alpha).count_rows(Table.PREDICTIONS, days[2]) == 592
     assert not Path(beta.storage.root).exists()  # nothing of alpha's lands in beta's lake
-    assert not (tmp_path / "beta" / "mlruns.db").exists()  # nor in beta's MLflow store
+    beta_store = MlflowClient(
+        beta.tracking_uri, registry_uri=beta.tracking_uri
+    )  # beta's store exists (a copy of an empty one) but stays empty
+    assert (
+        beta_store.search_registered_models() == []
+        and beta_store.search_experiments(filter_string="name != 'Default'") == []
+    )
 
     # A second model_training run would register a version nothing evaluates: it skips, the champion stays.
     assert run_dag(dags, "model_training__alpha", days[2], date=days[2].isoformat()) == "success"
