@@ -20,7 +20,7 @@ import warnings
 from contextlib import nullcontext
 from datetime import date, timedelta
 
-from demo import load_dags, print_summary, run, run_triggered_retraining
+from demo import load_dags, print_summary, run, run_days
 
 from pipelines import registry, sources
 from pipelines.cluster import local_cluster
@@ -84,13 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                 date=warmup[-1].isoformat(),
                 reason="bootstrap: first model",
             )
-        champions = {}
-        for day in scored:
-            run(dags, f"feature_extraction__{name}", day)
-            run(dags, f"batch_scoring__{name}", day)
-            run(dags, f"drift_monitoring__{name}", day)
-            run_triggered_retraining(dags, name, day)
-            champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
+        champions = run_days(dags, config, scored)
     print_summary(config, days, scored, champions, time.monotonic() - started)
 
 

@@ -122,8 +122,14 @@ def run_chain(dags: dict[str, DAG], config: Config, warmup: list[date], scored: 
     for day in warmup:
         run(dags, f"feature_extraction__{name}", day)
     run(dags, f"model_training__{name}", warmup[-1], reason="demo: first model")
+    return run_days(dags, config, scored)
+
+
+def run_days(dags: dict[str, DAG], config: Config, days: list[date]) -> dict[str, str]:
+    """Extract, score and check each day, then any retraining the check triggered; returns each day's champion."""
+    name = config.model.name
     champions = {}
-    for day in scored:
+    for day in days:
         run(dags, f"feature_extraction__{name}", day)
         run(dags, f"batch_scoring__{name}", day)
         run(dags, f"drift_monitoring__{name}", day)
