@@ -7,6 +7,8 @@ Reads the raw events whose event time falls in the run's day (CSV or Parquet, lo
 - `<storage.root>/features/date=YYYY-MM-DD/`: the valid rows, ready for training and scoring;
 - `<storage.root>/quarantine/date=YYYY-MM-DD/`: every rejected row with a `quarantine_reason`.
 
+First `wait_for_source` waits (a sensor in reschedule mode) until the source holds events on the day or after it;
+`schedule.source_wait_minutes` after the day ends without them, it fails naming what the source holds.
 Rows in = rows valid + rows quarantined, always. A rerun or backfill replaces the day's partitions (it never
 appends). Only the source files whose event-time range can hold the day are read. A day with fewer rows than
 `quality.min_rows`, far fewer than the preceding days (`quality.min_volume_ratio`), or too many quarantined rows
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from _schedule import dag_start, timetable
+from _schedule import dag_start, schedule_config, timetable
 from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
 
 
 def build(model: Model) -> None:
     """The feature extraction DAG of one model."""
+    wait = schedule_config(model.config)
 
     @dag(
         dag_id=model.dag_id("feature_extraction"),
@@ -42,6 +45,25 @@ def build(model: Model) -> None:
         doc_md=__doc__,
     )
     def feature_extraction():
+        @task.sensor(
+            poke_interval=wait.source_poke_minutes * 60,
+            timeout=wait.source_wait_minutes * 60 + 86400,
+            mode="reschedule",
+        )
+        def wait_for_source() -> bool:
+            """Done once the source holds the run's day (events on it, or later ones). A run for a day whose data
+            has not landed yet waits, freeing its worker slot between looks, until `schedule.source_wait_minutes`
+            after the day ends; then it fails once naming what the source holds (so does an older day without data).
+            """
+            from datetime import UTC, datetime
+
+            from pipelines.features import source_landed
+
+            context = get_current_context()
+            config, day = run_config(model, context), partition_day(context)
+            config.schedule.require_day(day)
+            return source_landed(config, day, datetime.now(UTC))
+
         @task
         def days_to_extract() -> list[str]:
             """The run's day, plus already extracted days that a newly arrived source file can hold (late data)."""
@@ -68,7 +90,9 @@ def build(model: Model) -> None:
             context["outlet_events"][model.features].extra = {"day": result["day"], "rows": result["rows_valid"]}
             return result
 
-        extract.expand(day=days_to_extract())
+        days = days_to_extract()
+        wait_for_source() >> days
+        extract.expand(day=days)
 
     feature_extraction()
 

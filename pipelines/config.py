@@ -191,6 +191,12 @@ class ScheduleConfig(_Strict):
         default="0 0 * * *", description="daily; its time of day sets how long after midnight a day is extracted"
     )
     retraining_cron: str | None = Field(default="0 3 * * 1", description="retraining; null: triggered/manual only")
+    source_wait_minutes: float = Field(
+        default=720,
+        ge=0,
+        description="how long a day's extraction waits for its source data to land before failing (0: no wait)",
+    )
+    source_poke_minutes: float = Field(default=10, gt=0, description="how often a waiting extraction looks again")
 
     @field_validator("extraction_cron", "retraining_cron")
     @classmethod

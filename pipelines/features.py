@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -90,6 +90,23 @@ def index_events(config: Config) -> dict[str, sources.FileEntry]:
         column=config.dataset.event_time,
     )
     return entries
+
+
+def source_landed(config: Config, day: date, now: datetime) -> bool:
+    """Whether the day's source data has landed; False while it may still come; a DataError once it is overdue
+    (``schedule.source_wait_minutes`` after the day ends), naming what the source holds."""
+    entries = index_events(config)
+    if sources.landed(entries.values(), day):
+        return True
+    first_last = sources.span(entries.values())
+    holds = f"events {first_last[0]}..{first_last[1]}" if first_last else "no dated events"
+    wait = config.schedule.source_wait_minutes
+    overdue = now - day_bounds(day)[1] > timedelta(minutes=wait)
+    message = f"no source data for {day} in {config.dataset.source} ({holds}, {len(entries)} file(s))"
+    if overdue:
+        raise DataError(f"{message}; it was due within schedule.source_wait_minutes={wait:g} after the day ended")
+    log.info("%s yet: waiting up to schedule.source_wait_minutes=%g after the day ends", message, wait)
+    return False
 
 
 def late_days(config: Config, day: date) -> list[date]:

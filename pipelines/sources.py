@@ -248,6 +248,14 @@ def span(entries: Iterable[FileEntry]) -> tuple[date, date] | None:
     )
 
 
+def landed(entries: Iterable[FileEntry], day: date) -> bool:
+    """Whether the source holds the day yet: a file has events on it, or events after it (the feed moved on, so an
+    empty day is a gap for the volume gate to judge, not data still to come)."""
+    entries = list(entries)
+    last = span(entries)
+    return bool(overlapping(entries, day)) or (last is not None and last[1] > day)
+
+
 def holding_keys(entries: Iterable[FileEntry], keys: Iterable[str]) -> list[FileEntry]:
     """Files whose key range can hold one of ``keys`` (string order); files without a range are always kept."""
     wanted = sorted(set(keys))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ from lakes import write_config
 
 from pipelines import storage
 from pipelines.config import Config, load_config
-from pipelines.features import extract_features
+from pipelines.features import extract_features, source_landed
 from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, DataError
 
@@ -118,6 +118,18 @@ def test_empty_day_fails_with_the_numbers_and_publishes_nothing(config):
     with pytest.raises(DataError, match=r"0 source rows, fewer than quality.min_rows 1.*span 2026-10-01\.\.2026-10-10"):
         extract_features(config, date(2030, 1, 1))
     assert not Lake.from_config(config).exists(Table.FEATURES, date(2030, 1, 1))
+
+
+def test_a_day_the_source_has_not_reached_is_waited_for_then_overdue(config):
+    day_end = datetime(2026, 10, 21, tzinfo=UTC)  # the demo source holds 2026-10-01..10
+    assert source_landed(config, date(2026, 10, 10), day_end) is True
+    assert source_landed(config, date(2026, 10, 20), day_end + timedelta(hours=11)) is False
+    with pytest.raises(
+        DataError,
+        match=r"no source data for 2026-10-20 in .*raw/\*\.parquet \(events 2026-10-01\.\.2026-10-10, 10 file\(s\)\);"
+        r" it was due within schedule.source_wait_minutes=720 after the day ended",
+    ):
+        source_landed(config, date(2026, 10, 20), day_end + timedelta(hours=13))
 
 
 def test_empty_day_is_published_when_the_config_allows_it(tmp_path, raw_data):

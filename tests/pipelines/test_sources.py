@@ -55,6 +55,10 @@ def test_file_choice_by_range():
         sources.FileEntry("d", "1", 5, None, None),  # only undated rows
     ]
     assert [e.url for e in sources.overlapping(entries, DAY)] == ["b"]
+    assert sources.landed(entries[:1], DAY - pd.Timedelta(days=1)), "events on the day"
+    assert sources.landed(entries[:1], DAY - pd.Timedelta(days=5)), "events after the day: a gap, not yet to come"
+    assert not sources.landed(entries[:1], DAY), "the source has not reached the day yet"
+    assert not sources.landed(entries[3:], DAY), "undated rows say nothing about the day"
     keyed = [
         sources.FileEntry("k1", "1", 5, "C001000000", "C001004999"),
         sources.FileEntry("k2", "1", 5, "C002000000", "C002004999"),
