@@ -1,15 +1,16 @@
 # One image for Airflow, the MLflow server and the Dask workers: the pinned environment plus this package.
-# TORCH_VARIANT picks the torch build from PyTorch's wheel index: cpu (the small default) or a CUDA build such as
-# cu130, which docker-compose.yaml uses for the GPU workers' image. The lock pins torch's version; only the build
-# suffix is added (torch==X -> torch==X+cu130), every other pin stays as locked.
+# TORCH_VARIANT picks the torch build (scripts/torch_build.sh): cpu (the small default, from PyTorch's wheel index) or
+# cuda (PyPI's own wheel as locked, a CUDA 13.0 build), which docker-compose.yaml uses for the GPU workers' image;
+# another CUDA build such as cu126 comes from PyTorch's index. The lock pins torch's version; at most the build
+# suffix is added (torch==X -> torch==X+cpu), every other pin stays as locked.
 FROM python:3.11-slim
 ARG TORCH_VARIANT=cpu
 WORKDIR /opt/mlops
 COPY requirements.txt constraints.txt pyproject.toml README.md ./
+COPY scripts/torch_build.sh ./scripts/
 COPY pipelines ./pipelines
-RUN sed "s/^torch==\([^+]*\)$/torch==\1+${TORCH_VARIANT}/" constraints.txt > constraints.image.txt
-RUN pip install --no-cache-dir --extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
-      -r requirements.txt -c constraints.image.txt \
+RUN pip install --no-cache-dir $(sh scripts/torch_build.sh "$TORCH_VARIANT") -r requirements.txt \
+      -c constraints.image.txt \
  && pip install --no-cache-dir --no-deps .
 COPY dags ./dags
 COPY plugins ./plugins
