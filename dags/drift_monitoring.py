@@ -123,7 +123,7 @@ def build(model: Model) -> None:
             as_of = max((date.fromisoformat(d) for d in days), default=partition_day(context))
             rows = update(run_config(model, context), as_of)
             print(f"performance as of {as_of}: updated {[(r.date, r.labeled_rows, r.value) for r in rows]}")
-            return [r.as_dict() for r in rows]
+            return [r.as_json() for r in rows]
 
         days = days_to_check()
         decision = decide(check.expand(day=days))

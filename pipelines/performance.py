@@ -61,6 +61,10 @@ class DayPerformance:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def as_json(self) -> dict[str, Any]:
+        """As :meth:`as_dict` with NaN as None: what XCom (JSON) can carry."""
+        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
+
 
 def metric_interval(config: Config, y: np.ndarray, output: np.ndarray) -> tuple[float, float, str]:
     """Percentile bootstrap interval of the metric (``promotion.bootstrap`` resamples at ``promotion.confidence``,

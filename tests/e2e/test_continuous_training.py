@@ -112,6 +112,14 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert int(tags["decision.n"]) == label[days[7]]["labeled_rows"]
     assert (tags["window_start"], tags["window_end"]) == (days[4].isoformat(), days[6].isoformat())
 
+    # The plugin's buttons on those task instances (before the reruns below, whose mapped `check` has nothing to
+    # map) point at the promoted version and at the drift run's report.
+    links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
+    assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
+        "/#/models/credit_default/versions/2"
+    )
+    assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
+
     # History is not rewritten: checking day 9 again under the new champion (as a backlog would) changes nothing,
     # nor does rerunning day 4, whose labels were known later: the performance table keeps what day 9 knew.
     report = Path(config.storage.root) / "reports" / f"date={days[9].isoformat()}" / "drift_summary.json"
@@ -121,13 +129,6 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[9].isoformat()}'")
     assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
     pd.testing.assert_frame_equal(read_performance(config), table)
-
-    # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
-    links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
-    assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
-        "/#/models/credit_default/versions/2"
-    )
-    assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
 
     assert run_dag(dags, "model_rollback__credit_default", days[9], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}
