@@ -7,10 +7,18 @@ column (Evidently drops NaNs before its tests), and, where labels for logged key
 champion's realized metric. The HTML and JSON reports land in `<storage.root>/reports/date=YYYY-MM-DD/` and in an
 MLflow run `drift-YYYY-MM-DD` (tagged with the model version) whose metrics chart drift over time.
 
-When the share of drifted columns reaches `monitoring.drift_share_threshold`, or the realized metric falls by
-`monitoring.metric_drop_threshold` below the champion's training metric, it starts `retraining__<model>` with the
-reason, unless a retraining ran within `monitoring.cooldown_days` or too few new labels
-(`monitoring.min_new_labels`) have arrived.
+**Labels arrive late**, so each run also updates the performance table (task `update_performance`):
+for every scored day of the last `monitoring.label_horizon_days` whose labels are incomplete, the labels that have
+arrived by the end of the run's day are joined to the day's predictions; a day whose labeled rows changed gets its
+row in `<storage.root>/performance/date=YYYY-MM-DD/` rewritten (labeled rows, realized metric with a bootstrap
+interval, model version) and its MLflow run `performance-YYYY-MM-DD` updated (metrics at step = days since
+scoring). A rerun of an earlier day sees only the labels known then and leaves rows computed later alone.
+
+When the share of drifted columns reaches `monitoring.drift_share_threshold`, or the realized metric of the newest
+*labeled* day the champion scored (`monitoring.min_label_share` of its rows labeled, from the performance table;
+the day just checked has no labels yet) falls by `monitoring.metric_drop_threshold` below the champion's training
+metric, it starts `retraining__<model>` with the reason, unless a retraining ran within `monitoring.cooldown_days`
+or too few new labels (`monitoring.min_new_labels`) have arrived.
 
 Runs when `batch_scoring__<model>` updates `mlops.predictions.<model>`, and checks every day whose predictions are
 newer than its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's
@@ -103,7 +111,23 @@ def build(model: Model) -> None:
             print(f"retrain={retrain}: {reason}")
             return {"date": latest.day, "reason": reason} if retrain else False
 
-        decision = decide(check.expand(day=days_to_check()))
+        @task
+        def update_performance(days: list[str]) -> list[dict]:
+            """Realized metric of every scored day whose labels changed, as of the newest day of this run (the
+            performance table and the days' MLflow runs); the retrain decision reads it."""
+            from datetime import date
+
+            from pipelines.performance import update_performance as update
+
+            context = get_current_context()
+            as_of = max((date.fromisoformat(d) for d in days), default=partition_day(context))
+            rows = update(run_config(model, context), as_of)
+            print(f"performance as of {as_of}: updated {[(r.date, r.labeled_rows, r.value) for r in rows]}")
+            return [r.as_json() for r in rows]
+
+        days = days_to_check()
+        decision = decide(check.expand(day=days))
+        update_performance(days) >> decision
         decision >> TriggerDagRunOperator(
             task_id="trigger_retraining",
             trigger_dag_id=model.dag_id("retraining"),

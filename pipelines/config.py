@@ -61,12 +61,20 @@ class DatasetConfig(_Strict):
     key: str
     target: str
     labels: str | None = None
+    label_time: str | None = Field(
+        default=None,
+        description=(
+            "column of the label source saying when each label became known (UTC); a run for day D sees only the"
+            " labels known before D+1, so delayed labels are honoured and reruns see what the first run saw."
+            " null: every label counts as known from the start"
+        ),
+    )
     features: FeatureSpec
     checks: dict[str, ColumnCheck] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> DatasetConfig:
-        reserved = {self.event_time, self.key, self.target}
+        reserved = {self.event_time, self.key, self.target} | ({self.label_time} if self.label_time else set())
         clash = reserved & set(self.features.all)
         if clash:
             raise ValueError(f"key/event_time/target may not also be features: {sorted(clash)}")
@@ -164,6 +172,18 @@ class MonitoringConfig(_Strict):
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"
+    )
+    min_label_share: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description=(
+            "a scored day counts as labeled once this share of its rows has labels: only such days feed the"
+            " metric-drop trigger and the promotion holdout"
+        ),
+    )
+    label_horizon_days: int = Field(
+        default=90, ge=1, description="scored days are revisited for arriving labels for this many days"
     )
 
 

@@ -1,9 +1,12 @@
 """Deterministic synthetic credit-default events for the demo and the tests.
 
-Raw events land as one Parquet file per arrival day; labels arrive in a separate source. Some events arrive a
-day late (in the next day's file) and a few rows are broken on purpose, so extraction has to select by event time
-and quarantine bad rows. From ``drift_day`` on, two features shift (income falls, credit utilization rises) and
-the relation between features and default changes, so a model trained on the early weeks gets measurably worse.
+Raw events land as one Parquet file per arrival day; labels arrive in a separate source, later than their events
+(``label_delay_days``: a label becomes known 1 to 3 days after its event, as defaults are observed after the loan
+is scored), one file per label arrival day, each label carrying its arrival time (``label_time``). Some events
+arrive a day late (in the next day's file) and a few rows are broken on purpose, so extraction has to select by
+event time and quarantine bad rows. From ``drift_day`` on, two features shift (income falls, credit utilization
+rises) and the relation between features and default changes, so a model trained on the early weeks gets
+measurably worse.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class DemoSpec:
     seed: int = 42
     late_share: float = 0.01  # events that arrive in the next day's file
     bad_rows_per_day: int = 12
+    label_delay_days: tuple[int, int] = (1, 3)  # a label arrives this many whole days after its event day (inclusive)
 
 
 def _draw_features(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
@@ -115,32 +119,54 @@ def _day_events(spec: DemoSpec, index: int) -> tuple[pd.DataFrame, pd.DataFrame]
     labels = pd.DataFrame(
         {"customer_id": keys, "defaulted": (rng.random(n) < _default_probability(features, drifted)).astype(int)}
     )
-    return _break_rows(rng, events, spec.bad_rows_per_day), labels
+    return _break_rows(rng, events, spec.bad_rows_per_day), labels.assign(label_time=_label_times(spec, index, n))
+
+
+def _label_times(spec: DemoSpec, index: int, n: int) -> pd.Series:
+    """When each label of day ``index`` becomes known: a whole number of days in ``label_delay_days`` after the
+    event day, at a random time of that day (its own random stream, so the events do not depend on it)."""
+    rng = np.random.default_rng([spec.seed, index, 2])
+    low, high = spec.label_delay_days
+    day_start = pd.Timestamp(spec.start + timedelta(days=index), tz="UTC")
+    delay = pd.to_timedelta(rng.integers(low, high + 1, size=n), unit="D")
+    return pd.Series(day_start + delay + pd.to_timedelta(rng.integers(0, 86_400, size=n), unit="s"))
 
 
 def generate(out_dir: str | Path, spec: DemoSpec = DemoSpec()) -> dict[str, int]:
-    """Write ``raw/events-<day>.parquet`` and ``labels/labels-<day>.parquet`` for every day; return row counts.
+    """Write ``raw/events-<day>.parquet`` for every day and ``labels/labels-<day>.parquet`` for every day labels
+    arrive on; return row counts.
 
-    A file named for day D holds most of D's events plus the late share of D-1's, as an arrival feed would.
+    An events file named for day D holds most of D's events plus the late share of D-1's, as an arrival feed would;
+    a labels file named for day D holds the labels that became known on D (of events 1 to 3 days older).
     """
     out = Path(out_dir)
     (out / "raw").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     carried = pd.DataFrame()
     rows = 0
+    labels = []
     for index in range(spec.days):
         day = spec.start + timedelta(days=index)
-        events, labels = _day_events(spec, index)
+        events, day_labels = _day_events(spec, index)
+        labels.append(day_labels)
         late = np.random.default_rng([spec.seed, index, 1]).random(len(events)) < spec.late_share
         if index == spec.days - 1:
             late[:] = False
         arriving = pd.concat([carried, events[~late]], ignore_index=True)
         carried = events[late]
         arriving.to_parquet(out / "raw" / f"events-{day.isoformat()}.parquet", index=False)
-        labels.to_parquet(out / "labels" / f"labels-{day.isoformat()}.parquet", index=False)
         rows += len(arriving)
+    _write_labels(out / "labels", pd.concat(labels, ignore_index=True))
     log.info("wrote %d raw events over %d days to %s", rows, spec.days, out)
     return {"days": spec.days, "rows": rows}
+
+
+def _write_labels(folder: Path, labels: pd.DataFrame) -> None:
+    """One file per day labels arrive on, sorted by key (so each file's key range stays narrow)."""
+    arrival = labels["label_time"].dt.date
+    for day in sorted(arrival.unique()):
+        frame = labels[arrival == day].sort_values("customer_id").reset_index(drop=True)
+        frame.to_parquet(folder / f"labels-{day.isoformat()}.parquet", index=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,10 +177,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-day", type=int, default=DemoSpec.rows_per_day)
     parser.add_argument("--drift-day", type=int, default=DemoSpec.drift_day)
     parser.add_argument("--seed", type=int, default=DemoSpec.seed)
+    parser.add_argument(
+        "--label-delay-days",
+        type=int,
+        nargs=2,
+        default=DemoSpec.label_delay_days,
+        metavar=("MIN", "MAX"),
+        help="a label arrives MIN to MAX whole days after its event day",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = DemoSpec(
-        start=args.start, days=args.days, rows_per_day=args.rows_per_day, drift_day=args.drift_day, seed=args.seed
+        start=args.start,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        drift_day=args.drift_day,
+        seed=args.seed,
+        label_delay_days=tuple(args.label_delay_days),
     )
     print(generate(args.out, spec))
 

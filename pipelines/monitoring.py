@@ -42,6 +42,7 @@ class DriftResult:
     missing_alerts: list[str] = field(default_factory=list)
     realized_metric: float | None = None
     realized_rows: int = 0
+    realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
     champion_metric: float | None = None
     report_url: str | None = None
     mlflow_run_id: str | None = None
@@ -184,11 +185,12 @@ def column_verdicts(snapshot: Any) -> dict[str, dict[str, Any]]:
 
 
 def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[float | None, int]:
-    """The champion's metric on the day's logged predictions whose labels have arrived (None without labels)."""
+    """The champion's metric on the day's logged predictions whose labels had arrived by the end of the day (None
+    without enough labels; with delayed labels, usually None: the performance table fills it in later)."""
     if not config.dataset.labels or current.empty:
         return None, 0
     logged = current[current["logical_date"].astype(str) == day.isoformat()]
-    labels = read_labels(config, logged[config.dataset.key].astype(str))
+    labels = read_labels(config, logged[config.dataset.key].astype(str), as_of=day)
     known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
         labels, on=config.dataset.key
     )

@@ -16,7 +16,7 @@ import argparse
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from pipelines import registry
 from pipelines.config import Config, PromotionConfig, load_config
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.monitoring import DriftResult
+from pipelines.performance import holdout_days
 from pipelines.storage import Lake, Table
 from pipelines.training import labeled_window, read_labels, train_and_register
 
@@ -201,8 +202,33 @@ def retrain_decision(
     return True, "; ".join(reasons)
 
 
+def with_labeled_realized(config: Config, drift: DriftResult, champion_version: str | None) -> DriftResult:
+    """The drift result with the realized metric of the newest *labeled* day the champion scored (from the
+    performance table), in place of the just-checked day's, whose labels have mostly not arrived yet; none such
+    day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels."""
+    from pipelines.performance import read_performance, trigger_day
+
+    row = (
+        trigger_day(
+            read_performance(config),
+            champion_version,
+            config.monitoring.min_label_share,
+            date.fromisoformat(drift.day),
+        )
+        if champion_version is not None and config.dataset.labels
+        else None
+    )
+    if row is None:
+        return replace(drift, realized_metric=None, realized_rows=0, realized_day=None)
+    return replace(
+        drift, realized_metric=float(row["value"]), realized_rows=int(row["labeled_rows"]), realized_day=row["date"]
+    )
+
+
 def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> tuple[bool, str]:
     """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked."""
+    if drift.status == "checked":  # the metric-drop signal: only days whose labels have arrived
+        drift = with_labeled_realized(config, drift, drift.model_version)
 
     def last_retrain() -> date | None:
         tag = registry.connect(config).get_registered_model(config.model.name).tags.get(LAST_RETRAIN_TAG)
@@ -231,13 +257,14 @@ def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> i
     if not config.dataset.labels:
         return len(keys)
     wanted = keys[config.dataset.key].astype(str)
-    return int(wanted.isin(read_labels(config, wanted)[config.dataset.key]).sum())
+    return int(wanted.isin(read_labels(config, wanted, as_of=day)[config.dataset.key]).sum())
 
 
 def train_challenger(config: Config, day: date, reason: str) -> str:
-    """Train on the window that ends before the holdout days, register it and give it the ``challenger`` alias."""
-    end = day - timedelta(days=config.promotion.holdout_days)
-    result = train_and_register(config, end, reason=f"challenger: {reason}")
+    """Train on the window that ends before the holdout days (the newest days labeled by ``day``), with the labels
+    known by ``day``; register it and give it the ``challenger`` alias."""
+    end = holdout_days(config, day)[0] - timedelta(days=1)
+    result = train_and_register(config, end, reason=f"challenger: {reason}", as_of=day)
     client = registry.connect(config)
     client.set_registered_model_alias(config.model.name, CHALLENGER, result.version)
     client.set_registered_model_tag(config.model.name, LAST_RETRAIN_TAG, day.isoformat())
@@ -245,15 +272,16 @@ def train_challenger(config: Config, day: date, reason: str) -> str:
 
 
 def evaluate_and_promote(config: Config, day: date, challenger_version: str, trigger: str) -> Decision:
-    """Score champion and challenger on the same newest labeled days; promote only on a significant margin."""
+    """Score champion and challenger on the same newest labeled days (labels arrived by ``day``); promote only on a
+    significant margin."""
     client = registry.connect(config)
     champion = registry.require_alias(client, config.model.name)
+    held_out = holdout_days(config, day)  # the newest days whose labels have arrived by the run's day
+    span = (held_out[-1] - held_out[0]).days + 1
     holdout_config = config.model_copy(
-        update={
-            "training": config.training.model_copy(update={"window_days": config.promotion.holdout_days, "min_rows": 1})
-        }
+        update={"training": config.training.model_copy(update={"window_days": span, "min_rows": 1})}
     )
-    holdout, days = labeled_window(holdout_config, day)
+    holdout, days = labeled_window(holdout_config, held_out[-1], as_of=day)
     x, y = model_input(holdout, config), holdout[config.dataset.target].to_numpy()
     challenger = registry.version_ref(client, config.model.name, challenger_version)
     outputs = {

@@ -44,6 +44,7 @@ class Table(StrEnum):
     PREDICTION_LOG = "prediction_log"
     SHADOW_LOG = "shadow_log"  # online predictions of a shadow challenger: never served, so kept out of the log
     REPORTS = "reports"
+    PERFORMANCE = "performance"  # per scored day: the realized metric so far, filled in as labels arrive
 
 
 def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:

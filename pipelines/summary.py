@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipelines import registry
 from pipelines.config import Config
+from pipelines.performance import read_performance
 from pipelines.storage import Lake, Table
 
 
@@ -62,8 +63,50 @@ def registry_summary(config: Config) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows).sort_values("version") if rows else pd.DataFrame()
 
 
+def performance_summary(config: Config, days: list[date], ages: int = 4) -> pd.DataFrame:
+    """Per scored day, from the performance table and its MLflow runs: the model version, the share of its rows
+    labeled 0, 1, ... ``ages - 1`` days after it was scored (how the labels arrived), and the realized metric with
+    its interval as known now."""
+    from pipelines.performance import PERFORMANCE_KIND
+
+    metric = config.model.metric
+    table = {str(r["date"]): r for r in read_performance(config, days).to_dict("records")}
+    client = registry.connect(config)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    runs = (
+        client.search_runs(
+            [experiment.experiment_id],
+            f"tags.kind = '{PERFORMANCE_KIND}' and tags.model_name = '{config.model.name}'",
+            max_results=5000,
+        )
+        if experiment is not None
+        else []
+    )
+    shares: dict[str, dict[int, float]] = {}
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "label_share")
+        shares[run.data.tags["day"]] = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
+    rows = []
+    for day in days:
+        key, row = day.isoformat(), table.get(day.isoformat())
+        seen = shares.get(key, {})
+        record = {"date": key, "model_version": row["model_version"] if row else "-"}
+        for age in range(ages):  # the share after `age` days: the last update on or before then
+            at = [seen[a] for a in sorted(seen) if a <= age]
+            record[f"labeled_{age}d"] = f"{at[-1]:.0%}" if at else "-"
+        if row:
+            value, low, high = row["value"], row["ci_low"], row["ci_high"]
+            record["labeled"] = f"{int(row['labeled_rows'])}/{int(row['scored_rows'])}"
+            record[f"realized_{metric}"] = round(value, 3) if pd.notna(value) else None
+            record["interval"] = f"[{low:.3f}, {high:.3f}]" if pd.notna(low) else "-"
+            record["labels_as_of"] = row["labels_as_of"]
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
 def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
-    """Per day: the drift share and realized metric of the day's check, and any promotion decision taken that day."""
+    """Per day: the drift share of the day's check, the day's realized metric as known now (from the performance
+    table: labels arrive after the check), and any promotion decision taken that day."""
     client = registry.connect(config)
     experiment = client.get_experiment_by_name(config.mlflow.experiment)
     metric = config.model.metric
@@ -83,7 +126,10 @@ def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
         row = rows.get(run.data.tags.get("day", ""))
         if row is not None:
             row["drift_share"] = round(run.data.metrics.get("drift_share", float("nan")), 2)
-            row[f"realized_{metric}"] = round(run.data.metrics.get(f"realized_{metric}", float("nan")), 3)
+    for record in read_performance(config, days).to_dict("records"):
+        row = rows.get(str(record["date"]))
+        if row is not None:
+            row[f"realized_{metric}"] = round(record["value"], 3)
     for run in client.search_runs([experiment.experiment_id], "tags.kind = 'promotion'", max_results=5000):
         row = rows.get(run.data.tags.get("day", ""))
         if row is not None:

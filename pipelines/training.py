@@ -61,8 +61,21 @@ def _index_label_file(config: Config, url: str) -> sources.FileEntry:
     return sources.FileEntry(url=url, version="", rows=len(keys), low=low, high=high)
 
 
-def read_labels(config: Config, keys: Iterable[str] | None = None) -> pd.DataFrame:
+def known_by(config: Config, labels: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
+    """The labels known by the end of ``as_of`` (UTC), when the source says when each label arrived
+    (``dataset.label_time``); a label without an arrival time counts as known from the start. Pure."""
+    column = config.dataset.label_time
+    if as_of is None or column is None:
+        return labels
+    arrived = pd.to_datetime(labels[column], utc=True, errors="coerce", format="mixed")
+    return labels[arrived.isna() | (arrived < pd.Timestamp(as_of + timedelta(days=1), tz="UTC"))]
+
+
+def read_labels(config: Config, keys: Iterable[str] | None = None, as_of: date | None = None) -> pd.DataFrame:
     """The label source as ``key -> target`` (for ``keys`` only, when given); a key labeled twice keeps its last label.
+
+    With ``as_of``, only the labels known by the end of that day (see :func:`known_by`): a run for day D, or a
+    rerun of it, sees the labels that had arrived by then and no later ones.
 
     With ``keys``, only label files whose key range (indexed once per file version, see :mod:`pipelines.sources`)
     can hold one of them are read, so a drift check or a training window does not read the whole label history
@@ -80,21 +93,28 @@ def read_labels(config: Config, keys: Iterable[str] | None = None) -> pd.DataFra
     )
     wanted = None if keys is None else {str(k) for k in keys}
     chosen = list(entries.values()) if wanted is None else sources.holding_keys(entries.values(), wanted)
-    frames = [pd.DataFrame({dataset.key: pd.Series(dtype=str), dataset.target: pd.Series(dtype=float)})]
+    columns = [dataset.key, dataset.target, *([dataset.label_time] if dataset.label_time else [])]
+    frames = []
     for entry in chosen:
         frame = read_source(entry.url, dataset, config.storage.options)
-        require_columns(frame, [dataset.key, dataset.target], entry.url)
-        frames.append(frame[[dataset.key, dataset.target]])
+        require_columns(frame, columns, entry.url)
+        frames.append(known_by(config, frame[columns], as_of))
+    if not frames:
+        return pd.DataFrame({dataset.key: pd.Series(dtype=str), dataset.target: pd.Series(dtype=float)})
     labels = pd.concat(frames, ignore_index=True)
+    if dataset.label_time:  # the latest known label of a key wins, whichever file holds it
+        labels[dataset.label_time] = pd.to_datetime(labels[dataset.label_time], utc=True, errors="coerce")
+        labels = labels.sort_values(dataset.label_time, kind="stable", na_position="first")
     labels[dataset.key] = labels[dataset.key].astype(str)
     if wanted is not None:
         labels = labels[labels[dataset.key].isin(wanted)]
     log.debug("labels: read %d of %d label files", len(chosen), len(entries))
-    return labels.drop_duplicates(dataset.key, keep="last")
+    return labels.drop_duplicates(dataset.key, keep="last")[[dataset.key, dataset.target]]
 
 
-def labeled_window(config: Config, end_day: date) -> tuple[pd.DataFrame, list[date]]:
-    """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with their labels."""
+def labeled_window(config: Config, end_day: date, as_of: date | None = None) -> tuple[pd.DataFrame, list[date]]:
+    """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with the labels known by the
+    end of ``as_of`` (default: ``end_day``)."""
     dataset = config.dataset
     lake = Lake.from_config(config)
     wanted = {end_day - timedelta(days=i) for i in range(config.training.window_days)}
@@ -107,12 +127,14 @@ def labeled_window(config: Config, end_day: date) -> tuple[pd.DataFrame, list[da
     frame = lake.read_days(Table.FEATURES, days)
     if dataset.labels:
         frame = frame.drop(columns=[dataset.target], errors="ignore")
-        frame = frame.merge(read_labels(config, frame[dataset.key]), on=dataset.key, how="inner", validate="one_to_one")
+        labels = read_labels(config, frame[dataset.key], as_of=as_of or end_day)
+        frame = frame.merge(labels, on=dataset.key, how="inner", validate="one_to_one")
     require_columns(frame, [dataset.target], f"features {days[0]}..{days[-1]}")
     frame = frame[frame[dataset.target].notna()]
     if len(frame) < config.training.min_rows:
         raise DataError(
-            f"only {len(frame)} labeled rows in {days[0]}..{days[-1]}; training.min_rows is {config.training.min_rows}"
+            f"only {len(frame)} labeled rows in {days[0]}..{days[-1]} (labels known by {as_of or end_day});"
+            f" training.min_rows is {config.training.min_rows}"
         )
     if config.task == "classification" and frame[dataset.target].nunique() != 2:
         values = sorted(frame[dataset.target].unique().tolist())[:10]
@@ -151,11 +173,13 @@ def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
     return mlflow.sklearn.log_model(model, input_example=example, serialization_format="cloudpickle", **common)
 
 
-def train_and_register(config: Config, end_day: date, reason: str = "scheduled") -> TrainResult:
-    """Fit on the older part of the window, score the newest ``holdout_fraction``, log everything, register a
-    version."""
+def train_and_register(
+    config: Config, end_day: date, reason: str = "scheduled", as_of: date | None = None
+) -> TrainResult:
+    """Fit on the older part of the window ending on ``end_day`` (with the labels known by the end of ``as_of``,
+    default ``end_day``), score the newest ``holdout_fraction``, log everything, register a version."""
     dataset = config.dataset
-    frame, days = labeled_window(config, end_day)
+    frame, days = labeled_window(config, end_day, as_of)
     split = int(len(frame) * (1 - config.training.holdout_fraction))
     train, holdout = frame.iloc[:split], frame.iloc[split:]
     x_train, y_train = model_input(train, config), train[dataset.target]

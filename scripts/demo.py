@@ -31,7 +31,7 @@ from airflow.utils.state import DagRunState
 from pipelines import demo_data, registry
 from pipelines.cluster import local_cluster
 from pipelines.config import Config, config_path, load_config, project_home
-from pipelines.summary import lake_summary, monitoring_summary, registry_summary
+from pipelines.summary import lake_summary, monitoring_summary, performance_summary, registry_summary
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 DEMO_CONFIGS = ("include/config/demo.yaml", "include/config/demo_torch.yaml")
@@ -172,6 +172,12 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
     monitoring = monitoring_summary(config, scored).assign(champion_after=lambda f: f["date"].map(champions))
     print("\nDrift checks and retraining (drift_share: share of drifted features; decision: challenger vs champion):")
     print(monitoring.to_string(index=False))
+    print(
+        "\nLabels arrive late: share of each scored date's rows labeled N days after it was scored, and the realized"
+        f" metric\nwith its {config.promotion.confidence:.0%} bootstrap interval as known now (performance table,"
+        " updated by drift_monitoring):"
+    )
+    print(performance_summary(config, scored).to_string(index=False))
     print(f"\nRegistered versions of '{config.model.name}' in MLflow:")
     print(registry_summary(config).to_string(index=False))
     root = config.storage.root
@@ -181,6 +187,7 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
         f"\n  predictions  {root}/predictions/date=YYYY-MM-DD/\n  dead letters {root}/dead_letter/date=YYYY-MM-DD/"
         f"\n  pred. log    {root}/prediction_log/date=YYYY-MM-DD/"
         f"\n  drift report {root}/reports/date=YYYY-MM-DD/drift_report.html"
+        f"\n  performance  {root}/performance/date=YYYY-MM-DD/ (realized metric as labels arrive)"
         f"\n  MLflow store {config.tracking_uri}"
         "\n\nUIs:\n  make airflow-ui   -> http://127.0.0.1:8080 (DAG runs above are in its history)"
         "\n  make mlflow-ui    -> http://127.0.0.1:5000 (runs, registered versions, aliases)"

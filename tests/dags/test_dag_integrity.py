@@ -136,8 +136,9 @@ def test_task_graphs(bag, model):
     assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
     assert [o.name for o in scoring.get_task("announce").outlets] == [f"mlops.predictions.{model}"]
     drift = dags["drift_monitoring"]
-    assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
+    assert drift.get_task("days_to_check").downstream_task_ids == {"check", "update_performance"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
+    assert drift.get_task("update_performance").downstream_task_ids == {"decide"}  # labeled days feed the decision
     assert drift.get_task("decide").downstream_task_ids == {"trigger_retraining"}
     assert drift.get_task("trigger_retraining").trigger_dag_id == f"retraining__{model}"
     retrain = dags["retraining"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from airflow.models.dagrun import DagRun
 from dag_runs import load_dags, run_dag
@@ -17,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import load_config
+from pipelines.performance import read_performance
 
 pytestmark = pytest.mark.e2e
 
@@ -65,43 +67,68 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
         assert run_dag(dags, "feature_extraction__credit_default", day) == "success"
     assert run_dag(dags, "model_training__credit_default", days[2], date=days[2].isoformat()) == "success"
 
-    # A stable day: the check runs, nothing is triggered.
+    # A stable day: the check runs, nothing is triggered. Labels arrive 1 to 3 days late: the performance table
+    # holds the day just scored with none yet, and the day before with about a third.
     for day in days[3:5]:
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
     assert DagRun.find(dag_id="retraining__credit_default") == []
+    early = read_performance(config).set_index("date")
+    assert early.loc[days[4].isoformat(), "labeled_rows"] == 0 and early["scored_rows"].tolist() == [592, 592]
+    assert 0.25 < early.loc[days[3].isoformat(), "label_share"] < 0.42
+    assert set(early["labels_as_of"]) == {days[4].isoformat()} and set(early["model_version"]) == {"1"}
 
-    # Drifted days: the check starts the retraining DAG with its reason.
-    for day in days[7:9]:
+    # Drifted days: the check starts the retraining DAG with its reasons. The realized metric behind the second is
+    # the newest day the champion scored that is half labeled by day 9 (day 7); day 9 itself has no label yet.
+    for day in days[7:10]:
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
-    assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
+    assert run_dag(dags, "drift_monitoring__credit_default", days[9]) == "success"
     triggered = DagRun.find(dag_id="retraining__credit_default")
     assert len(triggered) == 1
     conf = triggered[0].conf
-    assert conf["date"] == days[8].isoformat() and "drift share" in conf["reason"]
+    assert conf["date"] == days[9].isoformat() and "drift share" in conf["reason"]
+    assert "realized roc_auc" in conf["reason"] and "below training" in conf["reason"]
+    performance = read_performance(config).set_index("date")
+    label = {day: performance.loc[day.isoformat()] for day in (days[3], days[7], days[8], days[9])}
+    assert label[days[3]]["labeled_rows"] == 592 and label[days[3]]["labels_as_of"] == days[9].isoformat()
+    assert 0.58 < label[days[7]]["label_share"] < 0.75 and 0.25 < label[days[8]]["label_share"] < 0.42
+    assert label[days[9]]["labeled_rows"] == 0 and pd.isna(label[days[9]]["value"])
+    assert label[days[3]]["ci_low"] < label[days[3]]["value"] < label[days[3]]["ci_high"]
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    (day3_run,) = client.search_runs([experiment], f"tags.kind = 'performance' and tags.day = '{days[3]}'")
+    filling = {m.step: m.value for m in client.get_metric_history(day3_run.info.run_id, "label_share")}
+    assert filling == {1: early.loc[days[3].isoformat(), "label_share"], 6: 1.0}  # as of days 4 and 9
+    assert day3_run.data.metrics["realized_roc_auc"] == pytest.approx(label[days[3]]["value"])
 
-    # Run what was triggered: the challenger (trained on drifted data) beats the champion on the newest day.
+    # Run what was triggered: the holdout is the newest day labeled by day 9 (day 7, not day 9), and the challenger
+    # (trained on the days before it, one of them drifted) beats the champion there.
     assert _aliases(config) == {"champion": "1"}
     assert run_dag(dags, "retraining__credit_default", logical=triggered[0].logical_date, **conf) == "success"
     assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
     tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
+    assert tags["decision.holdout"] == f"{days[7]}..{days[7]}"
+    assert int(tags["decision.n"]) == label[days[7]]["labeled_rows"]
+    assert (tags["window_start"], tags["window_end"]) == (days[4].isoformat(), days[6].isoformat())
 
-    # History is not rewritten: checking day 8 again under the new champion (as a backlog would) changes nothing.
-    report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
-    seen = report.read_text()
-    assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
-    drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[8].isoformat()}'")
-    assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
-
-    # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
+    # The plugin's buttons on those task instances (before the reruns below, whose mapped `check` has nothing to
+    # map) point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
     assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
         "/#/models/credit_default/versions/2"
     )
     assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
 
-    assert run_dag(dags, "model_rollback__credit_default", days[8], reason="e2e rollback") == "success"
+    # History is not rewritten: checking day 9 again under the new champion (as a backlog would) changes nothing,
+    # nor does rerunning day 4, whose labels were known later: the performance table keeps what day 9 knew.
+    report = Path(config.storage.root) / "reports" / f"date={days[9].isoformat()}" / "drift_summary.json"
+    seen, table = report.read_text(), read_performance(config)
+    assert run_dag(dags, "drift_monitoring__credit_default", days[9]) == "success"
+    assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
+    drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[9].isoformat()}'")
+    assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
+    pd.testing.assert_frame_equal(read_performance(config), table)
+
+    assert run_dag(dags, "model_rollback__credit_default", days[9], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}

@@ -294,7 +294,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         assert _sql(metadata, "SELECT slots FROM slot_pool WHERE pool = 'mlops_registry'") == [(1,)]
 
         loaded = processes.finish("demo-data")
-        assert "{'raw': 8, 'labels': 8}" in loaded and "{'champion': '1'}" in loaded, loaded
+        assert "{'raw': 8, 'labels': 10}" in loaded and "{'champion': '1'}" in loaded, loaded
         phase("demo-data loaded, first champion registered")
         from distributed import Client
 

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.monitoring import check_drift, column_verdicts, drift_verdicts, evidently_drift
+from pipelines.performance import update_performance
 from pipelines.promotion import (
     CHALLENGER,
     PREVIOUS,
@@ -32,10 +33,15 @@ DAYS = days(10)  # drift from 2026-10-07 (SMALL.drift_day = 6)
 
 @pytest.fixture(scope="module")
 def lake(build_lake, dask_client):
-    """Ten extracted days, a champion trained on the first three, every later day scored with full logging."""
+    """Ten extracted days, a champion trained on the first three, every later day scored with full logging.
+
+    Labels here are known from the start (no ``dataset.label_time``): delayed labels are tested in
+    ``test_performance.py`` and the e2e runs. The performance table is filled in once, as the DAG does before
+    each retrain decision."""
     config = build_lake(
         10,
         DAYS[2],
+        dataset={"label_time": None},
         training={"window_days": 3},
         monitoring={
             "sample_rate": 1.0,
@@ -48,6 +54,7 @@ def lake(build_lake, dask_client):
     )
     for day in DAYS[3:]:
         score_day(config, day, f"score-{day}", dask_client)
+    update_performance(config, DAYS[9])
     return config
 
 

@@ -97,7 +97,8 @@ def test_labels_for_a_day_read_only_the_label_files_that_can_hold_its_keys(confi
         training, "read_source", lambda url, *a, **k: opened.append(url.rsplit("/", 1)[-1]) or original(url, *a, **k)
     )
     labels = read_labels(config, keys)
-    assert opened == ["labels-2026-10-02.parquet"]  # of 10 label files
+    # of 12 label files (one per arrival day): the day's labels arrive 1 to 3 days after it
+    assert opened == ["labels-2026-10-03.parquet", "labels-2026-10-04.parquet", "labels-2026-10-05.parquet"]
     expected = everything[everything["customer_id"].isin(set(keys))]
     pd.testing.assert_frame_equal(labels.reset_index(drop=True), expected.reset_index(drop=True))
     assert len(labels) == len(keys)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 from lakes import days
 
 from pipelines.storage import Lake, Table
-from pipelines.summary import lake_summary, monitoring_summary, registry_summary
+from pipelines.summary import lake_summary, monitoring_summary, performance_summary, registry_summary
 
 SCORED, EXTRACTED, NOTHING = days(3)
 
@@ -55,15 +55,18 @@ def test_lake_summary_counts_each_table_per_day(tmp_path):
 def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(build_lake, dask_client):
     """A champion, a day scored and checked, and a challenger kept out: each shows up where the demo prints it."""
     from pipelines.monitoring import check_drift
+    from pipelines.performance import read_performance, update_performance
     from pipelines.promotion import evaluate_and_promote, train_challenger
     from pipelines.scoring import score_day
 
-    first, _, third, checked = days(4)
+    first, second, third, checked = days(4)
     config = build_lake(
         4, third, training={"window_days": 3}, monitoring={"sample_rate": 1.0}, promotion={"bootstrap": 100}
     )
     score_day(config, checked, "run-summary", dask_client)
     drift = check_drift(config, checked)
+    update_performance(config, checked)  # the day's own labels have not arrived yet
+    update_performance(config, checked + timedelta(days=3))  # all of them have
     weak = config.model_copy(
         update={"model": config.model.model_copy(update={"estimator": "sklearn.dummy.DummyClassifier", "params": {}})}
     )
@@ -74,12 +77,16 @@ def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(bu
     registry = registry_summary(config)
     assert registry["version"].tolist() == [1, 2]
     assert registry["aliases"].tolist() == ["champion", "challenger"]
-    assert registry["window"].tolist() == [f"{first}..{third}", f"{first}..{third}"]
+    # the challenger's holdout is the newest day half labeled by `checked` (the second): it trains on the first
+    assert registry["window"].tolist() == [f"{first}..{third}", f"{first}..{first}"]
+    assert decision.holdout == f"{second}..{second}"
     assert float(registry["roc_auc"].iloc[0]) > 0.5
 
     monitoring = monitoring_summary(config, [third, checked]).set_index("date")
     assert monitoring.loc[checked.isoformat(), "drift_share"] == round(drift.drift_share, 2)
-    assert monitoring.loc[checked.isoformat(), "realized_roc_auc"] == round(drift.realized_metric, 3)
+    realized = read_performance(config, [checked]).iloc[0]
+    assert drift.realized_metric is None and realized["labeled_rows"] == 592
+    assert monitoring.loc[checked.isoformat(), "realized_roc_auc"] == round(realized["value"], 3)
     assert monitoring.loc[checked.isoformat(), "retrained"] == "v2"
     assert monitoring.loc[checked.isoformat(), "decision"] == (
         f"kept: {decision.challenger_metric:.3f} vs {decision.champion_metric:.3f}"
@@ -89,3 +96,9 @@ def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(bu
         "-",
         "-",
     )
+
+    labels = performance_summary(config, [checked]).iloc[0]
+    assert (labels["labeled_0d"], labels["labeled_2d"], labels["labeled_3d"]) == ("0%", "0%", "100%")
+    assert (labels["labeled"], labels["model_version"], labels["labels_as_of"]) == ("592/592", "1", "2026-10-07")
+    assert labels["realized_roc_auc"] == round(realized["value"], 3)
+    assert labels["interval"] == f"[{realized['ci_low']:.3f}, {realized['ci_high']:.3f}]"

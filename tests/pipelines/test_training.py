@@ -17,12 +17,16 @@ from pipelines.validation import DataError
 @pytest.mark.integration
 def test_first_version_is_champion_and_later_ones_are_not(config):
     extract_and_train(config, 4)
-    first = train_and_register(config, START + timedelta(days=3))
-    second = train_and_register(config, START + timedelta(days=3), reason="manual")
+    later = START + timedelta(days=9)  # every label of the window has arrived by then
+    first = train_and_register(config, START + timedelta(days=3), as_of=later)
+    second = train_and_register(config, START + timedelta(days=3), reason="manual", as_of=later)
+    on_time = train_and_register(config, START + timedelta(days=3))  # labels known by the window's last day
 
     client = MlflowClient(config.tracking_uri)
     assert (first.version, first.champion_version) == ("1", "1")
     assert (second.version, second.champion_version) == ("2", "1")
+    # delayed labels: on day 4, days 1-4 have about 1, 2/3, 1/3 and 0 of their labels (1 to 3 days late)
+    assert 0.4 < (on_time.n_train + on_time.n_holdout) / (4 * 592) < 0.6
     assert str(client.get_model_version_by_alias(config.model.name, "champion").version) == "1"
     assert (first.window_start, first.window_end) == ("2026-10-01", "2026-10-04")
     assert first.n_train + first.n_holdout == 4 * 592
@@ -53,6 +57,7 @@ def test_window_only_uses_its_days(config):
     result = train_and_register(
         config.model_copy(update={"training": config.training.model_copy(update={"window_days": 2})}),
         START + timedelta(days=5),
+        as_of=START + timedelta(days=9),
     )
     assert (result.window_start, result.window_end) == ("2026-10-05", "2026-10-06")
     assert result.n_train + result.n_holdout == 2 * 592
@@ -69,7 +74,9 @@ def test_too_few_labeled_rows_is_an_error(config):
     extract_and_train(config, 1)
     strict = config.model_copy(update={"training": config.training.model_copy(update={"min_rows": 5000})})
     with pytest.raises(DataError, match=r"only 592 labeled rows .* training\.min_rows is 5000"):
-        train_and_register(strict, START)
+        train_and_register(strict, START, as_of=START + timedelta(days=3))
+    with pytest.raises(DataError, match=r"only 0 labeled rows .* \(labels known by 2026-10-01\)"):
+        train_and_register(strict, START)  # none of the day's labels has arrived by its end
 
 
 @pytest.mark.integration
@@ -77,7 +84,7 @@ def test_unknown_estimator_is_a_config_error(config):
     extract_and_train(config, 1)
     bad = config.model_copy(update={"model": config.model.model_copy(update={"estimator": "sklearn.nope.Model"})})
     with pytest.raises(ConfigError, match=r"model\.estimator: cannot import 'sklearn\.nope\.Model'"):
-        train_and_register(bad, START)
+        train_and_register(bad, START, as_of=START + timedelta(days=3))
 
 
 @pytest.mark.integration

@@ -1,0 +1,314 @@
+"""Continued evaluation: the realized metric of every scored day, filled in as its labels arrive.
+
+Labels arrive days or months after a prediction (a default is observed long after the loan was scored), so a
+day's realized metric is not known when the day is scored. The performance table (``<root>/performance/date=D/``,
+one row per scored day D) holds, as of the newest run: the day's scored rows, how many of them have labels so
+far, the realized metric on those with a bootstrap confidence interval, and the model version that scored them.
+A daily task (:func:`update_performance`, in ``drift_monitoring``) revisits the scored days of the last
+``monitoring.label_horizon_days`` whose labels are incomplete, and rewrites a day's row (and its MLflow run
+``performance-D``) only when its labeled rows changed. Everything is read "as of" the run's day: a rerun of day A
+sees the labels that had arrived by the end of A, never later ones, and never replaces a row computed from newer
+knowledge.
+
+Days count as *labeled* once ``monitoring.min_label_share`` of their rows have labels: only such days feed the
+metric-drop retrain trigger (:func:`trigger_day`) and the promotion holdout (:func:`holdout_days`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipelines.backlog import partition_written_at
+from pipelines.config import Config
+from pipelines.errors import DataError
+from pipelines.modeling import metric_value
+from pipelines.storage import Lake, Table
+from pipelines.training import PREDICTION, PROBABILITY, read_labels
+
+log = logging.getLogger(__name__)
+
+PERFORMANCE_KIND = "performance"  # the `kind` tag of the per-day MLflow runs
+
+
+@dataclass(frozen=True)
+class DayPerformance:
+    """One scored day's realized metric as known on ``labels_as_of`` (NaN value and bounds: not computable yet)."""
+
+    date: str
+    model_name: str
+    model_version: str
+    scored_rows: int
+    labeled_rows: int
+    label_share: float
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    labels_as_of: str
+    computed_at: float  # epoch seconds: a rescoring after it makes the day due again
+    note: str = ""  # why there is no value or interval, in words
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_json(self) -> dict[str, Any]:
+        """As :meth:`as_dict` with NaN as None: what XCom (JSON) can carry."""
+        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
+
+
+def metric_interval(config: Config, y: np.ndarray, output: np.ndarray) -> tuple[float, float, str]:
+    """Percentile bootstrap interval of the metric (``promotion.bootstrap`` resamples at ``promotion.confidence``,
+    rows resampled with their outputs), or NaN bounds and why: a resample holding one class has no ROC AUC."""
+    nan = float("nan")
+    if len(y) < 2:
+        return nan, nan, f"{len(y)} labeled rows, too few to resample"
+    classification = config.task == "classification"
+
+    def metric(y_: np.ndarray, output_: np.ndarray) -> float:
+        if classification and len(np.unique(y_)) < 2:
+            return nan
+        return metric_value(config.model.metric, y_, output_)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            (np.asarray(y), np.asarray(output, dtype=np.float64)),
+            metric,
+            paired=True,
+            vectorized=False,
+            n_resamples=config.promotion.bootstrap,
+            confidence_level=config.promotion.confidence,
+            method="percentile",
+            rng=np.random.default_rng(config.training.seed),
+        )
+    undefined = int(np.isnan(result.bootstrap_distribution).sum())
+    if undefined:
+        return nan, nan, f"{undefined} of {config.promotion.bootstrap} resamples hold a single class"
+    return float(result.confidence_interval.low), float(result.confidence_interval.high), ""
+
+
+def evaluate_day(
+    config: Config, day: date, predictions: pd.DataFrame, labels: pd.DataFrame, as_of: date
+) -> DayPerformance:
+    """The realized metric of one day's predictions (all scored rows, keyed) on the labels known so far. Pure."""
+    key, target = config.dataset.key, config.dataset.target
+    output = PROBABILITY if config.task == "classification" else PREDICTION
+    known = predictions.assign(**{key: predictions[key].astype(str)}).merge(labels, on=key, how="inner")
+    known = known[known[target].notna()]
+    versions = sorted(predictions["model_version"].astype(str).unique())
+    y, scores = known[target].to_numpy(), known[output].to_numpy(dtype=np.float64)
+    value, low, high, note = (float("nan"),) * 3 + ("",)
+    if len(known) < config.monitoring.min_rows:
+        note = f"{len(known)} labeled rows; monitoring.min_rows is {config.monitoring.min_rows}"
+    elif config.task == "classification" and len(np.unique(y)) < 2:
+        note = "the labeled rows hold a single class"
+    else:
+        value = metric_value(config.model.metric, y, scores)
+        low, high, note = metric_interval(config, y, scores)
+    return DayPerformance(
+        date=day.isoformat(),
+        model_name=config.model.name,
+        model_version=",".join(versions),
+        scored_rows=len(predictions),
+        labeled_rows=len(known),
+        label_share=len(known) / len(predictions) if len(predictions) else 0.0,
+        metric=config.model.metric,
+        value=value,
+        ci_low=low,
+        ci_high=high,
+        labels_as_of=as_of.isoformat(),
+        computed_at=time.time(),
+        note=note,
+    )
+
+
+def in_horizon(days: list[date], as_of: date, horizon_days: int) -> list[date]:
+    """The days up to ``as_of`` within the last ``horizon_days``: older days' labels count as final. Pure."""
+    first = as_of - timedelta(days=horizon_days - 1)
+    return [day for day in days if first <= day <= as_of]
+
+
+def days_to_revisit(
+    scored_at: Mapping[date, float | None], stored: Mapping[date, Mapping[str, Any]], as_of: date
+) -> list[date]:
+    """Of the scored days (day -> when its predictions were written, epoch seconds), those whose row may change: no
+    row yet, labels still missing, or rescored since the row was computed. A row computed from labels newer than
+    ``as_of`` (this run is a rerun of an earlier day) is left alone: a rerun never replaces newer knowledge. Pure."""
+    due = []
+    for day, written in sorted(scored_at.items()):
+        row = stored.get(day)
+        if row is None:
+            due.append(day)
+        elif date.fromisoformat(str(row["labels_as_of"])) > as_of:
+            continue
+        elif row["labeled_rows"] < row["scored_rows"] or (written is not None and written > row["computed_at"]):
+            due.append(day)
+    return due
+
+
+def labels_changed(row: Mapping[str, Any] | None, scored_rows: int, labeled_rows: int, version: str) -> bool:
+    """Whether a stored row no longer describes the day: new labels, or rescored (other rows or version). Pure."""
+    if row is None:
+        return True
+    return (int(row["scored_rows"]), int(row["labeled_rows"]), str(row["model_version"])) != (
+        scored_rows,
+        labeled_rows,
+        version,
+    )
+
+
+def read_performance(config: Config, days: list[date] | None = None) -> pd.DataFrame:
+    """The performance table's rows (of ``days``, default every day it holds), oldest first."""
+    lake = Lake.from_config(config)
+    held = lake.days(Table.PERFORMANCE)
+    return lake.read_days(Table.PERFORMANCE, [d for d in held if days is None or d in days])
+
+
+def _predictions(config: Config, day: date) -> pd.DataFrame:
+    output = PROBABILITY if config.task == "classification" else PREDICTION
+    return Lake.from_config(config).read(Table.PREDICTIONS, day, [config.dataset.key, output, "model_version"])
+
+
+def update_performance(config: Config, as_of: date) -> list[DayPerformance]:
+    """Revisit the scored days whose labels may have changed by the end of ``as_of``; rewrite the rows (and MLflow
+    runs) of those whose labeled rows did change. Returns the rows written."""
+    if not config.dataset.labels:
+        log.info("no dataset.labels: no realized metric to track")
+        return []
+    lake = Lake.from_config(config)
+    stored = {date.fromisoformat(str(r["date"])): r for r in read_performance(config).to_dict("records")}
+    scored = in_horizon(lake.days(Table.PREDICTIONS), as_of, config.monitoring.label_horizon_days)
+    due = days_to_revisit({d: partition_written_at(config, Table.PREDICTIONS, d) for d in scored}, stored, as_of)
+    if not due:
+        return []
+    predictions = {day: _predictions(config, day) for day in due}
+    keys = pd.concat([p[config.dataset.key].astype(str) for p in predictions.values()], ignore_index=True)
+    labels = read_labels(config, keys, as_of=as_of)
+    known = set(labels[config.dataset.key])
+    written = []
+    for day, frame in predictions.items():
+        labeled = int(frame[config.dataset.key].astype(str).isin(known).sum())
+        version = ",".join(sorted(frame["model_version"].astype(str).unique()))
+        if not labels_changed(stored.get(day), len(frame), labeled, version):
+            continue
+        row = evaluate_day(config, day, frame, labels, as_of)
+        lake.write(Table.PERFORMANCE, day, pd.DataFrame([row.as_dict()]))
+        _log_to_mlflow(config, row)
+        written.append(row)
+        log.info(
+            "performance %s (v%s) as of %s: %d of %d rows labeled, %s %.4f [%.4f, %.4f]%s",
+            row.date,
+            row.model_version,
+            as_of,
+            row.labeled_rows,
+            row.scored_rows,
+            row.metric,
+            row.value,
+            row.ci_low,
+            row.ci_high,
+            f" ({row.note})" if row.note else "",
+        )
+    return written
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000)
+
+
+def _log_to_mlflow(config: Config, row: DayPerformance) -> str:
+    """One MLflow run per scored day (``performance-D``, started at D's midnight so runs sort by day), reopened as
+    labels arrive. Each update logs the metrics at ``step`` = days since D and at D's timestamp: in the MLflow
+    UI's charts, x = time plots the realized metric over the scored days, x = step shows a day filling in."""
+    from mlflow.entities import Metric
+
+    from pipelines import registry
+
+    client = registry.connect(config)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    found = client.search_runs(
+        [experiment],
+        f"tags.kind = '{PERFORMANCE_KIND}' and tags.day = '{row.date}' and tags.model_name = '{row.model_name}'",
+        max_results=1,
+    )
+    day = date.fromisoformat(row.date)
+    tags = {"kind": PERFORMANCE_KIND, "day": row.date, "model_name": row.model_name}
+    run_id = (
+        found[0].info.run_id
+        if found
+        else client.create_run(
+            experiment, start_time=_day_ms(day), tags=tags, run_name=f"performance-{row.date}"
+        ).info.run_id
+    )
+    client.set_tag(run_id, "model_version", row.model_version)
+    client.set_tag(run_id, "labels_as_of", row.labels_as_of)
+    values = {
+        f"realized_{row.metric}": row.value,
+        f"realized_{row.metric}_ci_low": row.ci_low,
+        f"realized_{row.metric}_ci_high": row.ci_high,
+        "labeled_rows": row.labeled_rows,
+        "label_share": row.label_share,
+        "scored_rows": row.scored_rows,
+    }
+    step = (date.fromisoformat(row.labels_as_of) - day).days
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), _day_ms(day), step) for k, v in values.items() if np.isfinite(v)],
+    )
+    client.set_terminated(run_id)
+    return run_id
+
+
+def trigger_day(rows: pd.DataFrame, champion_version: str, min_share: float, day: date) -> dict[str, Any] | None:
+    """The newest day up to ``day`` scored by ``champion_version`` that counts as labeled (``min_share`` of its rows)
+    and has a realized metric: what the metric-drop retrain trigger compares with the training metric. Pure."""
+    if rows.empty:
+        return None
+    usable = rows[
+        (rows["date"].astype(str) <= day.isoformat())
+        & (rows["model_version"].astype(str) == str(champion_version))
+        & (rows["label_share"] >= min_share)
+        & rows["value"].notna()
+    ]
+    if usable.empty:
+        return None
+    return usable.sort_values("date").iloc[-1].to_dict()
+
+
+def newest_labeled_days(shares: Mapping[date, float], n: int, min_share: float) -> list[date]:
+    """The newest ``n`` days whose label share reaches ``min_share``, oldest first. Pure."""
+    return sorted(sorted((d for d, s in shares.items() if s >= min_share), reverse=True)[:n])
+
+
+def holdout_days(config: Config, day: date) -> list[date]:
+    """The promotion holdout: the newest ``promotion.holdout_days`` extracted days up to ``day`` whose labels have
+    arrived by the end of ``day`` (``monitoring.min_label_share`` of their rows). None is an error saying so."""
+    lake = Lake.from_config(config)
+    candidates = sorted(in_horizon(lake.days(Table.FEATURES), day, config.monitoring.label_horizon_days), reverse=True)
+    shares: dict[date, float] = {}
+    for candidate in candidates:
+        keys = lake.read(Table.FEATURES, candidate, [config.dataset.key])[config.dataset.key].astype(str)
+        known = (
+            read_labels(config, keys, as_of=day) if config.dataset.labels else pd.DataFrame({config.dataset.key: keys})
+        )
+        shares[candidate] = float(keys.isin(known[config.dataset.key]).mean()) if len(keys) else 0.0
+        chosen = newest_labeled_days(shares, config.promotion.holdout_days, config.monitoring.min_label_share)
+        if len(chosen) == config.promotion.holdout_days:
+            return chosen
+    chosen = newest_labeled_days(shares, config.promotion.holdout_days, config.monitoring.min_label_share)
+    if not chosen:
+        newest = ", ".join(f"{d}: {s:.0%}" for d, s in sorted(shares.items(), reverse=True)[:3]) or "none extracted"
+        raise DataError(
+            f"no promotion holdout: no extracted day up to {day} has monitoring.min_label_share"
+            f" {config.monitoring.min_label_share:.0%} of its labels by {day} (newest days: {newest})"
+        )
+    return chosen
