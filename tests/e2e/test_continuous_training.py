@@ -70,6 +70,11 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
     assert DagRun.find(dag_id="retraining__credit_default") == []
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    [calm] = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[4].isoformat()}'")
+    assert calm.data.tags["decision"] == "no retrain"  # not retraining is on the record too, with why
+    assert calm.data.tags["decision.reason"].startswith("no trigger: drift share ")
 
     # Drifted days: the check starts the retraining DAG with its reason.
     for day in days[7:9]:
@@ -91,17 +96,25 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
     seen = report.read_text()
     assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[8].isoformat()}'")
     assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
+    assert (
+        drift_runs[0].data.tags["decision"] == "retrain"
+        and drift_runs[0].data.tags["decision.reason"] == conf["reason"]
+    )
 
     # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
     assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
         "/#/models/credit_default/versions/2"
     )
-    assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
+    # (one task instance per key is kept: the stable day's run or the drifted day's, each with its own drift run)
+    checked = {calm.info.run_id, drift_runs[0].info.run_id}
+    report_link = links[("drift_monitoring__credit_default", "check")]["Drift report"]
+    run_id, _, path = report_link.partition(f"/#/experiments/{experiment}/runs/")[2].partition("/")
+    assert path == "artifactPath/drift/drift_report.html" and run_id in checked
+    decided = links[("drift_monitoring__credit_default", "decide")]["MLflow"]
+    assert decided.partition(f"/#/experiments/{experiment}/runs/")[2] in checked
 
     assert run_dag(dags, "model_rollback__credit_default", days[8], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}
