@@ -18,7 +18,16 @@ from pipelines import registry
 from pipelines.config import Config, load_config
 from pipelines.errors import DataError
 from pipelines.monitoring import DriftResult, assess_drift, columns_to_test, decision_banner, with_banner
-from pipelines.promotion import GainInterval, RetrainDecision, gain_interval, promotion_verdict, retrain_decision
+from pipelines.promotion import (
+    Decision,
+    GainInterval,
+    RetrainDecision,
+    decision_description,
+    gain_interval,
+    promotion_verdict,
+    retrain_decision,
+    settle_challenger,
+)
 from pipelines.scoring import ERROR, score_frame
 from pipelines.storage import Lake, Table
 
@@ -239,6 +248,60 @@ def test_the_decision_banner_replaces_an_earlier_one_in_the_report():
     assert first.index('id="mlops-decision"') < first.index("id='root'") and "a &lt;b&gt; reason" in first
     second = with_banner(first, decision_banner("Retraining decision for D: no retrain", False, "calm", []))
     assert second.count('id="mlops-decision"') == 1 and "no retrain" in second and "a &lt;b&gt;" not in second
+
+
+# After a promotion decision: the challenger alias, and the decision in words for the version's page.
+
+
+class AliasClient:
+    """The registry calls ``settle_challenger`` makes, on a dict of aliases."""
+
+    def __init__(self, **aliases: str) -> None:
+        self.aliases = aliases
+
+    def get_model_version_by_alias(self, name: str, alias: str):
+        from mlflow.exceptions import MlflowException
+
+        if alias not in self.aliases:
+            raise MlflowException("no such alias", error_code="RESOURCE_DOES_NOT_EXIST")
+        return type("Version", (), {"version": self.aliases[alias], "run_id": None})()
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        del self.aliases[alias]
+
+
+def test_the_challenger_alias_names_the_last_kept_challenger_and_never_the_champion():
+    kept = AliasClient(champion="1", challenger="3")
+    settle_challenger(kept, "m", "2", challenger_holds=True)  # v2 evaluated (e.g. by hand) and kept out
+    assert kept.aliases == {"champion": "1", "challenger": "2"}
+    promoted = AliasClient(champion="2", previous_champion="1", challenger="2")
+    settle_challenger(promoted, "m", "2", challenger_holds=False)
+    assert promoted.aliases == {"champion": "2", "previous_champion": "1"}
+    same = AliasClient(champion="2", challenger="2")  # "the challenger already is the champion": kept, yet removed
+    settle_challenger(same, "m", "2", challenger_holds=True)
+    assert same.aliases == {"champion": "2"}
+
+
+def test_a_kept_decision_reads_as_words(demo):
+    nan = float("nan")
+    decision = Decision(
+        "m", False, "no 95% interval of the gain: too few rows", "4", "3", "3", "roc_auc", 0.71, 0.7, -0.01,
+        nan, nan, 150, 0.005, 0.95, "2026-10-17..2026-10-17", "drift share 0.30 >= 0.15",
+    )  # fmt: skip
+    assert decision_description(decision, DAY, "run1").splitlines() == [
+        "**Kept out on 2026-10-18**: v3 stays champion; v4 was not promoted.",
+        "",
+        "- roc_auc on the holdout 2026-10-17..2026-10-17 (150 labeled rows): challenger v4 0.7000, champion v3 0.7100,"
+        " gain -0.0100",
+        "- 95% paired bootstrap interval of the gain: not computable",
+        "- required: gain >= 0.005 and the interval above 0",
+        "- why: no 95% interval of the gain: too few rows",
+        "- trigger: drift share 0.30 >= 0.15",
+        "- decision run: run1",
+    ]
 
 
 # The drift assessment: share over tested features, missing-value alerts, columns entirely missing.
