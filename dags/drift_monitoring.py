@@ -14,11 +14,15 @@ row in `<storage.root>/performance/date=YYYY-MM-DD/` rewritten (labeled rows, re
 interval, model version) and its MLflow run `performance-YYYY-MM-DD` updated (metrics at step = days since
 scoring). A rerun of an earlier day sees only the labels known then and leaves rows computed later alone.
 
-When the share of drifted columns reaches `monitoring.drift_share_threshold`, or the realized metric of the newest
-*labeled* day the champion scored (`monitoring.min_label_share` of its rows labeled, from the performance table;
-the day just checked has no labels yet) falls by `monitoring.metric_drop_threshold` below the champion's training
-metric, it starts `retraining__<model>` with the reason, unless a retraining ran within `monitoring.cooldown_days`
-or too few new labels (`monitoring.min_new_labels`) have arrived.
+It starts `retraining__<model>` with the reason when a trigger fires: the share of drifted features reaches
+`monitoring.drift_share_threshold`, the model's output drifts (`monitoring.output_drift_trigger`), a feature's
+missing share rises by more than `monitoring.missing_share_threshold` or it goes entirely missing
+(`monitoring.missing_trigger`), or the realized metric of the newest *labeled* day the champion scored
+(`monitoring.min_label_share` of its rows labeled, from the performance table; the day just checked has no labels
+yet) falls by `monitoring.metric_drop_threshold` below the champion's training metric; unless a retraining ran
+within `monitoring.cooldown_days` or too few new labels (`monitoring.min_new_labels`) have arrived. The decision,
+retrain or not, is recorded with its reason and every signal on the day's MLflow run (`decision`,
+`decision.reason` tags and its description) and on top of its report.
 
 Runs when `batch_scoring__<model>` updates `mlops.predictions.<model>`, and checks every day whose predictions are
 newer than its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's
@@ -90,26 +94,18 @@ def build(model: Model) -> None:
 
             return check_drift(run_config(model, get_current_context(), THRESHOLDS), date.fromisoformat(day)).as_dict()
 
-        @task.short_circuit
-        def decide(results: list[dict]) -> dict | bool:
+        @task(multiple_outputs=False)
+        def decide(results: list[dict]) -> dict:
             """Retrain or not, from the newest day actually checked (a skipped newest day of a backlog, e.g. an empty
-            one, does not hide the drift of the days before it); the reason is logged and passed to retraining."""
-            from datetime import date
-
+            one, does not hide the drift of the days before it). Recorded either way, with the reason and every
+            signal, on the day's MLflow drift run and on top of its report."""
             from pipelines.monitoring import DriftResult
-            from pipelines.promotion import retrain_reason
+            from pipelines.promotion import decide_retraining
 
             context = get_current_context()
-            checked = [results[i] for i in range(len(results))]  # indexing: iterating probes one XCom past the end
-            latest = DriftResult(**max(checked, key=lambda r: (r["status"] == "checked", r["day"])))
-            retrain, reason = retrain_reason(
-                run_config(model, context, THRESHOLDS),
-                latest,
-                date.fromisoformat(latest.day),
-                force=context["params"]["force"],
-            )
-            print(f"retrain={retrain}: {reason}")
-            return {"date": latest.day, "reason": reason} if retrain else False
+            # indexing: iterating a mapped task's results probes one XCom past the end
+            checked = [DriftResult(**results[i]) for i in range(len(results))]
+            return decide_retraining(run_config(model, context, THRESHOLDS), checked, force=context["params"]["force"])
 
         @task
         def update_performance(days: list[str]) -> list[dict]:
@@ -125,13 +121,18 @@ def build(model: Model) -> None:
             print(f"performance as of {as_of}: updated {[(r.date, r.labeled_rows, r.value) for r in rows]}")
             return [r.as_json() for r in rows]
 
+        @task.short_circuit
+        def start_retraining(decision: dict) -> dict | bool:
+            """Go on to trigger retraining only when the decision says so, with its day and reason as the run's conf."""
+            return {"date": decision["date"], "reason": decision["reason"]} if decision["retrain"] else False
+
         days = days_to_check()
         decision = decide(check.expand(day=days))
         update_performance(days) >> decision
-        decision >> TriggerDagRunOperator(
+        start_retraining(decision) >> TriggerDagRunOperator(
             task_id="trigger_retraining",
             trigger_dag_id=model.dag_id("retraining"),
-            conf="{{ ti.xcom_pull(task_ids='decide') | tojson }}",
+            conf="{{ ti.xcom_pull(task_ids='start_retraining') | tojson }}",
             reset_dag_run=False,
             wait_for_completion=False,
         )

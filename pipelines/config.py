@@ -169,6 +169,17 @@ class MonitoringConfig(_Strict):
     missing_share_threshold: float = Field(
         default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this"
     )
+    missing_trigger: bool = Field(
+        default=True,
+        description="retrain when a feature's missing share rises by more than missing_share_threshold"
+        " (a feature entirely missing counts)",
+    )
+    output_drift_trigger: bool = Field(
+        default=False,
+        description="retrain when the model's output (probability or prediction) drifts; off by default: the"
+        " reference's outputs are the model's on its own training rows, which differ from live outputs even on"
+        " stable days",
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"

@@ -8,8 +8,10 @@ tagged with the model version, whose metrics chart drift over time in the MLflow
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -29,6 +31,9 @@ from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read
 
 log = logging.getLogger(__name__)
 
+REPORT_FOLDER = "drift"  # the drift run's artifact folder
+REPORT_HTML = "drift_report.html"  # the Evidently report, with the retraining decision on top once it is taken
+
 
 @dataclass(frozen=True)
 class DriftResult:
@@ -40,6 +45,10 @@ class DriftResult:
     drift_share: float | None = None
     drifted_columns: list[str] = field(default_factory=list)
     missing_alerts: list[str] = field(default_factory=list)
+    missing_share_rise: dict[str, float] = field(default_factory=dict)  # alerted column -> rise (1.0: all missing)
+    all_missing: list[str] = field(default_factory=list)  # features entirely missing in the window (untestable)
+    output_column: str | None = None  # the model output whose drift was tested
+    output_drift: dict[str, Any] | None = None  # its verdict: score, threshold, method, drifted
     realized_metric: float | None = None
     realized_rows: int = 0
     realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
@@ -125,15 +134,31 @@ def assess_drift(
 
 
 def evidently_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    drift_share: float = 0.5,
+    output: str | None = None,
 ) -> Any:
-    """One Evidently DataDriftPreset report over the given columns (Evidently picks each column's test)."""
+    """One Evidently DataDriftPreset report over the given columns (Evidently picks each column's test).
+
+    Built as the pipeline decides: the preset's dataset-drift verdict uses ``drift_share`` (pass the configured
+    ``monitoring.drift_share_threshold``; 0.5 is Evidently's default), and the model ``output``, when named, gets its
+    own ``ValueDrift`` outside the preset, so the report's drifted-columns share counts the features only, as the
+    pipeline's drift share does.
+    """
     from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = [*numerical, *categorical]
-    return Report([DataDriftPreset(columns=columns)]).run(
+    features = [c for c in columns if c != output]
+    metrics: list[Any] = [DataDriftPreset(columns=features, drift_share=drift_share)]
+    if output is not None:
+        metrics.append(ValueDrift(column=output))
+    return Report(metrics).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )
@@ -229,7 +254,9 @@ def check_drift(config: Config, day: date) -> DriftResult:
     numerical, categorical, empty = columns_to_test(current_x, features, output)
     verdicts = drift_verdicts(reference_x, current_x, numerical, categorical)
     shown = current_x.sample(n=min(len(current_x), config.monitoring.report_rows), random_state=config.training.seed)
-    snapshot = evidently_drift(reference_x, shown, numerical, categorical)
+    snapshot = evidently_drift(
+        reference_x, shown, numerical, categorical, config.monitoring.drift_share_threshold, output
+    )
     drift = assess_drift(
         verdicts, output, reference_x, current_x, features, empty, config.monitoring.missing_share_threshold
     )
@@ -248,6 +275,10 @@ def check_drift(config: Config, day: date) -> DriftResult:
         drift_share=drift.drift_share,
         drifted_columns=drift.drifted_columns,
         missing_alerts=sorted(drift.missing),
+        missing_share_rise=drift.missing,
+        all_missing=empty,
+        output_column=output,
+        output_drift=verdicts[output],
         realized_metric=realized,
         realized_rows=realized_rows,
         champion_metric=champion_metric,
@@ -294,14 +325,11 @@ def _publish_report(
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        snapshot.save_html(str(folder / "drift_report.html"))
+        snapshot.save_html(str(folder / REPORT_HTML))
         snapshot.save_json(str(folder / "drift_report.json"))
         (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         lake = Lake.from_config(config)
-        with lake.staged(Table.REPORTS, day) as staging:
-            fs, path = lake.fs(staging)
-            for file in folder.iterdir():
-                fs.put_file(str(file), f"{path}/{file.name}")
+        _publish_folder(lake, day, folder)
         with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
             mlflow.set_tags(
                 {
@@ -317,5 +345,53 @@ def _publish_report(
                 metrics[f"realized_{config.model.metric}"] = realized
             metrics["realized_rows"] = realized_rows
             mlflow.log_metrics(metrics)
-            mlflow.log_artifacts(tmp, artifact_path="drift")
+            mlflow.log_artifacts(tmp, artifact_path=REPORT_FOLDER)
     return lake.partition(Table.REPORTS, day), run.info.run_id
+
+
+def _publish_folder(lake: Lake, day: date, folder: Path) -> None:
+    """The files of ``folder`` as the day's reports partition, replacing it whole (staged, then moved into place)."""
+    with lake.staged(Table.REPORTS, day) as staging:
+        fs, path = lake.fs(staging)
+        for file in folder.iterdir():
+            fs.put_file(str(file), f"{path}/{file.name}")
+
+
+_BANNER = re.compile(r"<!-- mlops-decision -->.*?<!-- /mlops-decision -->", re.DOTALL)
+
+
+def decision_banner(title: str, retrain: bool | None, reason: str, lines: list[str]) -> str:
+    """A static block of HTML stating a decision, its reason and one line per signal, for the top of a report."""
+    colour = "#b71c1c" if retrain else "#1b5e20" if retrain is False else "#455a64"
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (
+        '<!-- mlops-decision --><div id="mlops-decision" style="font-family:sans-serif;font-size:15px;'
+        f'padding:12px 18px;margin:0 0 12px;border-left:8px solid {colour};background:#f5f5f5">'
+        f'<div style="font-size:20px;font-weight:bold;color:{colour}">{html.escape(title)}</div>'
+        f'<p style="margin:6px 0">{html.escape(reason)}</p>'
+        f'<ul style="margin:4px 0">{items}</ul></div><!-- /mlops-decision -->'
+    )
+
+
+def with_banner(page: str, banner: str) -> str:
+    """``page`` with ``banner`` first in its body, replacing any banner an earlier decision put there."""
+    page = _BANNER.sub("", page)
+    body = re.search(r"<body[^>]*>", page, re.IGNORECASE)
+    cut = body.end() if body else 0
+    return page[:cut] + banner + page[cut:]
+
+
+def annotate_report(config: Config, result: DriftResult, banner: str) -> None:
+    """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts."""
+    lake = Lake.from_config(config)
+    day = date.fromisoformat(result.day)
+    fs, path = lake.fs(lake.partition(Table.REPORTS, day))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in fs.ls(path, detail=False):
+            fs.get_file(name, str(folder / Path(name).name))
+        report = folder / REPORT_HTML
+        report.write_text(with_banner(report.read_text(encoding="utf-8"), banner), encoding="utf-8")
+        _publish_folder(lake, day, folder)
+        if result.mlflow_run_id:
+            MlflowClient(config.tracking_uri).log_artifact(result.mlflow_run_id, str(report), REPORT_FOLDER)

@@ -16,7 +16,7 @@ import argparse
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from scipy import stats
 from pipelines import registry
 from pipelines.config import Config, PromotionConfig, load_config
 from pipelines.modeling import metric_value, model_input, model_output
-from pipelines.monitoring import DriftResult
+from pipelines.monitoring import DriftResult, annotate_report, decision_banner
 from pipelines.performance import holdout_days
 from pipelines.storage import Lake, Table
 from pipelines.training import labeled_window, read_labels, train_and_register
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"
 LAST_RETRAIN_TAG = "last_retrain_day"
+DECISION_KIND = "retrain_decision"  # the `kind` of the run recording a decision on a day whose check was skipped
+NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,87 @@ def promotion_verdict(
     )
 
 
+@dataclass(frozen=True)
+class Signal:
+    """One monitored signal of a checked day: whether it calls for retraining, and a line saying why (or why not)."""
+
+    fired: bool
+    line: str
+
+
+def retrain_signals(config: Config, drift: DriftResult) -> list[Signal]:
+    """Every signal the retraining gate weighs, each a configurable trigger with its own line: the drift share, the
+    model output's drift, a rise of missing values (a feature entirely missing counts: no drift test can see it) and
+    the realized metric's drop below training."""
+    monitoring = config.monitoring
+    return [
+        _share_signal(drift, monitoring.drift_share_threshold),
+        _output_signal(drift, monitoring.output_drift_trigger),
+        _missing_signal(drift, monitoring.missing_share_threshold, monitoring.missing_trigger),
+        _metric_signal(config, drift),
+    ]
+
+
+def _share_signal(drift: DriftResult, threshold: float) -> Signal:
+    share = drift.drift_share if drift.drift_share is not None else float("nan")
+    if share >= threshold:
+        columns = f" ({', '.join(drift.drifted_columns)})" if drift.drifted_columns else ""
+        return Signal(True, f"drift share {share:.2f} >= {threshold}{columns}")
+    return Signal(False, f"drift share {share:.2f} < {threshold}")
+
+
+def _output_signal(drift: DriftResult, enabled: bool) -> Signal:
+    verdict, column = drift.output_drift, drift.output_column or "output"
+    if verdict is None:
+        return Signal(False, "model output: not tested")
+    numbers = f"{verdict['method']} {verdict['score']:.4f}, threshold {verdict['threshold']}"
+    if not verdict["drifted"]:
+        return Signal(False, f"model output {column} stable ({numbers})")
+    if not enabled:
+        return Signal(False, f"model output {column} drifted ({numbers}); monitoring.output_drift_trigger is off")
+    return Signal(True, f"model output {column} drifted ({numbers})")
+
+
+def _missing_signal(drift: DriftResult, threshold: float, enabled: bool) -> Signal:
+    rises = {c: r for c, r in drift.missing_share_rise.items() if c in drift.all_missing or r > threshold}
+    if not rises:
+        return Signal(False, f"no feature's missing share rose by more than {threshold}")
+    parts = ", ".join(
+        f"{c} entirely missing" if c in drift.all_missing else f"{c} +{r:.2f}" for c, r in sorted(rises.items())
+    )
+    line = f"missing values rose by more than {threshold}: {parts}"
+    if not enabled:
+        return Signal(False, f"{line}; monitoring.missing_trigger is off")
+    return Signal(True, line)
+
+
+def _metric_signal(config: Config, drift: DriftResult) -> Signal:
+    metric, threshold = config.model.metric, config.monitoring.metric_drop_threshold
+    if drift.realized_metric is None or drift.champion_metric is None:
+        return Signal(False, f"realized {metric} not known ({drift.realized_rows} labeled rows)")
+    drop = -_gain(config, drift.realized_metric, drift.champion_metric)
+    if drop >= threshold:
+        return Signal(True, f"realized {metric} {drift.realized_metric:.4f} is {drop:.4f} below training")
+    return Signal(
+        False,
+        f"realized {metric} {drift.realized_metric:.4f} vs {drift.champion_metric:.4f} at training:"
+        f" drop {drop:.4f} < {threshold}",
+    )
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Retrain now or not, in one line of reason, with the line of every signal weighed (fired or not)."""
+
+    retrain: bool
+    reason: str
+    triggers: list[str] = field(default_factory=list)  # the signals that called for retraining
+    signals: list[str] = field(default_factory=list)  # every signal's line, for the record
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def retrain_decision(
     config: Config,
     drift: DriftResult,
@@ -171,35 +254,32 @@ def retrain_decision(
     last_retrain: Callable[[], date | None],
     new_labels: Callable[[], int],
     force: bool = False,
-) -> tuple[bool, str]:
-    """The retraining ladder: forced; else a checked day must show a trigger (drift share or metric drop), no
-    retraining within ``cooldown_days`` and at least ``min_new_labels`` new labels. ``last_retrain`` and
-    ``new_labels`` are asked only when their rung is reached (counting labels reads the lake)."""
-    if force:
-        return True, "forced"
+) -> RetrainDecision:
+    """The retraining ladder: forced; else a checked day must fire a trigger (see ``retrain_signals``), no retraining
+    within ``cooldown_days`` and at least ``min_new_labels`` new labels. A refusal names the triggers it holds back.
+    ``last_retrain`` and ``new_labels`` are asked only when their rung is reached (counting labels reads the lake)."""
     if drift.status != "checked" or drift.drift_share is None:
-        return False, f"no drift check: {drift.reason}"
+        return RetrainDecision(True, "forced") if force else RetrainDecision(False, f"no drift check: {drift.reason}")
+    signals = retrain_signals(config, drift)
+    lines, triggers = [s.line for s in signals], [s.line for s in signals if s.fired]
+    if force:
+        return RetrainDecision(True, "forced", triggers, lines)
+    if not triggers:
+        return RetrainDecision(False, "no trigger: " + "; ".join(lines), triggers, lines)
     monitoring = config.monitoring
-    reasons = []
-    if drift.drift_share >= monitoring.drift_share_threshold:
-        reasons.append(f"drift share {drift.drift_share:.2f} >= {monitoring.drift_share_threshold}")
-    if drift.realized_metric is not None and drift.champion_metric is not None:
-        drop = -_gain(config, drift.realized_metric, drift.champion_metric)
-        if drop >= monitoring.metric_drop_threshold:
-            reasons.append(f"realized {config.model.metric} {drift.realized_metric:.4f} is {drop:.4f} below training")
-    if not reasons:
-        return False, "no trigger: drift and realized metric within thresholds"
+    held = f" (held back: {'; '.join(triggers)})"
     last = last_retrain()
     if last is not None and (day - last).days < monitoring.cooldown_days:
-        return False, f"cooldown: last retraining {last}, monitoring.cooldown_days={monitoring.cooldown_days}"
+        refusal = f"cooldown: last retraining {last}, monitoring.cooldown_days={monitoring.cooldown_days}"
+        return RetrainDecision(False, refusal + held, triggers, lines)
     new = new_labels()
     if new < monitoring.min_new_labels:
-        return (
-            False,
+        refusal = (
             f"only {new} labeled rows since the champion's window;"
-            f" monitoring.min_new_labels={monitoring.min_new_labels}",
+            f" monitoring.min_new_labels={monitoring.min_new_labels}"
         )
-    return True, "; ".join(reasons)
+        return RetrainDecision(False, refusal + held, triggers, lines)
+    return RetrainDecision(True, "; ".join(triggers), triggers, lines)
 
 
 def with_labeled_realized(config: Config, drift: DriftResult, champion_version: str | None) -> DriftResult:
@@ -225,7 +305,7 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
     )
 
 
-def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> tuple[bool, str]:
+def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> RetrainDecision:
     """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked."""
     if drift.status == "checked":  # the metric-drop signal: only days whose labels have arrived
         drift = with_labeled_realized(config, drift, drift.model_version)
@@ -242,6 +322,67 @@ def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = 
         lambda: _labels_since_champion(config, registry.connect(config), day),
         force=force,
     )
+
+
+def decide_retraining(config: Config, results: list[DriftResult], force: bool = False) -> dict[str, Any]:
+    """Retrain or not, from the newest day actually checked among a run's checks (a skipped newest day of a backlog,
+    e.g. an empty one, does not hide the drift of the days before it), and record it either way: the decided day
+    carries the decision, every other day of the run says which day decided. Returns the decision for the DAG
+    (``retrain``, ``reason``, ``date``, and the MLflow run and report it is recorded on)."""
+    latest = max(results, key=lambda r: (r.status == "checked", r.day))
+    decision = retrain_reason(config, latest, date.fromisoformat(latest.day), force=force)
+    verdict = _verdict(decision.retrain)
+    for other in results:
+        if other is latest:
+            continue
+        if other.status == "checked":
+            record_retrain_decision(
+                config, other, None, f"decided on {latest.day}, the newest day checked in the same run: {verdict}"
+            )
+        else:
+            record_retrain_decision(config, other, False, f"no drift check: {other.reason}")
+    run_id, experiment_id = record_retrain_decision(config, latest, decision.retrain, decision.reason, decision)
+    log.info("retrain=%s on %s: %s", decision.retrain, latest.day, decision.reason)
+    return {
+        "date": latest.day,
+        **decision.as_dict(),
+        "model_version": latest.model_version,
+        "mlflow_run_id": run_id,
+        "experiment_id": experiment_id,
+        "report_url": latest.report_url,
+    }
+
+
+def _verdict(retrain: bool | None) -> str:
+    return "retrain" if retrain else "no retrain" if retrain is False else "none"
+
+
+def record_retrain_decision(
+    config: Config, drift: DriftResult, retrain: bool | None, reason: str, decision: RetrainDecision | None = None
+) -> tuple[str, str]:
+    """A day's decision (``retrain``, ``no retrain``, or ``none`` when another day of the run decided) as tags and
+    a readable description on the day's drift run, or on a run of its own when the check was skipped, and on top
+    of the day's HTML report: "why did we (not) retrain on day D" is answered in the MLflow UI and in the report.
+    Returns the MLflow run and experiment ids."""
+    client = registry.connect(config)
+    experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    verdict, lines = _verdict(retrain), decision.signals if decision else []
+    triggers = "; ".join(decision.triggers) if decision and decision.triggers else "none"
+    title = f"Retraining decision for {drift.day}: {verdict}"
+    note = "\n".join(
+        [f"**{title}** ({config.model.name} v{drift.model_version})", "", reason, "", *(f"- {x}" for x in lines)]
+    )
+    run_id = drift.mlflow_run_id
+    if run_id is None:
+        with mlflow.start_run(run_name=f"retrain-decision-{drift.day}") as run:
+            mlflow.set_tags({"kind": DECISION_KIND, "day": drift.day, "model_name": config.model.name})
+        run_id = run.info.run_id
+    tags = {"decision": verdict, "decision.reason": reason, "decision.triggers": triggers, NOTE_TAG: note}
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    if drift.status == "checked" and drift.report_url:
+        annotate_report(config, drift, decision_banner(title, retrain, reason, lines))
+    return run_id, experiment_id
 
 
 def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
@@ -299,6 +440,7 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
     promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
     if promoted:
         promote(client, config.model.name, champion.version, challenger.version)
+    settle_challenger(client, config.model.name, challenger.version, challenger_holds=not promoted)
     decision = Decision(
         model_name=config.model.name,
         promoted=promoted,
@@ -327,6 +469,16 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
         why,
     )
     return decision
+
+
+def settle_challenger(client: MlflowClient, name: str, version: str, challenger_holds: bool) -> None:
+    """The rule for ``challenger`` after a decision: it names the last evaluated challenger that was kept out, and
+    no version once that challenger is promoted (it is the champion then), so it never names a stale version."""
+    champion = registry.alias_version(client, name, registry.CHAMPION)
+    if challenger_holds and (champion is None or champion.version != version):
+        client.set_registered_model_alias(name, CHALLENGER, version)
+    elif registry.alias_version(client, name, CHALLENGER) is not None:
+        client.delete_registered_model_alias(name, CHALLENGER)
 
 
 def promote(client: MlflowClient, name: str, old: str, new: str) -> None:
@@ -402,7 +554,38 @@ def _record(client: MlflowClient, config: Config, decision: Decision, kind: str,
             config.model.name, decision.challenger_version, f"decision.{key}", str(fields[key])
         )
     client.set_model_version_tag(config.model.name, decision.challenger_version, "decision.run_id", run.info.run_id)
+    previous = client.get_model_version(config.model.name, decision.challenger_version).description or ""
+    text = decision_description(decision, day, run.info.run_id)
+    client.update_model_version(
+        config.model.name, decision.challenger_version, description=f"{previous}\n\n---\n\n{text}" if previous else text
+    )
     return Decision(**{**fields, "mlflow_run_id": run.info.run_id})
+
+
+def decision_description(decision: Decision, day: date, run_id: str) -> str:
+    """The promotion decision in words (Markdown), for the model version's page in the MLflow UI."""
+    challenger, champion = f"v{decision.challenger_version}", f"v{decision.champion_version}"
+    if decision.promoted:
+        head = f"**Promoted on {day}**: {challenger} replaced {champion} as champion."
+    else:
+        head = f"**Kept out on {day}**: {champion} stays champion; {challenger} was not promoted."
+    interval = (
+        f"[{decision.ci_low:+.4f}, {decision.ci_high:+.4f}]" if np.isfinite(decision.ci_low) else "not computable"
+    )
+    return "\n".join(
+        [
+            head,
+            "",
+            f"- {decision.metric} on the holdout {decision.holdout} ({decision.n} labeled rows):"
+            f" challenger {challenger} {decision.challenger_metric:.4f}, champion {champion}"
+            f" {decision.champion_metric:.4f}, gain {decision.difference:+.4f}",
+            f"- {decision.confidence:.0%} paired bootstrap interval of the gain: {interval}",
+            f"- required: gain >= {decision.min_improvement} and the interval above 0",
+            f"- why: {decision.reason}",
+            f"- trigger: {decision.trigger}",
+            f"- decision run: {run_id}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 - **MLflow**: the registered model version a training/retraining task produced, or the MLflow run of a drift
   check, promotion decision or rollback.
-- **Drift report**: the Evidently report (HTML + JSON) kept as artifacts of the day's drift run.
+- **Drift report**: the day's HTML report (Evidently's, with the retraining decision on top), opened in the
+  artifact view of the day's drift run (``#/experiments/E/runs/R/artifactPath/drift/drift_report.html``: the
+  MLflow UI selects that file and renders it), on the ``check`` and ``decide`` tasks.
 
 Airflow 3 evaluates global links in the API server when the UI asks for a task instance's links, so they read the
 task's return value from the metadata database; the UI shows them as buttons (empty ones disabled). The MLflow
@@ -37,12 +39,15 @@ def mlflow_url(result: Any) -> str:
     return ""
 
 
+REPORT = "drift/drift_report.html"  # pipelines.monitoring's REPORT_FOLDER/REPORT_HTML (no pipelines import here)
+
+
 def drift_report_url(result: Any) -> str:
-    """The artifacts view of a drift check's MLflow run, where drift_report.html is."""
+    """The drift run's artifact page with the HTML report opened (the MLflow UI renders it there), not the folder."""
     if not isinstance(result, dict) or not result.get("report_url"):
         return ""
     experiment, run = result.get("experiment_id"), result.get("mlflow_run_id")
-    return f"{_base()}/#/experiments/{experiment}/runs/{run}/artifacts" if experiment and run else ""
+    return f"{_base()}/#/experiments/{experiment}/runs/{run}/artifactPath/{REPORT}" if experiment and run else ""
 
 
 def return_value(ti_key: Any) -> Any:

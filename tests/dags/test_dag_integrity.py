@@ -139,7 +139,8 @@ def test_task_graphs(bag, model):
     assert drift.get_task("days_to_check").downstream_task_ids == {"check", "update_performance"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
     assert drift.get_task("update_performance").downstream_task_ids == {"decide"}  # labeled days feed the decision
-    assert drift.get_task("decide").downstream_task_ids == {"trigger_retraining"}
+    assert drift.get_task("decide").downstream_task_ids == {"start_retraining"}  # every decision is recorded
+    assert drift.get_task("start_retraining").downstream_task_ids == {"trigger_retraining"}
     assert drift.get_task("trigger_retraining").trigger_dag_id == f"retraining__{model}"
     retrain = dags["retraining"]
     assert retrain.get_task("train_challenger").downstream_task_ids == {"evaluate_and_promote"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops_links import drift_report_url, mlflow_url
+from mlops_links import REPORT, drift_report_url, mlflow_url
 
 PROBE = """
 import pendulum
@@ -47,7 +47,7 @@ def test_links_are_computed_from_a_real_task_result(airflow_db, tmp_path, monkey
     check, nothing = (run.get_task_instance(task_id).key for task_id in ("check", "nothing"))
     assert links["MLflow"].get_link(None, ti_key=check) == "http://mlflow.test:5000/#/experiments/7/runs/r1"
     assert links["Drift report"].get_link(None, ti_key=check) == (
-        "http://mlflow.test:5000/#/experiments/7/runs/r1/artifacts"
+        "http://mlflow.test:5000/#/experiments/7/runs/r1/artifactPath/drift/drift_report.html"
     )
     assert links["MLflow"].get_link(None, ti_key=nothing) == ""  # a task with no result: a disabled button
 
@@ -66,9 +66,15 @@ def test_links_from_return_values(monkeypatch):
         "report_url": "/lake/reports/date=2026-10-18",
     }
     assert mlflow_url(drift) == "http://127.0.0.1:5000/#/experiments/7/runs/r1"
-    assert drift_report_url(drift) == "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifacts"
+    # The report file itself (MLflow's artifact view selects and renders it), not the collapsed folder.
+    assert drift_report_url(drift) == (
+        "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifactPath/drift/drift_report.html"
+    )
     assert mlflow_url({"day": "2026-10-18", "rows_in": 5}) == "" and mlflow_url(["x"]) == ""
     assert drift_report_url({"status": "skipped"}) == ""
+    from pipelines.monitoring import REPORT_FOLDER, REPORT_HTML
+
+    assert f"{REPORT_FOLDER}/{REPORT_HTML}" == REPORT  # where check_drift logs the report
     assert (
         drift_report_url({"report_url": "/lake/reports/date=2026-10-18", "mlflow_run_id": "r1"}) == ""
     )  # older results

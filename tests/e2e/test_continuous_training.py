@@ -77,6 +77,11 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert early.loc[days[4].isoformat(), "labeled_rows"] == 0 and early["scored_rows"].tolist() == [592, 592]
     assert 0.25 < early.loc[days[3].isoformat(), "label_share"] < 0.42
     assert set(early["labels_as_of"]) == {days[4].isoformat()} and set(early["model_version"]) == {"1"}
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    [calm] = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[4].isoformat()}'")
+    assert calm.data.tags["decision"] == "no retrain"  # not retraining is on the record too, with why
+    assert calm.data.tags["decision.reason"].startswith("no trigger: drift share ")
 
     # Drifted days: the check starts the retraining DAG with its reasons. The realized metric behind the second is
     # the newest day the champion scored that is half labeled by day 9 (day 7); day 9 itself has no label yet.
@@ -94,8 +99,6 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert 0.58 < label[days[7]]["label_share"] < 0.75 and 0.25 < label[days[8]]["label_share"] < 0.42
     assert label[days[9]]["labeled_rows"] == 0 and pd.isna(label[days[9]]["value"])
     assert label[days[3]]["ci_low"] < label[days[3]]["value"] < label[days[3]]["ci_high"]
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     (day3_run,) = client.search_runs([experiment], f"tags.kind = 'performance' and tags.day = '{days[3]}'")
     filling = {m.step: m.value for m in client.get_metric_history(day3_run.info.run_id, "label_share")}
     assert filling == {1: early.loc[days[3].isoformat(), "label_share"], 6: 1.0}  # as of days 4 and 9
@@ -112,13 +115,24 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert int(tags["decision.n"]) == label[days[7]]["labeled_rows"]
     assert (tags["window_start"], tags["window_end"]) == (days[4].isoformat(), days[6].isoformat())
 
+    # The drifted day's decision is on its drift run, with the reason the retraining was started with.
+    drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[9].isoformat()}'")
+    assert [run.data.tags["decision"] for run in drift_runs] == ["retrain"]
+    assert drift_runs[0].data.tags["decision.reason"] == conf["reason"]
+
     # The plugin's buttons on those task instances (before the reruns below, whose mapped `check` has nothing to
     # map) point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
     assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
         "/#/models/credit_default/versions/2"
     )
-    assert "/runs/" in links[("drift_monitoring__credit_default", "check")]["Drift report"]
+    # (one task instance per key is kept: the stable day's run or the drifted day's, each with its own drift run)
+    checked = {calm.info.run_id, drift_runs[0].info.run_id}
+    report_link = links[("drift_monitoring__credit_default", "check")]["Drift report"]
+    run_id, _, path = report_link.partition(f"/#/experiments/{experiment}/runs/")[2].partition("/")
+    assert path == "artifactPath/drift/drift_report.html" and run_id in checked
+    decided = links[("drift_monitoring__credit_default", "decide")]["MLflow"]
+    assert decided.partition(f"/#/experiments/{experiment}/runs/")[2] in checked
 
     # History is not rewritten: checking day 9 again under the new champion (as a backlog would) changes nothing,
     # nor does rerunning day 4, whose labels were known later: the performance table keeps what day 9 knew.

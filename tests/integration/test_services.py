@@ -83,11 +83,17 @@ def _rest(url: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data, monkeypatch):
+def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data, dask_client, monkeypatch):
     with mlflow_server(tmp_path) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         config = load_config(
-            write_config(tmp_path, raw_data, training={"window_days": 3}, promotion={"bootstrap": 100})
+            write_config(
+                tmp_path,
+                raw_data,
+                training={"window_days": 3},
+                promotion={"bootstrap": 100},
+                monitoring={"sample_rate": 1.0},
+            )
         )
         assert config.tracking_uri == url
         assert extract_and_train(config, 10, START + timedelta(days=2)).version == "1"
@@ -106,3 +112,36 @@ def test_train_register_and_promote_through_an_mlflow_server(tmp_path, raw_data,
             )
         )
         assert len(reference) > 0
+        assert champion["description"].startswith(f"**Promoted on {START + timedelta(days=9)}**: v{challenger}")
+        _drift_report_opens_in_the_mlflow_ui(config, url, tmp_path, dask_client, monkeypatch)
+
+
+def _drift_report_opens_in_the_mlflow_ui(config, url: str, tmp_path: Path, client, monkeypatch) -> None:
+    """The Airflow "Drift report" button, followed in Chromium: the MLflow UI shows the report file itself in its
+    HTML viewer (before, the button landed on a collapsed ``drift/`` folder with no file open)."""
+    import shutil
+    import subprocess
+
+    from mlops_links import drift_report_url
+
+    from pipelines.monitoring import check_drift
+    from pipelines.promotion import decide_retraining
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
+    day = START + timedelta(days=9)
+    score_day(config, day, "score-ui", client)
+    decision = decide_retraining(config, [check_drift(config, day)])
+    monkeypatch.setenv("MLFLOW_UI_URL", url)
+    link = drift_report_url(decision)
+    assert link.endswith("/artifactPath/drift/drift_report.html")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}"]
+    dom = subprocess.run(
+        [browser, *flags, "--virtual-time-budget=30000", "--dump-dom", link],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert 'class="mlflow-html-iframe"' in dom and "drift/drift_report.html" in dom, dom[-2000:]

@@ -6,6 +6,7 @@ with dead-letter isolation, the lake's table addressing and the bounded model ca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -16,8 +17,17 @@ import pytest
 from pipelines import registry
 from pipelines.config import Config, load_config
 from pipelines.errors import DataError
-from pipelines.monitoring import DriftResult, assess_drift, columns_to_test
-from pipelines.promotion import GainInterval, gain_interval, promotion_verdict, retrain_decision
+from pipelines.monitoring import DriftResult, assess_drift, columns_to_test, decision_banner, with_banner
+from pipelines.promotion import (
+    Decision,
+    GainInterval,
+    RetrainDecision,
+    decision_description,
+    gain_interval,
+    promotion_verdict,
+    retrain_decision,
+    settle_challenger,
+)
 from pipelines.scoring import ERROR, score_frame
 from pipelines.storage import Lake, Table
 
@@ -106,59 +116,192 @@ def test_a_holdout_too_unbalanced_or_too_small_gives_no_interval(demo):
     )
 
 
-# The retraining ladder: forced, a checked day, a trigger, the cooldown, enough new labels.
+# The retraining ladder: forced, a checked day, a trigger (each signal on its own), the cooldown, enough new labels.
 
 
-def _drift(share: float | None = 0.3, realized: float | None = 0.6, status: str = "checked") -> DriftResult:
+def _drift(
+    share: float | None = 0.3,
+    realized: float | None = 0.6,
+    status: str = "checked",
+    output_drifted: bool = False,
+    missing: dict[str, float] | None = None,
+    all_missing: list[str] | None = None,
+) -> DriftResult:
     return DriftResult(
         day=DAY.isoformat(),
         status=status,
         reason="2 of 11 columns drifted" if status == "checked" else "12 logged rows",
         drift_share=share,
         realized_metric=realized,
+        realized_rows=600 if realized is not None else 0,
         champion_metric=0.72,
+        missing_share_rise=missing or {},
+        all_missing=all_missing or [],
+        output_column="probability",
+        output_drift={
+            "score": 0.21,
+            "threshold": 0.1,
+            "method": "Wasserstein distance (normed)",
+            "drifted": output_drifted,
+        },
     )
+
+
+CALM = {"share": 0.1, "realized": 0.71}  # below every threshold of the demo config
+QUIET = [
+    "drift share 0.10 < 0.15",
+    "model output probability stable (Wasserstein distance (normed) 0.2100, threshold 0.1)",
+    "no feature's missing share rose by more than 0.1",
+    "realized roc_auc 0.7100 vs 0.7200 at training: drop 0.0100 < 0.03",
+]
 
 
 def _never() -> None:
     raise AssertionError("this rung must not be reached")
 
 
+def _triggers(config: Config, drift: DriftResult) -> list[str]:
+    decision = retrain_decision(config, drift, DAY, lambda: None, lambda: 9999)
+    assert decision.retrain is bool(decision.triggers) and len(decision.signals) == 4
+    return decision.triggers
+
+
 def test_retraining_ladder_triggers_with_both_reasons(demo):
-    retrain, why = retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 10), lambda: 5000)
-    assert retrain
-    assert why == "drift share 0.30 >= 0.15; realized roc_auc 0.6000 is 0.1200 below training"
+    decision = retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 10), lambda: 5000)
+    assert decision.retrain
+    assert decision.reason == "drift share 0.30 >= 0.15; realized roc_auc 0.6000 is 0.1200 below training"
+    assert decision.triggers == ["drift share 0.30 >= 0.15", "realized roc_auc 0.6000 is 0.1200 below training"]
+
+
+def test_a_calm_day_says_every_signal_it_weighed(demo):
+    decision = retrain_decision(demo, _drift(**CALM), DAY, _never, _never)
+    assert (decision.retrain, decision.triggers, decision.signals) == (False, [], QUIET)
+    assert decision.reason == "no trigger: " + "; ".join(QUIET)
+
+
+def test_drift_share_alone_triggers_and_names_the_columns(demo):
+    drift = replace(_drift(**CALM), drift_share=0.18, drifted_columns=["credit_utilization", "income"])
+    assert _triggers(demo, drift) == ["drift share 0.18 >= 0.15 (credit_utilization, income)"]
+
+
+def test_output_drift_alone_triggers_when_configured(demo):
+    drifted_output = _drift(**CALM, output_drifted=True)
+    line = "model output probability drifted (Wasserstein distance (normed) 0.2100, threshold 0.1)"
+    assert _triggers(_with(demo, "monitoring", output_drift_trigger=True), drifted_output) == [line]
+    off = retrain_decision(demo, drifted_output, DAY, _never, _never)  # the default: a signal, not a trigger
+    assert not off.retrain and f"{line}; monitoring.output_drift_trigger is off" in off.signals
+
+
+def test_a_missing_value_rise_alone_triggers(demo):
+    drift = _drift(**CALM, missing={"income": 0.25, "debt_ratio": 0.05})  # debt_ratio's rise is below 0.1
+    assert _triggers(demo, drift) == ["missing values rose by more than 0.1: income +0.25"]
+    off = retrain_decision(_with(demo, "monitoring", missing_trigger=False), drift, DAY, _never, _never)
+    assert not off.retrain
+    assert "missing values rose by more than 0.1: income +0.25; monitoring.missing_trigger is off" in off.signals
+
+
+def test_a_feature_entirely_missing_triggers_though_no_drift_test_can_see_it(demo):
+    # The feature is left out of the drift share (no test runs on an empty column): the missing signal catches it.
+    drift = _drift(**CALM, missing={"region": 0.05}, all_missing=["region"])
+    assert _triggers(demo, drift) == ["missing values rose by more than 0.1: region entirely missing"]
+
+
+def test_a_realized_metric_drop_alone_triggers(demo):
+    metric_only = _drift(share=0.0, realized=0.68)  # a drop of 0.04 >= metric_drop_threshold 0.03
+    assert _triggers(demo, metric_only) == ["realized roc_auc 0.6800 is 0.0400 below training"]
+    unknown = retrain_decision(demo, _drift(share=0.0, realized=None), DAY, _never, _never)
+    assert "realized roc_auc not known (0 labeled rows)" in unknown.signals and not unknown.retrain
 
 
 def test_cooldown_refuses_before_labels_are_counted(demo):
-    assert retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 16), _never) == (
-        False,
-        "cooldown: last retraining 2026-10-16, monitoring.cooldown_days=3",
+    decision = retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 16), _never)
+    assert not decision.retrain
+    assert decision.reason == (
+        "cooldown: last retraining 2026-10-16, monitoring.cooldown_days=3"
+        " (held back: drift share 0.30 >= 0.15; realized roc_auc 0.6000 is 0.1200 below training)"
     )
 
 
 def test_too_few_new_labels_refuses_after_the_cooldown(demo):
-    assert retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 15), lambda: 1999) == (
-        False,
-        "only 1999 labeled rows since the champion's window; monitoring.min_new_labels=2000",
+    decision = retrain_decision(demo, _drift(share=0.2, realized=0.71), DAY, lambda: date(2026, 10, 15), lambda: 1999)
+    assert not decision.retrain
+    assert decision.reason == (
+        "only 1999 labeled rows since the champion's window; monitoring.min_new_labels=2000"
+        " (held back: drift share 0.20 >= 0.15)"
     )
-    assert retrain_decision(demo, _drift(), DAY, lambda: None, lambda: 2000)[0]  # never retrained: no cooldown
+    assert retrain_decision(demo, _drift(), DAY, lambda: None, lambda: 2000).retrain  # never retrained: no cooldown
 
 
-def test_no_trigger_skipped_check_and_force(demo):
-    calm = _drift(share=0.1, realized=0.71)
-    assert retrain_decision(demo, calm, DAY, _never, _never) == (
-        False,
-        "no trigger: drift and realized metric within thresholds",
-    )
+def test_skipped_check_and_force(demo):
     skipped = _drift(share=None, status="skipped")
-    assert retrain_decision(demo, skipped, DAY, _never, _never) == (False, "no drift check: 12 logged rows")
-    assert retrain_decision(demo, calm, DAY, _never, _never, force=True) == (True, "forced")
-    metric_only = _drift(share=0.0, realized=0.68)  # a drop of 0.04 >= metric_drop_threshold 0.03
-    assert retrain_decision(demo, metric_only, DAY, lambda: None, lambda: 9999) == (
-        True,
-        "realized roc_auc 0.6800 is 0.0400 below training",
+    assert retrain_decision(demo, skipped, DAY, _never, _never) == RetrainDecision(
+        False, "no drift check: 12 logged rows"
     )
+    forced = retrain_decision(demo, _drift(**CALM), DAY, _never, _never, force=True)
+    assert (forced.retrain, forced.reason, forced.signals) == (True, "forced", QUIET)
+    assert retrain_decision(demo, skipped, DAY, _never, _never, force=True) == RetrainDecision(True, "forced")
+
+
+def test_the_decision_banner_replaces_an_earlier_one_in_the_report():
+    page = "<html><head></head><body class='x'><div id='root'></div></body></html>"
+    first = with_banner(page, decision_banner("Retraining decision for D: retrain", True, "a <b> reason", ["x < 1"]))
+    assert first.index('id="mlops-decision"') < first.index("id='root'") and "a &lt;b&gt; reason" in first
+    second = with_banner(first, decision_banner("Retraining decision for D: no retrain", False, "calm", []))
+    assert second.count('id="mlops-decision"') == 1 and "no retrain" in second and "a &lt;b&gt;" not in second
+
+
+# After a promotion decision: the challenger alias, and the decision in words for the version's page.
+
+
+class AliasClient:
+    """The registry calls ``settle_challenger`` makes, on a dict of aliases."""
+
+    def __init__(self, **aliases: str) -> None:
+        self.aliases = aliases
+
+    def get_model_version_by_alias(self, name: str, alias: str):
+        from mlflow.exceptions import MlflowException
+
+        if alias not in self.aliases:
+            raise MlflowException("no such alias", error_code="RESOURCE_DOES_NOT_EXIST")
+        return type("Version", (), {"version": self.aliases[alias], "run_id": None})()
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        del self.aliases[alias]
+
+
+def test_the_challenger_alias_names_the_last_kept_challenger_and_never_the_champion():
+    kept = AliasClient(champion="1", challenger="3")
+    settle_challenger(kept, "m", "2", challenger_holds=True)  # v2 evaluated (e.g. by hand) and kept out
+    assert kept.aliases == {"champion": "1", "challenger": "2"}
+    promoted = AliasClient(champion="2", previous_champion="1", challenger="2")
+    settle_challenger(promoted, "m", "2", challenger_holds=False)
+    assert promoted.aliases == {"champion": "2", "previous_champion": "1"}
+    same = AliasClient(champion="2", challenger="2")  # "the challenger already is the champion": kept, yet removed
+    settle_challenger(same, "m", "2", challenger_holds=True)
+    assert same.aliases == {"champion": "2"}
+
+
+def test_a_kept_decision_reads_as_words(demo):
+    nan = float("nan")
+    decision = Decision(
+        "m", False, "no 95% interval of the gain: too few rows", "4", "3", "3", "roc_auc", 0.71, 0.7, -0.01,
+        nan, nan, 150, 0.005, 0.95, "2026-10-17..2026-10-17", "drift share 0.30 >= 0.15",
+    )  # fmt: skip
+    assert decision_description(decision, DAY, "run1").splitlines() == [
+        "**Kept out on 2026-10-18**: v3 stays champion; v4 was not promoted.",
+        "",
+        "- roc_auc on the holdout 2026-10-17..2026-10-17 (150 labeled rows): challenger v4 0.7000, champion v3 0.7100,"
+        " gain -0.0100",
+        "- 95% paired bootstrap interval of the gain: not computable",
+        "- required: gain >= 0.005 and the interval above 0",
+        "- why: no 95% interval of the gain: too few rows",
+        "- trigger: drift share 0.30 >= 0.15",
+        "- decision run: run1",
+    ]
 
 
 # The drift assessment: share over tested features, missing-value alerts, columns entirely missing.

@@ -65,14 +65,21 @@ def _champion(config) -> str:
 def test_stable_days_do_not_trigger_and_drifted_days_do(lake):
     stable = check_drift(lake, DAYS[4])
     assert stable.status == "checked" and stable.drift_share < lake.monitoring.drift_share_threshold, stable
-    assert retrain_reason(lake, stable, DAYS[4]) == (False, "no trigger: drift and realized metric within thresholds")
+    assert stable.output_column == "probability" and stable.output_drift["method"] == "Wasserstein distance (normed)"
+    calm = retrain_reason(lake, stable, DAYS[4])
+    assert not calm.retrain and calm.triggers == [], calm
+    assert calm.reason.startswith(f"no trigger: drift share {stable.drift_share:.2f} < 0.15; model output probability")
+    # The reference's outputs are in-sample (the model on its training rows): they differ from live outputs even
+    # on a stable day, which is why output drift is not a trigger unless configured.
+    assert stable.output_drift["drifted"] and "monitoring.output_drift_trigger is off" in calm.reason
 
     drifted = check_drift(lake, DAYS[8])
     assert drifted.drift_share >= lake.monitoring.drift_share_threshold
     assert {"income", "credit_utilization"} <= set(drifted.drifted_columns)
     assert drifted.realized_metric is not None and drifted.realized_metric < drifted.champion_metric - 0.1
-    retrain, reason = retrain_reason(lake, drifted, DAYS[8])
-    assert retrain and "drift share" in reason and "realized roc_auc" in reason
+    decision = retrain_reason(lake, drifted, DAYS[8])
+    assert decision.retrain and decision.reason == "; ".join(decision.triggers)
+    assert [t.split(" ")[0] for t in decision.triggers] == ["drift", "realized"], decision.triggers
 
 
 def test_report_is_in_the_lake_and_in_mlflow(lake):
@@ -85,6 +92,58 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert run.data.tags["model_version"] == result.model_version and run.data.tags["kind"] == "drift"
     assert run.data.metrics["drift_share"] == pytest.approx(result.drift_share)
     assert "drift_score.income" in run.data.metrics and "realized_roc_auc" in run.data.metrics
+
+    # The report is built as the pipeline decides: its dataset-drift test uses the configured share, over the
+    # features only (the model output has its own drift metric), so its count is the pipeline's.
+    report = json.loads((folder / "drift_report.json").read_text())
+    count = next(m for m in report["metrics"] if m["metric_name"].startswith("DriftedColumnsCount("))
+    assert count["config"]["drift_share"] == lake.monitoring.drift_share_threshold == 0.15
+    assert count["value"]["share"] == pytest.approx(result.drift_share)
+    assert any(m["metric_name"].startswith("ValueDrift(column=probability,") for m in report["metrics"])
+
+
+def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
+    """Retrain or not, the decision is on the day's drift run (tags, description) and on top of its HTML report;
+    the other days of the same run say which day decided, and a skipped day gets a run of its own."""
+    from pipelines.promotion import DECISION_KIND, decide_retraining
+
+    stable, drifted = check_drift(lake, DAYS[4]), check_drift(lake, DAYS[8])
+    skipped = check_drift(lake, date(2030, 1, 1))
+    calm = decide_retraining(lake, [stable])
+    assert (
+        calm["retrain"] is False
+        and calm["date"] == DAYS[4].isoformat()
+        and calm["mlflow_run_id"] == stable.mlflow_run_id
+    )
+    client = MlflowClient(lake.tracking_uri)
+    tags = client.get_run(stable.mlflow_run_id).data.tags
+    assert (tags["decision"], tags["decision.reason"], tags["decision.triggers"]) == (
+        "no retrain",
+        calm["reason"],
+        "none",
+    )
+    assert tags["mlflow.note.content"].startswith(f"**Retraining decision for {DAYS[4]}: no retrain**")
+    html = (Path(stable.report_url) / "drift_report.html").read_text()
+    assert html.count('id="mlops-decision"') == 1 and f"Retraining decision for {DAYS[4]}: no retrain" in html
+    artifact = Path(client.download_artifacts(stable.mlflow_run_id, "drift/drift_report.html"))
+    assert f"Retraining decision for {DAYS[4]}: no retrain" in artifact.read_text()
+
+    decided = decide_retraining(lake, [stable, drifted, skipped])  # a backlog: the newest checked day decides
+    assert decided["retrain"] is True and decided["date"] == DAYS[8].isoformat(), decided
+    assert client.get_run(drifted.mlflow_run_id).data.tags["decision"] == "retrain"
+    tags = client.get_run(stable.mlflow_run_id).data.tags
+    assert (tags["decision"], tags["decision.reason"]) == (
+        "none",
+        f"decided on {DAYS[8]}, the newest day checked in the same run: retrain",
+    )
+    html = (Path(stable.report_url) / "drift_report.html").read_text()
+    assert html.count('id="mlops-decision"') == 1 and "no retrain" not in html  # replaced, not stacked
+    experiment = client.get_experiment_by_name(lake.mlflow.experiment).experiment_id
+    [run] = client.search_runs([experiment], f"tags.kind = '{DECISION_KIND}' and tags.day = '2030-01-01'")
+    assert (run.data.tags["decision"], run.data.tags["decision.reason"]) == (
+        "no retrain",
+        f"no drift check: {skipped.reason}",
+    )
 
 
 def test_verdicts_agree_with_evidentlys_own_count(lake):
@@ -103,13 +162,15 @@ def test_verdicts_agree_with_evidentlys_own_count(lake):
 def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
     empty = check_drift(lake, date(2030, 1, 1))
     assert empty.status == "skipped" and "0 logged rows" in empty.reason
-    assert retrain_reason(lake, empty, date(2030, 1, 1))[0] is False
+    assert retrain_reason(lake, empty, date(2030, 1, 1)).retrain is False
 
     original = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[5])
     day = date(2030, 2, 2)
     Lake.from_config(lake).write(Table.PREDICTION_LOG, day, original.assign(income=float("nan")))
     result = check_drift(lake, day)
     assert "income" in result.missing_alerts and "all missing: ['income']" in result.reason
+    assert result.all_missing == ["income"] and result.missing_share_rise["income"] == pytest.approx(0.963, abs=0.001)
+    assert "missing values rose by more than 0.1: income entirely missing" in retrain_reason(lake, result, day).triggers
 
     Lake.from_config(lake).write(Table.PREDICTION_LOG, day + timedelta(days=10), original.drop(columns=["region"]))
     with pytest.raises(DataError, match=r"lacks feature column\(s\) \['region'\]"):
@@ -130,7 +191,7 @@ def test_labels_for_unknown_keys_are_ignored(lake):
 def test_better_challenger_is_promoted_and_rollback_restores(lake):
     before = _champion(lake)
     drifted = check_drift(lake, DAYS[8])  # against the first champion: reason enough to retrain
-    assert retrain_reason(lake, drifted, DAYS[9])[0]
+    assert retrain_reason(lake, drifted, DAYS[9]).retrain
     version = train_challenger(lake, DAYS[9], "drift")
     assert (
         str(MlflowClient(lake.tracking_uri).get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version
@@ -147,15 +208,21 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
     tags = client.get_model_version(lake.model.name, version).tags
     assert tags["decision.promoted"] == "True" and float(tags["decision.ci_low"]) > 0
     assert client.get_run(decision.mlflow_run_id).data.tags["kind"] == "promotion"
+    assert registry.alias_version(client, lake.model.name, CHALLENGER) is None  # promoted: it is the champion now
+    description = client.get_model_version(lake.model.name, version).description
+    assert description.startswith(f"**Promoted on {DAYS[9]}**: v{version} replaced v{before} as champion.")
+    assert f"gain {decision.difference:+.4f}" in description and f"[{decision.ci_low:+.4f}," in description
+    assert f"- why: {decision.reason}" in description and "- trigger: drift" in description
 
     # The same drift a day later is refused for the cooldown alone, and accepted once the cooldown is over.
     cooldown = lake.monitoring.cooldown_days
-    assert retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown - 1)) == (
-        False,
-        f"cooldown: last retraining {DAYS[9]}, monitoring.cooldown_days={cooldown}",
+    refused = retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown - 1))
+    assert not refused.retrain and refused.reason == (
+        f"cooldown: last retraining {DAYS[9]}, monitoring.cooldown_days={cooldown}"
+        f" (held back: {'; '.join(refused.triggers)})"
     )
-    retrain, reason = retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown))
-    assert retrain and reason.startswith("drift share"), reason
+    accepted = retrain_reason(lake, drifted, DAYS[9] + timedelta(days=cooldown))
+    assert accepted.retrain and accepted.reason.startswith("drift share"), accepted
     back = rollback(lake, "test rollback")
     assert (back.from_version, back.to_version) == (version, before)
     assert _champion(lake) == before
@@ -174,8 +241,13 @@ def test_weak_challenger_is_not_promoted(lake):
     decision = evaluate_and_promote(weak, DAYS[9], version, "weak on purpose")
     assert not decision.promoted and decision.champion_after == before == _champion(lake)
     assert "min_improvement" in decision.reason
-    tags = MlflowClient(lake.tracking_uri).get_model_version(lake.model.name, version).tags
+    client = MlflowClient(lake.tracking_uri)
+    tags = client.get_model_version(lake.model.name, version).tags
     assert tags["decision.promoted"] == "False"
+    assert str(client.get_model_version_by_alias(lake.model.name, CHALLENGER).version) == version  # the last kept out
+    description = client.get_model_version(lake.model.name, version).description
+    assert description.startswith(f"**Kept out on {DAYS[9]}**: v{before} stays champion; v{version} was not promoted.")
+    assert f"- why: {decision.reason}" in description
 
 
 def test_registry_failure_mid_promotion_leaves_one_champion(lake, monkeypatch):
@@ -204,13 +276,17 @@ def test_registry_failure_mid_promotion_leaves_one_champion(lake, monkeypatch):
 
 def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     """Headless Chromium runs the report's scripts; the rendered DOM must hold the per-column drift table."""
+    import html
     import shutil
     import subprocess
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
-    check_drift(lake, DAYS[8])
+    from pipelines.promotion import decide_retraining
+
+    result = check_drift(lake, DAYS[8])
+    decision = decide_retraining(lake, [result])
     report = Path(Lake.from_config(lake).partition(Table.REPORTS, DAYS[8])) / "drift_report.html"
     flags = [
         "--headless",
@@ -234,4 +310,9 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     )
     assert 'data-testid="mtablecell"' in dom  # the drift table, rendered by the report's JavaScript
     assert "Dataset Drift" in dom and "income" in dom and "Wasserstein distance (normed)" in dom
+    # The same story as the decision: the configured threshold, and the decision with its reason on top.
+    detected = "detected" if result.drift_share >= lake.monitoring.drift_share_threshold else "NOT detected"
+    assert f"Dataset Drift is {detected}. Dataset drift detection threshold is 0.15" in dom
+    verdict = "retrain" if decision["retrain"] else "no retrain"
+    assert f"Retraining decision for {DAYS[8]}: {verdict}" in dom and html.escape(decision["reason"]) in dom
     assert shot.exists() and shot.stat().st_size > 10_000
