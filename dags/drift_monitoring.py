@@ -24,8 +24,9 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from _alerts import notify_drift
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
+from _support import PARAMS, Model, models, partition_day, run_config
 
 THRESHOLDS = {
     "drift_share_threshold": "Retrain at this share of drifted columns.",
@@ -42,7 +43,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             **PARAMS,
             "force": Param(
@@ -101,6 +102,8 @@ def build(model: Model) -> None:
                 force=context["params"]["force"],
             )
             print(f"retrain={retrain}: {reason}")
+            if retrain:
+                notify_drift(run_config(model, context, THRESHOLDS), context, latest.as_dict(), reason)
             return {"date": latest.day, "reason": reason} if retrain else False
 
         decision = decide(check.expand(day=days_to_check()))

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
+from _alerts import notify_quarantine
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
+from _support import PARAMS, Model, models, partition_day, run_config
 
 
 def build(model: Model) -> None:
@@ -36,7 +37,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=3,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params=PARAMS,
         tags=["mlops", "features"],
         doc_md=__doc__,
@@ -64,8 +65,10 @@ def build(model: Model) -> None:
             from pipelines.features import extract_features
 
             context = get_current_context()
-            result = extract_features(run_config(model, context), date.fromisoformat(day)).as_dict()
+            config = run_config(model, context)
+            result = extract_features(config, date.fromisoformat(day)).as_dict()
             context["outlet_events"][model.features].extra = {"day": result["day"], "rows": result["rows_valid"]}
+            notify_quarantine(config, context, result)
             return result
 
         extract.expand(day=days_to_extract())

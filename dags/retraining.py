@@ -19,8 +19,9 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from _alerts import notify_promotion
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
+from _support import PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
 
 
 def build(model: Model) -> None:
@@ -32,7 +33,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             **PARAMS,
             "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
@@ -63,10 +64,11 @@ def build(model: Model) -> None:
             from pipelines.promotion import evaluate_and_promote as decide
 
             context = get_current_context()
+            config = run_config(model, context)
             with stderr_to_log():
-                return decide(
-                    run_config(model, context), partition_day(context), challenger_version, context["params"]["reason"]
-                ).as_dict()
+                decision = decide(config, partition_day(context), challenger_version, context["params"]["reason"])
+            notify_promotion(config, context, decision.as_dict())
+            return decision.as_dict()
 
         evaluate_and_promote(train_challenger())
 
