@@ -255,8 +255,8 @@ class WebhookAlerts(_Strict):
 class AlertsConfig(_Strict):
     """Who is told, and about what. No channel (the default) sends nothing."""
 
-    smtp: SmtpAlerts | None = None
-    webhook: WebhookAlerts | None = None
+    smtp: SmtpAlerts | None = Field(default=None, description="e-mail channel; null: none")
+    webhook: WebhookAlerts | None = Field(default=None, description="webhook channel; null: none")
     events: list[AlertEvent] = Field(
         default_factory=lambda: list(ALERT_EVENTS),
         description="task_failure (a task failed for good), drift (drift monitoring starts a retraining),"

@@ -1,7 +1,9 @@
 """Real local endpoints that receive the pipeline's alerts: an SMTP server (aiosmtpd) and an HTTP webhook, both on
 127.0.0.1 with a free port, each stopping itself when its ``with`` block ends.
 
-Each yields an inbox and the Airflow connection (JSON, as ``AIRFLOW_CONN_<ID>`` takes it) that points at it.
+Each yields an inbox and the Airflow connection (JSON, as ``AIRFLOW_CONN_<ID>`` takes it) that points at it; the
+``alert_inbox`` fixture (conftest.py) sets the SMTP one as :data:`SMTP_CONN_ID`, which :data:`SMTP_ALERTS` (a
+config's ``alerts`` section) sends to.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from email import policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+SMTP_CONN_ID = "mlops_alerts_smtp"
+SMTP_ALERTS = {"smtp": {"conn_id": SMTP_CONN_ID, "to": ["oncall@mlops.test"]}}
 
 
 def _free_port() -> int:

@@ -11,28 +11,24 @@ import re
 from datetime import date
 
 import pytest
-from alert_inbox import SmtpInbox, smtp_server, webhook_server
+from alert_inbox import SMTP_ALERTS, SmtpInbox, webhook_server
 from dag_runs import load_dags, run_dag
 from lakes import START, write_config
 
 pytestmark = pytest.mark.e2e
 
-SMTP, WEBHOOK = "mlops_alerts_smtp", "mlops_alerts_webhook"
+WEBHOOK = "mlops_alerts_webhook"
 
 
 def _alerts(**extra) -> dict:
-    return {
-        "smtp": {"conn_id": SMTP, "to": ["oncall@mlops.test"]},
-        "webhook": {"conn_id": WEBHOOK, "endpoint": "hooks/mlops"},
-        **extra,
-    }
+    return {**SMTP_ALERTS, "webhook": {"conn_id": WEBHOOK, "endpoint": "hooks/mlops"}, **extra}
 
 
 def test_quarantine_spike_gate_failure_and_task_failure_reach_smtp_and_webhook(
-    airflow_db, tmp_path, raw_data, monkeypatch
+    airflow_db, alert_inbox, tmp_path, raw_data, monkeypatch
 ):
-    with smtp_server() as (inbox, smtp_connection), webhook_server() as (posts, webhook_connection):
-        monkeypatch.setenv(f"AIRFLOW_CONN_{SMTP.upper()}", smtp_connection)
+    inbox = alert_inbox
+    with webhook_server() as (posts, webhook_connection):
         monkeypatch.setenv(f"AIRFLOW_CONN_{WEBHOOK.upper()}", webhook_connection)
         config_file = write_config(tmp_path, raw_data, mlflow_store=False, alerts=_alerts(quarantine_warn_share=0.01))
         monkeypatch.setenv("MLOPS_CONFIG", str(config_file))

@@ -1,7 +1,8 @@
 """Drift detection triggers retraining, the better challenger is promoted, and a rollback restores the champion.
 
 All through the real DAGs with ``dag.test()``: Evidently computes the drift, MLflow holds the aliases, Airflow
-records the triggered retraining run that ``drift_monitoring`` creates.
+records the triggered retraining run that ``drift_monitoring`` creates, and the drift and promotion alerts reach a
+real SMTP server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from airflow.models.dagrun import DagRun
+from alert_inbox import SMTP_ALERTS, SmtpInbox
 from dag_runs import load_dags, run_dag
 from lakes import write_config
 from mlflow.tracking import MlflowClient
@@ -49,13 +51,14 @@ def _plugin_links(dag_ids: list[str]) -> dict:
     return found
 
 
-def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, raw_data, monkeypatch):
+def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbox, tmp_path, raw_data, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,
         training={"window_days": 3},
         monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
         promotion={"bootstrap": 100},
+        alerts={**SMTP_ALERTS, "events": ["drift", "promotion"]},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
     dags = load_dags()
@@ -70,6 +73,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
     assert DagRun.find(dag_id="retraining__credit_default") == []
+    assert alert_inbox.messages == []  # no drift, no alert
 
     # Drifted days: the check starts the retraining DAG with its reason.
     for day in days[7:9]:
@@ -79,6 +83,8 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert len(triggered) == 1
     conf = triggered[0].conf
     assert conf["date"] == days[8].isoformat() and "drift share" in conf["reason"]
+    (drift_alert,) = alert_inbox.messages
+    assert drift_alert["Subject"].startswith(f"[mlops] drift: drift_monitoring__credit_default {days[8]}: drift share")
 
     # Run what was triggered: the challenger (trained on drifted data) beats the champion on the newest day.
     assert _aliases(config) == {"champion": "1"}
@@ -86,6 +92,11 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert _aliases(config) == {"champion": "2", "previous_champion": "1"}
     tags = MlflowClient(config.tracking_uri).get_model_version(config.model.name, "2").tags
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
+    promotion_alert = alert_inbox.messages[1]
+    assert promotion_alert["Subject"].startswith(
+        f"[mlops] promotion: retraining__credit_default {days[8]}: challenger v2 promoted, replacing v1: roc_auc"
+    )
+    assert '<a href="http://127.0.0.1:5000/#/models/credit_default/versions/2">' in SmtpInbox.body(promotion_alert)
 
     # History is not rewritten: checking day 8 again under the new champion (as a backlog would) changes nothing.
     report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
@@ -95,6 +106,13 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[8].isoformat()}'")
     assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
+    # The drift alert links to that run and its report, as the plugin's buttons do; the re-check sent nothing.
+    drift_run = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{drift_runs[0].info.run_id}"
+    body = SmtpInbox.body(drift_alert)
+    assert f'<b>MLflow:</b> <a href="{drift_run}">' in body
+    assert f'<b>Drift report:</b> <a href="{drift_run}/artifacts">' in body
+    assert f"<b>Day:</b> {days[8]}" in body and "<b>Reason:</b> drift share" in body
+    assert len(alert_inbox.messages) == 2
 
     # The plugin's buttons on those task instances point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
