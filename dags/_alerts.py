@@ -14,11 +14,15 @@ plugin are imported when an alert is sent.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
 from _support import partition_day
+
+if TYPE_CHECKING:
+    from pipelines.alerts import Alert
+    from pipelines.config import AlertEvent, AlertsConfig, Config
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +37,12 @@ def result_links(result: dict[str, Any] | None) -> dict[str, str]:
     """The MLflow and drift-report links of a task's result, built by the plugin behind the UI's buttons."""
     if not result:
         return {}
-    try:
-        from mlops_links import drift_report_url, mlflow_url  # the plugins folder, on sys.path in Airflow processes
-    except ImportError as exc:
-        log.warning("alert sent without MLflow links: the mlops_links plugin is not importable (%s)", exc)
-        return {}
+    from mlops_links import drift_report_url, mlflow_url  # Airflow puts the plugins folder on sys.path
+
     return {"MLflow": mlflow_url(result), "Drift report": drift_report_url(result)}
 
 
-def _notifiers(alerts: Any, alert: Any) -> dict[str, BaseNotifier]:
+def _notifiers(alerts: AlertsConfig, alert: Alert) -> dict[str, BaseNotifier]:
     """One provider notifier per configured channel, carrying the composed message."""
     notifiers: dict[str, BaseNotifier] = {}
     if alerts.smtp is not None:
@@ -64,9 +65,9 @@ def _notifiers(alerts: Any, alert: Any) -> dict[str, BaseNotifier]:
 
 
 def notify(
-    config: Any,
+    config: Config,
     context: Any,
-    event: str,
+    event: AlertEvent,
     reason: str,
     *,
     result: dict[str, Any] | None = None,
@@ -105,19 +106,19 @@ def notify(
     return sent
 
 
-def notify_drift(config: Any, context: Any, drift: dict[str, Any], reason: str) -> list[str]:
+def notify_drift(config: Config, context: Any, drift: dict[str, Any], reason: str) -> list[str]:
     """Drift monitoring decided to retrain: the day checked, why, and its MLflow run and report."""
     return notify(config, context, "drift", reason, result=drift)
 
 
-def notify_promotion(config: Any, context: Any, decision: dict[str, Any]) -> list[str]:
+def notify_promotion(config: Config, context: Any, decision: dict[str, Any]) -> list[str]:
     """A challenger was promoted or kept: both metrics, the verdict's reason, the challenger's MLflow version."""
     from pipelines.alerts import promotion_reason
 
     return notify(config, context, "promotion", promotion_reason(decision), result=decision)
 
 
-def notify_quarantine(config: Any, context: Any, extracted: dict[str, Any]) -> list[str]:
+def notify_quarantine(config: Config, context: Any, extracted: dict[str, Any]) -> list[str]:
     """A published day whose quarantine share reached ``alerts.quarantine_warn_share``."""
     from pipelines.alerts import quarantine_warning
 
