@@ -10,7 +10,8 @@ MLflow run `drift-YYYY-MM-DD` (tagged with the model version) whose metrics char
 When the share of drifted columns reaches `monitoring.drift_share_threshold`, or the realized metric falls by
 `monitoring.metric_drop_threshold` below the champion's training metric, it starts `retraining__<model>` with the
 reason, unless a retraining ran within `monitoring.cooldown_days` or too few new labels
-(`monitoring.min_new_labels`) have arrived.
+(`monitoring.min_new_labels`) have arrived. Starting it sends a `drift` alert with the reason and links to the
+day's MLflow run and drift report (README "Alerts").
 
 Runs when `batch_scoring__<model>` updates `mlops.predictions.<model>`, and checks every day whose predictions are
 newer than its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's

@@ -13,7 +13,8 @@ appends). Only the source files whose event-time range can hold the day are read
 (`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
 `schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
 this run extract that day again too. Each extracted day updates the model's `mlops.features.<model>` asset, which
-starts that model's `batch_scoring__<model>` for it.
+starts that model's `batch_scoring__<model>` for it. A published day with at least `alerts.quarantine_warn_share`
+of its rows quarantined, or a day the gate refuses, sends a `quarantine` alert (README "Alerts").
 
 One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (a day to
 process instead of the run's).

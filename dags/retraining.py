@@ -6,7 +6,8 @@ it with the alias `challenger`, then scores champion and challenger on the **sam
 labeled days, which the challenger never saw. The challenger becomes `champion` only if its metric beats the
 champion's by `promotion.min_improvement` and a paired bootstrap interval of the difference (at
 `promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
-recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`.
+recorded on the challenger version (`decision.*` tags) and as an MLflow run `promotion-...`, and sent as a
+`promotion` alert (README "Alerts").
 
 Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
 and by hand; a day before `schedule.start_date` fails, and without a champion yet (e.g. the first scheduled run
