@@ -47,6 +47,13 @@ class Model:
     def predictions(self) -> Asset:
         return Asset(name=f"mlops.predictions.{self.name}")
 
+    @property
+    def default_args(self) -> dict[str, Any]:
+        """:data:`DEFAULT_ARGS` plus the alert sent when a task of this model's DAGs fails for good."""
+        from _alerts import FailureAlert  # imports this module: deferred
+
+        return {**DEFAULT_ARGS, "on_failure_callback": [FailureAlert(self.config)]}
+
     def load(self) -> Any:
         """The validated config, read when a task runs (the DAG processor only reads name and schedule)."""
         from pipelines.config import load_config

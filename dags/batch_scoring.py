@@ -29,7 +29,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
+from _support import PARAMS, Model, models, partition_day, run_config
 
 
 def build(model: Model) -> None:
@@ -41,7 +41,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params=PARAMS,
         tags=["mlops", "scoring"],
         doc_md=__doc__,

@@ -22,7 +22,8 @@ missing share rises by more than `monitoring.missing_share_threshold` or it goes
 yet) falls by `monitoring.metric_drop_threshold` below the champion's training metric; unless a retraining ran
 within `monitoring.cooldown_days` or too few new labels (`monitoring.min_new_labels`) have arrived. The decision,
 retrain or not, is recorded with its reason and every signal on the day's MLflow run (`decision`,
-`decision.reason` tags and its description) and on top of its report.
+`decision.reason` tags and its description) and on top of its report. Starting it sends a `drift` alert
+with the reason and links to the day's MLflow run and drift report (README "Alerts").
 
 Runs when `batch_scoring__<model>` updates `mlops.predictions.<model>`, and checks every day whose predictions are
 newer than its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's
@@ -36,8 +37,9 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from _alerts import notify_drift
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
+from _support import PARAMS, Model, models, partition_day, run_config
 
 THRESHOLDS = {
     "drift_share_threshold": "Retrain at this share of drifted columns.",
@@ -54,7 +56,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             **PARAMS,
             "force": Param(
@@ -103,9 +105,13 @@ def build(model: Model) -> None:
             from pipelines.promotion import decide_retraining
 
             context = get_current_context()
+            config = run_config(model, context, THRESHOLDS)
             # indexing: iterating a mapped task's results probes one XCom past the end
             checked = [DriftResult(**results[i]) for i in range(len(results))]
-            return decide_retraining(run_config(model, context, THRESHOLDS), checked, force=context["params"]["force"])
+            decision = decide_retraining(config, checked, force=context["params"]["force"])
+            if decision["retrain"]:
+                notify_drift(config, context, {**decision, "day": decision["date"]}, decision["reason"])
+            return decision
 
         @task
         def update_performance(days: list[str]) -> list[dict]:

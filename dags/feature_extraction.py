@@ -15,7 +15,8 @@ appends). Only the source files whose event-time range can hold the day are read
 (`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
 `schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
 this run extract that day again too. Each extracted day updates the model's `mlops.features.<model>` asset, which
-starts that model's `batch_scoring__<model>` for it.
+starts that model's `batch_scoring__<model>` for it. A published day with at least `alerts.quarantine_warn_share`
+of its rows quarantined, or a day the gate refuses, sends a `quarantine` alert (README "Alerts").
 
 One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (a day to
 process instead of the run's).
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
+from _alerts import notify_quarantine
 from _schedule import dag_start, schedule_config, timetable
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config
+from _support import PARAMS, Model, models, partition_day, run_config
 
 
 def build(model: Model) -> None:
@@ -39,7 +41,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=3,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params=PARAMS,
         tags=["mlops", "features"],
         doc_md=__doc__,
@@ -86,8 +88,10 @@ def build(model: Model) -> None:
             from pipelines.features import extract_features
 
             context = get_current_context()
-            result = extract_features(run_config(model, context), date.fromisoformat(day)).as_dict()
+            config = run_config(model, context)
+            result = extract_features(config, date.fromisoformat(day)).as_dict()
             context["outlet_events"][model.features].extra = {"day": result["day"], "rows": result["rows_valid"]}
+            notify_quarantine(config, context, result)
             return result
 
         days = days_to_extract()

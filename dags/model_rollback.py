@@ -13,7 +13,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, REGISTRY_POOL, Model, models, run_config
+from _support import REGISTRY_POOL, Model, models, run_config
 
 
 def build(model: Model) -> None:
@@ -25,7 +25,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded."),
         },

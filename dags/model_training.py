@@ -20,7 +20,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _schedule import dag_start
-from _support import DEFAULT_ARGS, PARAMS, Model, models, partition_day, run_config, stderr_to_log
+from _support import PARAMS, Model, models, partition_day, run_config, stderr_to_log
 
 
 def build(model: Model) -> None:
@@ -32,7 +32,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             **PARAMS,
             "reason": Param("bootstrap", type="string", title="Reason", description="Recorded on the MLflow run."),

@@ -7,8 +7,8 @@ labeled days, which the challenger never saw. The challenger becomes `champion` 
 champion's by `promotion.min_improvement` and a paired bootstrap interval of the difference (at
 `promotion.confidence`) lies above zero; the old champion then holds `previous_champion`. Every decision is
 recorded on the challenger version (`decision.*` tags, and in words as its description) and as an MLflow run
-`promotion-...`. After the decision `challenger` names the challenger if it was kept out, and no version if it was
-promoted.
+`promotion-...`, and sent as a `promotion` alert (README "Alerts"). After the decision `challenger` names the
+challenger if it was kept out, and no version if it was promoted.
 
 Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
 and by hand; a day before `schedule.start_date` fails, and without a champion yet (e.g. the first scheduled run
@@ -21,8 +21,9 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from _alerts import notify_promotion
 from _schedule import dag_start, timetable
-from _support import DEFAULT_ARGS, PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
+from _support import PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
 
 
 def build(model: Model) -> None:
@@ -34,7 +35,7 @@ def build(model: Model) -> None:
         start_date=dag_start(model.config),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=model.default_args,
         params={
             **PARAMS,
             "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
@@ -65,10 +66,11 @@ def build(model: Model) -> None:
             from pipelines.promotion import evaluate_and_promote as decide
 
             context = get_current_context()
+            config = run_config(model, context)
             with stderr_to_log():
-                return decide(
-                    run_config(model, context), partition_day(context), challenger_version, context["params"]["reason"]
-                ).as_dict()
+                decision = decide(config, partition_day(context), challenger_version, context["params"]["reason"])
+            notify_promotion(config, context, decision.as_dict())
+            return decision.as_dict()
 
         evaluate_and_promote(train_challenger())
 

@@ -265,6 +265,54 @@ class QualityConfig(_Strict):
     )
 
 
+AlertEvent = Literal["task_failure", "drift", "promotion", "quarantine"]
+ALERT_EVENTS: tuple[AlertEvent, ...] = ("task_failure", "drift", "promotion", "quarantine")
+
+
+class SmtpAlerts(_Strict):
+    """E-mail through an Airflow SMTP connection; the server and its credentials live in the connection only."""
+
+    conn_id: str = Field(
+        default="smtp_default",
+        description="Airflow connection of the SMTP server (host, port, login, password; e.g. env"
+        " AIRFLOW_CONN_SMTP_DEFAULT or a secrets backend), never this file",
+    )
+    to: list[str] = Field(min_length=1, description="recipients")
+    from_email: str | None = Field(default=None, description="sender; null: the connection's from_email extra")
+
+
+class WebhookAlerts(_Strict):
+    """A JSON POST (``text`` plus the alert's fields) through an Airflow HTTP connection, e.g. a Slack incoming
+    webhook or a chat/incident tool's endpoint; its URL and any token live in the connection only."""
+
+    conn_id: str = Field(description="Airflow HTTP connection holding the webhook's URL (and credentials)")
+    endpoint: str = Field(default="", description="path appended to the connection's URL")
+
+
+class AlertsConfig(_Strict):
+    """Who is told, and about what. No channel (the default) sends nothing."""
+
+    smtp: SmtpAlerts | None = Field(default=None, description="e-mail channel; null: none")
+    webhook: WebhookAlerts | None = Field(default=None, description="webhook channel; null: none")
+    events: list[AlertEvent] = Field(
+        default_factory=lambda: list(ALERT_EVENTS),
+        description="task_failure (a task failed for good), drift (drift monitoring starts a retraining),"
+        " promotion (a challenger was promoted or kept), quarantine (a day's quarantine share reached"
+        " quarantine_warn_share, or the quality gate failed a day)",
+    )
+    quarantine_warn_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="alert when a published day has at least this share of its rows quarantined (above"
+        " quality.max_quarantine_share the gate fails the day, which alerts too)",
+    )
+
+    def wants(self, event: AlertEvent) -> bool:
+        """Whether an ``event`` goes anywhere: a channel is configured and the event is selected."""
+        return (self.smtp is not None or self.webhook is not None) and event in self.events
+
+
 class ServingConfig(_Strict):
     """Online serving (``python -m pipelines.serving``): dynamic batching, reloads and the release strategy."""
 
@@ -298,6 +346,7 @@ class Config(_Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

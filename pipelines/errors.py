@@ -13,6 +13,11 @@ class DataError(ValueError):
     """Input that cannot be processed at all; the message names the file, the column and the row count."""
 
 
+class QualityGateError(DataError):
+    """A day failed the volume or quarantine gate and was not published: a feed problem worth an alert of its own
+    (``alerts.events: quarantine``), not a bug."""
+
+
 class RegistryError(RuntimeError):
     """The registry lacks what a stage needs (a model, an alias); the message says which and what to run."""
 

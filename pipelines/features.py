@@ -19,9 +19,10 @@ import pandas as pd
 
 from pipelines import quality, sources
 from pipelines.config import Config, DatasetConfig
+from pipelines.errors import DataError, QualityGateError
 from pipelines.sources import day_bounds, event_times, read_source
 from pipelines.storage import Lake, Table
-from pipelines.validation import REASON, DataError, require_columns, split_valid
+from pipelines.validation import REASON, require_columns, split_valid
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def _check_quality(config: Config, day: date, rows: pd.DataFrame, quarantined: p
     if not problems:
         return
     reasons = quarantined[REASON].value_counts().head(3).to_dict() if len(quarantined) else {}
-    raise DataError(
+    raise QualityGateError(
         f"features {day} not published: {'; '.join(problems)}. Source events span {span}"
         + (f"; top quarantine reasons {reasons}" if reasons else "")
     )

@@ -145,3 +145,14 @@ def dags(airflow_db: Path) -> dict:
     from dag_runs import load_bag
 
     return load_bag().dags
+
+
+@pytest.fixture
+def alert_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real SMTP server on 127.0.0.1, reached through the Airflow connection that ``alert_inbox.SMTP_ALERTS``
+    names (set as ``AIRFLOW_CONN_<ID>``, as a deployment would); yields its inbox and stops with the test."""
+    from alert_inbox import SMTP_CONN_ID, smtp_server
+
+    with smtp_server() as (inbox, connection):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{SMTP_CONN_ID.upper()}", connection)
+        yield inbox

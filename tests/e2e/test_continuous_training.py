@@ -1,7 +1,8 @@
 """Drift detection triggers retraining, the better challenger is promoted, and a rollback restores the champion.
 
 All through the real DAGs with ``dag.test()``: Evidently computes the drift, MLflow holds the aliases, Airflow
-records the triggered retraining run that ``drift_monitoring`` creates.
+records the triggered retraining run that ``drift_monitoring`` creates, and the drift and promotion alerts reach a
+real SMTP server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow.models.dagrun import DagRun
+from alert_inbox import SMTP_ALERTS, SmtpInbox
 from dag_runs import load_dags, run_dag
 from lakes import write_config
 from mlflow.tracking import MlflowClient
@@ -51,13 +53,14 @@ def _plugin_links(dag_ids: list[str]) -> dict:
     return found
 
 
-def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, raw_data, monkeypatch):
+def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbox, tmp_path, raw_data, monkeypatch):
     config_file = write_config(
         tmp_path,
         raw_data,
         training={"window_days": 3},
         monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
         promotion={"bootstrap": 100},
+        alerts={**SMTP_ALERTS, "events": ["drift", "promotion"]},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
     dags = load_dags()
@@ -82,6 +85,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     [calm] = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[4].isoformat()}'")
     assert calm.data.tags["decision"] == "no retrain"  # not retraining is on the record too, with why
     assert calm.data.tags["decision.reason"].startswith("no trigger: drift share ")
+    assert alert_inbox.messages == []  # no drift, no alert
 
     # Drifted days: the check starts the retraining DAG with its reasons. The realized metric behind the second is
     # the newest day the champion scored that is half labeled by day 9 (day 7); day 9 itself has no label yet.
@@ -103,6 +107,8 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     filling = {m.step: m.value for m in client.get_metric_history(day3_run.info.run_id, "label_share")}
     assert filling == {1: early.loc[days[3].isoformat(), "label_share"], 6: 1.0}  # as of days 4 and 9
     assert day3_run.data.metrics["realized_roc_auc"] == pytest.approx(label[days[3]]["value"])
+    (drift_alert,) = alert_inbox.messages
+    assert drift_alert["Subject"].startswith(f"[mlops] drift: drift_monitoring__credit_default {days[9]}: drift share")
 
     # Run what was triggered: the holdout is the newest day labeled by day 9 (day 7, not day 9), and the challenger
     # (trained on the days before it, one of them drifted) beats the champion there.
@@ -119,6 +125,17 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[9].isoformat()}'")
     assert [run.data.tags["decision"] for run in drift_runs] == ["retrain"]
     assert drift_runs[0].data.tags["decision.reason"] == conf["reason"]
+    # The drift alert links to that run and its report, as the plugin's buttons do.
+    drift_run = f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{drift_runs[0].info.run_id}"
+    body = SmtpInbox.body(drift_alert)
+    assert f'<b>MLflow:</b> <a href="{drift_run}">' in body
+    assert f'<b>Drift report:</b> <a href="{drift_run}/artifactPath/drift/drift_report.html">' in body
+    assert f"<b>Day:</b> {days[9]}" in body and "<b>Reason:</b> drift share" in body
+    promotion_alert = alert_inbox.messages[1]
+    assert promotion_alert["Subject"].startswith(
+        f"[mlops] promotion: retraining__credit_default {days[9]}: challenger v2 promoted, replacing v1: roc_auc"
+    )
+    assert '<a href="http://127.0.0.1:5000/#/models/credit_default/versions/2">' in SmtpInbox.body(promotion_alert)
 
     # The plugin's buttons on those task instances (before the reruns below, whose mapped `check` has nothing to
     # map) point at the promoted version and at the drift run's report.
@@ -143,6 +160,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     drift_runs = client.search_runs([experiment], f"tags.kind = 'drift' and tags.day = '{days[9].isoformat()}'")
     assert [run.data.tags["model_version"] for run in drift_runs] == ["1"] and report.read_text() == seen
     pd.testing.assert_frame_equal(read_performance(config), table)
+    assert len(alert_inbox.messages) == 2  # the re-checks sent nothing
 
     assert run_dag(dags, "model_rollback__credit_default", days[9], reason="e2e rollback") == "success"
     assert _aliases(config) == {"champion": "1", "previous_champion": "2"}
