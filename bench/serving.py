@@ -353,7 +353,11 @@ def main(argv: list[str] | None = None) -> None:
             rate = results["on"] / 2
             half = uvloop.run(open_loop(port, path, load, rate, args.seconds, on.pid))
             quarter = uvloop.run(open_loop(port, path, load, rate / 2, args.seconds, on.pid))
-            print("latency measured; memory run ...", flush=True)
+            print(
+                f"p99 at half saturation {np.percentile(half.latency, 99) * 1000:.1f} ms;"
+                f" memory run: {args.requests} requests, at most {args.max_minutes:g} minutes ...",
+                flush=True,
+            )
             started = time.monotonic()
             memory = memory_run(port, path, load, args.clients, args.requests, args.max_minutes, on.pid)
             memory_s = time.monotonic() - started
