@@ -1,19 +1,22 @@
 """Serving benchmark: dynamic batching against one-request-at-a-time, tail latency, memory, log completeness.
 
-    .venv/bin/python bench/serving.py                       # ~2 minutes on 2 cores
-    .venv/bin/python bench/serving.py --seconds 20 --memory-requests 200000
+    .venv/bin/python bench/serving.py                       # ~3 minutes on 2 cores
+    .venv/bin/python bench/serving.py --requests 1000000    # the memory goal: 1M requests (at most --max-minutes)
+    .venv/bin/python bench/serving.py --workdir /tmp/bench  # prepare the registry once, reuse it in later runs
 
 One run, printed. It trains the demo's model on a few days of demo data into a temporary registry, then starts
 ``python -m pipelines.serving`` on 127.0.0.1 twice over the same model: batching off (``max_batch_rows: 1``) and
-on (the config's defaults). A load generator (asyncio, raw HTTP/1.1 keep-alive, one row per request, unique keys)
-measures
-  (a) throughput with 64 concurrent clients, both servers; goal: on >= 5 x off;
-  (b) p99 latency at half the saturated throughput (open loop, fixed arrival rate) on the batching server;
-      goal: <= 2 x max_wait_ms + the model's predict time for a full batch (measured here, in process);
-  (c) the server's RSS after each round of requests (goal: flat), and
+on (the config's defaults). A load generator in this process (uvloop, raw HTTP/1.1 keep-alive, one row per
+request, unique keys, bodies prepared before sending) measures
+  (a) saturation throughput with 64 concurrent clients (closed loop), both servers; goal: on >= 5 x off;
+  (b) latency at half (and a quarter of) the saturation throughput on the batching server, open loop: requests
+      sent at a fixed rate whatever the answers, each timed from its scheduled send time; goal: p99 <= 2 x
+      max_wait_ms + the model's predict time for a full batch (``predict_frame``, measured here, in process). The
+      client's own overhead is printed beside it: how late it sent (p99) and the CPU it and the server used;
+  (c) the server's RSS over ``--requests`` requests (start, each tenth, end; goal: flat), and
   (d) after a SIGTERM, online rows in the prediction log = answered requests whose key is sampled (goal: equal).
-The load generator shares the machine's cores with the server (on 2 cores, a large share of one), and so do any
-other processes: latencies measured on a busy machine include time the server spends waiting for a core.
+The load generator shares the machine's cores with the server, and so do any other processes: latencies measured
+on a busy machine include time the server spends waiting for a core (the load average is printed).
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ def test_a_good_body_becomes_the_batch_path_input(config):
     assert list(frame.columns) == ["customer_id", "event_time", *config.dataset.features.all]
     assert frame["age"].dtype == np.float64 and np.isnan(frame.loc[0, "age"])
     assert str(frame["event_time"].dt.tz) == "UTC" and frame["event_time"].notna().all()
+    times = [row(config, customer_id=1, event_time="2026-10-18T12:00:00+02:00"), row(config, customer_id=2)]
+    iso = parse_rows(json.dumps(times).encode(), config, 10)["event_time"]
+    assert iso[0] == pd.Timestamp("2026-10-18T10:00:00Z") and iso[1] > pd.Timestamp("2026-10-18", tz="UTC")
+    other = parse_rows(json.dumps(row(config, event_time="18 Oct 2026 12:00 +0200")).encode(), config, 10)
+    assert other["event_time"].tolist() == [pd.Timestamp("2026-10-18T10:00:00Z")]  # any form check_rows accepts
 
 
 @pytest.mark.unit
