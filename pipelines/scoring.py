@@ -203,6 +203,31 @@ def predict_isolating(model: Any, x: pd.DataFrame, task: str) -> tuple[pd.DataFr
     return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts])
 
 
+def predict_frame(
+    frame: pd.DataFrame, model: Any, config: Config, duplicates: tuple[int, ...] = ()
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Predictions (prediction, + probability) of the rows that can be scored, and a reason for each row that cannot.
+
+    The part of scoring that batch and online serving share, so a row gets the same answer (or the same error) on
+    both paths: checked input, the model with failing rows isolated, non-finite predictions rejected. Nothing
+    else, because the server calls it once per dynamic batch and its fixed cost is request latency.
+    """
+    x, reasons = checked_input(frame, config)
+    for position in duplicates:
+        reasons[position] = f"{config.dataset.key}: duplicate key (first seen in an earlier row group)"
+    usable = x.drop(index=reasons.index) if len(reasons) else x
+    predicted, failures = predict_isolating(model, usable, config.task)
+    values = predicted.select_dtypes("number")
+    finite = np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1) if len(values.columns) else True
+    if np.all(finite) and failures.empty and reasons.empty:  # the usual case, without the bookkeeping below
+        return predicted, reasons
+    non_finite = predicted.index[~finite]
+    failures = pd.concat(
+        [failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)]
+    )
+    return predicted.drop(index=non_finite), pd.concat([reasons, failures]).sort_index()
+
+
 def score_frame(frame: pd.DataFrame, model: Any, config: Config, duplicates: tuple[int, ...] = ()) -> FrameScores:
     """Score an in-memory frame (row positions as index): checked input, isolated model failures, a key sample.
 
@@ -211,21 +236,7 @@ def score_frame(frame: pd.DataFrame, model: Any, config: Config, duplicates: tup
     """
     dataset = config.dataset
     hashes = key_hashes(frame[dataset.key])
-    x, reasons = checked_input(frame, config)
-    for position in duplicates:
-        reasons[position] = f"{dataset.key}: duplicate key (first seen in an earlier row group)"
-    usable = x.drop(index=reasons.index) if len(reasons) else x
-    predicted, failures = predict_isolating(model, usable, config.task)
-    values = predicted.select_dtypes("number")
-    non_finite = (
-        predicted.index[~np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)] if len(values.columns) else []
-    )
-    failures = pd.concat(
-        [failures, pd.Series("model returned a non-finite prediction", index=non_finite, dtype=object)]
-    )
-    reasons = pd.concat([reasons, failures]).sort_index()
-    predicted = predicted.drop(index=non_finite)
-
+    predicted, reasons = predict_frame(frame, model, config, duplicates)
     keys = frame[dataset.key]
     predictions = pd.concat([keys if len(predicted) == len(frame) else keys.loc[predicted.index], predicted], axis=1)
     dead = frame.loc[reasons.index].astype("string").assign(**{ERROR: reasons.to_numpy()})

@@ -96,9 +96,11 @@ class Server:
             for c in configs
         }
         self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Load every champion (a missing one is reported by /readyz), then start batching, reloads and flushes."""
+        self._loop = asyncio.get_running_loop()
         for served in self.models.values():
             client = registry.connect(served.config)
             await asyncio.to_thread(served.refresh, client)
@@ -139,12 +141,13 @@ class Server:
             self.metrics.logged.labels(Table.PREDICTION_LOG).inc(written)
 
     def _log_sink(self, name: str, event_time: str) -> Callable[[Table, pd.DataFrame, Loaded], None]:
-        """What a model's batcher calls with each batch's logged rows: stamp, buffer, flush off the loop when full."""
+        """What a model's batcher calls, from its scoring thread, with each batch's logged rows: stamp and buffer
+        them there; a full buffer is flushed by a task the event loop starts (off the response path)."""
         writer = self.writers[name]
 
         def sink(table: Table, rows: pd.DataFrame, loaded: Loaded) -> None:
             if writer.add(table, _stamp(rows, event_time, loaded, writer.run_id)):
-                self._background(asyncio.to_thread(self._flush, name))
+                self._loop.call_soon_threadsafe(lambda: self._background(asyncio.to_thread(self._flush, name)))
 
         return sink
 
@@ -170,14 +173,16 @@ class Server:
             if mask.any()
         ]
         log_all = serving.strategy == "ab"
-        results = await asyncio.gather(
-            *(
-                served.batcher.predict(loaded, [rows[i] for i in where], arm, log_all=log_all)
-                if len(where) < len(rows)
-                else served.batcher.predict(loaded, rows, arm, log_all=log_all)
-                for arm, loaded, where in parts
+        if len(parts) == 1:  # one arm (the usual case): awaited directly, no task in between to wake up
+            arm, loaded, _ = parts[0]
+            results = [await served.batcher.predict(loaded, rows, arm, log_all=log_all)]
+        else:
+            results = await asyncio.gather(
+                *(
+                    served.batcher.predict(loaded, [rows[i] for i in where], arm, log_all=log_all)
+                    for arm, loaded, where in parts
+                )
             )
-        )
         if challenger is not None and serving.strategy == "shadow":
             self._background(self._shadow(served, challenger, rows))
         answers: list[dict[str, Any]] = [{} for _ in rows]

@@ -2,7 +2,7 @@
 
 Versions are loaded only through the registry aliases, with the batch path's own loader
 (:func:`pipelines.registry.load_model`), and scored with the batch path's own frame scorer
-(:func:`pipelines.scoring.score_frame`: checked input, the model, failing rows isolated by bisection), so a row
+(:func:`pipelines.scoring.predict_frame`: checked input, the model, failing rows isolated by bisection), so a row
 gets the same prediction online and in batch, and a row the model rejects fails its own request only.
 
 Batching: requests queue; one loop takes the first, then whatever arrives within ``max_wait_ms`` up to
@@ -17,6 +17,7 @@ scored by the version it started with; a version that fails to load leaves the o
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import Config
-from pipelines.scoring import ERROR, score_frame
+from pipelines.scoring import predict_frame
 from pipelines.serving.routing import logged
 from pipelines.serving.schema import to_frame
 from pipelines.storage import Table
@@ -68,6 +69,7 @@ class _Pending:
     table: Table  # where its logged rows go
     log_all: bool  # every row logged (an A/B test), not only the sampled keys
     future: asyncio.Future
+    queued_at: float  # event-loop time: a batch waits at most max_wait_ms from its first request's arrival
 
 
 def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | None:
@@ -81,8 +83,46 @@ def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | N
 
 
 # Called with (table, rows to log: key, event time, features, prediction(s), arm; the version) before any request
-# of the batch is answered, so an answered row is always at least in the log's buffer.
+# of the batch is answered, so an answered row is always at least in the log's buffer. Called from the scoring
+# thread: it must be thread-safe and must not touch the event loop except through call_soon_threadsafe.
 LogSink = Callable[[Table, pd.DataFrame, Loaded], None]
+
+
+@dataclass
+class BatchResult:
+    """One version's share of a batch, scored: prediction columns for every row (0 where the row failed) and the
+    error of each failed row, by position in the batch."""
+
+    values: dict[str, np.ndarray]
+    errors: dict[int, str]
+
+
+def score_batch(config: Config, loaded: Loaded, batch: list[_Pending], log_sink: LogSink) -> BatchResult:
+    """Score the rows of ``batch`` as one frame with the batch path's :func:`predict_frame`; log the sampled rows.
+
+    Blocking and CPU-bound: the batcher runs it off the event loop, frame building and log rows included, so the
+    loop only parses requests and writes answers while a batch is predicted."""
+    frame = to_frame([row for p in batch for row in p.rows], config)
+    keys = frame[config.dataset.key]
+    # Keys of different requests may repeat (the same customer asked twice): positions stand in for them, so the
+    # batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
+    predicted, reasons = predict_frame(
+        frame.assign(**{config.dataset.key: np.arange(len(frame))}), loaded.model, config
+    )
+    sizes = [len(p.rows) for p in batch]
+    sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
+    keep = np.zeros(len(frame), bool)
+    keep[predicted.index.to_numpy()] = True
+    keep &= sampled
+    if keep.any():
+        tables = np.repeat([str(p.table) for p in batch], sizes)
+        rows = pd.concat([frame, predicted], axis=1).assign(arm=np.repeat([p.arm for p in batch], sizes))
+        for table in dict.fromkeys(tables[keep]):
+            log_sink(Table(table), rows[keep & (tables == table)], loaded)
+    filled = predicted if reasons.empty else predicted.reindex(range(len(frame)), fill_value=0)
+    return BatchResult(
+        {c: filled[c].to_numpy() for c in predicted.columns}, {int(i): str(e) for i, e in reasons.items()}
+    )
 
 
 class Batcher:
@@ -108,20 +148,24 @@ class Batcher:
         serving = self.config.serving
         if self.queued_rows + len(rows) > serving.max_queue_rows:
             raise QueueFull(f"{self.queued_rows} rows queued; at most {serving.max_queue_rows}")
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.queued_rows += len(rows)
         self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
-        self._queue.put_nowait(_Pending(loaded, rows, arm, table, log_all, future))
+        self._queue.put_nowait(_Pending(loaded, rows, arm, table, log_all, future, loop.time()))
         return await future
 
     async def run(self) -> None:
-        """Forever: gather one batch (size or time, whichever first), score it, answer its requests."""
+        """Forever: gather one batch (size or time, whichever first), score it, answer its requests.
+
+        The wait is counted from the first request's arrival, not from when the previous batch finished: requests
+        that queued while a batch was being predicted have waited already and go in the next batch at once."""
         serving = self.config.serving
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             rows = len(batch[0].rows)
-            deadline = loop.time() + serving.max_wait_ms / 1000
+            deadline = batch[0].queued_at + serving.max_wait_ms / 1000
             while rows < serving.max_batch_rows:
                 try:
                     item = self._queue.get_nowait()
@@ -140,67 +184,30 @@ class Batcher:
             self.metrics.batch_rows.labels(self.config.model.name).observe(rows)
             for version in {id(p.loaded): p.loaded for p in batch}.values():
                 await self._score(version, [p for p in batch if p.loaded is version])
+            # Let the answered requests write their responses before the next batch's scoring thread competes with
+            # this loop for the GIL: otherwise they wait on it, up to a switch interval at a time.
+            await asyncio.sleep(0)
 
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
-        """Score one version's share of a batch as one frame; each request gets its rows back, or the errors of
-        its own rows; the batch's logged rows go to the log first."""
-        config = self.config
-        sizes = [len(p.rows) for p in batch]
+        """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
         try:
-            frame = to_frame([row for p in batch for row in p.rows], config)
-            keys = frame[config.dataset.key]
-            # Keys of different requests may repeat (the same customer asked twice): positions stand in for them,
-            # so the batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
-            scores = await asyncio.to_thread(
-                score_frame, frame.assign(**{config.dataset.key: np.arange(len(frame))}), loaded.model, config
-            )
-            columns = [c for c in scores.predictions.columns if c != config.dataset.key]
-            predicted = scores.predictions[columns]
-            self._log(frame, keys, predicted, loaded, batch, sizes)
-        except Exception as exc:  # noqa: BLE001 (score_frame isolates model errors; anything else fails the batch)
+            result = await asyncio.to_thread(score_batch, self.config, loaded, batch, self.log_sink)
+        except Exception as exc:  # noqa: BLE001 (predict_frame isolates model errors; anything else fails the batch)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        errors = scores.dead[ERROR]
-        filled = predicted.reindex(range(len(frame)), fill_value=0)  # failed rows are answered as errors below
-        values = {c: filled[c].to_numpy() for c in columns}
         start = 0
-        for pending, size in zip(batch, sizes, strict=True):
-            stop = start + size
-            failed = errors[(errors.index >= start) & (errors.index < stop)]
+        for pending in batch:
+            stop = start + len(pending.rows)
+            failed = {i - start: e for i, e in result.errors.items() if start <= i < stop}
             if pending.future.done():  # the client went away
                 pass
-            elif len(failed):
-                pending.future.set_exception(
-                    RowsFailed({int(i) - start: str(e) for i, e in failed.items()}, loaded.ref.version)
-                )
+            elif failed:
+                pending.future.set_exception(RowsFailed(failed, loaded.ref.version))
             else:
-                pending.future.set_result({c: v[start:stop] for c, v in values.items()})
+                pending.future.set_result({c: v[start:stop] for c, v in result.values.items()})
             start = stop
-
-    def _log(
-        self,
-        frame: pd.DataFrame,
-        keys: pd.Series,
-        predicted: pd.DataFrame,
-        loaded: Loaded,
-        batch: list[_Pending],
-        sizes: list[int],
-    ) -> None:
-        """The batch's predicted rows whose key the log samples (or every row of an A/B request), per table."""
-        config = self.config
-        sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
-        keep = np.zeros(len(frame), bool)
-        keep[predicted.index.to_numpy()] = True
-        keep &= sampled
-        if not keep.any():
-            return
-        arms = np.repeat([p.arm for p in batch], sizes)
-        tables = np.repeat([str(p.table) for p in batch], sizes)
-        rows = pd.concat([frame, predicted], axis=1).assign(arm=arms, table=tables)[keep]
-        for table, part in rows.groupby("table", sort=False):
-            self.log_sink(Table(table), part.drop(columns="table"), loaded)
 
 
 class ServedModel:
@@ -252,7 +259,11 @@ class ServedModel:
                 self.reload_errors.pop(arm, None)
 
     def _swap(self, arm: str, loaded: Loaded | None) -> None:
-        """One assignment: requests queued before it keep the version they took."""
+        """One assignment: requests queued before it keep the version they took.
+
+        A newly loaded version is frozen out of the cyclic garbage collector (with the imports before it): a full
+        collection over the ~400,000 objects of a loaded server takes 100-200 ms, a stall of every request in
+        flight, and those objects live as long as the process (or the version) anyway."""
         old = self.arms.get(arm)
         if old is not None:
             self.metrics.version.remove(self.name, arm, old.ref.version)
@@ -261,6 +272,7 @@ class ServedModel:
             return
         self.arms[arm] = loaded
         self.metrics.version.labels(self.name, arm, loaded.ref.version).set(1)
+        gc.freeze()
 
     def describe(self) -> dict[str, Any]:
         arms = {

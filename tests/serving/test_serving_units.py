@@ -46,6 +46,11 @@ def test_a_good_body_becomes_the_batch_path_input(config):
     assert list(frame.columns) == ["customer_id", "event_time", *config.dataset.features.all]
     assert frame["age"].dtype == np.float64 and np.isnan(frame.loc[0, "age"])
     assert str(frame["event_time"].dt.tz) == "UTC" and frame["event_time"].notna().all()
+    times = [row(config, customer_id=1, event_time="2026-10-18T12:00:00+02:00"), row(config, customer_id=2)]
+    iso = parse_rows(json.dumps(times).encode(), config, 10)["event_time"]
+    assert iso[0] == pd.Timestamp("2026-10-18T10:00:00Z") and iso[1] > pd.Timestamp("2026-10-18", tz="UTC")
+    other = parse_rows(json.dumps(row(config, event_time="18 Oct 2026 12:00 +0200")).encode(), config, 10)
+    assert other["event_time"].tolist() == [pd.Timestamp("2026-10-18T10:00:00Z")]  # any form check_rows accepts
 
 
 @pytest.mark.unit
@@ -102,3 +107,62 @@ def test_a_failed_log_write_keeps_its_rows_for_the_next_flush(tmp_path, monkeypa
     assert lake.count_rows(Table.PREDICTION_LOG, times[0].date()) == 1
     assert lake.count_rows(Table.PREDICTION_LOG, times[1].date()) == 2
     assert lake.read(Table.PREDICTION_LOG, times[1].date())["arm"].tolist() == ["champion", "champion"]
+
+
+class FailsOnOldRows:
+    """A model that rejects any frame holding a row with age > 95 (as a real model can reject a value)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        if (x["age"] > 95).any():
+            raise ValueError("age out of range")
+        return np.column_stack([np.full(len(x), 0.25), np.full(len(x), 0.75)])
+
+
+@pytest.mark.unit
+def test_a_model_error_fails_only_the_request_whose_row_caused_it(config):
+    """Three requests predicted in one batch; the model rejects one row of the second: that request gets a 422
+    naming the row and the error, the other two (and nothing else) are answered 200."""
+    import asyncio
+
+    import httpx
+
+    from pipelines.registry import ModelRef
+    from pipelines.serving.app import create_app
+    from pipelines.serving.engine import Loaded
+
+    serving = config.serving.model_copy(update={"max_wait_ms": 300.0})  # long enough for the three to share a batch
+    app = create_app([config.model_copy(update={"serving": serving})])
+    server = app.state.server
+    served = server.models[config.model.name]
+    served.arms["champion"] = Loaded(ModelRef(config.model.name, "3", None), FailsOnOldRows(), "champion", 0.0)
+    path = f"/v1/models/{config.model.name}:predict"
+
+    async def three_requests() -> list[httpx.Response]:
+        server._loop = asyncio.get_running_loop()
+        batcher = asyncio.create_task(served.batcher.run())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+            responses = await asyncio.gather(
+                client.post(path, json=row(config, customer_id="a")),
+                client.post(path, json=[row(config, customer_id="b"), row(config, customer_id="c", age=99.0)]),
+                client.post(path, json=[row(config, customer_id="d"), row(config, customer_id="e")]),
+            )
+        batcher.cancel()
+        return responses
+
+    first, second, third = asyncio.run(three_requests())
+    batches = server.metrics.registry.get_sample_value("serving_batch_rows_count", {"model": config.model.name})
+    sizes = server.metrics.registry.get_sample_value("serving_batch_rows_sum", {"model": config.model.name})
+    assert (batches, sizes) == (1.0, 5.0)  # one batch of all five rows
+    assert second.status_code == 422
+    assert second.json() == {
+        "detail": {
+            "model_version": "3",
+            "errors": [{"loc": ["body", 1], "msg": "ValueError: age out of range", "type": "model_error"}],
+        }
+    }
+    assert (first.status_code, third.status_code) == (200, 200)
+    assert [p["key"] for p in first.json()["predictions"] + third.json()["predictions"]] == ["a", "d", "e"]
+    assert {(p["probability"], p["model_version"]) for p in third.json()["predictions"]} == {(0.75, "3")}
