@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", type=date.fromisoformat, default=demo_data.DemoSpec.start)
     parser.add_argument("--warmup-days", type=int, default=7, help="days extracted before the first training")
-    parser.add_argument("--days", type=int, default=14, help="days extracted and scored after it")
+    parser.add_argument("--days", type=int, default=17, help="days extracted and scored after it")
     parser.add_argument("--second-days", type=int, default=7, help="scored days of the second (PyTorch) model")
     parser.add_argument("--keep", action="store_true", help="keep the lake and registry from earlier demo runs")
     parser.add_argument(
