@@ -147,14 +147,18 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _reference_sample(config: Config, x: pd.DataFrame, y: pd.Series, model: Any) -> pd.DataFrame:
-    """Training features with labels and the model's outputs: what drift checks compare live data with.
+def _reference_sample(config: Config, days: list[date], model: Any) -> pd.DataFrame:
+    """Every feature row of the training window, labeled or not, with the model's outputs: what drift checks compare
+    live data with.
 
-    Rows are sampled first, so the model predicts only the rows kept, not the whole training window.
+    Not the labeled rows alone: labels arrive late (and, in real feeds, at a pace that depends on the outcome), so
+    the rows labeled by training time are a smaller, possibly biased subset of the population the model serves; a
+    reference drawn from them would make a stable day look drifted. Rows are sampled first, so the model predicts
+    only the rows kept.
     """
-    n = min(config.training.reference_rows, len(x))
-    sample = x.assign(**{config.dataset.target: y.to_numpy()}).sample(n=n, random_state=config.training.seed)
-    features = sample.drop(columns=[config.dataset.target])
+    window = model_input(Lake.from_config(config).read_days(Table.FEATURES, days), config)
+    sample = window.sample(n=min(config.training.reference_rows, len(window)), random_state=config.training.seed)
+    features = sample.copy()
     sample[PREDICTION] = model.predict(features)
     if config.task == "classification":
         sample[PROBABILITY] = model.predict_proba(features)[:, 1]
@@ -203,7 +207,7 @@ def train_and_register(
         info = _log_model(config, model, x_train.dropna().head(5))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            _reference_sample(config, x_train, y_train, model).to_parquet(path, index=False)
+            _reference_sample(config, days, model).to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
     version = str(info.registered_model_version)
     metric_value = scores[config.model.metric]
