@@ -6,13 +6,14 @@ records the triggered retraining run that ``drift_monitoring`` creates.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from airflow.models.dagrun import DagRun
 from dag_runs import load_dags, run_dag
-from lakes import write_config
+from lakes import evidently_verdicts, write_config
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
@@ -75,6 +76,9 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     for day in days[7:9]:
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
+    report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
+    verdicts = {column: v["drifted"] for column, v in json.loads(report.read_text())["columns"].items()}
+    assert verdicts == {column: v["drifted"] for column, v in evidently_verdicts(config, days[8]).items()}
     triggered = DagRun.find(dag_id="retraining__credit_default")
     assert len(triggered) == 1
     conf = triggered[0].conf
@@ -88,7 +92,6 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, tmp_path, 
     assert tags["decision.promoted"] == "True" and "drift share" in tags["decision.trigger"]
 
     # History is not rewritten: checking day 8 again under the new champion (as a backlog would) changes nothing.
-    report = Path(config.storage.root) / "reports" / f"date={days[8].isoformat()}" / "drift_summary.json"
     seen = report.read_text()
     assert run_dag(dags, "drift_monitoring__credit_default", days[8]) == "success"
     client = MlflowClient(config.tracking_uri)
