@@ -150,7 +150,7 @@ class MonitoringConfig(_Strict):
     window_days: int = Field(default=3, ge=1, description="days of the prediction log compared with the reference")
     min_rows: int = Field(default=100, ge=1, description="fewer logged rows in the window: the check is skipped")
     report_rows: int = Field(
-        default=20_000,
+        default=10_000,
         ge=1_001,  # at 1,000 rows or fewer Evidently picks other tests (K-S, chi-square) than those that decided
         description="rows of the window and of the reference rendered in the HTML report (sampled; verdicts use all)",
     )

@@ -169,6 +169,13 @@ def evidently_drift(
     )
 
 
+def import_evidently() -> None:
+    """Import Evidently's report and tests in this thread, before threads use them: Evidently's modules import each
+    other in a cycle, and a first import from two threads at once fails on it (``cannot import name``)."""
+    import evidently.legacy.calculations.stattests.registry
+    import evidently.presets  # noqa: F401
+
+
 def select_test(reference: pd.Series, current: pd.Series, feature_type: Any) -> Any:
     """The test Evidently picks for a column, asked without hashing every current value twice.
 
@@ -179,7 +186,8 @@ def select_test(reference: pd.Series, current: pd.Series, feature_type: Any) -> 
     """
     from evidently.legacy.calculations.stattests.registry import get_stattest
 
-    distinct = current.iloc[:0] if reference.nunique() > 5 else pd.Series(current.unique())
+    many = reference.head(1000).nunique() > 5 or reference.nunique() > 5  # the head settles it for most columns
+    distinct = current.iloc[:0] if many else pd.Series(current.unique())
     return get_stattest(reference, distinct, feature_type, None)
 
 
@@ -207,7 +215,8 @@ def column_drift(reference: pd.Series, current: pd.Series, kind: str) -> dict[st
 def _valid(values: pd.Series, kind: str) -> pd.Series:
     if kind == "num":
         values = values.astype("float64", copy=False)
-        return values[np.isfinite(values.to_numpy())]
+        finite = np.isfinite(values.to_numpy())
+        return values if finite.all() else values[finite]
     return values.dropna()
 
 
@@ -219,6 +228,7 @@ def drift_verdicts(
     Columns are independent, and the tests' heavy parts (sorting, hashing, histograms in NumPy and pandas) release
     the GIL, so threads use every core without copying the window into worker processes.
     """
+    import_evidently()
     kinds = {**{c: "num" for c in numerical}, **{c: "cat" for c in categorical}}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="drift") as pool:
         futures = {c: pool.submit(column_drift, reference[c], current[c], k) for c, k in kinds.items()}
@@ -280,9 +290,13 @@ def check_drift(config: Config, day: date) -> DriftResult:
     output = output_column(config)
     reference_x = drift_input(reference, config)
     numerical, categorical, empty = columns_to_test(current, features, output)
-    verdicts = drift_verdicts(reference_x, current, numerical, categorical)  # every row of the window
     shown_reference, shown = (report_sample(frame, config) for frame in (reference, current))
-    snapshot = evidently_drift(shown_reference, shown, numerical, categorical)
+    import_evidently()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-report") as renderer:
+        # The report's Python work overlaps the verdicts' NumPy work, which leaves the GIL to it.
+        rendering = renderer.submit(evidently_drift, shown_reference, shown, numerical, categorical)
+        verdicts = drift_verdicts(reference_x, current, numerical, categorical)  # every row of the window
+        snapshot = rendering.result()
     drift = assess_drift(
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
