@@ -158,7 +158,9 @@ class MonitoringConfig(_Strict):
     window_days: int = Field(default=3, ge=1, description="days of the prediction log compared with the reference")
     min_rows: int = Field(default=100, ge=1, description="fewer logged rows in the window: the check is skipped")
     report_rows: int = Field(
-        default=100_000, ge=100, description="window rows rendered in the HTML report (verdicts use all)"
+        default=10_000,
+        ge=1_001,  # at 1,000 rows or fewer Evidently picks other tests (K-S, chi-square) than those that decided
+        description="rows of the window and of the reference rendered in the HTML report (sampled; verdicts use all)",
     )
     drift_share_threshold: float = Field(
         default=0.3, gt=0, le=1, description="retrain at this share of drifted columns"

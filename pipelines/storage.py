@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
+from pandas.api.types import union_categoricals
 
 from pipelines.errors import DataError
 
@@ -103,13 +104,24 @@ class Lake:
                     log.warning("ignoring malformed partition folder %s", entry)
         return sorted(days)
 
-    def read(self, table: Table, day: date, columns: list[str] | None = None) -> pd.DataFrame:
-        """One day of a table; a missing partition is a :class:`DataError` that names it (a retry cannot help)."""
+    def read(
+        self, table: Table, day: date, columns: list[str] | None = None, categories: list[str] | None = None
+    ) -> pd.DataFrame:
+        """One day of a table; a missing partition is a :class:`DataError` that names it (a retry cannot help).
+
+        ``categories``: string columns to read as pandas categoricals, each distinct value decoded once rather than
+        once per row (other types are read as they are).
+        """
         url = self.partition(table, day)
         fs, path = self.fs(url)
         if not fs.exists(path):
             raise DataError(f"partition {url} does not exist; has the upstream stage run for {day}?")
-        return pd.read_parquet(path, filesystem=fs, columns=columns)
+        return pd.read_parquet(path, filesystem=fs, columns=columns, read_dictionary=categories)
+
+    def columns(self, table: Table, day: date) -> list[str]:
+        """The columns of one day's partition, from a Parquet footer (no rows read)."""
+        fs, path = self.fs(self.partition(table, day))
+        return list(pq.ParquetDataset(path, filesystem=fs).schema.names)
 
     def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pd.DataFrame:
         """Several days of a table, concatenated (an empty frame for no days)."""
@@ -198,6 +210,25 @@ class Lake:
             return
         with fs.open(path, mode) as handle:
             yield handle
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``frames`` one after the other; a column categorical in every frame stays categorical.
+
+    pandas turns categoricals with different categories (each day's own) into objects, one per row; here they
+    share the union of the categories first, which only renumbers codes.
+    """
+    if not frames:
+        return pd.DataFrame()
+    shared = [
+        c for c in frames[0].columns if all(c in f and isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)
+    ]
+    frames = [f.copy(deep=False) for f in frames]  # the categorical columns are replaced, the rest is shared
+    for column in shared:
+        categories = union_categoricals([f[column] for f in frames]).categories
+        for frame in frames:
+            frame[column] = frame[column].cat.set_categories(categories)
+    return pd.concat(frames, ignore_index=True)
 
 
 def count_rows(url: str, options: dict[str, Any] | None = None) -> int:

@@ -76,3 +76,26 @@ def extract_and_train(config: Any, n_days: int, train_day: date | None = None, f
     for day in days(n_days, first):
         extract_features(config, day)
     return train_and_register(config, train_day) if train_day is not None else None
+
+
+def evidently_verdicts(config: Any, day: date) -> dict[str, dict[str, Any]]:
+    """What one plain Evidently ``DataDriftPreset`` report says per column about the day's drift window against the
+    champion's reference (every row of both): the verdicts ``check_drift`` must reach."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from pipelines import registry
+    from pipelines.monitoring import column_verdicts, current_window, drift_input, load_reference, output_column
+
+    champion = registry.require_alias(registry.connect(config), config.model.name)
+    current = drift_input(current_window(config, day), config)
+    reference = drift_input(load_reference(config, champion), config)
+    features = config.dataset.features
+    definition = DataDefinition(
+        numerical_columns=[*features.numerical, output_column(config)], categorical_columns=features.categorical
+    )
+    snapshot = Report([DataDriftPreset()]).run(
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    )
+    return column_verdicts(snapshot)

@@ -7,6 +7,7 @@ real SMTP server on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from airflow.models.dagrun import DagRun
 from alert_inbox import SMTP_ALERTS, SmtpInbox
 from dag_runs import load_dags, run_dag
-from lakes import write_config
+from lakes import evidently_verdicts, write_config
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
@@ -92,6 +93,9 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbo
     for day in days[7:10]:
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[9]) == "success"
+    report = Path(config.storage.root) / "reports" / f"date={days[9].isoformat()}" / "drift_summary.json"
+    verdicts = {column: v["drifted"] for column, v in json.loads(report.read_text())["columns"].items()}
+    assert verdicts == {column: v["drifted"] for column, v in evidently_verdicts(config, days[9]).items()}
     triggered = DagRun.find(dag_id="retraining__credit_default")
     assert len(triggered) == 1
     conf = triggered[0].conf

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from lakes import days
+from lakes import VALID_ROWS, days, evidently_verdicts
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
-from pipelines.monitoring import check_drift, column_verdicts, drift_verdicts, evidently_drift
+from pipelines.monitoring import check_drift, current_window
 from pipelines.performance import update_performance
 from pipelines.promotion import (
     CHALLENGER,
@@ -146,17 +146,21 @@ def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
     )
 
 
-def test_verdicts_agree_with_evidentlys_own_count(lake):
-    log = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[8])
-    reference = Lake.from_config(lake).read(Table.PREDICTION_LOG, DAYS[3])
-    numerical, categorical = lake.dataset.features.numerical, lake.dataset.features.categorical
-    snapshot = evidently_drift(reference, log, numerical, categorical)
-    verdicts = column_verdicts(snapshot)
-    count = next(m["value"]["count"] for m in snapshot.dict()["metrics"] if "DriftedColumnsCount" in m["metric_name"])
-    assert sum(v["drifted"] for v in verdicts.values()) == count > 0
-    ours = drift_verdicts(reference, log, numerical, categorical)
-    assert {c: v["drifted"] for c, v in ours.items()} == {c: v["drifted"] for c, v in verdicts.items()}
-    assert all(ours[c]["score"] == pytest.approx(verdicts[c]["score"]) for c in verdicts)
+def test_check_drift_decides_with_the_verdicts_of_one_plain_evidently_report(lake):
+    """check_drift's verdicts (every row of the window) equal a plain DataDriftPreset report's on the same rows,
+    while its own HTML report is rendered on a sample: report_rows below the window's 1184 rows."""
+    sampled = lake.model_copy(update={"monitoring": lake.monitoring.model_copy(update={"report_rows": 1001})})
+    result = check_drift(sampled, DAYS[8])
+    folder = Path(Lake.from_config(lake).partition(Table.REPORTS, DAYS[8]))
+    ours = json.loads((folder / "drift_summary.json").read_text())["columns"]
+    plain = evidently_verdicts(lake, DAYS[8])
+    assert {c: v["drifted"] for c, v in ours.items()} == {c: v["drifted"] for c, v in plain.items()}
+    assert {c: v["method"] for c, v in ours.items()} == {c: v["method"] for c, v in plain.items()}
+    assert all(ours[c]["score"] == pytest.approx(plain[c]["score"]) for c in plain)
+    assert result.drifted_columns == sorted(c for c, v in plain.items() if v["drifted"] and c != "probability")
+    window = current_window(lake, DAYS[8])
+    assert len(window) == result.rows_current == 2 * VALID_ROWS > sampled.monitoring.report_rows
+    assert {c: v["rows"] for c, v in ours.items()} == {c: window[c].notna().sum() for c in ours}
 
 
 def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
