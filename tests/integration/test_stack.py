@@ -231,6 +231,8 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        # Parse the DAG files once (they do not change during the test), not every 30 s beside the tasks.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
     user, password = stack.dotenv["POSTGRES_USER"], stack.dotenv["POSTGRES_PASSWORD"]
     pg = f"postgresql://{user}:{password}@127.0.0.1:{stack.port('postgres', 5432)}"
