@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+# `mlflow server` also starts a job runner by default (seven huey consumer processes, each importing MLflow) for
+# GenAI jobs and trace rollups; this project submits none, so the test servers run without it.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def free_port() -> int:
@@ -131,7 +134,7 @@ def mlflow_server(directory: Path) -> Iterator[str]:
         "--allowed-hosts",
         f"127.0.0.1:{port},localhost:{port}",
     ]
-    with process(args, directory / "mlflow.log"):
+    with process(args, directory / "mlflow.log", env=MLFLOW_SERVER_ENV):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{url}/health"), "mlflow server", timeout=120)
         yield url

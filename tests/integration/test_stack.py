@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from services import BIN, free_port, http_ok, port_open, wait_for
+from services import BIN, MLFLOW_SERVER_ENV, free_port, http_ok, port_open, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
@@ -231,6 +231,8 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        # Parse the DAG files once (they do not change during the test), not every 30 s beside the tasks.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
     user, password = stack.dotenv["POSTGRES_USER"], stack.dotenv["POSTGRES_PASSWORD"]
     pg = f"postgresql://{user}:{password}@127.0.0.1:{stack.port('postgres', 5432)}"
@@ -245,7 +247,9 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         processes.start("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], {})
         # airflow-init needs only Postgres; the MLflow server and the Dask cluster start beside it.
         processes.start("airflow-init", stack.command("airflow-init"), stack.env("airflow-init", **airflow_extra))
-        processes.start("mlflow", [*stack.command("mlflow"), "--workers", "1"], stack.env("mlflow"))
+        processes.start(
+            "mlflow", [*stack.command("mlflow"), "--workers", "1"], stack.env("mlflow", **MLFLOW_SERVER_ENV)
+        )
         dask_port = stack.port("dask-scheduler", 8786)
         scheduler = [*stack.command("dask-scheduler"), "--host", "127.0.0.1"]
         processes.start("dask-scheduler", scheduler, stack.env("dask-scheduler"))

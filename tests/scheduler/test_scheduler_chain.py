@@ -62,7 +62,7 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory):
+def chain(tmp_path_factory: pytest.TempPathFactory, migrated_airflow_db: Path):
     base = tmp_path_factory.mktemp("scheduler")
     today = datetime.now(UTC).date()
     spec = demo_data.DemoSpec(start=today - timedelta(days=DAYS), days=DAYS, rows_per_day=600, drift_day=6)
@@ -80,7 +80,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory):
     config_file = write_config(base / "stack", base / "raw", **OVERRIDES, mlflow=registry)
     stack = AirflowStack(base / "home", {"MLOPS_CONFIG": str(config_file)})
     try:
-        stack.start()
+        stack.start(migrated_airflow_db)
         yield Chain(stack, load_config(config_file), base / "raw", days)
     finally:
         stack.stop()
