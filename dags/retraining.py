@@ -12,7 +12,9 @@ challenger if it was kept out, and no version if it was promoted.
 
 Runs on `schedule.retraining_cron` (weekly by default), when `drift_monitoring` triggers it (with the reason),
 and by hand; a day before `schedule.start_date` fails, and without a champion yet (e.g. the first scheduled run
-after unpausing) it skips and says so. Promotions and rollbacks share the `mlops_registry` pool (one slot), so two
+after unpausing) it skips and says so; so does a scheduled run when no day has been labeled since the data already
+used (the champion's window, the holdouts challengers were judged on), e.g. the weekly run after unpausing over
+old data. Promotions and rollbacks share the `mlops_registry` pool (one slot), so two
 never run at once. **Params**: `date`, `reason`.
 """
 
@@ -46,7 +48,9 @@ def build(model: Model) -> None:
     def retraining():
         @task
         def train_challenger() -> str:
-            """Train and register the challenger; returns its version. Skips while there is no champion to challenge."""
+            """Train and register the challenger; returns its version. Skips while there is no champion to challenge,
+            and a scheduled run skips when no day has been labeled since the data already used (nothing new)."""
+            from pipelines.promotion import scheduled_retraining_skip
             from pipelines.promotion import train_challenger as train
             from pipelines.registry import CHAMPION, alias_version, connect
 
@@ -57,6 +61,9 @@ def build(model: Model) -> None:
                 raise AirflowSkipException(
                     f"no {CHAMPION!r} version of {config.model.name!r} yet: run {model.dag_id('model_training')}"
                 )
+            stale = scheduled_retraining_skip(config, day) if context["dag_run"].run_type == "scheduled" else None
+            if stale:
+                raise AirflowSkipException(f"scheduled retraining for {day} skipped: {stale}")
             with stderr_to_log():
                 return train(config, day, context["params"]["reason"])
 

@@ -401,6 +401,32 @@ def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> i
     return int(wanted.isin(read_labels(config, wanted, as_of=day)[config.dataset.key]).sum())
 
 
+def nothing_new(newest_labeled: date, seen: list[date]) -> str | None:
+    """Why a scheduled retraining has nothing to learn from, or None: the newest labeled day is no newer than every
+    day already used, the champion's training window or a holdout a challenger was judged on (pure)."""
+    if seen and newest_labeled <= max(seen):
+        return (
+            f"no day labeled since {max(seen)} (the newest labeled day is {newest_labeled}): a challenger would be "
+            "trained and judged on data already used"
+        )
+    return None
+
+
+def scheduled_retraining_skip(config: Config, day: date) -> str | None:
+    """:func:`nothing_new` for a scheduled retraining on ``day``, from the lake and the registry: a weekly run (e.g.
+    the first after unpausing over old data) with no newly labeled day skips instead of retraining on stale data."""
+    client = registry.connect(config)
+    name = config.model.name
+    champion = registry.require_alias(client, name)
+    window_end = client.get_model_version(name, champion.version).tags.get("window_end")
+    seen = [date.fromisoformat(window_end)] if window_end else []
+    for version in client.search_model_versions(f"name='{name}'"):
+        holdout = version.tags.get("decision.holdout")
+        if holdout:
+            seen.append(date.fromisoformat(holdout.split("..")[-1]))
+    return nothing_new(holdout_days(config, day)[-1], seen)
+
+
 def train_challenger(config: Config, day: date, reason: str) -> str:
     """Train on the window that ends before the holdout days (the newest days labeled by ``day``), with the labels
     known by ``day``; register it and give it the ``challenger`` alias."""

@@ -24,6 +24,7 @@ from pipelines.promotion import (
     RetrainDecision,
     decision_description,
     gain_interval,
+    nothing_new,
     promotion_verdict,
     retrain_decision,
     settle_challenger,
@@ -448,3 +449,13 @@ def test_model_cache_is_bounded_and_keyed_by_version_and_device(monkeypatch):
     registry.load_model(refs[0], "sqlite:///unused.db")  # evicted long ago: loaded again
     assert loads.count("models:/m/1") == 2
     registry._load.cache_clear()
+
+
+def test_a_scheduled_retraining_has_something_new_only_past_every_day_already_used():
+    used = [date(2026, 10, 3), date(2026, 10, 8)]  # the champion's window end, a judged holdout
+    assert nothing_new(date(2026, 10, 9), used) is None
+    assert nothing_new(date(2026, 10, 9), []) is None  # nothing used yet
+    assert nothing_new(date(2026, 10, 8), used) == (
+        "no day labeled since 2026-10-08 (the newest labeled day is 2026-10-08): a challenger would be trained and "
+        "judged on data already used"
+    )

@@ -102,3 +102,21 @@ def test_champion_lookup_without_a_model_names_the_fix(config):
 def test_only_registered_versions_can_be_loaded(name, version):
     with pytest.raises(registry.RegistryError, match="refusing to load"):
         registry.ModelRef(name, version, None)
+
+
+@pytest.mark.integration
+def test_a_scheduled_retraining_skips_when_no_day_was_labeled_since_the_data_already_used(build_lake):
+    from pipelines.performance import holdout_days
+    from pipelines.promotion import scheduled_retraining_skip
+
+    config = build_lake(10, START + timedelta(days=2))  # the champion's window ends on day 2
+    day = START + timedelta(days=9)
+    newest = holdout_days(config, day)[-1]
+    assert newest > START + timedelta(days=2) and scheduled_retraining_skip(config, day) is None
+    MlflowClient(config.tracking_uri).set_model_version_tag(
+        config.model.name, "1", "decision.holdout", f"{newest}..{newest}"
+    )  # a challenger was judged on the newest labeled day already
+    assert scheduled_retraining_skip(config, day) == (
+        f"no day labeled since {newest} (the newest labeled day is {newest}): a challenger would be trained and "
+        "judged on data already used"
+    )
