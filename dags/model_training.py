@@ -11,7 +11,8 @@ so, because every later version must go through the challenger gate of `retraini
 weekly schedule, `schedule.retraining_cron`): a version nothing evaluates or aliases is never registered.
 
 Manual only (`make bootstrap`, the demo, or a trigger), one per config file (`model_training__<model>`); a day
-before `schedule.start_date` fails. **Params**: `date` (last day of the training window), `reason`.
+before `schedule.start_date` fails. **Params**: `date` (last day of the training window), `reason`, `labels_as_of`
+(labels arrive late: train with those known by this day instead of the window's last day).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def build(model: Model) -> None:
         params={
             **PARAMS,
             "reason": Param("bootstrap", type="string", title="Reason", description="Recorded on the MLflow run."),
+            "labels_as_of": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                title="Labels known by",
+                description="Train with the labels known by the end of this day (YYYY-MM-DD); empty means the run's"
+                " day. A bootstrap over history passes its last day: every label up to then is known when it runs.",
+            ),
         },
         tags=["mlops", "training"],
         doc_md=__doc__,
@@ -44,6 +53,8 @@ def build(model: Model) -> None:
         @task(multiple_outputs=False)
         def train() -> dict:
             """Fit, evaluate on the newest holdout rows, log to MLflow and register the first champion."""
+            from datetime import date
+
             from pipelines.registry import CHAMPION, alias_version, connect
             from pipelines.training import train_and_register
 
@@ -56,8 +67,14 @@ def build(model: Model) -> None:
                     f"{config.model.name!r} already has {CHAMPION!r} version {champion.version}: new versions go"
                     f" through the challenger gate, trigger {model.dag_id('retraining')}"
                 )
+            as_of = context["params"].get("labels_as_of")
             with stderr_to_log():
-                return train_and_register(config, day, reason=context["params"]["reason"]).as_dict()
+                return train_and_register(
+                    config,
+                    day,
+                    reason=context["params"]["reason"],
+                    as_of=date.fromisoformat(as_of) if as_of else None,
+                ).as_dict()
 
         train()
 

@@ -381,7 +381,11 @@ def record_retrain_decision(
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     if drift.status == "checked" and drift.report_url:
-        annotate_report(config, drift, decision_banner(title, retrain, reason, lines))
+        sample = (
+            f"verdicts on all {drift.rows_current} logged rows of the window; the charts below are drawn from a sample"
+            f" of at most {config.monitoring.report_rows} rows of it and of the reference"
+        )
+        annotate_report(config, drift, decision_banner(title, retrain, reason, [*lines, sample]))
     return run_id, experiment_id
 
 

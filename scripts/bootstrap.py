@@ -2,7 +2,8 @@
 
 For the config in ``MLOPS_CONFIG``: the source is indexed to find the days it holds (from ``schedule.start_date``,
 or the first day with events, to the last day with events; ``--from``/``--to`` narrow it). The first
-``training.window_days`` days are extracted and the first model is trained on them (it becomes ``champion``);
+``training.window_days`` days are extracted and the first model is trained on them with every label known up to the
+last day bootstrapped (it becomes ``champion``; labels arrive late, and over history they have arrived by now);
 then every later day is extracted, scored and checked for drift, and a retraining that drift monitoring triggers
 is run, as the scheduler would. The real DAGs run with ``dag.test()`` in this process, on one Dask cluster
 (``DASK_SCHEDULER_ADDRESS`` if set), with scripts/demo.py's runner; each run is recorded in the Airflow database.
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                 warmup[-1],
                 date=warmup[-1].isoformat(),
                 reason="bootstrap: first model",
+                labels_as_of=days[-1].isoformat(),  # history: its labels are known now, not only those of then
             )
         champions = run_days(dags, config, scored)
     print_summary(config, days, scored, champions, time.monotonic() - started)
