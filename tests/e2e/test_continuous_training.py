@@ -64,6 +64,11 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbo
         alerts={**SMTP_ALERTS, "events": ["drift", "promotion"]},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config_file))
+    earlier = {run.run_id for run in DagRun.find(dag_id="retraining__credit_default")}  # other tests' runs, same DB
+
+    def retrainings() -> list[DagRun]:
+        return [run for run in DagRun.find(dag_id="retraining__credit_default") if run.run_id not in earlier]
+
     dags = load_dags()
     config = load_config(config_file)
     days = [START + timedelta(days=i) for i in range(10)]
@@ -76,7 +81,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbo
     for day in days[3:5]:
         assert run_dag(dags, "batch_scoring__credit_default", day) == "success"
     assert run_dag(dags, "drift_monitoring__credit_default", days[4]) == "success"
-    assert DagRun.find(dag_id="retraining__credit_default") == []
+    assert retrainings() == []
     early = read_performance(config).set_index("date")
     assert early.loc[days[4].isoformat(), "labeled_rows"] == 0 and early["scored_rows"].tolist() == [592, 592]
     assert 0.25 < early.loc[days[3].isoformat(), "label_share"] < 0.42
@@ -96,7 +101,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbo
     report = Path(config.storage.root) / "reports" / f"date={days[9].isoformat()}" / "drift_summary.json"
     verdicts = {column: v["drifted"] for column, v in json.loads(report.read_text())["columns"].items()}
     assert verdicts == {column: v["drifted"] for column, v in evidently_verdicts(config, days[9]).items()}
-    triggered = DagRun.find(dag_id="retraining__credit_default")
+    triggered = retrainings()
     assert len(triggered) == 1
     conf = triggered[0].conf
     assert conf["date"] == days[9].isoformat() and "drift share" in conf["reason"]
