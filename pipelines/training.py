@@ -165,12 +165,27 @@ def _reference_sample(config: Config, days: list[date], model: Any) -> pd.DataFr
     return sample.reset_index(drop=True)
 
 
+def pip_requirements(flavor: str) -> list[str]:
+    """The logged model's pip requirements, stated instead of inferred: MLflow infers them by loading the model in a
+    subprocess (about 5 s per logged version on 2 cores), and in a process that has torch imported it lists torch for
+    an sklearn model too. The flavor's own defaults at the installed versions (the estimator's library and
+    cloudpickle; torch for torch) plus what the model's input frames and preprocessing need."""
+    import numpy
+    import sklearn
+
+    frames = [f"pandas=={pd.__version__}", f"numpy=={numpy.__version__}"]
+    if flavor == "torch":
+        return [*mlflow.pytorch.get_default_pip_requirements(), f"scikit-learn=={sklearn.__version__}", *frames]
+    return [*mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True), *frames]
+
+
 def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
     """Log and register with the flavor's own MLflow API; the signature describes the raw feature frame."""
     common = {
         "name": "model",
         "signature": infer_signature(example, model.predict(example)),
         "registered_model_name": config.model.name,
+        "pip_requirements": pip_requirements(config.model.flavor),
     }
     if config.model.flavor == "torch":
         return mlflow.pytorch.log_model(model, serialization_format="pickle", **common)  # keeps its preprocessing

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -48,6 +49,8 @@ def test_first_version_is_champion_and_later_ones_are_not(config):
     # every row of the window, labeled or not (about half are by day 4): the population the model serves
     assert len(reference) == min(config.training.reference_rows, 4 * 592) > on_time.n_train + on_time.n_holdout
     assert {*config.dataset.features.all, "prediction", "probability"} <= set(reference.columns)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{config.model.name}/1")).read_text()
+    assert "scikit-learn==1.9.1" in requirements.split() and "torch" not in requirements  # stated, not inferred
     model = mlflow.sklearn.load_model(f"models:/{config.model.name}@champion")
     assert model.predict_proba(reference[config.dataset.features.all]).shape == (len(reference), 2)
 
