@@ -7,6 +7,8 @@ whichever stage (or worker process) feeds it.
 from __future__ import annotations
 
 import importlib
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -108,3 +110,35 @@ def evaluate(model: Any, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, 
     if task == "classification" and y.nunique() < 2:
         names = {"accuracy": True, "f1": True}
     return {name: metric_value(name, y, output) for name in names}
+
+
+def paired_bootstrap(
+    config: Config, statistic: Callable[..., float], y: np.ndarray, *outputs: np.ndarray
+) -> tuple[float, float, int]:
+    """Percentile interval of ``statistic(y, *outputs)`` over rows resampled together (``scipy.stats.bootstrap``,
+    paired), ``promotion.bootstrap`` resamples at ``promotion.confidence``, seeded with ``training.seed``; and how
+    many resamples left it undefined. A classification metric is undefined on a resample holding one class: such a
+    resample counts as NaN, and the caller says in words why it has no interval."""
+    from scipy import stats  # not at import time: scoring workers import this module and never bootstrap
+
+    one_class_undefined = config.task == "classification"
+
+    def guarded(y_: np.ndarray, *outputs_: np.ndarray) -> float:
+        if one_class_undefined and len(np.unique(y_)) < 2:
+            return float("nan")
+        return statistic(y_, *outputs_)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # the NaN case is reported by the caller
+        result = stats.bootstrap(
+            (np.asarray(y), *(np.asarray(o, dtype=np.float64) for o in outputs)),
+            guarded,
+            paired=True,
+            vectorized=False,
+            n_resamples=config.promotion.bootstrap,
+            confidence_level=config.promotion.confidence,
+            method="percentile",
+            rng=np.random.default_rng(config.training.seed),
+        )
+    undefined = int(np.isnan(result.bootstrap_distribution).sum())
+    return float(result.confidence_interval.low), float(result.confidence_interval.high), undefined

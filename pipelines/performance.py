@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,12 +25,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pipelines.backlog import partition_written_at
 from pipelines.config import Config
 from pipelines.errors import DataError
-from pipelines.modeling import metric_value
+from pipelines.modeling import metric_value, paired_bootstrap
 from pipelines.storage import Lake, Table
 from pipelines.training import PREDICTION, PROBABILITY, read_labels
 
@@ -72,29 +70,12 @@ def metric_interval(config: Config, y: np.ndarray, output: np.ndarray) -> tuple[
     nan = float("nan")
     if len(y) < 2:
         return nan, nan, f"{len(y)} labeled rows, too few to resample"
-    classification = config.task == "classification"
-
-    def metric(y_: np.ndarray, output_: np.ndarray) -> float:
-        if classification and len(np.unique(y_)) < 2:
-            return nan
-        return metric_value(config.model.metric, y_, output_)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
-            (np.asarray(y), np.asarray(output, dtype=np.float64)),
-            metric,
-            paired=True,
-            vectorized=False,
-            n_resamples=config.promotion.bootstrap,
-            confidence_level=config.promotion.confidence,
-            method="percentile",
-            rng=np.random.default_rng(config.training.seed),
-        )
-    undefined = int(np.isnan(result.bootstrap_distribution).sum())
+    low, high, undefined = paired_bootstrap(
+        config, lambda y_, output_: metric_value(config.model.metric, y_, output_), y, output
+    )
     if undefined:
         return nan, nan, f"{undefined} of {config.promotion.bootstrap} resamples hold a single class"
-    return float(result.confidence_interval.low), float(result.confidence_interval.high), ""
+    return low, high, ""
 
 
 def evaluate_day(

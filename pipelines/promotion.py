@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
@@ -23,11 +22,10 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
-from scipy import stats
 
 from pipelines import registry
 from pipelines.config import Config, PromotionConfig, load_config
-from pipelines.modeling import metric_value, model_input, model_output
+from pipelines.modeling import metric_value, model_input, model_output, paired_bootstrap
 from pipelines.monitoring import DriftResult, annotate_report, decision_banner
 from pipelines.performance import holdout_days
 from pipelines.storage import Lake, Table
@@ -110,27 +108,12 @@ def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenge
     nan = float("nan")
     if len(y) < 2:
         return GainInterval(nan, nan, f"the holdout has {len(y)} rows, too few to resample")
-    one_class_undefined = config.task == "classification"
+    metric = config.model.metric
 
     def gain(y_: np.ndarray, champion_: np.ndarray, challenger_: np.ndarray) -> float:
-        if one_class_undefined and len(np.unique(y_)) < 2:
-            return nan
-        metric = config.model.metric
         return _gain(config, metric_value(metric, y_, challenger_), metric_value(metric, y_, champion_))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # the NaN case is reported below, in words
-        result = stats.bootstrap(
-            (y, champion, challenger),
-            gain,
-            paired=True,
-            vectorized=False,
-            n_resamples=config.promotion.bootstrap,
-            confidence_level=config.promotion.confidence,
-            method="percentile",
-            rng=np.random.default_rng(config.training.seed),
-        )
-    undefined = int(np.isnan(result.bootstrap_distribution).sum())
+    low, high, undefined = paired_bootstrap(config, gain, y, champion, challenger)
     if undefined:
         return GainInterval(
             nan,
@@ -138,7 +121,7 @@ def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenge
             f"{undefined} of {config.promotion.bootstrap} bootstrap resamples of the {len(y)} holdout rows hold a"
             f" single class, where {config.model.metric} is undefined",
         )
-    return GainInterval(float(result.confidence_interval.low), float(result.confidence_interval.high))
+    return GainInterval(low, high)
 
 
 def promotion_verdict(
