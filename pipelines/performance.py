@@ -30,8 +30,9 @@ from pipelines.backlog import partition_written_at
 from pipelines.config import Config
 from pipelines.errors import DataError
 from pipelines.modeling import metric_value, paired_bootstrap
+from pipelines.monitoring import output_column
 from pipelines.storage import Lake, Table
-from pipelines.training import PREDICTION, PROBABILITY, read_labels
+from pipelines.training import read_labels
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def evaluate_day(
 ) -> DayPerformance:
     """The realized metric of one day's predictions (all scored rows, keyed) on the labels known so far. Pure."""
     key, target = config.dataset.key, config.dataset.target
-    output = PROBABILITY if config.task == "classification" else PREDICTION
+    output = output_column(config)
     known = predictions.assign(**{key: predictions[key].astype(str)}).merge(labels, on=key, how="inner")
     known = known[known[target].notna()]
     versions = sorted(predictions["model_version"].astype(str).unique())
@@ -156,7 +157,7 @@ def read_performance(config: Config, days: list[date] | None = None) -> pd.DataF
 
 
 def _predictions(config: Config, day: date) -> pd.DataFrame:
-    output = PROBABILITY if config.task == "classification" else PREDICTION
+    output = output_column(config)
     return Lake.from_config(config).read(Table.PREDICTIONS, day, [config.dataset.key, output, "model_version"])
 
 
