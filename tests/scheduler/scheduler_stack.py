@@ -101,6 +101,23 @@ class AirflowStack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
+    def backfill(self, dag_id: str, first: str, last: str, attempts: int = 5) -> str:
+        """`airflow backfill create` over ``first..last``, run again while SQLite reports the database locked.
+
+        On SQLite the scheduler's write can make the CLI's transaction fail at once with "database is locked" (a
+        lock upgrade SQLite refuses rather than wait on); Airflow then removes the partial backfill so the command
+        can simply be repeated, which is what the README tells users to do.
+        """
+        args = ("backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last)
+        for _ in range(attempts - 1):
+            try:
+                return self.airflow(*args)
+            except RuntimeError as error:
+                if "database is locked" not in str(error):
+                    raise
+                time.sleep(1)
+        return self.airflow(*args)
+
     def start(self, database: Path, timeout: float = 120) -> None:
         """Start the components on a copy of ``database`` (a migrated metadata DB holding the registry pool)."""
         shutil.copyfile(database, self.home / "airflow.db")

@@ -143,10 +143,7 @@ def test_backfill_matches_sequential_runs(chain: Chain, tmp_path: Path, dask_cli
     backfilled = days[6:9]
     before = sorted({date.fromisoformat(run.data.tags["day"]) for run in chain.drift_runs()})
     started = time.monotonic()
-    stack.airflow(
-        "backfill", "create", "--dag-id", "feature_extraction__credit_default",
-        "--from-date", backfilled[0].isoformat(), "--to-date", backfilled[-1].isoformat(),
-    )  # fmt: skip
+    stack.backfill("feature_extraction__credit_default", backfilled[0].isoformat(), backfilled[-1].isoformat())
     stack.wait_for(lambda: chain.checked(backfilled), 420, "the backfilled days scored and checked", every=3)
     print(f"backfill of {len(backfilled)} days scored and checked in {time.monotonic() - started:.0f}s")
 
