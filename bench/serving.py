@@ -78,6 +78,7 @@ def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
     from pipelines.scoring import predict_frame
     from pipelines.serving.engine import Loaded, _Pending, score_batch
     from pipelines.serving.schema import check_rows, to_frame
+    from pipelines.serving.scorer import ThreadScorer
     from pipelines.storage import Table
 
     config = load_config(config_path)
@@ -102,7 +103,7 @@ def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
 
     return (
         median(lambda: predict_frame(frame, model, config)),
-        median(lambda: score_batch(config, pending[0].loaded, pending, lambda *_: None)),
+        median(lambda: score_batch(config, pending[0].loaded, pending, lambda *_: None, ThreadScorer(config))),
     )
 
 

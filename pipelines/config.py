@@ -332,6 +332,11 @@ class ServingConfig(_Strict):
     challenger_share: float = Field(default=0.1, ge=0, le=1, description="canary/ab share of keys (by key hash)")
     log_flush_rows: int = Field(default=2000, ge=1, description="prediction-log rows buffered before a part file")
     log_flush_s: float = Field(default=10.0, gt=0, description="longest a logged row waits in memory")
+    predict_in: Literal["process", "thread"] = Field(
+        default="process",
+        description="process: batches are predicted in a child process, on a core the event loop does not use;"
+        " thread: in the server process (a one-core machine)",
+    )
 
 
 class Config(_Strict):

@@ -117,8 +117,9 @@ class Server:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for name in self.models:
+        for name, served in self.models.items():
             self._flush(name)
+            served.scorer.close()
 
     async def _reload_loop(self, served: ServedModel, client: Any) -> None:
         while True:

@@ -6,7 +6,8 @@ Versions are loaded only through the registry aliases, with the batch path's own
 gets the same prediction online and in batch, and a row the model rejects fails its own request only.
 
 Batching: requests queue; one loop takes the first, then whatever arrives within ``max_wait_ms`` up to
-``max_batch_rows`` rows, and scores them in one call (in a thread, so the event loop keeps accepting requests).
+``max_batch_rows`` rows, and scores them in one call (off the event loop, in the model's child process by default:
+see :mod:`pipelines.serving.scorer`), so the loop keeps accepting requests.
 More than ``max_queue_rows`` queued rows is a :class:`QueueFull` (429), never an unbounded queue.
 
 Reload: a background task reads the aliases every ``reload_interval_s``; a moved alias is loaded off the event
@@ -30,9 +31,9 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import Config
-from pipelines.scoring import predict_frame
 from pipelines.serving.routing import logged
 from pipelines.serving.schema import to_frame
+from pipelines.serving.scorer import Scorer, make_scorer
 from pipelines.storage import Table
 
 log = logging.getLogger(__name__)
@@ -97,17 +98,20 @@ class BatchResult:
     errors: dict[int, str]
 
 
-def score_batch(config: Config, loaded: Loaded, batch: list[_Pending], log_sink: LogSink) -> BatchResult:
-    """Score the rows of ``batch`` as one frame with the batch path's :func:`predict_frame`; log the sampled rows.
+def score_batch(
+    config: Config, loaded: Loaded, batch: list[_Pending], log_sink: LogSink, scorer: Scorer
+) -> BatchResult:
+    """Score the rows of ``batch`` as one frame with the batch path's :func:`predict_frame` (through ``scorer``:
+    in the model's child process by default); log the sampled rows.
 
-    Blocking and CPU-bound: the batcher runs it off the event loop, frame building and log rows included, so the
-    loop only parses requests and writes answers while a batch is predicted."""
+    Blocking: the batcher runs it off the event loop, frame building and log rows included, so the loop only
+    parses requests and writes answers while a batch is predicted."""
     frame = to_frame([row for p in batch for row in p.rows], config)
     keys = frame[config.dataset.key]
     # Keys of different requests may repeat (the same customer asked twice): positions stand in for them, so the
     # batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
-    predicted, reasons = predict_frame(
-        frame.assign(**{config.dataset.key: np.arange(len(frame))}), loaded.model, config
+    predicted, reasons = scorer.predict(
+        loaded.ref, loaded.model, frame.assign(**{config.dataset.key: np.arange(len(frame))})
     )
     sizes = [len(p.rows) for p in batch]
     sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
@@ -128,10 +132,11 @@ def score_batch(config: Config, loaded: Loaded, batch: list[_Pending], log_sink:
 class Batcher:
     """The queue and the loop that predicts queued requests together."""
 
-    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, scorer: Scorer) -> None:
         self.config = config
         self.metrics = metrics
         self.log_sink = log_sink
+        self.scorer = scorer
         self.queued_rows = 0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
@@ -191,7 +196,7 @@ class Batcher:
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
         """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
         try:
-            result = await asyncio.to_thread(score_batch, self.config, loaded, batch, self.log_sink)
+            result = await asyncio.to_thread(score_batch, self.config, loaded, batch, self.log_sink, self.scorer)
         except Exception as exc:  # noqa: BLE001 (predict_frame isolates model errors; anything else fails the batch)
             for pending in batch:
                 if not pending.future.done():
@@ -216,7 +221,8 @@ class ServedModel:
     def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
         self.config = config
         self.metrics = metrics
-        self.batcher = Batcher(config, metrics, log_sink)
+        self.scorer = make_scorer(config)
+        self.batcher = Batcher(config, metrics, log_sink, self.scorer)
         self.arms: dict[str, Loaded] = {}
         self.reload_errors: dict[str, str] = {}
 
@@ -246,6 +252,8 @@ class ServedModel:
                     self.reload_errors.pop(arm, None)
                     continue
                 loaded = load_version(self.config, client, alias)
+                if loaded is not None:
+                    self.scorer.prepare(loaded.ref, loaded.model)
             except Exception as exc:  # noqa: BLE001 (a registry or load failure must not stop serving)
                 message = f"{alias}: {type(exc).__name__}: {exc}"
                 if self.reload_errors.get(arm) != message:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 import yaml
 from lakes import REPO, write_config
@@ -80,9 +81,13 @@ class ServerProcess:
         return httpx.post(f"{self.url}/v1/models/{self.config.model.name}:predict", json=body, timeout=30, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Signal the server and wait for it; its scoring child must end too, even when the server is killed."""
         if self.process.poll() is None:
+            children = psutil.Process(self.process.pid).children(recursive=True)
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
+            _, alive = psutil.wait_procs(children, timeout=15)
+            assert not alive, f"left running after {signal.Signals(sig).name}: {[c.cmdline() for c in alive]}"
         return self.log_path.read_text()
 
 
@@ -122,9 +127,7 @@ def start_server(served_registry: Registry, tmp_path: Path) -> Iterator[Callable
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
+        server.stop(signal.SIGKILL)
 
 
 def feature_rows(config: Config, day: date, count: int | None = None) -> list[dict]:

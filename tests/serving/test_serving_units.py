@@ -132,7 +132,8 @@ def test_a_model_error_fails_only_the_request_whose_row_caused_it(config):
     from pipelines.serving.app import create_app
     from pipelines.serving.engine import Loaded
 
-    serving = config.serving.model_copy(update={"max_wait_ms": 300.0})  # long enough for the three to share a batch
+    # 300 ms: long enough for the three to share a batch; in a thread: the model is a class of this test module
+    serving = config.serving.model_copy(update={"max_wait_ms": 300.0, "predict_in": "thread"})
     app = create_app([config.model_copy(update={"serving": serving})])
     server = app.state.server
     served = server.models[config.model.name]
