@@ -13,7 +13,7 @@ request, unique keys, bodies prepared before sending) measures
       sent at a fixed rate whatever the answers, each timed from its scheduled send time; goal: p99 <= 2 x
       max_wait_ms + the model's predict time for a full batch (``predict_frame``, measured here, in process). The
       client's own overhead is printed beside it: how late it sent (p99) and the CPU it and the server used;
-  (c) the server's RSS over ``--requests`` requests (start, each tenth, end; goal: flat), and
+  (c) the RSS of the server and its scoring child over ``--requests`` requests (start, each tenth, end; goal: flat), and
   (d) after a SIGTERM, online rows in the prediction log = answered requests whose key is sampled (goal: equal).
 The load generator shares the machine's cores with the server, and so do any other processes: latencies measured
 on a busy machine include time the server spends waiting for a core (the load average is printed).
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import gc
 import json
 import os
 import signal
@@ -151,7 +153,10 @@ class Connection:
         head = f"POST {self.path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
         self.writer.write(request)
-        status_line = await self.reader.readline()
+        try:
+            status_line = await self.reader.readline()
+        except ConnectionResetError:
+            status_line = b""
         if not status_line:  # the server closed a connection idle past its keep-alive timeout: reopen, resend
             self.writer.close()
             await self.open()
@@ -217,7 +222,8 @@ async def closed_loop(port: int, path: str, load: Load, clients: int, seconds: f
 @dataclass
 class OpenLoop:
     """What an open-loop run measured, all in seconds: each request's latency from its scheduled send time, how
-    late the client sent it (its own overhead), and the CPU seconds the client and the server used per second."""
+    late the client sent it (its own overhead), and the CPU seconds the client and the server (with its scoring
+    child) used per second."""
 
     latency: np.ndarray
     send_lag: np.ndarray
@@ -230,7 +236,7 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
     users; a closed loop at a lower concurrency would slow its own arrivals whenever the server stalls and so
     hide the stall). Latency counts from the scheduled send time, so a late client or a busy connection counts
     against the result, never for it."""
-    pool: list[Connection] = []
+    pool: collections.deque[Connection] = collections.deque()  # oldest idle first: none idles past keep-alive
     for _ in range(256):
         connection = Connection(port, path)
         await connection.open()
@@ -240,7 +246,7 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
 
     async def fire(scheduled: float) -> None:
         if pool:
-            connection = pool.pop()
+            connection = pool.popleft()
         else:  # every connection busy: one more, its connect time counted in the latency
             connection = Connection(port, path)
             await connection.open()
@@ -249,8 +255,16 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
         pool.append(connection)
 
     client, served = psutil.Process(), psutil.Process(server)
-    cpu = (sum(client.cpu_times()[:2]), sum(served.cpu_times()[:2]))
+    served = [served, *served.children(recursive=True)]  # the server and its scoring child
+
+    def server_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in served)
+
+    cpu = (sum(client.cpu_times()[:2]), server_cpu())
     tasks = []
+    # No collection during the run: the thousands of request tasks it keeps make each full collection a pause of
+    # the client's loop (sends up to ~180 ms late in one run), a tail that would be charged to the server.
+    gc.disable()
     started = time.perf_counter()
     for i in range(int(rate * seconds)):
         scheduled = started + i / rate
@@ -258,18 +272,21 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
         tasks.append(asyncio.create_task(fire(scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
+    gc.enable()
     for connection in pool:
         connection.writer.close()
     return OpenLoop(
         np.array(latencies),
         np.array(lags),
         (sum(client.cpu_times()[:2]) - cpu[0]) / elapsed,
-        (sum(served.cpu_times()[:2]) - cpu[1]) / elapsed,
+        (server_cpu() - cpu[1]) / elapsed,
     )
 
 
 def rss_mib(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
+    """The server's resident memory, its scoring child's included."""
+    server = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [server, *server.children(recursive=True)]) / 2**20
 
 
 def count_logged(config_path: Path, answered: list[str], prefix: str) -> tuple[int, int]:
