@@ -18,6 +18,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -71,6 +72,9 @@ class _Child:
 
 
 def _start(config: Config, parent: int) -> None:
+    # Ctrl-C reaches the terminal's whole process group: the server alone decides when its child stops (after the
+    # batches in flight, on shutdown), so the child neither dies mid-batch nor prints a KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _Child.config = config
     threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
 

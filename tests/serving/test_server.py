@@ -80,11 +80,15 @@ class ServerProcess:
     def post(self, body, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.url}/v1/models/{self.config.model.name}:predict", json=body, timeout=30, **kwargs)
 
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        """Signal the server and wait for it; its scoring child must end too, even when the server is killed."""
+    def stop(self, sig: int = signal.SIGTERM, group: bool = False) -> str:
+        """Signal the server (``group``: its whole process group, as Ctrl-C in a terminal does) and wait for it;
+        its scoring child must end too, even when the server is killed."""
         if self.process.poll() is None:
             children = psutil.Process(self.process.pid).children(recursive=True)
-            self.process.send_signal(sig)
+            if group:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
             self.process.wait(timeout=30)
             _, alive = psutil.wait_procs(children, timeout=15)
             assert not alive, f"left running after {signal.Signals(sig).name}: {[c.cmdline() for c in alive]}"
@@ -110,6 +114,7 @@ def start_server(served_registry: Registry, tmp_path: Path) -> Iterator[Callable
             stderr=subprocess.STDOUT,
             env=env,
             cwd=REPO,
+            start_new_session=True,  # a group of its own, so a test can send it Ctrl-C
         )
         server = ServerProcess(process, f"http://127.0.0.1:{port}", load_config(path), log_path)
         started.append(server)
@@ -316,11 +321,16 @@ def test_canary_routes_its_share_of_keys_stably_and_shadow_never_changes_an_answ
 
 @pytest.mark.integration
 def test_stopping_the_server_loses_no_acknowledged_log_row(served_registry, start_server):
-    """SIGTERM flushes the buffer: every answered sampled row is logged. SIGKILL loses at most the buffer:
-    fewer than ``log_flush_rows`` rows (here 50), none older than ``log_flush_s``."""
+    """SIGTERM and Ctrl-C (SIGINT to the process group, the scoring child included) flush the buffer: every
+    answered sampled row is logged, and nothing fails on the way out. SIGKILL loses at most the buffer: fewer than
+    ``log_flush_rows`` rows (here 50), none older than ``log_flush_s``."""
     config = served_registry.config
     rows = feature_rows(config, DAY + timedelta(days=1))
-    for sig, day, lost_at_most in ((signal.SIGTERM, date(2031, 1, 1), 0), (signal.SIGKILL, date(2031, 1, 2), 49)):
+    for sig, day, lost_at_most in (
+        (signal.SIGTERM, date(2031, 1, 1), 0),
+        (signal.SIGINT, date(2031, 1, 3), 0),
+        (signal.SIGKILL, date(2031, 1, 2), 49),
+    ):
         server = start_server(f"kill-{sig}", log_flush_rows=50, log_flush_s=600)
         answered = []
         for i in range(0, len(rows), 20):
@@ -329,6 +339,7 @@ def test_stopping_the_server_loses_no_acknowledged_log_row(served_registry, star
             assert response.status_code == 200
             answered += [p["key"] for p in response.json()["predictions"]]
         sampled = set(pd.Series(answered)[routing.logged(pd.Series(answered), 0.1)])
-        server.stop(sig)
+        output = server.stop(sig, group=sig == signal.SIGINT)
+        assert "Traceback" not in output, output
         logged = set(logged_rows(config, Table.PREDICTION_LOG, day).get("customer_id", []))
         assert logged <= sampled and len(sampled - logged) <= lost_at_most, (len(sampled), len(logged))
