@@ -36,9 +36,14 @@ PRELOAD = (
 
 
 def _preload() -> None:
+    """Import what is not imported yet. Airflow's plugin manager runs this file again in the scheduler and in each
+    forked task (whose command line is still the scheduler's): there everything is loaded, and nothing is logged."""
+    missing = [name for name in PRELOAD if name not in sys.modules]
+    if not missing:
+        return
     log = logging.getLogger(__name__)
     started = time.monotonic()
-    for name in PRELOAD:
+    for name in missing:
         try:
             importlib.import_module(name)
         except Exception:  # the scheduler must start; the task importing it will say what is wrong
