@@ -20,7 +20,8 @@ import time
 
 __all__: list[str] = []  # Airflow copies every exported name into airflow.settings: nothing to override there
 
-# What the tasks of the pipeline's DAGs import (pipelines.monitoring imports Evidently inside its functions).
+# The modules the tasks of the pipeline's DAGs run; Evidently, which pipelines.monitoring imports inside its
+# functions, comes through monitoring.import_evidently.
 PRELOAD = (
     "pipelines.features",
     "pipelines.scoring",
@@ -28,26 +29,25 @@ PRELOAD = (
     "pipelines.monitoring",
     "pipelines.performance",
     "pipelines.promotion",
-    "evidently",
-    "evidently.presets",
-    "evidently.metrics",
-    "evidently.legacy.calculations.stattests.registry",
 )
 
 
 def _preload() -> None:
     """Import what is not imported yet. Airflow's plugin manager runs this file again in the scheduler and in each
     forked task (whose command line is still the scheduler's): there everything is loaded, and nothing is logged."""
-    missing = [name for name in PRELOAD if name not in sys.modules]
-    if not missing:
+    if all(name in sys.modules for name in PRELOAD):
         return
     log = logging.getLogger(__name__)
     started = time.monotonic()
-    for name in missing:
+    for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:  # the scheduler must start; the task importing it will say what is wrong
             log.warning("could not preload %s for the tasks", name, exc_info=True)
+    try:
+        importlib.import_module("pipelines.monitoring").import_evidently()
+    except Exception:  # as above
+        log.warning("could not preload Evidently for the tasks", exc_info=True)
     log.info("preloaded the pipeline's libraries for the tasks in %.1fs", time.monotonic() - started)
 
 
