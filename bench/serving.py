@@ -254,8 +254,7 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
         latencies.append(await load.one(connection) - scheduled)
         pool.append(connection)
 
-    client, served = psutil.Process(), psutil.Process(server)
-    served = [served, *served.children(recursive=True)]  # the server and its scoring child
+    client, served = psutil.Process(), server_processes(server)
 
     def server_cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in served)
@@ -283,10 +282,14 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
     )
 
 
-def rss_mib(pid: int) -> float:
-    """The server's resident memory, its scoring child's included."""
+def server_processes(pid: int) -> list[psutil.Process]:
+    """The server and the processes it started (its scoring child): what the server costs is their sum."""
     server = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [server, *server.children(recursive=True)]) / 2**20
+    return [server, *server.children(recursive=True)]
+
+
+def rss_mib(pid: int) -> float:
+    return sum(p.memory_info().rss for p in server_processes(pid)) / 2**20
 
 
 def count_logged(config_path: Path, answered: list[str], prefix: str) -> tuple[int, int]:
@@ -305,8 +308,8 @@ def count_logged(config_path: Path, answered: list[str], prefix: str) -> tuple[i
 
 
 def memory_run(port: int, path: str, load: Load, clients: int, requests: int, minutes: float, server: int) -> list:
-    """``requests`` more requests in ten rounds (closed loop), bounded by ``minutes``: (requests sent, server RSS
-    in MiB) before the first round and after each."""
+    """``requests`` more requests in ten rounds (closed loop), bounded by ``minutes``: (requests sent, RSS of the
+    server and its child in MiB) before the first round and after each."""
     samples = [(load.sent, rss_mib(server))]
     stop = time.monotonic() + minutes * 60
     target = load.sent + requests
@@ -423,7 +426,8 @@ def main(argv: list[str] | None = None) -> None:
     rss = [m for _, m in memory]
     print(
         f"memory: {sent[-1] - sent[0]} requests in {memory_s:.0f} s ({(sent[-1] - sent[0]) / memory_s:.0f} req/s);"
-        f" server RSS start {rss[0]:.0f} MiB, middle {rss[len(rss) // 2]:.0f} MiB, end {rss[-1]:.0f} MiB,"
+        f" RSS of server and child: start {rss[0]:.0f} MiB, middle {rss[len(rss) // 2]:.0f} MiB,"
+        f" end {rss[-1]:.0f} MiB,"
         f" max {max(rss):.0f} MiB (after {', '.join(str(n - sent[0]) for n in sent)} requests:"
         f" {', '.join(f'{m:.0f}' for m in rss)})"
     )
