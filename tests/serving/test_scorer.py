@@ -38,6 +38,7 @@ def workers() -> list[psutil.Process]:
 def test_the_child_predicts_as_the_batch_path_and_a_killed_child_is_replaced(config, raw_data):
     model, frame = fitted(config, raw_data)
     expected = predict_frame(frame, model, config)
+    assert len(expected[0]) + len(expected[1]) == len(frame)  # every row predicted or given its reason
     ref = ModelRef(config.model.name, "7", None)
     others = {c.pid for c in workers()}  # the session's Dask workers, if started already
     scorer = ProcessScorer(config)
