@@ -74,14 +74,13 @@ def prepare(workdir: Path) -> Path:
 def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
     """Median times, in process, of one full batch (``max_batch_rows`` rows) with the served model: the model's
     predict through the batch path's :func:`predict_frame` (checked input, the model, isolation), and the server's
-    whole batch step (:func:`score_batch`: frame from the request rows, predict, log rows)."""
+    whole batch step (:func:`run_job`: frame from the request rows, predict, log rows), without the trip to the
+    scoring child."""
     from pipelines import registry
     from pipelines.config import load_config
-    from pipelines.scoring import predict_frame
-    from pipelines.serving.engine import Loaded, _Pending, score_batch
+    from pipelines.predict import predict_frame
+    from pipelines.serving.batch import Job, Stamp, run_job
     from pipelines.serving.schema import check_rows, to_frame
-    from pipelines.serving.scorer import ThreadScorer
-    from pipelines.storage import Table
 
     config = load_config(config_path)
     client = registry.connect(config)
@@ -90,10 +89,10 @@ def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
     threadpool_limits(1)  # as the server runs it (pipelines.serving.__main__ sets OMP_NUM_THREADS=1)
     checked = check_rows(json.dumps(rows[: config.serving.max_batch_rows]).encode(), config, 10**6)
     frame = to_frame(checked, config)
-    pending = [
-        _Pending(Loaded(ref, model, "champion", 0.0), [row], "champion", Table.PREDICTION_LOG, False, None, 0.0)
-        for row in checked
-    ]
+    n = len(checked)
+    job = Job(
+        checked, [1] * n, ["champion"] * n, ["prediction_log"] * n, [False] * n, Stamp(ref.name, ref.version, "", "b")
+    )
 
     def median(work) -> float:
         times = []
@@ -103,10 +102,7 @@ def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
             times.append(time.perf_counter() - started)
         return float(np.median(times[5:]))
 
-    return (
-        median(lambda: predict_frame(frame, model, config)),
-        median(lambda: score_batch(config, pending[0].loaded, pending, lambda *_: None, ThreadScorer(config))),
-    )
+    return median(lambda: predict_frame(frame, model, config)), median(lambda: run_job(job, model, config))
 
 
 def free_port() -> int:

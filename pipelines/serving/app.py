@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from pipelines import registry
 from pipelines.config import Config
 from pipelines.serving import routing
 from pipelines.serving.engine import Loaded, QueueFull, RowsFailed, ServedModel
-from pipelines.serving.predlog import SOURCE, PredictionLogWriter
+from pipelines.serving.predlog import PredictionLogWriter
 from pipelines.serving.schema import BodyError, check_rows
 from pipelines.storage import Lake, Table
 
@@ -65,20 +64,6 @@ class Metrics:
         self.logged = Counter("serving_log_rows", "Prediction-log rows written", ["table"], registry=r)
 
 
-def _stamp(rows: pd.DataFrame, event_time: str, loaded: Loaded, run_id: str) -> pd.DataFrame:
-    """The batch log's constant columns, plus where the rows came from (their ``arm`` is set by the batcher)."""
-    scored_at = pd.Timestamp(datetime.now(UTC))
-    return rows.assign(
-        model_name=loaded.ref.name,
-        model_version=loaded.ref.version,
-        model_run_id=loaded.ref.run_id or "",
-        run_id=run_id,
-        logical_date=rows[event_time].dt.date.astype(str),
-        scored_at=scored_at,
-        source=SOURCE,
-    )
-
-
 class Server:
     """Every configured model, the shared prediction-log writer and the background tasks."""
 
@@ -92,18 +77,20 @@ class Server:
             for c in configs
         }
         self.models = {
-            c.model.name: ServedModel(c, self.metrics, self._log_sink(c.model.name, c.dataset.event_time))
+            c.model.name: ServedModel(c, self.metrics, self._log_sink(c.model.name), self.writers[c.model.name].run_id)
             for c in configs
         }
         self._tasks: list[asyncio.Task] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        """Load every champion (a missing one is reported by /readyz), then start batching, reloads and flushes."""
-        self._loop = asyncio.get_running_loop()
+        """Load every champion (a missing one is reported by /readyz), then start batching, reloads and flushes.
+
+        The scoring children start first: their imports run while the server reads the registry."""
+        for served in self.models.values():
+            await served.scorer.start()
         for served in self.models.values():
             client = registry.connect(served.config)
-            await asyncio.to_thread(served.refresh, client)
+            await served.refresh(client)
             self._tasks += [
                 asyncio.create_task(served.batcher.run()),
                 asyncio.create_task(self._reload_loop(served, client)),
@@ -119,12 +106,12 @@ class Server:
                 await task
         for name, served in self.models.items():
             self._flush(name)
-            served.scorer.close()
+            await served.scorer.close()
 
     async def _reload_loop(self, served: ServedModel, client: Any) -> None:
         while True:
             await asyncio.sleep(served.config.serving.reload_interval_s)
-            await asyncio.to_thread(served.refresh, client)
+            await served.refresh(client)
 
     async def _flush_loop(self, served: ServedModel) -> None:
         while True:
@@ -141,14 +128,14 @@ class Server:
         if written:
             self.metrics.logged.labels(Table.PREDICTION_LOG).inc(written)
 
-    def _log_sink(self, name: str, event_time: str) -> Callable[[Table, pd.DataFrame, Loaded], None]:
-        """What a model's batcher calls, from its scoring thread, with each batch's logged rows: stamp and buffer
-        them there; a full buffer is flushed by a task the event loop starts (off the response path)."""
+    def _log_sink(self, name: str) -> Callable[[Table, pd.DataFrame], None]:
+        """What a model's batcher calls, on the event loop, with each batch's stamped log rows: buffer them; a full
+        buffer is flushed in a thread (off the response path)."""
         writer = self.writers[name]
 
-        def sink(table: Table, rows: pd.DataFrame, loaded: Loaded) -> None:
-            if writer.add(table, _stamp(rows, event_time, loaded, writer.run_id)):
-                self._loop.call_soon_threadsafe(lambda: self._background(asyncio.to_thread(self._flush, name)))
+        def sink(table: Table, rows: pd.DataFrame) -> None:
+            if writer.add(table, rows):
+                self._background(asyncio.to_thread(self._flush, name))
 
         return sink
 

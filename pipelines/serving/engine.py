@@ -2,12 +2,12 @@
 
 Versions are loaded only through the registry aliases, with the batch path's own loader
 (:func:`pipelines.registry.load_model`), and scored with the batch path's own frame scorer
-(:func:`pipelines.scoring.predict_frame`: checked input, the model, failing rows isolated by bisection), so a row
+(:func:`pipelines.predict.predict_frame`: checked input, the model, failing rows isolated by bisection), so a row
 gets the same prediction online and in batch, and a row the model rejects fails its own request only.
 
 Batching: requests queue; one loop takes the first, then whatever arrives within ``max_wait_ms`` up to
-``max_batch_rows`` rows, and scores them in one call (off the event loop, in the model's child process by default:
-see :mod:`pipelines.serving.scorer`), so the loop keeps accepting requests.
+``max_batch_rows`` rows, and scores them in one call (:func:`pipelines.serving.batch.run_job`, off the event loop: in
+the model's child process by default, see :mod:`pipelines.serving.scorer`), so the loop keeps accepting requests.
 More than ``max_queue_rows`` queued rows is a :class:`QueueFull` (429), never an unbounded queue.
 
 Reload: a background task reads the aliases every ``reload_interval_s``; a moved alias is loaded off the event
@@ -31,8 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import Config
-from pipelines.serving.routing import logged
-from pipelines.serving.schema import to_frame
+from pipelines.serving.batch import Job, Stamp
 from pipelines.serving.scorer import Scorer, make_scorer
 from pipelines.storage import Table
 
@@ -83,57 +82,18 @@ def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | N
     return Loaded(ref, model, alias, time.time())
 
 
-# Called with (table, rows to log: key, event time, features, prediction(s), arm; the version) before any request
-# of the batch is answered, so an answered row is always at least in the log's buffer. Called from the scoring
-# thread: it must be thread-safe and must not touch the event loop except through call_soon_threadsafe.
-LogSink = Callable[[Table, pd.DataFrame, Loaded], None]
-
-
-@dataclass
-class BatchResult:
-    """One version's share of a batch, scored: prediction columns for every row (0 where the row failed) and the
-    error of each failed row, by position in the batch."""
-
-    values: dict[str, np.ndarray]
-    errors: dict[int, str]
-
-
-def score_batch(
-    config: Config, loaded: Loaded, batch: list[_Pending], log_sink: LogSink, scorer: Scorer
-) -> BatchResult:
-    """Score the rows of ``batch`` as one frame with the batch path's :func:`predict_frame` (through ``scorer``:
-    in the model's child process by default); log the sampled rows.
-
-    Blocking: the batcher runs it off the event loop, frame building and log rows included, so the loop only
-    parses requests and writes answers while a batch is predicted."""
-    frame = to_frame([row for p in batch for row in p.rows], config)
-    keys = frame[config.dataset.key]
-    # Keys of different requests may repeat (the same customer asked twice): positions stand in for them, so the
-    # batch rule "a repeated key is dead-lettered" applies within one request only (checked on entry).
-    predicted, reasons = scorer.predict(
-        loaded.ref, loaded.model, frame.assign(**{config.dataset.key: np.arange(len(frame))})
-    )
-    sizes = [len(p.rows) for p in batch]
-    sampled = logged(keys, config.monitoring.sample_rate) | np.repeat([p.log_all for p in batch], sizes)
-    keep = np.zeros(len(frame), bool)
-    keep[predicted.index.to_numpy()] = True
-    keep &= sampled
-    if keep.any():
-        tables = np.repeat([str(p.table) for p in batch], sizes)
-        rows = pd.concat([frame, predicted], axis=1).assign(arm=np.repeat([p.arm for p in batch], sizes))
-        for table in dict.fromkeys(tables[keep]):
-            log_sink(Table(table), rows[keep & (tables == table)], loaded)
-    filled = predicted if reasons.empty else predicted.reindex(range(len(frame)), fill_value=0)
-    return BatchResult(
-        {c: filled[c].to_numpy() for c in predicted.columns}, {int(i): str(e) for i, e in reasons.items()}
-    )
+# Called on the event loop with each table's stamped log rows of a batch (key, event time, features, prediction(s),
+# arm, version), before any request of the batch is answered, so an answered row is always at least in the log's
+# buffer.
+LogSink = Callable[[Table, pd.DataFrame], None]
 
 
 class Batcher:
     """The queue and the loop that predicts queued requests together."""
 
-    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, scorer: Scorer) -> None:
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, scorer: Scorer, run_id: str) -> None:
         self.config = config
+        self.run_id = run_id  # the server's, in every logged row
         self.metrics = metrics
         self.log_sink = log_sink
         self.scorer = scorer
@@ -195,13 +155,24 @@ class Batcher:
 
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
         """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
+        ref = loaded.ref
+        job = Job(
+            rows=[row for p in batch for row in p.rows],
+            sizes=[len(p.rows) for p in batch],
+            arms=[p.arm for p in batch],
+            tables=[str(p.table) for p in batch],
+            log_all=[p.log_all for p in batch],
+            stamp=Stamp(ref.name, ref.version, ref.run_id or "", self.run_id),
+        )
         try:
-            result = await asyncio.to_thread(score_batch, self.config, loaded, batch, self.log_sink, self.scorer)
+            result = await self.scorer.score(version_key(ref), loaded.model, job)
         except Exception as exc:  # noqa: BLE001 (predict_frame isolates model errors; anything else fails the batch)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
+        for table, rows in result.logs:
+            self.log_sink(Table(table), rows)
         start = 0
         for pending in batch:
             stop = start + len(pending.rows)
@@ -209,7 +180,7 @@ class Batcher:
             if pending.future.done():  # the client went away
                 pass
             elif failed:
-                pending.future.set_exception(RowsFailed(failed, loaded.ref.version))
+                pending.future.set_exception(RowsFailed(failed, ref.version))
             else:
                 pending.future.set_result({c: v[start:stop] for c, v in result.values.items()})
             start = stop
@@ -218,11 +189,12 @@ class Batcher:
 class ServedModel:
     """One configured model: champion (and challenger, by the strategy), its batcher and the reload loop."""
 
-    def __init__(self, config: Config, metrics: Any, log_sink: LogSink) -> None:
+    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, run_id: str) -> None:
         self.config = config
         self.metrics = metrics
-        self.scorer = make_scorer(config)
-        self.batcher = Batcher(config, metrics, log_sink, self.scorer)
+        # The scorer keeps what the server may serve at once: champion and challenger, and each one's successor.
+        self.scorer = make_scorer(config, keep=registry.MODEL_CACHE_SIZE)
+        self.batcher = Batcher(config, metrics, log_sink, self.scorer, run_id)
         self.arms: dict[str, Loaded] = {}
         self.reload_errors: dict[str, str] = {}
 
@@ -237,12 +209,13 @@ class ServedModel:
             wanted["challenger"] = self.config.serving.challenger_alias
         return wanted
 
-    def refresh(self, client: MlflowClient) -> None:
-        """Load every arm whose alias moved (blocking: called in a thread); keep the old version on failure."""
+    async def refresh(self, client: MlflowClient) -> None:
+        """Load every arm whose alias moved (registry calls and loading off the event loop); keep the old version
+        on failure."""
         for arm, alias in self.aliases().items():
             current = self.arms.get(arm)
             try:
-                ref = registry.alias_version(client, self.name, alias)
+                ref = await asyncio.to_thread(registry.alias_version, client, self.name, alias)
                 if ref is None:
                     if arm != "champion" and current is not None:
                         log.info("%s: alias %s removed; %s arm off", self.name, alias, arm)
@@ -251,9 +224,9 @@ class ServedModel:
                 if current is not None and current.ref.version == ref.version:
                     self.reload_errors.pop(arm, None)
                     continue
-                loaded = load_version(self.config, client, alias)
+                loaded = await asyncio.to_thread(load_version, self.config, client, alias)
                 if loaded is not None:
-                    self.scorer.prepare(loaded.ref, loaded.model)
+                    await self.scorer.prepare(version_key(loaded.ref), loaded.model)
             except Exception as exc:  # noqa: BLE001 (a registry or load failure must not stop serving)
                 message = f"{alias}: {type(exc).__name__}: {exc}"
                 if self.reload_errors.get(arm) != message:
@@ -299,6 +272,11 @@ class ServedModel:
             "arms": arms,
             "reload_errors": dict(self.reload_errors),
         }
+
+
+def version_key(ref: registry.ModelRef) -> str:
+    """How the scorer names a version."""
+    return f"{ref.name}/{ref.version}"
 
 
 def _version(loaded: Loaded | None) -> str:

@@ -21,11 +21,11 @@ from collections import defaultdict
 
 import pandas as pd
 
+from pipelines.serving.batch import SOURCE
 from pipelines.storage import ONLINE_PREFIX, STAGING, Lake, Table
 
 log = logging.getLogger(__name__)
 
-SOURCE = "online"
 CATEGORICAL = ("model_name", "model_version", "model_run_id", "run_id", "logical_date", "source", "arm")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.scoring import HASH_BUCKETS, in_sample, key_hashes
+from pipelines.predict import HASH_BUCKETS, in_sample, key_hashes
 
 CHAMPION_ARM = "champion"
 CHALLENGER_ARM = "challenger"

@@ -1,61 +1,69 @@
-"""Where a served model's batches are predicted: in a child process (the default) or in a thread of the server.
+"""Where a served model's batches are scored: in a child process (the default) or in a thread of the server.
 
 Why a process: the server's event loop (reading requests, writing answers) and a batch's predict (pandas and
 scikit-learn, holding the GIL most of the time) took turns on one interpreter, so a request that arrived while a
 batch was predicted waited for the GIL twice, to be read and to be answered, and the loop could use one core at
-most between them. In a child process the predict runs on another core and the loop stays free; a batch crosses
-the boundary as a frame of at most ``max_batch_rows`` rows (well under a millisecond to pickle), and each version
-crosses once, pickled by the server that loaded it from the registry (the same trust rule: only registered
-versions reach the child). ``serving.predict_in: thread`` keeps the one-process server for a one-core machine,
-where a second process has no core of its own to run on.
+most between them. In a child process the batch runs on another core and the loop stays free.
 
-Both run the batch path's :func:`pipelines.scoring.predict_frame`, so a row gets the same answer either way.
+The child is one process per served model, reached through a pipe that the event loop itself reads (no executor,
+no thread in between: each thread hand-off cost a GIL switch on the response path), and it runs the whole of a
+batch's pandas work (:func:`pipelines.serving.batch.run_job`): a batch crosses as the requests' checked rows and
+comes back as prediction arrays and the stamped log rows. Each version crosses once, pickled by the server that
+loaded it from the registry (the same trust rule: only registered versions reach the child). The child imports
+only numpy, pandas and the pure prediction code (not MLflow or Dask), and starts while the server loads its
+models. ``serving.predict_in: thread`` keeps the one-process server for a one-core machine, where a second process
+has no core of its own to run on.
+
+Both run the batch path's :func:`pipelines.predict.predict_frame`, so a row gets the same answer either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 import multiprocessing
-import os
 import pickle
 import signal
-import threading
-import time
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, ClassVar, Protocol
-
-import pandas as pd
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
 from pipelines.config import Config
-from pipelines.registry import MODEL_CACHE_SIZE, ModelRef
-from pipelines.scoring import predict_frame
+from pipelines.serving.batch import BatchResult, Job, run_job
+
+log = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
-    def prepare(self, ref: ModelRef, model: Any) -> None:
-        """Make ``model`` (the version ``ref``) ready to predict; raises if it cannot be."""
+    async def start(self) -> None:
+        """Get ready to take versions (a child process starts here); returns without waiting for it."""
 
-    def predict(self, ref: ModelRef, model: Any, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """:func:`predict_frame` of ``frame`` by that version."""
+    async def prepare(self, key: str, model: Any) -> None:
+        """Make ``model`` (the version named ``key``) ready to score; raises if it cannot be."""
 
-    def close(self) -> None: ...
+    async def score(self, key: str, model: Any, job: Job) -> BatchResult:
+        """:func:`run_job` of ``job`` by that version."""
+
+    async def close(self) -> None: ...
 
 
 class ThreadScorer:
-    """Predicts in the calling thread, with the model the server holds."""
+    """Scores in a thread of the server, with the model the server holds."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def prepare(self, ref: ModelRef, model: Any) -> None:
+    async def start(self) -> None:
         pass
 
-    def predict(self, ref: ModelRef, model: Any, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        return predict_frame(frame, model, self.config)
+    async def prepare(self, key: str, model: Any) -> None:
+        pass
 
-    def close(self) -> None:
+    async def score(self, key: str, model: Any, job: Job) -> BatchResult:
+        return await asyncio.to_thread(run_job, job, model, self.config)
+
+    async def close(self) -> None:
         pass
 
 
@@ -63,105 +71,165 @@ class NotLoaded(LookupError):
     """The child does not hold this version (it started after the version was sent, or dropped it)."""
 
 
+class ChildDied(RuntimeError):
+    """The scoring child ended (killed, out of memory) with a call unanswered."""
+
+
 # --- in the child process -------------------------------------------------------------------------------------
-class _Child:
-    """What the child holds: the config it was started with and the versions sent to it, most recent last."""
+def _child(conn: Connection, config: Config, keep: int) -> None:
+    """Answer the server's calls, one at a time, until the server closes its end of the pipe (or dies).
 
-    config: ClassVar[Config]
-    models: ClassVar[OrderedDict[str, Any]] = OrderedDict()
-
-
-def _start(config: Config, parent: int) -> None:
+    ``("load", key, pickled model)`` holds one more version (the least recently used beyond ``keep`` goes), frozen
+    out of the cyclic garbage collector as the server freezes its own: a full collection over a loaded model
+    stalls every batch. ``("score", key, job)`` answers :func:`run_job`. Every answer is ``("ok", value)`` or
+    ``("error", exception)``."""
     # Ctrl-C reaches the terminal's whole process group: the server alone decides when its child stops (after the
-    # batches in flight, on shutdown), so the child neither dies mid-batch nor prints a KeyboardInterrupt.
+    # batch in flight, on shutdown), so the child neither dies mid-batch nor prints a KeyboardInterrupt.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _Child.config = config
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
-
-
-def _exit_with(parent: int) -> None:
-    """End the child when the server is gone: a killed server (SIGKILL, the OOM killer) runs no shutdown, and the
-    child, holding both ends of its task queue, would otherwise wait on it forever."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
-
-
-def _load(key: str, payload: bytes) -> None:
-    """Hold one more version (the least recently used beyond ``MODEL_CACHE_SIZE`` goes), frozen out of the cyclic
-    garbage collector as the server freezes its own: a full collection over a loaded model stalls every batch."""
-    models = _Child.models
-    models[key] = pickle.loads(payload)  # bytes the parent pickled from a version it loaded from the registry
-    models.move_to_end(key)
-    while len(models) > MODEL_CACHE_SIZE:
-        models.popitem(last=False)
-    gc.freeze()
-
-
-def _predict(key: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    model = _Child.models.get(key)
-    if model is None:
-        raise NotLoaded(key)
-    _Child.models.move_to_end(key)
-    return predict_frame(frame, model, _Child.config)
+    models: OrderedDict[str, Any] = OrderedDict()
+    while True:
+        try:
+            kind, key, payload = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):  # the server is gone: a killed server runs no shutdown, and nothing else ends us
+            return
+        try:
+            if kind == "load":
+                models[key] = pickle.loads(payload)  # bytes the server pickled from a version it loaded
+                models.move_to_end(key)
+                while len(models) > keep:
+                    models.popitem(last=False)
+                gc.freeze()
+                answer: tuple[str, Any] = ("ok", None)
+            elif key not in models:
+                answer = ("error", NotLoaded(key))
+            else:
+                models.move_to_end(key)
+                answer = ("ok", run_job(payload, models[key], config))
+        except Exception as exc:  # noqa: BLE001 (the server decides what an error fails)
+            answer = ("error", exc)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 (an exception that cannot be pickled still gets its message across)
+            data = pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}; answer to {kind}: {answer}")))
+        try:
+            conn.send_bytes(data)
+        except OSError:  # the server died while we scored
+            return
 
 
 # --- in the server ----------------------------------------------------------------------------------------------
 class ProcessScorer:
-    """One child process per served model; started on first use, started again if it dies.
+    """One child process per served model; started again (and sent the version again) if it dies.
 
-    One worker keeps batches in order and the model in one place; a second model gets its own child."""
+    One call at a time keeps batches in order and the pipe simple: the batcher scores one batch at a time anyway.
+    """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, keep: int) -> None:
         self.config = config
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self.keep = keep
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
 
-    def _executor(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                # spawn, not fork: the server has threads (uvicorn, the scoring and reload threads) when it starts
-                # the child, and a forked copy of a lock one of them held would never be released.
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start,
-                    initargs=(self.config, os.getpid()),
-                )
-            return self._pool
+    async def start(self) -> None:
+        if self._process is None:
+            self._spawn()
 
-    def prepare(self, ref: ModelRef, model: Any) -> None:
-        self._call(_load, _key(ref), pickle.dumps(model))
+    def _spawn(self) -> None:
+        """A new child (spawn, not fork: the server has threads, and a forked copy of a lock one of them held would
+        never be released). Its imports run while the caller goes on."""
+        self._discard()
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_child, args=(theirs, self.config, self.keep), name=f"scoring-{self.config.model.name}", daemon=True
+        )
+        process.start()
+        theirs.close()
+        self._process, self._conn = process, ours
 
-    def predict(self, ref: ModelRef, model: Any, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    def _discard(self) -> None:
+        """Forget the current child (closing our end of the pipe ends it after the call it is on)."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+        self._process = self._conn = None
+
+    async def prepare(self, key: str, model: Any) -> None:
+        payload = await asyncio.to_thread(pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
+        async with self._lock:
+            await self._call_on_a_child(("load", key, payload))
+
+    async def score(self, key: str, model: Any, job: Job) -> BatchResult:
+        async with self._lock:
+            try:
+                return await self._call_on_a_child(("score", key, job))
+            except NotLoaded:  # a restarted child: send the version again, then the batch
+                payload = await asyncio.to_thread(pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
+                await self._call_on_a_child(("load", key, payload))
+                return await self._call_on_a_child(("score", key, job))
+
+    async def _call_on_a_child(self, message: tuple[str, str, Any]) -> Any:
+        """The call on the current child; once more on a new child if it died (then its error propagates)."""
+        if self._process is None:
+            self._spawn()
         try:
-            return self._call(_predict, _key(ref), frame)
-        except NotLoaded:  # a restarted child: send the version again, then the batch
-            self.prepare(ref, model)
-            return self._call(_predict, _key(ref), frame)
+            return await self._call(message)
+        except ChildDied as exc:
+            log.error("%s; starting a new one", exc)
+            self._spawn()
+            return await self._call(message)
 
-    def _call(self, function: Any, *args: Any) -> Any:
-        """``function(*args)`` in the child; once more on a new child if the old one died (the error propagates
-        if the new one dies too)."""
-        pool = self._executor()
+    async def _call(self, message: tuple[str, str, Any]) -> Any:
+        """Send one call and wait for its answer without blocking the loop: the loop watches the pipe."""
+        conn = self._conn
+        assert conn is not None
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[bytes] = loop.create_future()
+
+        def readable() -> None:
+            loop.remove_reader(conn.fileno())
+            try:
+                answered.set_result(conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                answered.set_exception(exc)
+
+        done = False
         try:
-            return pool.submit(function, *args).result()
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            return self._executor().submit(function, *args).result()
+            if len(data) > 1 << 20:  # a version: written from a thread, the loop serves requests meanwhile
+                await asyncio.to_thread(conn.send_bytes, data)
+            else:
+                conn.send_bytes(data)
+            loop.add_reader(conn.fileno(), readable)
+            reply = await answered
+            done = True
+        except (EOFError, OSError) as exc:
+            code = self._process.exitcode if self._process is not None else None
+            raise ChildDied(f"scoring child of {self.config.model.name} ended (exit code {code})") from exc
+        finally:
+            if not done:  # cancelled or failed mid-call: its answer would be read as the next call's
+                if not conn.closed:
+                    loop.remove_reader(conn.fileno())
+                self._discard()
+        kind, value = pickle.loads(reply)
+        if kind == "error":
+            raise value
+        return value
 
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+    async def close(self) -> None:
+        """After the call in flight: the child reads the end of the pipe and exits."""
+        async with self._lock:
+            process, conn = self._process, self._conn
+            self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            await asyncio.to_thread(process.join, 10)
+            if process.is_alive():
+                process.kill()
 
 
-def _key(ref: ModelRef) -> str:
-    return f"{ref.name}/{ref.version}"
-
-
-def make_scorer(config: Config) -> Scorer:
-    return ProcessScorer(config) if config.serving.predict_in == "process" else ThreadScorer(config)
+def make_scorer(config: Config, keep: int) -> Scorer:
+    return ProcessScorer(config, keep) if config.serving.predict_in == "process" else ThreadScorer(config)

@@ -51,7 +51,7 @@ def test_features_training_scoring_chain(airflow_db, config_file, monkeypatch):
     assert sorted(again["customer_id"]) == sorted(predictions["customer_id"])
 
 
-def test_torch_model_through_the_same_dags(airflow_db, tmp_path, raw_data, monkeypatch):
+def test_torch_model_through_the_same_dags(airflow_db, tmp_path, raw_data, monkeypatch, scheduler_address):
     from lakes import write_config
 
     config_file = write_config(

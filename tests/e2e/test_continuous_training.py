@@ -54,7 +54,9 @@ def _plugin_links(dag_ids: list[str]) -> dict:
     return found
 
 
-def test_drift_triggers_retraining_promotion_and_rollback(airflow_db, alert_inbox, tmp_path, raw_data, monkeypatch):
+def test_drift_triggers_retraining_promotion_and_rollback(
+    airflow_db, alert_inbox, tmp_path, raw_data, monkeypatch, scheduler_address
+):
     config_file = write_config(
         tmp_path,
         raw_data,

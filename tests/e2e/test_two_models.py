@@ -48,7 +48,9 @@ def _asset_traffic(model: str) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.e2e
-def test_two_configs_make_two_independent_chains(airflow_db, tmp_path: Path, raw_data: Path, monkeypatch):
+def test_two_configs_make_two_independent_chains(
+    airflow_db, tmp_path: Path, raw_data: Path, monkeypatch, scheduler_address
+):
     configs = tmp_path / "include" / "config"
     configs.mkdir(parents=True)
     for name in ("alpha", "beta"):

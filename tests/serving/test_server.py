@@ -97,10 +97,12 @@ class ServerProcess:
 
 @pytest.fixture
 def start_server(served_registry: Registry, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start ``python -m pipelines.serving`` with the shared registry and ``serving`` overrides; stopped after."""
+    """Start ``python -m pipelines.serving`` with the shared registry and ``serving`` overrides; stopped after.
+    ``start_server(name, **serving)`` starts one; ``start_server.many({name: serving, ...})`` starts several at once
+    (their start-ups overlap) and returns them by name."""
     started: list[ServerProcess] = []
 
-    def start(name: str = "server", **serving) -> ServerProcess:
+    def launch(name: str, serving: dict) -> ServerProcess:
         raw = yaml.safe_load(served_registry.config_file.read_text())
         raw["serving"] = {"reload_interval_s": 0.2, **serving}
         path = tmp_path / f"{name}.yaml"
@@ -118,18 +120,29 @@ def start_server(served_registry: Registry, tmp_path: Path) -> Iterator[Callable
         )
         server = ServerProcess(process, f"http://127.0.0.1:{port}", load_config(path), log_path)
         started.append(server)
+        return server
+
+    def ready(server: ServerProcess) -> ServerProcess:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {log_path.read_text()}")
+            if server.process.poll() is not None:
+                raise AssertionError(f"server exited: {server.log_path.read_text()}")
             try:
                 if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
                     return server
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"server not ready in 60 s: {log_path.read_text()}")
+        raise AssertionError(f"server not ready in 60 s: {server.log_path.read_text()}")
 
+    def start(name: str = "server", **serving) -> ServerProcess:
+        return ready(launch(name, serving))
+
+    def many(servings: dict[str, dict]) -> dict[str, ServerProcess]:
+        launched = {name: launch(name, serving) for name, serving in servings.items()}
+        return {name: ready(server) for name, server in launched.items()}
+
+    start.many = many
     yield start
     for server in started:
         server.stop(signal.SIGKILL)
@@ -297,7 +310,10 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(served_registry
 def test_canary_routes_its_share_of_keys_stably_and_shadow_never_changes_an_answer(served_registry, start_server):
     config = served_registry.config
     rows = feature_rows(config, DAY)
-    canary = start_server("canary", strategy="canary", challenger_share=0.25)
+    servers = start_server.many(
+        {"canary": {"strategy": "canary", "challenger_share": 0.25}, "plain": {}, "shadow": {"strategy": "shadow"}}
+    )
+    canary, plain, shadow = servers["canary"], servers["plain"], servers["shadow"]
     first = [p for i in range(0, len(rows), 300) for p in canary.post(rows[i : i + 300]).json()["predictions"]]
     again = [p for i in range(0, len(rows), 300) for p in canary.post(rows[i : i + 300]).json()["predictions"]]
     assert [(p["key"], p["arm"]) for p in first] == [(p["key"], p["arm"]) for p in again]  # stable per key
@@ -308,8 +324,6 @@ def test_canary_routes_its_share_of_keys_stably_and_shadow_never_changes_an_answ
     assert {p["model_version"] for p in first if p["arm"] == "champion"} == {served_registry.champion}
     canary.stop()
 
-    plain = start_server("plain")
-    shadow = start_server("shadow", strategy="shadow")
     body = rows[:300]
     assert shadow.post(body).json() == plain.post(body).json()  # the champion's answers only, unchanged
     plain.stop()
@@ -326,12 +340,14 @@ def test_stopping_the_server_loses_no_acknowledged_log_row(served_registry, star
     ``log_flush_rows`` rows (here 50), none older than ``log_flush_s``."""
     config = served_registry.config
     rows = feature_rows(config, DAY + timedelta(days=1))
-    for sig, day, lost_at_most in (
+    cases = (
         (signal.SIGTERM, date(2031, 1, 1), 0),
         (signal.SIGINT, date(2031, 1, 3), 0),
         (signal.SIGKILL, date(2031, 1, 2), 49),
-    ):
-        server = start_server(f"kill-{sig}", log_flush_rows=50, log_flush_s=600)
+    )
+    servers = start_server.many({f"kill-{sig}": {"log_flush_rows": 50, "log_flush_s": 600} for sig, _, _ in cases})
+    for sig, day, lost_at_most in cases:
+        server = servers[f"kill-{sig}"]
         answered = []
         for i in range(0, len(rows), 20):
             body = [{**r, "event_time": f"{day.isoformat()}T12:00:00+00:00"} for r in rows[i : i + 20]]

@@ -141,7 +141,6 @@ def test_a_model_error_fails_only_the_request_whose_row_caused_it(config):
     path = f"/v1/models/{config.model.name}:predict"
 
     async def three_requests() -> list[httpx.Response]:
-        server._loop = asyncio.get_running_loop()
         batcher = asyncio.create_task(served.batcher.run())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
