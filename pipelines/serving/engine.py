@@ -149,9 +149,11 @@ class Batcher:
             self.metrics.batch_rows.labels(self.config.model.name).observe(rows)
             for version in {id(p.loaded): p.loaded for p in batch}.values():
                 await self._score(version, [p for p in batch if p.loaded is version])
-            # Let the answered requests write their responses before the next batch's scoring thread competes with
-            # this loop for the GIL: otherwise they wait on it, up to a switch interval at a time.
-            await asyncio.sleep(0)
+            # A scoring thread: let the answered requests write their responses before the next batch's thread
+            # competes with this loop for the GIL (they would wait on it, up to a switch interval at a time). A child
+            # process: send the next batch first, so the child scores it while this loop writes the answers.
+            if self.config.serving.predict_in == "thread":
+                await asyncio.sleep(0)
 
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
         """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
