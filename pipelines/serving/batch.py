@@ -71,30 +71,31 @@ def run_job(job: Job, model: Any, config: Config) -> BatchResult:
     where = np.flatnonzero(keep)
     logs = []
     if len(where):
-        rows = _log_rows(frame.iloc[where], {c: v[where] for c, v in values.items()}, config.dataset.event_time, job)
+        predictions = {c: v[where] for c, v in values.items()}
+        arms = np.repeat(job.arms, job.sizes)[where]
+        rows = _log_rows(frame.iloc[where], predictions, arms, config.dataset.event_time, job.stamp)
         tables = np.repeat(job.tables, job.sizes)[where]
         split = len(set(tables)) > 1  # one table, as a rule: only a batch mixing shadow and canary rows has two
         logs = [(str(t), rows[tables == t].reset_index(drop=True) if split else rows) for t in dict.fromkeys(tables)]
     return BatchResult(values, {int(i): str(e) for i, e in reasons.items()}, logs)
 
 
-def _log_rows(rows: pd.DataFrame, predicted: dict[str, np.ndarray], event_time: str, job: Job) -> pd.DataFrame:
+def _log_rows(
+    rows: pd.DataFrame, predicted: dict[str, np.ndarray], arms: np.ndarray, event_time: str, stamp: Stamp
+) -> pd.DataFrame:
     """The logged rows as the batch log has them: key, event time, features, prediction(s), and the constant
     columns (which version, which server run, ``source``), plus the ``arm``. Built as one frame from columns: the
     child builds it for most batches, so its cost is part of every request's latency."""
-    where = rows.index.to_numpy()
-    times = rows[event_time]
-    stamp = job.stamp
     columns = {
         **{c: rows[c].array for c in rows.columns},
         **predicted,
-        "arm": np.repeat(job.arms, job.sizes)[where],
+        "arm": arms,
         "model_name": stamp.model_name,
         "model_version": stamp.model_version,
         "model_run_id": stamp.model_run_id,
         "run_id": stamp.run_id,
-        "logical_date": times.dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+        "logical_date": rows[event_time].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
         "scored_at": pd.Timestamp(datetime.now(UTC)),
         "source": SOURCE,
     }
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(where)))
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))

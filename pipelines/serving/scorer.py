@@ -157,18 +157,21 @@ class ProcessScorer:
         self._process = self._conn = None
 
     async def prepare(self, key: str, model: Any) -> None:
-        payload = await asyncio.to_thread(pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
         async with self._lock:
-            await self._call_on_a_child(("load", key, payload))
+            await self._send_version(key, model)
 
     async def score(self, key: str, model: Any, job: Job) -> BatchResult:
         async with self._lock:
             try:
                 return await self._call_on_a_child(("score", key, job))
             except NotLoaded:  # a restarted child: send the version again, then the batch
-                payload = await asyncio.to_thread(pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
-                await self._call_on_a_child(("load", key, payload))
+                await self._send_version(key, model)
                 return await self._call_on_a_child(("score", key, job))
+
+    async def _send_version(self, key: str, model: Any) -> None:
+        """The child holds ``model`` as ``key`` from now on (pickled in a thread: the loop serves meanwhile)."""
+        payload = await asyncio.to_thread(pickle.dumps, model, pickle.HIGHEST_PROTOCOL)
+        await self._call_on_a_child(("load", key, payload))
 
     async def _call_on_a_child(self, message: tuple[str, str, Any]) -> Any:
         """The call on the current child; once more on a new child if it died (then its error propagates)."""
