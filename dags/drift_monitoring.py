@@ -103,14 +103,20 @@ def build(model: Model) -> None:
             signal, on the day's MLflow drift run and on top of its report."""
             from pipelines.monitoring import DriftResult
             from pipelines.promotion import decide_retraining
+            from pipelines.registry import alert_once, connect
 
             context = get_current_context()
             config = run_config(model, context, THRESHOLDS)
             # indexing: iterating a mapped task's results probes one XCom past the end
             checked = [DriftResult(**results[i]) for i in range(len(results))]
             decision = decide_retraining(config, checked, force=context["params"]["force"])
-            if decision["retrain"]:
-                notify_drift(config, context, {**decision, "day": decision["date"]}, decision["reason"])
+            if decision["retrain"]:  # once per decision run: a retry of this task does not alert again
+                alert = {**decision, "day": decision["date"]}
+                alert_once(
+                    connect(config),
+                    decision["mlflow_run_id"],
+                    lambda: notify_drift(config, context, alert, decision["reason"]),
+                )
             return decision
 
         @task

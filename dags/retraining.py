@@ -69,14 +69,20 @@ def build(model: Model) -> None:
 
         @task(multiple_outputs=False, pool=REGISTRY_POOL)
         def evaluate_and_promote(challenger_version: str) -> dict:
-            """Champion vs challenger on the same holdout; promote only on a significant margin."""
+            """Champion vs challenger on the same holdout; promote only on a significant margin. A retry of this task
+            finds the decision its first try recorded (keyed by this run, the day and the challenger) and neither
+            decides nor alerts again."""
             from pipelines.promotion import evaluate_and_promote as decide
+            from pipelines.registry import alert_once, connect
 
             context = get_current_context()
             config = run_config(model, context)
+            day, reason = partition_day(context), context["params"]["reason"]
             with stderr_to_log():
-                decision = decide(config, partition_day(context), challenger_version, context["params"]["reason"])
-            notify_promotion(config, context, decision.as_dict())
+                decision = decide(config, day, challenger_version, reason, run_key=context["run_id"])
+            alert_once(
+                connect(config), decision.mlflow_run_id, lambda: notify_promotion(config, context, decision.as_dict())
+            )
             return decision.as_dict()
 
         evaluate_and_promote(train_challenger())

@@ -107,8 +107,12 @@ def promotion_reason(decision: dict[str, Any]) -> str:
         if decision["promoted"]
         else f"champion v{champion} kept, challenger v{challenger} not promoted"
     )
+    challenger_metric, champion_metric = (
+        "undefined" if value is None else f"{value:.4f}"
+        for value in (decision["challenger_metric"], decision["champion_metric"])
+    )
     return (
-        f"{outcome}: {decision['metric']} {decision['challenger_metric']:.4f} (challenger) vs"
-        f" {decision['champion_metric']:.4f} (champion) on {decision['holdout']}, n={decision['n']};"
+        f"{outcome}: {decision['metric']} {challenger_metric} (challenger) vs"
+        f" {champion_metric} (champion) on {decision['holdout']}, n={decision['n']};"
         f" {decision['reason']}; trigger: {decision['trigger']}"
     )

@@ -20,6 +20,7 @@ import pandas as pd
 from pipelines import quality, sources
 from pipelines.config import Config, DatasetConfig
 from pipelines.errors import DataError, QualityGateError
+from pipelines.records import jsonable
 from pipelines.sources import day_bounds, event_times, read_source
 from pipelines.storage import Lake, Table
 from pipelines.validation import REASON, require_columns, split_valid
@@ -40,7 +41,7 @@ class ExtractResult:
     quarantine_url: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 def _select_day(frame: pd.DataFrame, dataset: DatasetConfig, url: str, day: date) -> pd.DataFrame:

@@ -112,6 +112,30 @@ def evaluate(model: Any, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, 
     return {name: metric_value(name, y, output) for name in names}
 
 
+def unresamplable(config: Config, y: np.ndarray) -> str | None:
+    """Why a bootstrap interval of the metric over ``y`` is undefined, known before any resample is drawn: too few
+    rows, one class only, or a class so rare that at least one of the ``promotion.bootstrap`` resamples is expected
+    to miss it (a resample of n rows misses a class of share p with probability (1 - p)^n), and a classification
+    metric is undefined on a resample holding one class. None when the bootstrap may go ahead."""
+    n = len(y)
+    if n < 2:
+        return f"{n} row(s), too few to resample"
+    if config.task != "classification":
+        return None
+    _, counts = np.unique(np.asarray(y), return_counts=True)
+    if len(counts) < 2:
+        return f"all {n} rows hold one class, where {config.model.metric} is undefined"
+    single = float(sum((1 - c / n) ** n for c in counts))  # disjoint events: a resample can miss only one class
+    expected = single * config.promotion.bootstrap
+    if expected < 1:
+        return None
+    return (
+        f"the rarest class has {counts.min()} of {n} rows, so a resample holds a single class with probability"
+        f" {single:.1%} (~{expected:.0f} of {config.promotion.bootstrap} resamples), where {config.model.metric} is"
+        " undefined"
+    )
+
+
 def paired_bootstrap(
     config: Config, statistic: Callable[..., float], y: np.ndarray, *outputs: np.ndarray
 ) -> tuple[float, float, int]:

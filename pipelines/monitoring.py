@@ -29,6 +29,7 @@ from pipelines import metrics, registry
 from pipelines.config import Config, FeatureSpec
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
+from pipelines.records import jsonable
 from pipelines.storage import Lake, Table, concat
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
 
@@ -61,7 +62,7 @@ class DriftResult:
     experiment_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 def output_column(config: Config) -> str:

@@ -29,8 +29,9 @@ import pandas as pd
 from pipelines.backlog import partition_written_at
 from pipelines.config import Config
 from pipelines.errors import DataError
-from pipelines.modeling import metric_value, paired_bootstrap
+from pipelines.modeling import metric_value, paired_bootstrap, unresamplable
 from pipelines.monitoring import output_column
+from pipelines.records import jsonable
 from pipelines.storage import Lake, Table
 from pipelines.training import read_labels
 
@@ -61,16 +62,17 @@ class DayPerformance:
         return asdict(self)
 
     def as_json(self) -> dict[str, Any]:
-        """As :meth:`as_dict` with NaN as None: what XCom (JSON) can carry."""
-        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
+        """As :meth:`as_dict` with NaN as None: what XCom (JSON) can carry (``as_dict`` keeps NaN for the table)."""
+        return jsonable(asdict(self))
 
 
 def metric_interval(config: Config, y: np.ndarray, output: np.ndarray) -> tuple[float, float, str]:
     """Percentile bootstrap interval of the metric (``promotion.bootstrap`` resamples at ``promotion.confidence``,
     rows resampled with their outputs), or NaN bounds and why: a resample holding one class has no ROC AUC."""
     nan = float("nan")
-    if len(y) < 2:
-        return nan, nan, f"{len(y)} labeled rows, too few to resample"
+    problem = unresamplable(config, y)
+    if problem:
+        return nan, nan, f"no interval: {problem}"
     low, high, undefined = paired_bootstrap(
         config, lambda y_, output_: metric_value(config.model.metric, y_, output_), y, output
     )

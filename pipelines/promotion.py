@@ -25,9 +25,11 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import Config, PromotionConfig, load_config
-from pipelines.modeling import metric_value, model_input, model_output, paired_bootstrap
+from pipelines.modeling import metric_value, model_input, model_output, paired_bootstrap, unresamplable
 from pipelines.monitoring import DriftResult, annotate_report, decision_banner
 from pipelines.performance import holdout_days
+from pipelines.promotion_record import Decision, find_decision, mark_applied, record_decision, tag_version
+from pipelines.records import defined, jsonable
 from pipelines.storage import Lake, Table
 from pipelines.training import labeled_window, read_labels, train_and_register
 
@@ -41,36 +43,11 @@ NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's descript
 
 
 @dataclass(frozen=True)
-class Decision:
-    model_name: str
-    promoted: bool
-    reason: str
-    challenger_version: str
-    champion_version: str
-    champion_after: str
-    metric: str
-    champion_metric: float
-    challenger_metric: float
-    difference: float
-    ci_low: float
-    ci_high: float
-    n: int
-    min_improvement: float
-    confidence: float
-    holdout: str
-    trigger: str
-    mlflow_run_id: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class GainInterval:
-    """A confidence interval of the challenger's gain, or why the holdout cannot support one (then NaN bounds)."""
+    """A confidence interval of the challenger's gain, or why the holdout cannot support one (then no bounds)."""
 
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     problem: str = ""
 
 
@@ -83,7 +60,7 @@ class Rollback:
     mlflow_run_id: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "version": self.to_version}  # "version": the one now champion, for UI links
+        return jsonable({**asdict(self), "version": self.to_version})  # "version": the one now champion, for UI links
 
     def __str__(self) -> str:
         return (
@@ -101,13 +78,14 @@ def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenge
     """Percentile interval of the gain from a paired bootstrap (``scipy.stats.bootstrap``, rows resampled with both
     models' outputs kept together), at ``promotion.confidence`` with ``promotion.bootstrap`` resamples.
 
-    A classification metric is undefined on a resample holding one class; if any resample does, the holdout is
-    too unbalanced (or too small) to support an interval, and the result says so instead of bounds.
+    A classification metric is undefined on a resample holding one class. A holdout too small or too unbalanced to
+    resample is said so before any resample is drawn (:func:`~pipelines.modeling.unresamplable`); if a resample
+    still holds one class, the holdout cannot support an interval either, and the result says so instead of bounds.
     """
     y, champion, challenger = np.asarray(y), np.asarray(champion), np.asarray(challenger)
-    nan = float("nan")
-    if len(y) < 2:
-        return GainInterval(nan, nan, f"the holdout has {len(y)} rows, too few to resample")
+    problem = unresamplable(config, y)
+    if problem:
+        return GainInterval(None, None, f"the holdout cannot be resampled: {problem}")
     metric = config.model.metric
 
     def gain(y_: np.ndarray, champion_: np.ndarray, challenger_: np.ndarray) -> float:
@@ -116,27 +94,30 @@ def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenge
     low, high, undefined = paired_bootstrap(config, gain, y, champion, challenger)
     if undefined:
         return GainInterval(
-            nan,
-            nan,
+            None,
+            None,
             f"{undefined} of {config.promotion.bootstrap} bootstrap resamples of the {len(y)} holdout rows hold a"
             f" single class, where {config.model.metric} is undefined",
         )
-    return GainInterval(low, high)
+    return GainInterval(defined(low), defined(high))
 
 
 def promotion_verdict(
-    policy: PromotionConfig, same_version: bool, n: int, gain: float, interval: GainInterval
+    policy: PromotionConfig, same_version: bool, n: int, gain: float | None, interval: GainInterval
 ) -> tuple[bool, str]:
-    """The promotion ladder: the challenger must be new, judged on enough rows, better by the margin, and its gain
-    interval must lie above 0. Returns whether to promote and why (the first rung that fails, or all that pass)."""
+    """The promotion ladder: the challenger must be new, judged on enough rows where the metric is defined, better
+    by the margin, and its gain interval must lie above 0. Returns whether to promote and why (the first rung that
+    fails, or all that pass). An undecidable comparison keeps the champion: it is a decision, not an error."""
     if same_version:
         return False, "the challenger already is the champion"
     if n < policy.min_samples:
         return False, f"holdout has {n} rows; promotion.min_samples is {policy.min_samples}"
+    if gain is None:
+        return False, f"the metric is undefined on the holdout: {interval.problem or 'a model output is not finite'}"
     if gain < policy.min_improvement:
         return False, f"gain {gain:.4f} < min_improvement {policy.min_improvement}"
-    if interval.problem:
-        return False, f"no {policy.confidence:.0%} interval of the gain: {interval.problem}"
+    if interval.problem or interval.low is None or interval.high is None:
+        return False, f"no {policy.confidence:.0%} interval of the gain: {interval.problem or 'not finite'}"
     if not interval.low > 0:
         return (
             False,
@@ -227,7 +208,7 @@ class RetrainDecision:
     signals: list[str] = field(default_factory=list)  # every signal's line, for the record
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 def retrain_decision(
@@ -326,14 +307,16 @@ def decide_retraining(config: Config, results: list[DriftResult], force: bool = 
             record_retrain_decision(config, other, False, f"no drift check: {other.reason}")
     run_id, experiment_id = record_retrain_decision(config, latest, decision.retrain, decision.reason, decision)
     log.info("retrain=%s on %s: %s", decision.retrain, latest.day, decision.reason)
-    return {
-        "date": latest.day,
-        **decision.as_dict(),
-        "model_version": latest.model_version,
-        "mlflow_run_id": run_id,
-        "experiment_id": experiment_id,
-        "report_url": latest.report_url,
-    }
+    return jsonable(
+        {
+            "date": latest.day,
+            **decision.as_dict(),
+            "model_version": latest.model_version,
+            "mlflow_run_id": run_id,
+            "experiment_id": experiment_id,
+            "report_url": latest.report_url,
+        }
+    )
 
 
 def _verdict(retrain: bool | None) -> str:
@@ -355,11 +338,7 @@ def record_retrain_decision(
     note = "\n".join(
         [f"**{title}** ({config.model.name} v{drift.model_version})", "", reason, "", *(f"- {x}" for x in lines)]
     )
-    run_id = drift.mlflow_run_id
-    if run_id is None:
-        with mlflow.start_run(run_name=f"retrain-decision-{drift.day}") as run:
-            mlflow.set_tags({"kind": DECISION_KIND, "day": drift.day, "model_name": config.model.name})
-        run_id = run.info.run_id
+    run_id = drift.mlflow_run_id or _decision_run(client, config, experiment_id, drift.day)
     tags = {"decision": verdict, "decision.reason": reason, "decision.triggers": triggers, NOTE_TAG: note}
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
@@ -370,6 +349,20 @@ def record_retrain_decision(
         )
         annotate_report(config, drift, decision_banner(title, retrain, reason, [*lines, sample]))
     return run_id, experiment_id
+
+
+def _decision_run(client: MlflowClient, config: Config, experiment_id: str, day: str) -> str:
+    """The run recording the decision of a day whose check was skipped: the one a retry or rerun already made, so
+    the day keeps one such run, or a new one."""
+    tags = {"kind": DECISION_KIND, "day": day, "model_name": config.model.name}
+    found = client.search_runs(
+        [experiment_id], " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items()), max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    with mlflow.start_run(run_name=f"retrain-decision-{day}") as run:
+        mlflow.set_tags(tags)
+    return run.info.run_id
 
 
 def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
@@ -425,10 +418,33 @@ def train_challenger(config: Config, day: date, reason: str) -> str:
     return result.version
 
 
-def evaluate_and_promote(config: Config, day: date, challenger_version: str, trigger: str) -> Decision:
+def evaluate_and_promote(
+    config: Config, day: date, challenger_version: str, trigger: str, run_key: str = "none"
+) -> Decision:
     """Score champion and challenger on the same newest labeled days (labels arrived by ``day``); promote only on a
-    significant margin."""
+    significant margin. Safe to retry: the decision is recorded, keyed by ``run_key`` (the Airflow run id), the day
+    and the challenger, before anything acts on it, and a retry returns that record and finishes what it says
+    (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed."""
     client = registry.connect(config)
+    decision = find_decision(client, config, day, challenger_version, run_key)
+    if decision is None:
+        decision = record_decision(config, judge(config, client, day, challenger_version, trigger), day, run_key)
+    else:
+        log.warning("v%s was already decided on %s in run %s: a retry", challenger_version, day, decision.mlflow_run_id)
+    apply_decision(client, config, decision, day)
+    log.info(
+        "promotion decision for %s v%s: %s (%s)",
+        config.model.name,
+        decision.challenger_version,
+        "PROMOTED" if decision.promoted else "kept champion",
+        decision.reason,
+    )
+    return decision
+
+
+def judge(config: Config, client: MlflowClient, day: date, challenger_version: str, trigger: str) -> Decision:
+    """The decision, from the registry and the lake as they are (it writes nothing): both models' metric on the
+    holdout, the gain's interval and the promotion ladder's verdict."""
     champion = registry.require_alias(client, config.model.name)
     held_out = holdout_days(config, day)  # the newest days whose labels have arrived by the run's day
     span = (held_out[-1] - held_out[0]).days + 1
@@ -444,24 +460,25 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
         )
         for ref in (champion, challenger)
     }
-    metric = config.model.metric
-    champion_metric = metric_value(metric, y, outputs[champion.version])
-    challenger_metric = metric_value(metric, y, outputs[challenger.version])
-    gain = _gain(config, challenger_metric, champion_metric)
     interval = gain_interval(config, y, outputs[champion.version], outputs[challenger.version])
+    champion_metric, challenger_metric = (
+        _holdout_metric(config, y, outputs[ref.version]) for ref in (champion, challenger)
+    )
+    gain = (
+        _gain(config, challenger_metric, champion_metric)
+        if champion_metric is not None and challenger_metric is not None
+        else None
+    )
     promotion = config.promotion
     promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
-    if promoted:
-        promote(client, config.model.name, champion.version, challenger.version)
-    settle_challenger(client, config.model.name, challenger.version, challenger_holds=not promoted)
-    decision = Decision(
+    return Decision(
         model_name=config.model.name,
         promoted=promoted,
         reason=why,
         challenger_version=challenger.version,
         champion_version=champion.version,
         champion_after=challenger.version if promoted else champion.version,
-        metric=metric,
+        metric=config.model.metric,
         champion_metric=champion_metric,
         challenger_metric=challenger_metric,
         difference=gain,
@@ -473,15 +490,27 @@ def evaluate_and_promote(config: Config, day: date, challenger_version: str, tri
         holdout=f"{days[0]}..{days[-1]}",
         trigger=trigger,
     )
-    decision = _record(client, config, decision, kind="promotion", day=day)
-    log.info(
-        "promotion decision for %s v%s: %s (%s)",
-        config.model.name,
-        challenger.version,
-        "PROMOTED" if promoted else "kept champion",
-        why,
-    )
-    return decision
+
+
+def _holdout_metric(config: Config, y: np.ndarray, output: np.ndarray) -> float | None:
+    """The metric on the holdout, or None where it is undefined (one class only, a non-finite output)."""
+    if config.task == "classification" and len(np.unique(y)) < 2:
+        return None
+    if not np.isfinite(output).all():
+        return None
+    return defined(metric_value(config.model.metric, y, output))
+
+
+def apply_decision(client: MlflowClient, config: Config, decision: Decision, day: date) -> None:
+    """Make the registry say what the recorded decision says; each step checks first, so a retry repeats none."""
+    name = config.model.name
+    if decision.promoted:
+        current = registry.alias_version(client, name, registry.CHAMPION)
+        if current is None or current.version != decision.challenger_version:
+            promote(client, name, decision.champion_version, decision.challenger_version)
+    settle_challenger(client, name, decision.challenger_version, challenger_holds=not decision.promoted)
+    tag_version(client, config, decision, day)
+    mark_applied(client, decision)
 
 
 def settle_challenger(client: MlflowClient, name: str, version: str, challenger_holds: bool) -> None:
@@ -530,75 +559,6 @@ def rollback(config: Config, reason: str) -> Rollback:
     client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
     log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
     return Rollback(name, current.version, previous.version, reason, run.info.run_id)
-
-
-def _record(client: MlflowClient, config: Config, decision: Decision, kind: str, day: date) -> Decision:
-    """The decision as tags on the challenger version and as an MLflow run (metrics + params), for the UI."""
-    fields = decision.as_dict()
-    with mlflow.start_run(run_name=f"{kind}-{day.isoformat()}-v{decision.challenger_version}") as run:
-        mlflow.set_tags(
-            {
-                "kind": kind,
-                "day": day.isoformat(),
-                "model_name": config.model.name,
-                "promoted": str(decision.promoted),
-                "reason": decision.reason,
-                "trigger": decision.trigger,
-            }
-        )
-        mlflow.log_params(
-            {k: v for k, v in fields.items() if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")}
-        )
-        mlflow.log_metrics({k: float(v) for k, v in fields.items() if isinstance(v, float) and np.isfinite(v)})
-    for key in (
-        "promoted",
-        "reason",
-        "champion_version",
-        "champion_metric",
-        "challenger_metric",
-        "difference",
-        "ci_low",
-        "ci_high",
-        "n",
-        "holdout",
-        "trigger",
-    ):
-        client.set_model_version_tag(
-            config.model.name, decision.challenger_version, f"decision.{key}", str(fields[key])
-        )
-    client.set_model_version_tag(config.model.name, decision.challenger_version, "decision.run_id", run.info.run_id)
-    previous = client.get_model_version(config.model.name, decision.challenger_version).description or ""
-    text = decision_description(decision, day, run.info.run_id)
-    client.update_model_version(
-        config.model.name, decision.challenger_version, description=f"{previous}\n\n---\n\n{text}" if previous else text
-    )
-    return Decision(**{**fields, "mlflow_run_id": run.info.run_id})
-
-
-def decision_description(decision: Decision, day: date, run_id: str) -> str:
-    """The promotion decision in words (Markdown), for the model version's page in the MLflow UI."""
-    challenger, champion = f"v{decision.challenger_version}", f"v{decision.champion_version}"
-    if decision.promoted:
-        head = f"**Promoted on {day}**: {challenger} replaced {champion} as champion."
-    else:
-        head = f"**Kept out on {day}**: {champion} stays champion; {challenger} was not promoted."
-    interval = (
-        f"[{decision.ci_low:+.4f}, {decision.ci_high:+.4f}]" if np.isfinite(decision.ci_low) else "not computable"
-    )
-    return "\n".join(
-        [
-            head,
-            "",
-            f"- {decision.metric} on the holdout {decision.holdout} ({decision.n} labeled rows):"
-            f" challenger {challenger} {decision.challenger_metric:.4f}, champion {champion}"
-            f" {decision.champion_metric:.4f}, gain {decision.difference:+.4f}",
-            f"- {decision.confidence:.0%} paired bootstrap interval of the gain: {interval}",
-            f"- required: gain >= {decision.min_improvement} and the interval above 0",
-            f"- why: {decision.reason}",
-            f"- trigger: {decision.trigger}",
-            f"- decision run: {run_id}",
-        ]
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

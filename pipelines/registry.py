@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pipelines.errors import RegistryError
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+ALERTED_TAG = "alerted"  # on a decision's run: the channels its alert went through ("none": no channel configured)
 MODEL_CACHE_SIZE = 4  # champion + challenger, each on up to two devices: a long-lived worker keeps no more
 
 
@@ -146,3 +148,16 @@ def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
         model = mlflow.sklearn.load_model(uri)
     log.info("loaded %s on %s", uri, device)
     return model
+
+
+def alert_once(client: MlflowClient, run_id: str, send: Callable[[], list[str]]) -> list[str] | None:
+    """Send the alert of the decision recorded on run ``run_id`` unless a try before this one did (the run's
+    ``alerted`` tag says so); returns the channels that took it, or None when it had been sent. Recorded right after
+    sending: a try that dies in between sends it again on the retry (at least once), never once per retry."""
+    sent = client.get_run(run_id).data.tags.get(ALERTED_TAG)
+    if sent is not None:
+        log.info("the alert of the decision on run %s was already sent (%s): not again", run_id, sent)
+        return None
+    channels = send()
+    client.set_tag(run_id, ALERTED_TAG, ",".join(channels) or "none")
+    return channels

@@ -36,6 +36,7 @@ from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
 from pipelines.predict import in_sample, key_hashes, predict_frame
+from pipelines.records import jsonable
 from pipelines.storage import Lake, Table
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class ScoreResult:
     prediction_log_url: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 def _device(job: ScoringJob) -> str:

@@ -24,6 +24,7 @@ from mlflow.models import infer_signature
 from pipelines import registry, sources
 from pipelines.config import Config
 from pipelines.modeling import build_model, evaluate, model_input
+from pipelines.records import defined, jsonable
 from pipelines.sources import read_source
 from pipelines.storage import Lake, Table
 from pipelines.validation import DataError, require_columns
@@ -49,7 +50,7 @@ class TrainResult:
     n_holdout: int
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 def _index_label_file(config: Config, url: str) -> sources.FileEntry:
@@ -207,7 +208,7 @@ def train_and_register(
     model = build_model(config)
     model.fit(x_train, y_train)
     scores = evaluate(model, x_holdout, y_holdout, config.task)
-    if config.model.metric not in scores:
+    if defined(scores.get(config.model.metric)) is None:
         raise DataError(f"metric {config.model.metric} is undefined on the holdout ({len(holdout)} rows)")
 
     client = registry.connect(config)

@@ -21,7 +21,7 @@ import warnings
 from contextlib import nullcontext
 from datetime import date, timedelta
 
-from demo import load_dags, print_summary, run, run_days
+from demo import Runs, load_dags, print_summary, run_days
 
 from pipelines import registry, sources
 from pipelines.cluster import local_cluster
@@ -53,7 +53,7 @@ def has_champion(config: Config) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--from", dest="first", type=date.fromisoformat, help="first day (default: the data's)")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="last day (default: the data's)")
@@ -68,26 +68,34 @@ def main(argv: list[str] | None = None) -> None:
     warmup, scored = days[: config.training.window_days], days[config.training.window_days :]
     print(f"bootstrap {config.model.name}: {days[0]}..{days[-1]}, first training on {warmup[0]}..{warmup[-1]}")
     started = time.monotonic()
-    dags = load_dags()
+    runs = Runs(load_dags(), strict=False)
     external = os.environ.get("DASK_SCHEDULER_ADDRESS") or config.scoring.scheduler_address
     with nullcontext() if external else local_cluster() as cluster:
         if cluster is not None:
             os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
         for day in warmup:
-            run(dags, f"feature_extraction__{name}", day)
+            runs(f"feature_extraction__{name}", day)
         if has_champion(config):
             print(f"  {config.model.name} already has a champion: no first training")
-        else:
-            run(
-                dags,
-                f"model_training__{name}",
-                warmup[-1],
-                date=warmup[-1].isoformat(),
-                reason="bootstrap: first model",
-                labels_as_of=days[-1].isoformat(),  # history: its labels are known now, not only those of then
-            )
-        champions = run_days(dags, config, scored)
+        elif not runs(
+            f"model_training__{name}",
+            warmup[-1],
+            date=warmup[-1].isoformat(),
+            reason="bootstrap: first model",
+            labels_as_of=days[-1].isoformat(),  # history: its labels are known now, not only those of then
+        ):
+            return _failed(runs.failed, "no first model: nothing can be scored")
+        champions = run_days(runs, config, scored)
     print_summary(config, days, scored, champions, time.monotonic() - started)
+    return _failed(runs.failed) if runs.failed else 0
+
+
+def _failed(failures: list[str], outcome: str = "") -> int:
+    """Print the failed runs (the scheduler would show them red in the grid) and return the exit status 1."""
+    print(f"\n{len(failures)} run(s) failed{f'; {outcome}' if outcome else ''}:", file=sys.stderr)
+    for failure in failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

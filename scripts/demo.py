@@ -46,19 +46,33 @@ def load_dags() -> dict[str, DAG]:
     return bag.dags
 
 
-def run(dags: dict[str, DAG], dag_id: str, day: date, logical=None, **conf: str) -> None:
-    """One DAG run for ``day``, named by the ``date`` Param, with the current time as its logical date.
+class Runs:
+    """Runs DAGs for days and keeps the failed ones. ``strict`` (the demo) stops at the first failure; otherwise
+    (``make bootstrap``) a failed run is kept and the caller goes on with the next day, as the scheduler does."""
 
-    Not the day itself: ``dag.test()`` takes the logical date as the run's start, and the UI's grid then showed
-    weeks-long runs (nor None: ``dag.test()`` would then clear every earlier run's task instances).
-    """
-    started = time.monotonic()
-    logical = logical or datetime.now(UTC)
-    dag_run = dags[dag_id].test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
-    state = str(getattr(dag_run.state, "value", dag_run.state))
-    print(f"  {dag_id:<36} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
-    if state != "success":
-        raise SystemExit(f"{dag_id} for {day} ended in state {state}; see the log above")
+    def __init__(self, dags: dict[str, DAG], strict: bool = True) -> None:
+        self.dags, self.strict = dags, strict
+        self.failed: list[str] = []
+
+    def __call__(self, dag_id: str, day: date, logical=None, **conf: str) -> bool:
+        """One DAG run for ``day``, named by the ``date`` Param, with the current time as its logical date; whether
+        it succeeded.
+
+        Not the day itself: ``dag.test()`` takes the logical date as the run's start, and the UI's grid then showed
+        weeks-long runs (nor None: ``dag.test()`` would then clear every earlier run's task instances).
+        """
+        started = time.monotonic()
+        logical = logical or datetime.now(UTC)
+        dag_run = self.dags[dag_id].test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
+        state = str(getattr(dag_run.state, "value", dag_run.state))
+        print(f"  {dag_id:<36} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
+        if state == "success":
+            return True
+        failure = f"{dag_id} for {day} ended in state {state} (run {dag_run.run_id})"
+        if self.strict:
+            raise SystemExit(f"{failure}; see the log above")
+        self.failed.append(failure)
+        return False
 
 
 def reset_outputs(config_roots: list[str], home: Path) -> None:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             scored = [warmup[-1] + timedelta(days=i + 1) for i in range(days)]
             print(f"\nmodel {config.model.name} ({config.model.flavor}): {len(warmup)} warm-up and {days} scored dates")
             started = time.monotonic()
-            champions = run_chain(dags, config, warmup, scored)
+            champions = run_chain(Runs(dags), config, warmup, scored)
             results.append((config, scored, champions, time.monotonic() - started))
     if args.online_requests:
         online_burst(configs[0], results[0][1][-1], args.online_requests)
@@ -116,24 +130,26 @@ def main(argv: list[str] | None = None) -> None:
         print_summary(config, warmup + scored, scored, champions, elapsed)
 
 
-def run_chain(dags: dict[str, DAG], config: Config, warmup: list[date], scored: list[date]) -> dict[str, str]:
+def run_chain(runs: Runs, config: Config, warmup: list[date], scored: list[date]) -> dict[str, str]:
     """One model's DAGs over the dates, in the order the assets would start them; returns each day's champion."""
     name = config.model.name
     for day in warmup:
-        run(dags, f"feature_extraction__{name}", day)
-    run(dags, f"model_training__{name}", warmup[-1], reason="demo: first model")
-    return run_days(dags, config, scored)
+        runs(f"feature_extraction__{name}", day)
+    runs(f"model_training__{name}", warmup[-1], reason="demo: first model")
+    return run_days(runs, config, scored)
 
 
-def run_days(dags: dict[str, DAG], config: Config, days: list[date]) -> dict[str, str]:
-    """Extract, score and check each day, then any retraining the check triggered; returns each day's champion."""
+def run_days(runs: Runs, config: Config, days: list[date]) -> dict[str, str]:
+    """Extract, score and check each day, then any retraining the check triggered; returns each day's champion.
+
+    A failed run ends its day's chain there (its asset event would not start the next DAG either); the next day
+    starts afresh."""
     name = config.model.name
     champions = {}
+    chain = (f"feature_extraction__{name}", f"batch_scoring__{name}", f"drift_monitoring__{name}")
     for day in days:
-        run(dags, f"feature_extraction__{name}", day)
-        run(dags, f"batch_scoring__{name}", day)
-        run(dags, f"drift_monitoring__{name}", day)
-        run_triggered_retraining(dags, name, day)
+        if all(runs(dag_id, day) for dag_id in chain):  # all() stops at the first failed run
+            run_triggered_retraining(runs, name, day)
         champions[day.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
     return champions
 
@@ -156,11 +172,11 @@ def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -
     print(f"  model server: {answered} rows answered online for {day}; sampled ones are in its prediction log")
 
 
-def run_triggered_retraining(dags: dict[str, DAG], model: str, day: date) -> None:
+def run_triggered_retraining(runs: Runs, model: str, day: date) -> None:
     """Run the retraining that the model's drift monitoring queued (no scheduler runs here): same date and conf."""
     for queued in DagRun.find(dag_id=f"retraining__{model}", state=DagRunState.QUEUED):
         print(f"  drift_monitoring__{model} triggered retraining: {queued.conf.get('reason')}")
-        run(dags, f"retraining__{model}", day, logical=queued.logical_date, **queued.conf)
+        runs(f"retraining__{model}", day, logical=queued.logical_date, **queued.conf)
 
 
 def print_summary(config, days: list[date], scored: list[date], champions: dict[str, str], elapsed: float) -> None:

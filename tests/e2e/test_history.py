@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -97,3 +98,36 @@ def test_bootstrap_takes_raw_history_to_a_champion_and_scored_days(history, caps
     champion = MlflowClient(config.tracking_uri).get_model_version_by_alias(config.model.name, "champion")
     assert (str(champion.version), champion.tags["window_end"]) == ("1", days[1].isoformat())
     assert "Rows per date" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_bootstrap_goes_on_past_a_failed_run_and_names_it(history, capsys, monkeypatch, scheduler_address):
+    """One day's run failing (here scoring, refused as bad data) fails that run only: the days after it are still
+    extracted, scored and checked, as the scheduler would go on with the next day; the end lists the failure."""
+    import pipelines.scoring
+    from pipelines.errors import DataError
+
+    broken, last = START + timedelta(days=2), START + timedelta(days=3)  # the first and the last scored day
+    real = pipelines.scoring.score_day
+
+    def score_day(config, day, *args, **kwargs):
+        if day == broken:
+            raise DataError(f"injected: day {day} cannot be scored")
+        return real(config, day, *args, **kwargs)
+
+    monkeypatch.setattr(pipelines.scoring, "score_day", score_day)
+
+    status = _bootstrap_module().main(["--to", last.isoformat()])
+
+    out, err = capsys.readouterr()
+    days = [START + timedelta(days=i) for i in range(4)]
+    lake = Lake.from_config(load_config(history))
+    assert status == 1
+    assert lake.days(Table.FEATURES) == days
+    assert lake.days(Table.PREDICTIONS) == [last]  # the day after it was scored
+    assert re.search(rf"drift_monitoring__credit_default +{last}  success", out)  # and checked
+    assert not re.search(rf"drift_monitoring__credit_default +{broken}", out)  # nothing to check on the broken day
+    assert "Rows per date" in out  # the summary still comes
+    header, failure = err.splitlines()[-2:]
+    assert header == "1 run(s) failed:"
+    assert failure.startswith(f"  batch_scoring__credit_default for {broken} ended in state failed (run ")

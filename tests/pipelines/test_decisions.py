@@ -17,18 +17,18 @@ import pytest
 from pipelines import registry
 from pipelines.config import Config, load_config
 from pipelines.errors import DataError
+from pipelines.modeling import unresamplable
 from pipelines.monitoring import DriftResult, assess_drift, columns_to_test, decision_banner, with_banner
 from pipelines.promotion import (
-    Decision,
     GainInterval,
     RetrainDecision,
-    decision_description,
     gain_interval,
     nothing_new,
     promotion_verdict,
     retrain_decision,
     settle_challenger,
 )
+from pipelines.promotion_record import Decision, decision_description
 from pipelines.scoring import ERROR, score_frame
 from pipelines.storage import Lake, Table
 
@@ -65,10 +65,15 @@ def test_every_rung_refuses_on_its_own(demo):
         "holdout has 199 rows; promotion.min_samples is 200",
     )
     assert promotion_verdict(policy, False, 1000, 0.004, good) == (False, "gain 0.0040 < min_improvement 0.005")
-    no_interval = GainInterval(float("nan"), float("nan"), "the holdout has 1 rows, too few to resample")
+    no_interval = GainInterval(None, None, "the holdout cannot be resampled: 1 row(s), too few to resample")
     assert promotion_verdict(policy, False, 1000, 0.02, no_interval) == (
         False,
-        "no 95% interval of the gain: the holdout has 1 rows, too few to resample",
+        "no 95% interval of the gain: the holdout cannot be resampled: 1 row(s), too few to resample",
+    )
+    one_class = GainInterval(None, None, "the holdout cannot be resampled: all 300 rows hold one class")
+    assert promotion_verdict(policy, False, 1000, None, one_class) == (
+        False,
+        "the metric is undefined on the holdout: the holdout cannot be resampled: all 300 rows hold one class",
     )
     assert promotion_verdict(policy, False, 1000, 0.02, good) == (
         True,
@@ -94,26 +99,56 @@ def test_bootstrap_interval_of_a_clearly_better_challenger_lies_above_zero(demo)
     assert (same.low, same.high) == (0.0, 0.0)  # identical models: the interval is [0, 0], which includes 0
 
 
-def test_every_bootstrap_resample_single_class_gives_no_interval(demo):
+def test_a_one_class_holdout_has_no_interval_and_draws_no_resample(demo, monkeypatch):
+    monkeypatch.setattr("pipelines.promotion.paired_bootstrap", _no_bootstrap)
     config = _with(demo, "promotion", bootstrap=50)
     y = np.zeros(300, dtype=int)
     interval = gain_interval(config, y, np.full(300, 0.3), np.full(300, 0.7))
-    assert np.isnan(interval.low) and np.isnan(interval.high)
+    assert (interval.low, interval.high) == (None, None)
     assert interval.problem == (
-        "50 of 50 bootstrap resamples of the 300 holdout rows hold a single class, where roc_auc is undefined"
+        "the holdout cannot be resampled: all 300 rows hold one class, where roc_auc is undefined"
     )
 
 
-def test_a_holdout_too_unbalanced_or_too_small_gives_no_interval(demo):
+def _no_bootstrap(*args, **kwargs):
+    raise AssertionError("the bootstrap ran, though the holdout was known to be unresamplable")
+
+
+def test_a_holdout_too_unbalanced_or_too_small_is_said_so_before_resampling(demo, monkeypatch):
+    monkeypatch.setattr("pipelines.promotion.paired_bootstrap", _no_bootstrap)
     config = _with(demo, "promotion", bootstrap=50)
     y, champion, challenger = _holdout(250, 1)  # one positive: about a third of the resamples miss it
-    problem = gain_interval(config, y, champion, challenger).problem
-    assert problem.endswith(
-        "of 50 bootstrap resamples of the 250 holdout rows hold a single class, where roc_auc is undefined"
+    assert gain_interval(config, y, champion, challenger).problem == (
+        "the holdout cannot be resampled: the rarest class has 1 of 250 rows, so a resample holds a single class"
+        " with probability 36.7% (~18 of 50 resamples), where roc_auc is undefined"
     )
-    assert 5 < int(problem.split(" of ")[0]) < 35
     assert gain_interval(config, y[:1], champion[:1], challenger[:1]).problem == (
-        "the holdout has 1 rows, too few to resample"
+        "the holdout cannot be resampled: 1 row(s), too few to resample"
+    )
+
+
+def test_the_pre_check_passes_a_holdout_the_bootstrap_can_resample(demo):
+    config = _with(demo, "promotion", bootstrap=300)
+    # (1 - 20/168)^168 * 300 = 0.2 expected single-class resamples: resampled; 3 positives: ~15 expected, refused
+    assert unresamplable(config, _holdout(168, 20)[0]) is None
+    assert "~15 of 300 resamples" in unresamplable(config, _holdout(168, 3)[0])
+    assert unresamplable(config.model_copy(update={"task": "regression"}), np.zeros(10)) is None  # no classes
+
+
+def test_resamples_that_still_hold_one_class_give_no_interval(demo):
+    """Below the pre-check's threshold a resample can still miss the rare class: then the interval is undefined too,
+    and the problem counts the resamples (which ones depends on the bootstrap's seed, ``training.seed``)."""
+    y, champion, challenger = _holdout(60, 5)  # (55/60)^60 * 50 = 0.27 single-class resamples expected: resampled
+    problems = {
+        seed: gain_interval(_with(_with(demo, "promotion", bootstrap=50), "training", seed=seed), y, champion,
+                            challenger).problem
+        for seed in range(12)
+    }  # fmt: skip
+    missed = [p for p in problems.values() if p]
+    assert missed and len(missed) < len(problems)  # some seeds draw a one-class resample, most do not
+    assert all(
+        p.endswith("of 50 bootstrap resamples of the 60 holdout rows hold a single class, where roc_auc is undefined")
+        for p in missed
     )
 
 
@@ -287,12 +322,11 @@ def test_the_challenger_alias_names_the_last_kept_challenger_and_never_the_champ
 
 
 def test_a_kept_decision_reads_as_words(demo):
-    nan = float("nan")
     decision = Decision(
         "m", False, "no 95% interval of the gain: too few rows", "4", "3", "3", "roc_auc", 0.71, 0.7, -0.01,
-        nan, nan, 150, 0.005, 0.95, "2026-10-17..2026-10-17", "drift share 0.30 >= 0.15",
+        None, None, 150, 0.005, 0.95, "2026-10-17..2026-10-17", "drift share 0.30 >= 0.15", "run1",
     )  # fmt: skip
-    assert decision_description(decision, DAY, "run1").splitlines() == [
+    assert decision_description(decision, DAY).splitlines() == [
         "**Kept out on 2026-10-18**: v3 stays champion; v4 was not promoted.",
         "",
         "- roc_auc on the holdout 2026-10-17..2026-10-17 (150 labeled rows): challenger v4 0.7000, champion v3 0.7100,"
