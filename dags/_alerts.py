@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from _support import partition_day
+from _schedule import partition_day
 
 if TYPE_CHECKING:
     from pipelines.alerts import Alert

@@ -1,4 +1,5 @@
-"""The DAGs' dates and cadences, from the config's ``schedule`` section (read at parse time: YAML + pydantic only).
+"""The DAGs' dates and cadences, from the config's ``schedule`` section (read at parse time: YAML + pydantic only),
+and the one rule mapping a run to its partition day.
 
 Airflow creates no task instance for a run whose logical date is before the DAG's ``start_date``, and reports such
 a run as a success: `airflow dags test feature_extraction__credit_default 2018-03-01` would "succeed" having
@@ -10,7 +11,7 @@ earlier), every run gets its tasks, and the tasks refuse a day before ``schedule
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,16 @@ def timetable(field: str, path: str) -> CronDataIntervalTimetable | None:
     """A data-interval timetable for the cron in ``schedule.<field>``; None (manual only) when it is null."""
     cron = getattr(schedule_config(path), field)
     return CronDataIntervalTimetable(cron, timezone="UTC") if cron else None
+
+
+def partition_day(context: Any) -> date:
+    """The one rule mapping a run to a day: the ``date`` Param, else the last full day before the interval's end.
+
+    A daily data-interval run for ``[D, D+1)`` gives D; a manual or trigger-timetable run (empty interval) at time
+    T gives the day before T, which is the same day a scheduled run at T would have processed.
+    """
+    requested = context["params"].get("date")
+    if requested:
+        return date.fromisoformat(requested)
+    anchor = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    return (anchor.astimezone(UTC) - timedelta(days=1)).date()

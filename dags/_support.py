@@ -1,5 +1,5 @@
-"""Wiring shared by the DAG files: the models they are generated for, their assets, default arguments, Params, and
-how a run maps to a partition day.
+"""Wiring shared by the DAG files: the models they are generated for, their assets, default arguments, Params, the
+one ``@dag`` they are all built with, and the champion check of the tasks that need one.
 
 Every DAG file loops over :func:`models` (Airflow's dynamic-DAG pattern) and builds one DAG per config file, with
 the model name in the DAG id and in the asset names, and the config path baked into the tasks: a run can never be
@@ -14,13 +14,17 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule
+from airflow.sdk import Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag
+from airflow.sdk.exceptions import AirflowSkipException
+
+from _alerts import FailureAlert
+from _schedule import dag_start
 
 # One slot shared by every model: promotions and rollbacks never overlap. They take seconds, so serializing them
 # across models costs little, and one pool needs no per-model setup (a missing pool would make tasks wait forever).
@@ -50,8 +54,6 @@ class Model:
     @property
     def default_args(self) -> dict[str, Any]:
         """:data:`DEFAULT_ARGS` plus the alert sent when a task of this model's DAGs fails for good."""
-        from _alerts import FailureAlert  # imports this module: deferred
-
         return {**DEFAULT_ARGS, "on_failure_callback": [FailureAlert(self.config)]}
 
     def load(self) -> Any:
@@ -121,17 +123,52 @@ PARAMS: dict[str, Param] = {
 }
 
 
-def partition_day(context: Any) -> date:
-    """The one rule mapping a run to a day: the ``date`` Param, else the last full day before the interval's end.
+def model_dag(
+    model: Model,
+    base: str,
+    *,
+    schedule: Any,
+    tags: list[str],
+    doc: str | None,
+    params: dict[str, Param] = PARAMS,
+    max_active_runs: int = 1,
+) -> Callable:
+    """The ``@dag`` decorator of one model's DAG ``base``: every DAG of the project shares its id scheme, start date
+    (:func:`_schedule.dag_start`), default arguments, the ``mlops`` tag, no catchup, and the file's docstring."""
+    return dag(
+        dag_id=model.dag_id(base),
+        schedule=schedule,
+        start_date=dag_start(model.config),
+        catchup=False,
+        max_active_runs=max_active_runs,
+        default_args=model.default_args,
+        params=params,
+        tags=["mlops", *tags],
+        doc_md=doc,
+    )
 
-    A daily data-interval run for ``[D, D+1)`` gives D; a manual or trigger-timetable run (empty interval) at time
-    T gives the day before T, which is the same day a scheduled run at T would have processed.
-    """
-    requested = context["params"].get("date")
-    if requested:
-        return date.fromisoformat(requested)
-    anchor = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
-    return (anchor.astimezone(UTC) - timedelta(days=1)).date()
+
+def for_each_model(build: Callable[[Model], None]) -> None:
+    """Build a DAG file's DAG once per model (Airflow's dynamic-DAG pattern)."""
+    for model in models():
+        build(model)
+
+
+def champion_version(config: Any) -> str | None:
+    """The version holding the model's ``champion`` alias, or None before the first training."""
+    from pipelines.registry import CHAMPION, alias_version, connect
+
+    champion = alias_version(connect(config), config.model.name, CHAMPION)
+    return champion.version if champion is not None else None
+
+
+def skip_without_champion(model: Model, config: Any, consequence: str) -> None:
+    """Skip the task (not fail it: nothing is wrong) while the model has no champion, saying what follows."""
+    if champion_version(config) is None:
+        raise AirflowSkipException(
+            f"no 'champion' version of {config.model.name!r} yet: {consequence}"
+            f" (run {model.dag_id('model_training')} to register the first)"
+        )
 
 
 def run_config(model: Model, context: Any, overridable: Any = ()) -> Any:

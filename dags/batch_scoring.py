@@ -25,26 +25,22 @@ PyTorch models run on workers that declare the Dask resource `GPU=1` when there 
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from _schedule import dag_start
-from _support import PARAMS, Model, models, partition_day, run_config
+from _schedule import partition_day
+from _support import Model, for_each_model, model_dag, run_config, skip_without_champion
 
 
 def build(model: Model) -> None:
     """The batch_scoring DAG of one model."""
 
-    @dag(
-        dag_id=model.dag_id("batch_scoring"),
+    @model_dag(
+        model,
+        "batch_scoring",
         schedule=[model.features],
-        start_date=dag_start(model.config),
-        catchup=False,
-        max_active_runs=1,
-        default_args=model.default_args,
-        params=PARAMS,
-        tags=["mlops", "scoring"],
-        doc_md=__doc__,
+        tags=["scoring"],
+        doc=__doc__,
     )
     def batch_scoring():
         @task
@@ -55,18 +51,15 @@ def build(model: Model) -> None:
             whose features are newer than its predictions, so a day scored by an earlier run is not scored again.
             """
             from pipelines.backlog import due_for_scoring
-            from pipelines.registry import CHAMPION, alias_version, connect
 
             context = get_current_context()
             if context["params"].get("date") or not context.get("triggering_asset_events"):
                 return [partition_day(context).isoformat()]
             config = run_config(model, context)
             due = [day.isoformat() for day in due_for_scoring(config)]
-            if alias_version(connect(config), config.model.name, CHAMPION) is None:
-                raise AirflowSkipException(
-                    f"no {CHAMPION!r} version of {config.model.name!r} yet: {len(due)} day(s) stay due and are scored"
-                    f" by the first run after {model.dag_id('model_training')} registers one"
-                )
+            skip_without_champion(
+                model, config, f"{len(due)} day(s) stay due, scored by the first run once there is one"
+            )
             print(f"days due for scoring: {due}")
             return due
 
@@ -104,5 +97,4 @@ def build(model: Model) -> None:
     batch_scoring()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

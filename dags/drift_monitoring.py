@@ -35,11 +35,11 @@ regardless), and threshold overrides (empty = the config's).
 from __future__ import annotations
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 
 from _alerts import notify_drift
-from _schedule import dag_start
-from _support import PARAMS, Model, models, partition_day, run_config
+from _schedule import partition_day
+from _support import PARAMS, Model, for_each_model, model_dag, run_config
 
 THRESHOLDS = {
     "drift_share_threshold": "Retrain at this share of drifted columns.",
@@ -50,13 +50,10 @@ THRESHOLDS = {
 def build(model: Model) -> None:
     """The drift_monitoring DAG of one model."""
 
-    @dag(
-        dag_id=model.dag_id("drift_monitoring"),
+    @model_dag(
+        model,
+        "drift_monitoring",
         schedule=[model.predictions],
-        start_date=dag_start(model.config),
-        catchup=False,
-        max_active_runs=1,
-        default_args=model.default_args,
         params={
             **PARAMS,
             "force": Param(
@@ -67,8 +64,8 @@ def build(model: Model) -> None:
                 for name, text in THRESHOLDS.items()
             },
         },
-        tags=["mlops", "monitoring"],
-        doc_md=__doc__,
+        tags=["monitoring"],
+        doc=__doc__,
     )
     def drift_monitoring():
         @task
@@ -102,8 +99,8 @@ def build(model: Model) -> None:
             one, does not hide the drift of the days before it). Recorded either way, with the reason and every
             signal, on the day's MLflow drift run and on top of its report."""
             from pipelines.monitoring import DriftResult
-            from pipelines.promotion import decide_retraining
             from pipelines.registry import alert_once, connect
+            from pipelines.retrain_gate import decide_retraining
 
             context = get_current_context()
             config = run_config(model, context, THRESHOLDS)
@@ -152,5 +149,4 @@ def build(model: Model) -> None:
     drift_monitoring()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

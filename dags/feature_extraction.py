@@ -24,27 +24,24 @@ process instead of the run's).
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import get_current_context, task
 
 from _alerts import notify_quarantine
-from _schedule import dag_start, schedule_config, timetable
-from _support import PARAMS, Model, models, partition_day, run_config
+from _schedule import partition_day, schedule_config, timetable
+from _support import Model, for_each_model, model_dag, run_config
 
 
 def build(model: Model) -> None:
     """The feature extraction DAG of one model."""
     wait = schedule_config(model.config)
 
-    @dag(
-        dag_id=model.dag_id("feature_extraction"),
+    @model_dag(
+        model,
+        "feature_extraction",
         schedule=timetable("extraction_cron", model.config),
-        start_date=dag_start(model.config),
-        catchup=False,
         max_active_runs=3,
-        default_args=model.default_args,
-        params=PARAMS,
-        tags=["mlops", "features"],
-        doc_md=__doc__,
+        tags=["features"],
+        doc=__doc__,
     )
     def feature_extraction():
         @task.sensor(
@@ -102,5 +99,4 @@ def build(model: Model) -> None:
     feature_extraction()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

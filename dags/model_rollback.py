@@ -10,27 +10,23 @@ Manual only. **Params**: `reason` (required).
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 
-from _schedule import dag_start
-from _support import REGISTRY_POOL, Model, models, run_config
+from _support import REGISTRY_POOL, Model, for_each_model, model_dag, run_config
 
 
 def build(model: Model) -> None:
     """The model_rollback DAG of one model."""
 
-    @dag(
-        dag_id=model.dag_id("model_rollback"),
+    @model_dag(
+        model,
+        "model_rollback",
         schedule=None,
-        start_date=dag_start(model.config),
-        catchup=False,
-        max_active_runs=1,
-        default_args=model.default_args,
         params={
             "reason": Param(type="string", minLength=3, title="Reason", description="Why roll back; recorded."),
         },
-        tags=["mlops", "registry"],
-        doc_md=__doc__,
+        tags=["registry"],
+        doc=__doc__,
     )
     def model_rollback():
         @task(multiple_outputs=False, pool=REGISTRY_POOL)
@@ -46,5 +42,4 @@ def build(model: Model) -> None:
     model_rollback()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

@@ -17,23 +17,20 @@ before `schedule.start_date` fails. **Params**: `date` (last day of the training
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from _schedule import dag_start
-from _support import PARAMS, Model, models, partition_day, run_config, stderr_to_log
+from _schedule import partition_day
+from _support import PARAMS, Model, champion_version, for_each_model, model_dag, run_config, stderr_to_log
 
 
 def build(model: Model) -> None:
     """The model_training DAG of one model."""
 
-    @dag(
-        dag_id=model.dag_id("model_training"),
+    @model_dag(
+        model,
+        "model_training",
         schedule=None,  # manual: bootstraps the first champion; scheduled training is `retraining`
-        start_date=dag_start(model.config),
-        catchup=False,
-        max_active_runs=1,
-        default_args=model.default_args,
         params={
             **PARAMS,
             "reason": Param("bootstrap", type="string", title="Reason", description="Recorded on the MLflow run."),
@@ -46,8 +43,8 @@ def build(model: Model) -> None:
                 " day. A bootstrap over history passes its last day: every label up to then is known when it runs.",
             ),
         },
-        tags=["mlops", "training"],
-        doc_md=__doc__,
+        tags=["training"],
+        doc=__doc__,
     )
     def model_training():
         @task(multiple_outputs=False)
@@ -55,16 +52,15 @@ def build(model: Model) -> None:
             """Fit, evaluate on the newest holdout rows, log to MLflow and register the first champion."""
             from datetime import date
 
-            from pipelines.registry import CHAMPION, alias_version, connect
             from pipelines.training import train_and_register
 
             context = get_current_context()
             config, day = run_config(model, context), partition_day(context)
             config.schedule.require_day(day)
-            champion = alias_version(connect(config), config.model.name, CHAMPION)
+            champion = champion_version(config)
             if champion is not None:
                 raise AirflowSkipException(
-                    f"{config.model.name!r} already has {CHAMPION!r} version {champion.version}: new versions go"
+                    f"{config.model.name!r} already has 'champion' version {champion}: new versions go"
                     f" through the challenger gate, trigger {model.dag_id('retraining')}"
                 )
             as_of = context["params"].get("labels_as_of")
@@ -81,5 +77,4 @@ def build(model: Model) -> None:
     model_training()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

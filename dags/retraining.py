@@ -20,47 +20,49 @@ never run at once. **Params**: `date`, `reason`.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _alerts import notify_promotion
-from _schedule import dag_start, timetable
-from _support import PARAMS, REGISTRY_POOL, Model, models, partition_day, run_config, stderr_to_log
+from _schedule import partition_day, timetable
+from _support import (
+    PARAMS,
+    REGISTRY_POOL,
+    Model,
+    for_each_model,
+    model_dag,
+    run_config,
+    skip_without_champion,
+    stderr_to_log,
+)
 
 
 def build(model: Model) -> None:
     """The retraining DAG of one model."""
 
-    @dag(
-        dag_id=model.dag_id("retraining"),
+    @model_dag(
+        model,
+        "retraining",
         schedule=timetable("retraining_cron", model.config),
-        start_date=dag_start(model.config),
-        catchup=False,
-        max_active_runs=1,
-        default_args=model.default_args,
         params={
             **PARAMS,
             "reason": Param("scheduled", type="string", title="Reason", description="Why retrain; recorded."),
         },
-        tags=["mlops", "training"],
-        doc_md=__doc__,
+        tags=["training"],
+        doc=__doc__,
     )
     def retraining():
         @task
         def train_challenger() -> str:
             """Train and register the challenger; returns its version. Skips while there is no champion to challenge,
             and a scheduled run skips when no day has been labeled since the data already used (nothing new)."""
-            from pipelines.promotion import scheduled_retraining_skip
             from pipelines.promotion import train_challenger as train
-            from pipelines.registry import CHAMPION, alias_version, connect
+            from pipelines.retrain_gate import scheduled_retraining_skip
 
             context = get_current_context()
             config, day = run_config(model, context), partition_day(context)
             config.schedule.require_day(day)
-            if alias_version(connect(config), config.model.name, CHAMPION) is None:
-                raise AirflowSkipException(
-                    f"no {CHAMPION!r} version of {config.model.name!r} yet: run {model.dag_id('model_training')}"
-                )
+            skip_without_champion(model, config, "nothing to challenge")
             stale = scheduled_retraining_skip(config, day) if context["dag_run"].run_type == "scheduled" else None
             if stale:
                 raise AirflowSkipException(f"scheduled retraining for {day} skipped: {stale}")
@@ -90,5 +92,4 @@ def build(model: Model) -> None:
     retraining()
 
 
-for _model in models():
-    build(_model)
+for_each_model(build)

@@ -28,6 +28,7 @@ PRELOAD = (
     "pipelines.training",
     "pipelines.monitoring",
     "pipelines.performance",
+    "pipelines.retrain_gate",
     "pipelines.promotion",
 )
 

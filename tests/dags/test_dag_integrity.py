@@ -17,7 +17,8 @@ from airflow.sdk import CronDataIntervalTimetable
 from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
 
-from _support import partition_day, stderr_to_log
+from _schedule import partition_day
+from _support import stderr_to_log
 
 pytestmark = pytest.mark.unit
 

@@ -125,7 +125,7 @@ def _drift_report_opens_in_the_mlflow_ui(config, url: str, tmp_path: Path, clien
     from mlops_links import drift_report_url
 
     from pipelines.monitoring import check_drift
-    from pipelines.promotion import decide_retraining
+    from pipelines.retrain_gate import decide_retraining
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

@@ -18,10 +18,10 @@ from pipelines.promotion import (
     PREVIOUS,
     evaluate_and_promote,
     promote,
-    retrain_reason,
     rollback,
     train_challenger,
 )
+from pipelines.retrain_gate import retrain_reason
 from pipelines.scoring import score_day
 from pipelines.storage import Lake, Table
 from pipelines.validation import DataError
@@ -105,7 +105,7 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
 def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
     """Retrain or not, the decision is on the day's drift run (tags, description) and on top of its HTML report;
     the other days of the same run say which day decided, and a skipped day gets a run of its own."""
-    from pipelines.promotion import DECISION_KIND, decide_retraining
+    from pipelines.retrain_gate import DECISION_KIND, decide_retraining
 
     stable, drifted = check_drift(lake, DAYS[4]), check_drift(lake, DAYS[8])
     skipped = check_drift(lake, date(2030, 1, 1))
@@ -288,7 +288,7 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
-    from pipelines.promotion import decide_retraining
+    from pipelines.retrain_gate import decide_retraining
 
     result = check_drift(lake, DAYS[8])
     decision = decide_retraining(lake, [result])

@@ -13,7 +13,7 @@ from pipelines import performance
 from pipelines.errors import DataError
 from pipelines.features import extract_features
 from pipelines.monitoring import DriftResult
-from pipelines.promotion import with_labeled_realized
+from pipelines.retrain_gate import with_labeled_realized
 from pipelines.storage import Lake, Table
 from pipelines.training import known_by, read_labels
 

@@ -17,9 +17,10 @@ import pytest
 from pipelines.features import ExtractResult
 from pipelines.monitoring import DriftResult
 from pipelines.performance import DayPerformance
-from pipelines.promotion import RetrainDecision, Rollback
+from pipelines.promotion import Rollback
 from pipelines.promotion_record import Decision
 from pipelines.records import defined, jsonable
+from pipelines.retrain_rules import RetrainDecision
 from pipelines.scoring import ScoreResult
 from pipelines.training import TrainResult
 

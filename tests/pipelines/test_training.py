@@ -110,7 +110,7 @@ def test_only_registered_versions_can_be_loaded(name, version):
 @pytest.mark.integration
 def test_a_scheduled_retraining_skips_when_no_day_was_labeled_since_the_data_already_used(build_lake):
     from pipelines.performance import holdout_days
-    from pipelines.promotion import scheduled_retraining_skip
+    from pipelines.retrain_gate import scheduled_retraining_skip
 
     config = build_lake(10, START + timedelta(days=2))  # the champion's window ends on day 2
     day = START + timedelta(days=9)
