@@ -131,7 +131,7 @@ def plain_report(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bo
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from pipelines.monitoring import column_verdicts
+    from pipelines.drift_tests import column_verdicts
 
     numerical, columns = [*NUMERICAL, "probability"], [*NUMERICAL, "probability", *CATEGORICAL]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=CATEGORICAL)

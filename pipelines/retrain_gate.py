@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import registry
 from pipelines.config import Config
-from pipelines.monitoring import DriftResult, annotate_report, decision_banner
+from pipelines.drift_report import annotate_report, decision_banner
+from pipelines.monitoring import DriftResult
 from pipelines.performance import holdout_days
 from pipelines.records import jsonable
 from pipelines.retrain_rules import RetrainDecision, nothing_new, retrain_decision
@@ -134,7 +135,12 @@ def record_retrain_decision(
             f"verdicts on all {drift.rows_current} logged rows of the window; the charts below are drawn from a sample"
             f" of at most {config.monitoring.report_rows} rows of it and of the reference"
         )
-        annotate_report(config, drift, decision_banner(title, retrain, reason, [*lines, sample]))
+        annotate_report(
+            config,
+            date.fromisoformat(drift.day),
+            drift.mlflow_run_id,
+            decision_banner(title, retrain, reason, [*lines, sample]),
+        )
     return run_id, experiment_id
 
 

@@ -20,8 +20,8 @@ import time
 
 __all__: list[str] = []  # Airflow copies every exported name into airflow.settings: nothing to override there
 
-# The modules the tasks of the pipeline's DAGs run; Evidently, which pipelines.monitoring imports inside its
-# functions, comes through monitoring.import_evidently.
+# The modules the tasks of the pipeline's DAGs run; Evidently, which pipelines.drift_tests imports inside its
+# functions, comes through drift_tests.import_evidently.
 PRELOAD = (
     "pipelines.features",
     "pipelines.scoring",
@@ -46,7 +46,7 @@ def _preload() -> None:
         except Exception:  # the scheduler must start; the task importing it will say what is wrong
             log.warning("could not preload %s for the tasks", name, exc_info=True)
     try:
-        importlib.import_module("pipelines.monitoring").import_evidently()
+        importlib.import_module("pipelines.drift_tests").import_evidently()
     except Exception:  # as above
         log.warning("could not preload Evidently for the tasks", exc_info=True)
     log.info("preloaded the pipeline's libraries for the tasks in %.1fs", time.monotonic() - started)

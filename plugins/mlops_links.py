@@ -39,7 +39,7 @@ def mlflow_url(result: Any) -> str:
     return ""
 
 
-REPORT = "drift/drift_report.html"  # pipelines.monitoring's REPORT_FOLDER/REPORT_HTML (no pipelines import here)
+REPORT = "drift/drift_report.html"  # pipelines.drift_report's REPORT_FOLDER/REPORT_HTML (no pipelines import here)
 
 
 def drift_report_url(result: Any) -> str:

@@ -85,7 +85,8 @@ def evidently_verdicts(config: Any, day: date) -> dict[str, dict[str, Any]]:
     from evidently.presets import DataDriftPreset
 
     from pipelines import registry
-    from pipelines.monitoring import column_verdicts, current_window, drift_input, load_reference, output_column
+    from pipelines.drift_tests import column_verdicts
+    from pipelines.monitoring import current_window, drift_input, load_reference, output_column
 
     champion = registry.require_alias(registry.connect(config), config.model.name)
     current = drift_input(current_window(config, day), config)

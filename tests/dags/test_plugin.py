@@ -72,7 +72,7 @@ def test_links_from_return_values(monkeypatch):
     )
     assert mlflow_url({"day": "2026-10-18", "rows_in": 5}) == "" and mlflow_url(["x"]) == ""
     assert drift_report_url({"status": "skipped"}) == ""
-    from pipelines.monitoring import REPORT_FOLDER, REPORT_HTML
+    from pipelines.drift_report import REPORT_FOLDER, REPORT_HTML
 
     assert f"{REPORT_FOLDER}/{REPORT_HTML}" == REPORT  # where check_drift logs the report
     assert (

@@ -10,7 +10,7 @@ import pytest
 from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 
-from pipelines.monitoring import column_drift, select_test
+from pipelines.drift_tests import column_drift, select_test
 from pipelines.storage import concat
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Config, load_config
-from pipelines.monitoring import assess_drift, columns_to_test, decision_banner, with_banner
+from pipelines.drift_report import decision_banner, with_banner
+from pipelines.drift_tests import assess_drift, columns_to_test
 
 pytestmark = pytest.mark.unit
 

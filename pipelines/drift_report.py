@@ -1,0 +1,115 @@
+"""A checked day's drift report: the Evidently HTML, its JSON and summary published to the lake and logged to the
+day's MLflow run, and the retraining decision written on top of it as a banner once it is taken.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipelines import registry
+from pipelines.config import Config
+from pipelines.storage import Lake, Table
+
+REPORT_FOLDER = "drift"  # the drift run's artifact folder
+REPORT_HTML = "drift_report.html"  # the Evidently report, with the retraining decision on top once it is taken
+
+
+def publish_report(
+    config: Config,
+    day: date,
+    champion: registry.ModelRef,
+    snapshot: Any,
+    verdicts: dict[str, dict[str, Any]],
+    missing: dict[str, float],
+    share: float,
+    realized: float | None,
+    realized_rows: int,
+) -> tuple[str, str]:
+    """HTML + JSON report into the day's reports partition and into an MLflow run with drift metrics."""
+    summary = {
+        "day": day.isoformat(),
+        "model_version": champion.version,
+        "drift_share": share,
+        "columns": verdicts,
+        "missing_share_rise": missing,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        snapshot.save_html(str(folder / REPORT_HTML))
+        snapshot.save_json(str(folder / "drift_report.json"))
+        (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        lake = Lake.from_config(config)
+        _publish_folder(lake, day, folder)
+        with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
+            mlflow.set_tags(
+                {
+                    "kind": "drift",
+                    "day": day.isoformat(),
+                    "model_name": champion.name,
+                    "model_version": champion.version,
+                }
+            )
+            metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
+            metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
+            if realized is not None:
+                metrics[f"realized_{config.model.metric}"] = realized
+            metrics["realized_rows"] = realized_rows
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifacts(tmp, artifact_path=REPORT_FOLDER)
+    return lake.partition(Table.REPORTS, day), run.info.run_id
+
+
+def _publish_folder(lake: Lake, day: date, folder: Path) -> None:
+    """The files of ``folder`` as the day's reports partition, replacing it whole (staged, then moved into place)."""
+    with lake.staged(Table.REPORTS, day) as staging:
+        fs, path = lake.fs(staging)
+        for file in folder.iterdir():
+            fs.put_file(str(file), f"{path}/{file.name}")
+
+
+_BANNER = re.compile(r"<!-- mlops-decision -->.*?<!-- /mlops-decision -->", re.DOTALL)
+
+
+def decision_banner(title: str, retrain: bool | None, reason: str, lines: list[str]) -> str:
+    """A static block of HTML stating a decision, its reason and one line per signal, for the top of a report."""
+    colour = "#b71c1c" if retrain else "#1b5e20" if retrain is False else "#455a64"
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (
+        '<!-- mlops-decision --><div id="mlops-decision" style="font-family:sans-serif;font-size:15px;'
+        f'padding:12px 18px;margin:0 0 12px;border-left:8px solid {colour};background:#f5f5f5">'
+        f'<div style="font-size:20px;font-weight:bold;color:{colour}">{html.escape(title)}</div>'
+        f'<p style="margin:6px 0">{html.escape(reason)}</p>'
+        f'<ul style="margin:4px 0">{items}</ul></div><!-- /mlops-decision -->'
+    )
+
+
+def with_banner(page: str, banner: str) -> str:
+    """``page`` with ``banner`` first in its body, replacing any banner an earlier decision put there."""
+    page = _BANNER.sub("", page)
+    body = re.search(r"<body[^>]*>", page, re.IGNORECASE)
+    cut = body.end() if body else 0
+    return page[:cut] + banner + page[cut:]
+
+
+def annotate_report(config: Config, day: date, mlflow_run_id: str | None, banner: str) -> None:
+    """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts."""
+    lake = Lake.from_config(config)
+    fs, path = lake.fs(lake.partition(Table.REPORTS, day))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in fs.ls(path, detail=False):
+            fs.get_file(name, str(folder / Path(name).name))
+        report = folder / REPORT_HTML
+        report.write_text(with_banner(report.read_text(encoding="utf-8"), banner), encoding="utf-8")
+        _publish_folder(lake, day, folder)
+        if mlflow_run_id:
+            MlflowClient(config.tracking_uri).log_artifact(mlflow_run_id, str(report), REPORT_FOLDER)
