@@ -211,9 +211,7 @@ def take(browser: Browser, airflow: str, mlflow: str, only: set[str], report_day
         shots.append(browser.shot("mlflow-registry"))
     if wanted("mlflow-version"):
         versions = json.load(
-            urllib.request.urlopen(
-                f"{mlflow}/api/2.0/mlflow/registered-models/alias?name={MODEL}&alias=champion"
-            )
+            urllib.request.urlopen(f"{mlflow}/api/2.0/mlflow/registered-models/alias?name={MODEL}&alias=champion")
         )
         version = versions["model_version"]["version"]
         browser.open(f"{mlflow}/#/models/{MODEL}/versions/{version}", ready=_text_present("Promoted on"))
