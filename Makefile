@@ -107,11 +107,11 @@ serve: venv
 # (a broken link or anchor, or a page missing from the nav, fails it). Output in site/.
 docs: venv
 	$(BIN)/python scripts/config_reference.py --check
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 DOCS_PORT ?= 8001
 docs-serve: venv
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 # Retake docs/img/*.png from the outputs of `make demo` (needs Chromium: `make test-tools` installs it). Starts its own
 # Airflow API server on 127.0.0.1:18080 and MLflow UI on 127.0.0.1:15000 (not the UIs' ports), and stops them.
