@@ -71,8 +71,8 @@ class DatasetConfig(_Strict):
     target: str = Field(description="label column: 0/1 for classification, a number for regression")
     labels: str | None = Field(
         default=None,
-        description="separate label source (key + target [+ label_time]), joined on key; null: the target is in"
-        " the events",
+        description="separate label source (key + target [+ label_time]), joined on key; null: the target is read"
+        " from the events (then no realized metric, performance table or metric-drop trigger)",
     )
     label_time: str | None = Field(
         default=None,
