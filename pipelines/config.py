@@ -185,7 +185,12 @@ class ScoringConfig(_Strict):
         description="Dask retries of a row-group task that raised (transient I/O); model errors are"
         " isolated row by row instead",
     )
-    max_dead_letter_share: float = Field(default=0.01, ge=0, le=1, description="fail the run above this share")
+    max_dead_letter_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="fail the run (publishing only the dead letters) above this share of dead-lettered rows",
+    )
 
 
 class MonitoringConfig(_Strict):
@@ -198,13 +203,18 @@ class MonitoringConfig(_Strict):
         description="rows of the window and of the reference rendered in the HTML report (sampled; verdicts use all)",
     )
     drift_share_threshold: float = Field(
-        default=0.3, gt=0, le=1, description="retrain at this share of drifted columns"
+        default=0.3, gt=0, le=1, description="retrain when this share of the features drifts"
     )
     metric_drop_threshold: float = Field(
-        default=0.05, ge=0, description="retrain when the realized metric is this much worse"
+        default=0.05,
+        ge=0,
+        description="retrain when the realized metric of the newest labeled day is this much below training",
     )
     missing_share_threshold: float = Field(
-        default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this"
+        default=0.1,
+        gt=0,
+        le=1,
+        description="flag a feature whose missing share rises by more than this (see missing_trigger)",
     )
     missing_trigger: bool = Field(
         default=True,
@@ -241,10 +251,19 @@ class PromotionConfig(_Strict):
     holdout_days: int = Field(
         default=1, ge=1, description="newest labeled days held out from the challenger's training"
     )
-    min_improvement: float = Field(default=0.005, ge=0, description="metric gain the challenger must show")
-    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="of the paired bootstrap interval of the gain")
-    bootstrap: int = Field(default=300, ge=50, description="bootstrap resamples")
-    min_samples: int = Field(default=200, ge=10, description="smaller holdouts never promote")
+    min_improvement: float = Field(
+        default=0.005, ge=0, description="metric gain over the champion the challenger must show on the holdout"
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="confidence level of the paired bootstrap interval of the gain, which must lie above 0",
+    )
+    bootstrap: int = Field(
+        default=300, ge=50, description="bootstrap resamples for the gain's interval and the performance table's"
+    )
+    min_samples: int = Field(default=200, ge=10, description="a holdout with fewer labeled rows never promotes")
 
 
 CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
@@ -256,9 +275,12 @@ class ScheduleConfig(_Strict):
 
     start_date: date | None = Field(default=None, description="first day the pipeline processes; null: any day")
     extraction_cron: str = Field(
-        default="0 0 * * *", description="daily; its time of day sets how long after midnight a day is extracted"
+        default="0 0 * * *",
+        description="cron of the daily feature extraction (UTC); its hour sets how long after midnight a day is read",
     )
-    retraining_cron: str | None = Field(default="0 3 * * 1", description="retraining; null: triggered/manual only")
+    retraining_cron: str | None = Field(
+        default="0 3 * * 1", description="cron of the scheduled retraining (UTC); null: triggered and manual only"
+    )
     source_wait_minutes: float = Field(
         default=720,
         ge=0,

@@ -161,11 +161,12 @@ def render() -> str:
     out = [HEADER]
     for name, field in Config.model_fields.items():
         out.append(f"\n## `{name}`\n")
-        out.append(f"{field.description[:1].upper()}{field.description[1:]}.\n" if field.description else "")
         inner = _models_in(field.annotation)
-        doc = inner[0].__doc__ if inner else None
-        if doc and not doc.startswith(inner[0].__name__ + "("):
-            out.append(" ".join(doc.split()) + "\n")
+        intro = f"{field.description[:1].upper()}{field.description[1:]}." if field.description else ""
+        doc = " ".join((inner[0].__doc__ or "").split()).replace("``", "`") if inner else ""
+        if doc and doc[:30].lower() != intro[:30].lower():  # the section's docstring, unless it repeats the line
+            intro = f"{intro} {doc}".strip()
+        out.append(intro + "\n")
         out.append("| key | type | default | allowed | description |")
         out.append("|---|---|---|---|---|")
         for path, item in rows(inner[0], f"{name}.") if inner else [(name, field)]:
