@@ -23,7 +23,8 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap lint test test-fast test-tools airflow-db airflow-ui mlflow-ui serve audit lock clean
+.PHONY: venv demo bootstrap lint test test-fast test-tools airflow-db airflow-ui mlflow-ui serve docs docs-serve \
+  screenshots audit lock clean
 
 venv: $(STAMP)
 
@@ -101,6 +102,21 @@ mlflow-ui: venv
 serve: venv
 	@echo "model server on http://127.0.0.1:8000 (POST /v1/models/<name>:predict, /readyz, /metrics)"
 	$(BIN)/python -m pipelines.serving --host 127.0.0.1 --port 8000 --config $${MLOPS_CONFIG:-include/config/demo.yaml}
+
+# The documentation site (mkdocs.yml): the configuration reference must match pipelines/config.py, then a strict build
+# (a broken link or anchor, or a page missing from the nav, fails it). Output in site/.
+docs: venv
+	$(BIN)/python scripts/config_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+DOCS_PORT ?= 8001
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# Retake docs/img/*.png from the outputs of `make demo` (needs Chromium: `make test-tools` installs it). Starts its own
+# Airflow API server on 127.0.0.1:18080 and MLflow UI on 127.0.0.1:15000 (not the UIs' ports), and stops them.
+screenshots: venv
+	$(BIN)/python scripts/screenshots.py
 
 # Known vulnerabilities in the pinned set (the full lock, not only the direct pins), from PyPI's advisory data.
 audit: venv

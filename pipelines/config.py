@@ -30,8 +30,12 @@ class _Strict(BaseModel):
 
 
 class FeatureSpec(_Strict):
-    numerical: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list)
+    numerical: list[str] = Field(
+        default_factory=list, description="numerical feature columns (read as float; missing values are imputed)"
+    )
+    categorical: list[str] = Field(
+        default_factory=list, description="categorical feature columns (read as text; unseen categories are ignored)"
+    )
 
     @model_validator(mode="after")
     def _non_empty_and_disjoint(self) -> FeatureSpec:
@@ -50,17 +54,26 @@ class FeatureSpec(_Strict):
 class ColumnCheck(_Strict):
     """Row-level bounds for a numerical feature or allowed values for a categorical one."""
 
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str] | None = None
+    min: float | None = Field(default=None, description="numerical: smallest valid value; a smaller one is quarantined")
+    max: float | None = Field(default=None, description="numerical: largest valid value; a larger one is quarantined")
+    allowed: list[str] | None = Field(
+        default=None, description="categorical: the valid values; any other value is quarantined"
+    )
 
 
 class DatasetConfig(_Strict):
-    source: str
-    event_time: str
-    key: str
-    target: str
-    labels: str | None = None
+    source: str = Field(
+        description="raw events: a file, glob or s3:// URI of .parquet or .csv (.csv.gz) files; relative paths"
+        " resolve against MLOPS_HOME"
+    )
+    event_time: str = Field(description="column holding each row's event time (UTC): rows are assigned to days by it")
+    key: str = Field(description="unique row key column, carried to every output (predictions, logs, dead letters)")
+    target: str = Field(description="label column: 0/1 for classification, a number for regression")
+    labels: str | None = Field(
+        default=None,
+        description="separate label source (key + target [+ label_time]), joined on key; null: the target is read"
+        " from the events (then no realized metric, performance table or metric-drop trigger)",
+    )
     label_time: str | None = Field(
         default=None,
         description=(
@@ -69,8 +82,10 @@ class DatasetConfig(_Strict):
             " null: every label counts as known from the start"
         ),
     )
-    features: FeatureSpec
-    checks: dict[str, ColumnCheck] = Field(default_factory=dict)
+    features: FeatureSpec = Field(description="the model's input columns, numerical and categorical")
+    checks: dict[str, ColumnCheck] = Field(
+        default_factory=dict, description="row checks per feature column; failing rows are quarantined with a reason"
+    )
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> DatasetConfig:
@@ -88,11 +103,21 @@ TORCH_ESTIMATOR = "pipelines.torch_model.TabularNet"
 
 
 class ModelConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    flavor: Literal["sklearn", "torch"] = "sklearn"
-    estimator: str | None = Field(default=None, description="sklearn: an estimator class; torch: TabularNet (default)")
-    params: dict[str, Any] = Field(default_factory=dict)
-    metric: str
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="registered model name in MLflow; also the suffix of the DAG ids and asset names",
+    )
+    flavor: Literal["sklearn", "torch"] = Field(
+        default="sklearn", description="sklearn: a scikit-learn Pipeline; torch: the PyTorch MLP TabularNet"
+    )
+    estimator: str | None = Field(
+        default=None, description="sklearn: the dotted import path of an estimator class; torch: leave out (TabularNet)"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the estimator (torch: hidden, epochs, lr, batch_size)",
+    )
+    metric: str = Field(description="the metric models are evaluated, compared and promoted by; it must fit the task")
 
     @model_validator(mode="after")
     def _estimator_for_flavor(self) -> ModelConfig:
@@ -115,21 +140,31 @@ class ModelConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    window_days: int = Field(default=7, ge=1)
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
-    reference_rows: int = Field(default=5000, ge=100)
-    min_rows: int = Field(default=200, ge=10)
-    seed: int = 42
+    window_days: int = Field(
+        default=7, ge=1, description="days of labeled features a model trains on, ending on the run's day"
+    )
+    holdout_fraction: float = Field(
+        default=0.2, gt=0, lt=0.9, description="newest share of the window held out for the logged metrics"
+    )
+    reference_rows: int = Field(
+        default=5000, ge=100, description="rows of the training window kept as the drift reference artifact"
+    )
+    min_rows: int = Field(default=200, ge=10, description="fewer labeled rows in the window fail the training")
+    seed: int = Field(default=42, description="seed of the reference sample, the report sample and the bootstrap")
 
 
 class StorageConfig(_Strict):
-    root: str
+    root: str = Field(description="the lake: a local folder or s3://bucket/prefix; one per config")
     options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage_options, e.g. endpoint_url")
 
 
 class MlflowConfig(_Strict):
-    tracking_uri: str = "sqlite:///mlruns.db"
-    experiment: str = "mlops-pipeline"
+    tracking_uri: str = Field(
+        default="sqlite:///mlruns.db",
+        description="MLflow tracking URI (a relative sqlite path resolves against MLOPS_HOME); env MLFLOW_TRACKING_URI"
+        " wins",
+    )
+    experiment: str = Field(default="mlops-pipeline", description="MLflow experiment of the model's runs")
 
 
 class ScoringConfig(_Strict):
@@ -150,7 +185,12 @@ class ScoringConfig(_Strict):
         description="Dask retries of a row-group task that raised (transient I/O); model errors are"
         " isolated row by row instead",
     )
-    max_dead_letter_share: float = Field(default=0.01, ge=0, le=1, description="fail the run above this share")
+    max_dead_letter_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="fail the run (publishing only the dead letters) above this share of dead-lettered rows",
+    )
 
 
 class MonitoringConfig(_Strict):
@@ -163,13 +203,18 @@ class MonitoringConfig(_Strict):
         description="rows of the window and of the reference rendered in the HTML report (sampled; verdicts use all)",
     )
     drift_share_threshold: float = Field(
-        default=0.3, gt=0, le=1, description="retrain at this share of drifted columns"
+        default=0.3, gt=0, le=1, description="retrain when this share of the features drifts"
     )
     metric_drop_threshold: float = Field(
-        default=0.05, ge=0, description="retrain when the realized metric is this much worse"
+        default=0.05,
+        ge=0,
+        description="retrain when the realized metric of the newest labeled day is this much below training",
     )
     missing_share_threshold: float = Field(
-        default=0.1, gt=0, le=1, description="alert when a column's missing share rises by this"
+        default=0.1,
+        gt=0,
+        le=1,
+        description="flag a feature whose missing share rises by more than this (see missing_trigger)",
     )
     missing_trigger: bool = Field(
         default=True,
@@ -206,10 +251,19 @@ class PromotionConfig(_Strict):
     holdout_days: int = Field(
         default=1, ge=1, description="newest labeled days held out from the challenger's training"
     )
-    min_improvement: float = Field(default=0.005, ge=0, description="metric gain the challenger must show")
-    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="of the paired bootstrap interval of the gain")
-    bootstrap: int = Field(default=300, ge=50, description="bootstrap resamples")
-    min_samples: int = Field(default=200, ge=10, description="smaller holdouts never promote")
+    min_improvement: float = Field(
+        default=0.005, ge=0, description="metric gain over the champion the challenger must show on the holdout"
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="confidence level of the paired bootstrap interval of the gain, which must lie above 0",
+    )
+    bootstrap: int = Field(
+        default=300, ge=50, description="bootstrap resamples for the gain's interval and the performance table's"
+    )
+    min_samples: int = Field(default=200, ge=10, description="a holdout with fewer labeled rows never promotes")
 
 
 CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
@@ -221,9 +275,12 @@ class ScheduleConfig(_Strict):
 
     start_date: date | None = Field(default=None, description="first day the pipeline processes; null: any day")
     extraction_cron: str = Field(
-        default="0 0 * * *", description="daily; its time of day sets how long after midnight a day is extracted"
+        default="0 0 * * *",
+        description="cron of the daily feature extraction (UTC); its hour sets how long after midnight a day is read",
     )
-    retraining_cron: str | None = Field(default="0 3 * * 1", description="retraining; null: triggered/manual only")
+    retraining_cron: str | None = Field(
+        default="0 3 * * 1", description="cron of the scheduled retraining (UTC); null: triggered and manual only"
+    )
     source_wait_minutes: float = Field(
         default=720,
         ge=0,
@@ -328,7 +385,11 @@ class ServingConfig(_Strict):
         description="champion: only the champion; canary/ab: challenger_share of keys to the challenger (ab logs"
         " every row of both arms); shadow: the challenger also scores every request, off the response path",
     )
-    challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z0-9_.-]+$")
+    challenger_alias: str = Field(
+        default="challenger",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="registry alias the canary/ab/shadow arm serves",
+    )
     challenger_share: float = Field(default=0.1, ge=0, le=1, description="canary/ab share of keys (by key hash)")
     log_flush_rows: int = Field(default=2000, ge=1, description="prediction-log rows buffered before a part file")
     log_flush_s: float = Field(default=10.0, gt=0, description="longest a logged row waits in memory")
@@ -340,20 +401,30 @@ class ServingConfig(_Strict):
 
 
 class Config(_Strict):
-    dataset: DatasetConfig
-    task: Literal["classification", "regression"]
-    model: ModelConfig
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    storage: StorageConfig
-    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
-    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dataset: DatasetConfig = Field(description="where the raw events and labels are, and their columns")
+    task: Literal["classification", "regression"] = Field(
+        description="classification (binary 0/1 target) or regression"
+    )
+    model: ModelConfig = Field(description="what is trained and under which name it is registered")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="the training window and holdout")
+    storage: StorageConfig = Field(description="the lake every table is written to")
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="the MLflow tracking store and experiment")
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig, description="batch scoring on Dask")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="the prediction log, drift checks and retrain triggers"
+    )
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig, description="when a challenger replaces the champion"
+    )
+    schedule: ScheduleConfig = Field(
+        default_factory=ScheduleConfig, description="the DAGs' start day and crons (read when the DAG files are parsed)"
+    )
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="volume and quarantine limits a day must meet to be published"
+    )
 
-    serving: ServingConfig = Field(default_factory=ServingConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="the online model server")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="alert channels and events")
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:
