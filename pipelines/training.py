@@ -209,7 +209,12 @@ def train_and_register(
     model.fit(x_train, y_train)
     scores = evaluate(model, x_holdout, y_holdout, config.task)
     if defined(scores.get(config.model.metric)) is None:
-        raise DataError(f"metric {config.model.metric} is undefined on the holdout ({len(holdout)} rows)")
+        classes = y_holdout.value_counts().to_dict() if config.task == "classification" else {}
+        raise DataError(
+            f"metric {config.model.metric} is undefined on the holdout of the window {days[0]}..{days[-1]}"
+            f" ({len(holdout)} rows{f', classes {classes}' if classes else ''}); a longer training.window_days or a"
+            " larger training.holdout_fraction gives it more rows"
+        )
 
     client = registry.connect(config)
     window = {"window_start": days[0].isoformat(), "window_end": days[-1].isoformat()}
