@@ -2,6 +2,10 @@
 
 A user brings their own data by writing one of these files and pointing ``MLOPS_CONFIG`` at it. Every stage
 takes the validated :class:`Config`; nothing else reads the YAML. Errors name the file and the offending key.
+
+Longer than the other modules on purpose: it is the one place every key is declared, with its type, default,
+bounds and description (the documentation's configuration reference is generated from it), so splitting it would
+only scatter the contract a user writes against.
 """
 
 from __future__ import annotations
