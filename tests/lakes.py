@@ -100,3 +100,8 @@ def evidently_verdicts(config: Any, day: date) -> dict[str, dict[str, Any]]:
         reference_data=Dataset.from_pandas(reference, data_definition=definition),
     )
     return column_verdicts(snapshot)
+
+
+def with_section(config: Any, section: str, **values: Any) -> Any:
+    """``config`` with some values of one section replaced (configs are frozen: a copy)."""
+    return config.model_copy(update={section: getattr(config, section).model_copy(update=values)})

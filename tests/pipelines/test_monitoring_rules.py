@@ -3,24 +3,14 @@ decision banner on a report: pure, on small frames."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import Config, load_config
 from pipelines.drift_report import decision_banner, with_banner
 from pipelines.drift_tests import assess_drift, columns_to_test
 
 pytestmark = pytest.mark.unit
-
-DEMO = Path(__file__).resolve().parents[2] / "include" / "config" / "demo.yaml"
-
-
-@pytest.fixture(scope="module")
-def demo() -> Config:
-    return load_config(DEMO)
 
 
 def test_drift_share_counts_features_not_the_model_output(demo):

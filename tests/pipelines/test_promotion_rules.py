@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from lakes import with_section
 
-from pipelines.config import Config, load_config
 from pipelines.modeling import unresamplable
 from pipelines.promotion_rules import GainInterval, gain_interval, promotion_verdict
 
 pytestmark = pytest.mark.unit
-
-DEMO = Path(__file__).resolve().parents[2] / "include" / "config" / "demo.yaml"
-
-
-@pytest.fixture(scope="module")
-def demo() -> Config:
-    return load_config(DEMO)
-
-
-def _with(config: Config, section: str, **values) -> Config:
-    return config.model_copy(update={section: getattr(config, section).model_copy(update=values)})
 
 
 def test_margin_passes_but_interval_includes_zero_keeps_the_champion(demo):
@@ -65,7 +52,7 @@ def _holdout(n: int, positives: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def test_bootstrap_interval_of_a_clearly_better_challenger_lies_above_zero(demo):
-    config = _with(demo, "promotion", bootstrap=50)
+    config = with_section(demo, "promotion", bootstrap=50)
     y, champion, challenger = _holdout(200, 60)
     interval = gain_interval(config, y, champion, challenger)
     assert interval.problem == "" and 0 < interval.low < interval.high < 1
@@ -76,7 +63,7 @@ def test_bootstrap_interval_of_a_clearly_better_challenger_lies_above_zero(demo)
 
 def test_a_one_class_holdout_has_no_interval_and_draws_no_resample(demo, monkeypatch):
     monkeypatch.setattr("pipelines.promotion_rules.paired_bootstrap", _no_bootstrap)
-    config = _with(demo, "promotion", bootstrap=50)
+    config = with_section(demo, "promotion", bootstrap=50)
     y = np.zeros(300, dtype=int)
     interval = gain_interval(config, y, np.full(300, 0.3), np.full(300, 0.7))
     assert (interval.low, interval.high) == (None, None)
@@ -91,7 +78,7 @@ def _no_bootstrap(*args, **kwargs):
 
 def test_a_holdout_too_unbalanced_or_too_small_is_said_so_before_resampling(demo, monkeypatch):
     monkeypatch.setattr("pipelines.promotion_rules.paired_bootstrap", _no_bootstrap)
-    config = _with(demo, "promotion", bootstrap=50)
+    config = with_section(demo, "promotion", bootstrap=50)
     y, champion, challenger = _holdout(250, 1)  # one positive: about a third of the resamples miss it
     assert gain_interval(config, y, champion, challenger).problem == (
         "the holdout cannot be resampled: the rarest class has 1 of 250 rows, so a resample holds a single class"
@@ -103,7 +90,7 @@ def test_a_holdout_too_unbalanced_or_too_small_is_said_so_before_resampling(demo
 
 
 def test_the_pre_check_passes_a_holdout_the_bootstrap_can_resample(demo):
-    config = _with(demo, "promotion", bootstrap=300)
+    config = with_section(demo, "promotion", bootstrap=300)
     # (1 - 20/168)^168 * 300 = 0.2 expected single-class resamples: resampled; 3 positives: ~15 expected, refused
     assert unresamplable(config, _holdout(168, 20)[0]) is None
     assert "~15 of 300 resamples" in unresamplable(config, _holdout(168, 3)[0])
@@ -114,11 +101,11 @@ def test_resamples_that_still_hold_one_class_give_no_interval(demo):
     """Below the pre-check's threshold a resample can still miss the rare class: then the interval is undefined too,
     and the problem counts the resamples (which ones depends on the bootstrap's seed, ``training.seed``)."""
     y, champion, challenger = _holdout(60, 5)  # (55/60)^60 * 50 = 0.27 single-class resamples expected: resampled
+    base = with_section(demo, "promotion", bootstrap=50)
     problems = {
-        seed: gain_interval(_with(_with(demo, "promotion", bootstrap=50), "training", seed=seed), y, champion,
-                            challenger).problem
+        seed: gain_interval(with_section(base, "training", seed=seed), y, champion, challenger).problem
         for seed in range(12)
-    }  # fmt: skip
+    }
     missed = [p for p in problems.values() if p]
     assert missed and len(missed) < len(problems)  # some seeds draw a one-class resample, most do not
     assert all(

@@ -5,28 +5,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import pytest
+from lakes import with_section
 
-from pipelines.config import Config, load_config
+from pipelines.config import Config
 from pipelines.monitoring import DriftResult
 from pipelines.retrain_rules import RetrainDecision, nothing_new, retrain_decision
 
 pytestmark = pytest.mark.unit
 
 DAY = date(2026, 10, 18)
-
-DEMO = Path(__file__).resolve().parents[2] / "include" / "config" / "demo.yaml"
-
-
-@pytest.fixture(scope="module")
-def demo() -> Config:
-    return load_config(DEMO)
-
-
-def _with(config: Config, section: str, **values) -> Config:
-    return config.model_copy(update={section: getattr(config, section).model_copy(update=values)})
 
 
 def _drift(
@@ -97,7 +86,7 @@ def test_drift_share_alone_triggers_and_names_the_columns(demo):
 def test_output_drift_alone_triggers_when_configured(demo):
     drifted_output = _drift(**CALM, output_drifted=True)
     line = "model output probability drifted (Wasserstein distance (normed) 0.2100, threshold 0.1)"
-    assert _triggers(_with(demo, "monitoring", output_drift_trigger=True), drifted_output) == [line]
+    assert _triggers(with_section(demo, "monitoring", output_drift_trigger=True), drifted_output) == [line]
     off = retrain_decision(demo, drifted_output, DAY, _never, _never)  # the default: a signal, not a trigger
     assert not off.retrain and f"{line}; monitoring.output_drift_trigger is off" in off.signals
 
@@ -105,7 +94,7 @@ def test_output_drift_alone_triggers_when_configured(demo):
 def test_a_missing_value_rise_alone_triggers(demo):
     drift = _drift(**CALM, missing={"income": 0.25, "debt_ratio": 0.05})  # debt_ratio's rise is below 0.1
     assert _triggers(demo, drift) == ["missing values rose by more than 0.1: income +0.25"]
-    off = retrain_decision(_with(demo, "monitoring", missing_trigger=False), drift, DAY, _never, _never)
+    off = retrain_decision(with_section(demo, "monitoring", missing_trigger=False), drift, DAY, _never, _never)
     assert not off.retrain
     assert "missing values rose by more than 0.1: income +0.25; monitoring.missing_trigger is off" in off.signals
 

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from lakes import with_section
 
-from pipelines.config import Config, load_config
+from pipelines.config import Config
 from pipelines.scoring import ERROR, score_frame
 
 pytestmark = pytest.mark.unit
-
-DEMO = Path(__file__).resolve().parents[2] / "include" / "config" / "demo.yaml"
-
-
-@pytest.fixture(scope="module")
-def demo() -> Config:
-    return load_config(DEMO)
-
-
-def _with(config: Config, section: str, **values) -> Config:
-    return config.model_copy(update={section: getattr(config, section).model_copy(update=values)})
 
 
 class StubModel:
@@ -50,7 +38,7 @@ def _frame(config: Config, n: int) -> pd.DataFrame:
 
 
 def test_score_frame_isolates_every_bad_row_and_scores_the_rest(demo):
-    config = _with(demo, "monitoring", sample_rate=1.0)
+    config = with_section(demo, "monitoring", sample_rate=1.0)
     frame = _frame(config, 40)
     frame["income"] = frame["income"].astype(object)
     frame.loc[1, "income"] = "lots"
@@ -85,7 +73,7 @@ def test_score_frame_isolates_every_bad_row_and_scores_the_rest(demo):
 
 def test_score_frame_log_sample_is_stable_by_key(demo):
     frame = _frame(demo, 400)
-    none = score_frame(frame, StubModel(), _with(demo, "monitoring", sample_rate=0.0))
+    none = score_frame(frame, StubModel(), with_section(demo, "monitoring", sample_rate=0.0))
     assert none.logged.empty and len(none.predictions) == 400 and none.dead.empty
     tenth = score_frame(frame, StubModel(), demo)  # the demo's 10%
     again = score_frame(frame.iloc[::-1].reset_index(drop=True), StubModel(), demo)
