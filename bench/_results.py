@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +84,7 @@ class Run:
         record = {
             "bench": self.name,
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "commit": _commit(),
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in sorted(vars(self.args).items())},
             "smoke": bool(self.args.smoke),
             "started_utc": self.started.isoformat(timespec="seconds"),
@@ -117,6 +119,18 @@ class Run:
         failed = [name for name, ok in self.checks.items() if not ok]
         if failed:
             raise SystemExit(f"bench/{self.name}.py: correctness check failed: {', '.join(failed)}")
+
+
+def _commit() -> str | None:
+    """The checkout's commit, ``+dirty`` when bench/ or pipelines/ differ from it (None outside a git checkout)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        status = ["git", "status", "--porcelain", "bench", "pipelines"]
+        dirty = subprocess.run(status, cwd=repo, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _rounded(load: Sequence[float]) -> dict[str, float]:

@@ -84,7 +84,7 @@ def build(directory: Path, current_rows: int, reference_rows: int, report_rows: 
     from pipelines import registry
     from pipelines.config import load_config
     from pipelines.storage import Lake, Table
-    from pipelines.training import PREDICTION, REFERENCE_ARTIFACT
+    from pipelines.training import PREDICTION, REFERENCE_ARTIFACT, pip_requirements
 
     config = load_config(write_config(directory, report_rows))
     rng = np.random.default_rng(0)
@@ -116,7 +116,9 @@ def build(directory: Path, current_rows: int, reference_rows: int, report_rows: 
     client = registry.connect(config)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="bench-champion"):
         model = DummyClassifier(strategy="prior").fit(reference[NUMERICAL].head(100), reference[TARGET].head(100))
-        mlflow.sklearn.log_model(model, name="model", registered_model_name=config.model.name)
+        mlflow.sklearn.log_model(  # requirements as training logs them: no inference subprocess
+            model, name="model", registered_model_name=config.model.name, pip_requirements=pip_requirements("sklearn")
+        )
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         reference.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))

@@ -81,6 +81,7 @@ def prepare(workdir: Path, rows: int, features: int, partition_rows: int, trees:
     from pipelines import registry
     from pipelines.modeling import build_model, model_input
     from pipelines.storage import Lake, Table
+    from pipelines.training import pip_requirements
 
     config = make_config(workdir, features, partition_rows, trees)
     root = f"{workdir}/lake-{rows}"
@@ -100,7 +101,11 @@ def prepare(workdir: Path, rows: int, features: int, partition_rows: int, trees:
         model = build_model(config).fit(model_input(train, config), train["label"])
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
-                model, name="model", registered_model_name="bench", serialization_format="cloudpickle"
+                model,
+                name="model",
+                registered_model_name="bench",
+                serialization_format="cloudpickle",
+                pip_requirements=pip_requirements("sklearn"),  # as training logs them: no inference subprocess
             )
         client.set_registered_model_alias("bench", registry.CHAMPION, str(info.registered_model_version))
 
