@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / ".results"
+DATA = Path(__file__).resolve().parent / ".data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -119,6 +121,23 @@ class Run:
         failed = [name for name, ok in self.checks.items() if not ok]
         if failed:
             raise SystemExit(f"bench/{self.name}.py: correctness check failed: {', '.join(failed)}")
+
+
+def empty_mlflow_store(path: Path) -> None:
+    """An empty, migrated MLflow SQLite store at ``path`` (setup, never timed). MLflow migrates a new store's schema,
+    seconds each time (tens on a busy machine), and three benchmarks need one: each copies one migrated once per
+    MLflow version into ``bench/.data/`` (gitignored), as the tests copy theirs (``tests/lakes.py``)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    template = DATA / f"mlflow-empty-{mlflow.__version__}.db"
+    if not template.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        building = template.with_suffix(f".{os.getpid()}.tmp")
+        MlflowClient(f"sqlite:///{building}").search_experiments()
+        os.replace(building, template)  # whole or absent, should two runs build it at once
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
 
 
 def _commit() -> str | None:

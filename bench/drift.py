@@ -86,6 +86,7 @@ def build(directory: Path, current_rows: int, reference_rows: int, report_rows: 
     from pipelines.storage import Lake, Table
     from pipelines.training import PREDICTION, REFERENCE_ARTIFACT, pip_requirements
 
+    _results.empty_mlflow_store(directory / "mlruns.db")
     config = load_config(write_config(directory, report_rows))
     rng = np.random.default_rng(0)
     reference = features(reference_rows, False, rng)
