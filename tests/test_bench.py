@@ -57,3 +57,29 @@ def test_an_explicit_size_wins_over_smoke(load):
     args = _results.parse(module.build_parser(), ["--smoke", "--current", "12345"], module.SMOKE)
     assert args.current == 12345
     assert args.reference == module.SMOKE["reference"]
+
+
+@pytest.mark.unit
+def test_a_failed_check_fails_the_run_after_writing_its_results_and_a_missed_goal_does_not(load, tmp_path):
+    import json
+
+    import _results
+
+    module = load(REPO / "bench" / "drift.py")
+    args = _results.parse(module.build_parser(), ["--smoke", "--out", str(tmp_path)], module.SMOKE)
+    record = _results.Run("drift", args)
+    record.goal("ratio_of_medians", 0.9, 0.25)
+    record.check("verdicts_match", True)
+    record.write({"ratio_of_medians": 0.9}, rows=[{"column": "n0", "plain_drifted": True}])
+    written = json.loads((tmp_path / "drift.json").read_text())
+    assert written["goals"]["ratio_of_medians"] == {"value": 0.9, "goal": "<= 0.25", "met": False}
+    assert written["args"]["current"] == module.SMOKE["current"] and written["smoke"] is True
+    assert set(written["load_average"]) == {"start", "end"}
+    assert (tmp_path / "drift.csv").read_text().splitlines() == ["column,plain_drifted", "n0,True"]
+
+    record.check("realized_rows_equal_labels_known_by_day", False)
+    with pytest.raises(SystemExit, match="realized_rows_equal_labels_known_by_day"):
+        record.write({"ratio_of_medians": 0.9})
+    assert (
+        json.loads((tmp_path / "drift.json").read_text())["checks"]["realized_rows_equal_labels_known_by_day"] is False
+    )
