@@ -23,8 +23,8 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap lint test test-fast test-tools airflow-db airflow-ui mlflow-ui serve docs docs-serve \
-  screenshots audit lock clean
+.PHONY: venv demo bootstrap lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui serve \
+  docs docs-serve screenshots audit lock clean
 
 venv: $(STAMP)
 
@@ -64,6 +64,17 @@ test: venv test-tools
 
 test-fast: venv
 	$(BIN)/python -m pytest -m unit -q
+
+# Every benchmark (bench/*.py; _*.py are their shared helpers) at its smoke size: the same code path and figures in
+# seconds, results to bench/.results/ (gitignored). A benchmark that breaks, fails a correctness check or takes no
+# --smoke fails this; a missed goal does not (smoke sizes and a busy machine miss them on noise).
+bench-smoke: venv
+	@set -e; for bench in bench/[!_]*.py; do \
+	  echo "== $$bench --smoke"; started=$$(date +%s); \
+	  $(BIN)/python $$bench --smoke --out bench/.results \
+	    || { echo "FAILED: $$bench --smoke"; exit 1; }; \
+	  echo "== $$bench: $$(( $$(date +%s) - started )) s"; \
+	done
 
 # System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed), Chromium
 # (renders the drift report) and PostgreSQL (the stack's metadata database, run as a process by

@@ -3,6 +3,7 @@
     .venv/bin/python bench/serving.py                       # ~3 minutes on 2 cores
     .venv/bin/python bench/serving.py --requests 1000000    # the memory goal: 1M requests (at most --max-minutes)
     .venv/bin/python bench/serving.py --workdir /tmp/bench  # prepare the registry once, reuse it in later runs
+    .venv/bin/python bench/serving.py --smoke               # 1 s per measurement, 3,000 requests (CI); --out DIR
 
 One run, printed. It trains the demo's model on a few days of demo data into a temporary registry, then starts
 ``python -m pipelines.serving`` on 127.0.0.1 twice over the same model: batching off (``max_batch_rows: 1``) and
@@ -10,7 +11,7 @@ on (the config's defaults). A load generator in this process (uvloop, raw HTTP/1
 request, unique keys, bodies prepared before sending) measures
   (a) saturation throughput with 64 concurrent clients (closed loop), both servers; goal: on >= 5 x off;
   (b) latency at half (and a quarter of) the saturation throughput on the batching server, open loop: requests
-      sent at a fixed rate whatever the answers, each timed from its scheduled send time; goal: p99 <= 2 x
+      sent at a fixed rate whatever the answers, each timed from its scheduled send time; goal: p99 <=
       max_wait_ms + the model's predict time for a full batch (``predict_frame``, measured here, in process). The
       client's own overhead is printed beside it: how late it sent (p99) and the CPU it and the server used;
   (c) the RSS of the server and its scoring child over ``--requests`` requests (start, each tenth, end; goal: flat), and
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import _results
 import numpy as np
 import pandas as pd
 import psutil
@@ -46,16 +48,17 @@ from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_DAY = date(2031, 6, 1)
+GRACE_S = 60  # a load loop waits at most this long past its time for the answers still due, then fails
 
 
-def prepare(workdir: Path) -> Path:
+def prepare(workdir: Path, rows_per_day: int = 2000) -> Path:
     """Demo data, features for four days and one trained champion in a temporary lake and registry."""
     from pipelines import demo_data
     from pipelines.config import load_config
     from pipelines.features import extract_features
     from pipelines.training import train_and_register
 
-    spec = demo_data.DemoSpec(rows_per_day=2000, days=5)
+    spec = demo_data.DemoSpec(rows_per_day=rows_per_day, days=5)
     demo_data.generate(workdir / "data", spec)
     raw = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
     raw["dataset"]["source"] = str(workdir / "data/raw/*.parquet")
@@ -64,10 +67,12 @@ def prepare(workdir: Path) -> Path:
     raw["mlflow"]["tracking_uri"] = f"sqlite:///{workdir / 'mlruns.db'}"
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
+    _results.empty_mlflow_store(workdir / "mlruns.db")
     config = load_config(path)
     for i in range(4):
         extract_features(config, spec.start + timedelta(days=i))
-    train_and_register(config, spec.start + timedelta(days=3))
+    with threadpool_limits(1):  # setup, not measured: a small model, and OpenMP spins on a busy machine
+        train_and_register(config, spec.start + timedelta(days=3))
     return path
 
 
@@ -134,6 +139,25 @@ def start_server(config_path: Path, serving: dict, workdir: Path, name: str) -> 
             time.sleep(0.3)
     process.kill()
     raise SystemExit(f"server {name} not ready in 90 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (the server flushes its log), then a kill if it has not exited in 60 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise SystemExit("the server did not exit within 60 s of SIGTERM") from None
+
+
+async def bounded(work, seconds: float, what: str):
+    """``work`` awaited for at most ``seconds``: a server that stops answering fails the run instead of hanging it."""
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        raise SystemExit(f"{what}: answers still missing {seconds:.0f} s in; the server stopped answering") from None
 
 
 class Connection:
@@ -208,7 +232,7 @@ async def closed_loop(port: int, path: str, load: Load, clients: int, seconds: f
             await load.one(connection)
 
     started = time.monotonic()
-    await asyncio.gather(*(client(c) for c in connections))
+    await bounded(asyncio.gather(*(client(c) for c in connections)), seconds + GRACE_S, "closed loop")
     elapsed = time.monotonic() - started
     for c in connections:
         c.writer.close()
@@ -265,7 +289,7 @@ async def open_loop(port: int, path: str, load: Load, rate: float, seconds: floa
         scheduled = started + i / rate
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
         tasks.append(asyncio.create_task(fire(scheduled)))
-    await asyncio.gather(*tasks)
+    await bounded(asyncio.gather(*tasks), seconds + GRACE_S, "open loop")
     elapsed = time.perf_counter() - started
     gc.enable()
     for connection in pool:
@@ -319,29 +343,39 @@ def memory_run(port: int, path: str, load: Load, clients: int, requests: int, mi
     return samples
 
 
-def prepared(workdir: Path | None, tmp: Path) -> Path:
+def prepared(workdir: Path | None, tmp: Path, rows_per_day: int) -> Path:
     """The benchmark's config: prepared once in ``workdir`` (and reused from there), or in a temporary folder."""
     if workdir is None:
-        return prepare(tmp)
+        return prepare(tmp, rows_per_day)
     if not (workdir / "config.yaml").exists():
         workdir.mkdir(parents=True, exist_ok=True)
-        prepare(workdir)
+        prepare(workdir, rows_per_day)
     return workdir / "config.yaml"
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput / latency measurement")
     parser.add_argument("--requests", type=int, default=60_000, help="one-row requests in the memory run (1000000)")
     parser.add_argument("--max-minutes", type=float, default=30.0, help="bound on the memory run's time")
+    parser.add_argument("--rows-per-day", type=int, default=2000, help="demo events a day the model is trained on")
     parser.add_argument("--workdir", type=Path, help="prepare the registry here once and reuse it (default: temp)")
-    args = parser.parse_args(argv)
+    return _results.add_arguments(parser)
+
+
+SMOKE = {"seconds": 1.0, "requests": 3_000, "max_minutes": 2.0, "rows_per_day": 500}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _results.parse(build_parser(), argv, SMOKE)
+    record = _results.Run("serving", args)
     from pipelines.config import load_config
 
+    warm_up_s = min(2.0, args.seconds)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         print("preparing a registry (demo data, features, one trained model) ...", flush=True)
-        config_path = prepared(args.workdir, Path(tmp))
+        config_path = prepared(args.workdir, Path(tmp), args.rows_per_day)
         workdir = config_path.parent
         config = load_config(config_path)
         defaults = config.serving
@@ -357,17 +391,17 @@ def main(argv: list[str] | None = None) -> None:
         off, port = start_server(config_path, {"max_batch_rows": 1, "max_wait_ms": 0}, workdir, "off")
         try:
             load = Load(rows, key, event_time, f"{prefix}-off")
-            uvloop.run(closed_loop(port, path, load, args.clients, 2, 10**9))  # warm up
+            uvloop.run(closed_loop(port, path, load, args.clients, warm_up_s, 10**9))  # warm up
             results["off"] = uvloop.run(closed_loop(port, path, load, args.clients, args.seconds, 10**9))
             print(f"batching off: {results['off']:.0f} req/s", flush=True)
         finally:
-            off.send_signal(signal.SIGTERM)
-            off.wait(60)
+            stop(off)
+        errors = load.errors
 
         on, port = start_server(config_path, {"log_flush_s": 5.0}, workdir, "on")
         try:
             load = Load(rows, key, event_time, f"{prefix}-on")
-            uvloop.run(closed_loop(port, path, load, args.clients, 2, 10**9))
+            uvloop.run(closed_loop(port, path, load, args.clients, warm_up_s, 10**9))
             results["on"] = uvloop.run(closed_loop(port, path, load, args.clients, args.seconds, 10**9))
             print(f"batching on: {results['on']:.0f} req/s", flush=True)
             rate = results["on"] / 2
@@ -382,11 +416,10 @@ def main(argv: list[str] | None = None) -> None:
             memory = memory_run(port, path, load, args.clients, args.requests, args.max_minutes, on.pid)
             memory_s = time.monotonic() - started
         finally:
-            on.send_signal(signal.SIGTERM)
-            on.wait(60)
+            stop(on)
         sampled, logged = count_logged(config_path, load.answered, f"{prefix}-on")
 
-    goal = 2 * defaults.max_wait_ms / 1000 + predict_s
+    goal = defaults.max_wait_ms / 1000 + predict_s  # the batch wait plus one batch
     ms = 1000
     print(
         f"\n== Serving benchmark ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f};"
@@ -414,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     p99 = np.percentile(half.latency, 99)
     print(
-        f"goal: p99 at half saturation <= 2 x max_wait_ms {defaults.max_wait_ms:g} + batch predict"
+        f"goal: p99 at half saturation <= max_wait_ms {defaults.max_wait_ms:g} + batch predict"
         f" {predict_s * ms:.1f} = {goal * ms:.1f} ms; measured {p99 * ms:.1f} ms = {p99 / goal:.2f} x goal"
         f" ({'met' if p99 <= goal else 'NOT met'})"
     )
@@ -431,6 +464,72 @@ def main(argv: list[str] | None = None) -> None:
         f"prediction log: {load.sent} requests sent, {len(load.answered)} answered, {load.errors} errors;"
         f" {sampled} answered keys sampled, {logged} online rows logged, lost {sampled - logged}"
     )
+
+    latency = [
+        {
+            "measurement": f"{name} saturation, open loop",
+            "rate_req_s": at,
+            "requests": len(r.latency),
+            "p50_ms": float(np.percentile(r.latency, 50) * ms),
+            "p99_ms": float(np.percentile(r.latency, 99) * ms),
+            "max_ms": float(r.latency.max() * ms),
+            "send_lag_p99_ms": float(np.percentile(r.send_lag, 99) * ms),
+            "client_cpu_cores": r.client_cpu,
+            "server_cpu_cores": r.server_cpu,
+        }
+        for name, r, at in (("half", half, rate), ("quarter", quarter, rate / 2))
+    ]
+    record.goal("saturation_ratio_on_off", results["on"] / results["off"], 5, at_most=False)
+    record.goal("p99_half_saturation_over_goal", p99 / goal, 1.0)
+    record.check("no_answered_log_row_lost", sampled == logged)
+    record.write(
+        {
+            "cores": os.cpu_count(),
+            "clients": args.clients,
+            "saturation_req_s": results,
+            "saturation_ratio": results["on"] / results["off"],
+            "serving_defaults": {"max_batch_rows": defaults.max_batch_rows, "max_wait_ms": defaults.max_wait_ms},
+            "batch_predict_ms": predict_s * ms,
+            "batch_step_ms": step_s * ms,
+            "p99_goal_ms": goal * ms,
+            "p99_half_ms": p99 * ms,
+            "p99_over_goal": p99 / goal,
+            "memory": {"seconds": memory_s, "requests_sent": sent, "rss_mib": rss},
+            "prediction_log": {
+                "sent": load.sent,
+                "answered": len(load.answered),
+                "errors": load.errors,
+                "errors_batching_off": errors,
+                "sampled": sampled,
+                "logged": logged,
+                "lost": sampled - logged,
+            },
+        },
+        rows=latency,
+        plot=lambda figure: _plot(figure, results, latency, goal * ms, sent, rss),
+    )
+
+
+def _plot(figure, saturation: dict, latency: list[dict], goal_ms: float, sent: list[int], rss: list[float]) -> None:
+    """Saturation throughput off/on, latency percentiles against the goal, RSS over the memory run."""
+    figure.set_size_inches(13, 4.5)
+    left, middle, right = figure.subplots(1, 3)
+    left.bar(["batching off", "batching on"], [saturation["off"], saturation["on"]], color=["grey", "C0"])
+    left.set_ylabel("requests / s (closed loop)")
+    left.set_title(f"saturation: {saturation['on'] / saturation['off']:.1f} x (goal >= 5 x)")
+    x = np.arange(len(latency))
+    for offset, key in zip((-0.27, 0, 0.27), ("p50_ms", "p99_ms", "max_ms"), strict=True):
+        middle.bar(x + offset, [r[key] for r in latency], 0.27, label=key.removesuffix("_ms"))
+    middle.axhline(goal_ms, color="red", linestyle="--", label=f"p99 goal {goal_ms:.1f} ms")
+    middle.set_xticks(x, [f"{r['measurement'].split(',')[0]}\n{r['rate_req_s']:.0f} req/s" for r in latency])
+    middle.set_ylabel("latency, ms (from scheduled send)")
+    middle.set_title("latency, open loop")
+    middle.legend(fontsize=8)
+    right.plot([n - sent[0] for n in sent], rss, marker="o")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("requests in the memory run")
+    right.set_ylabel("RSS of server and scoring child, MiB")
+    right.set_title("memory (goal: flat)")
 
 
 if __name__ == "__main__":
