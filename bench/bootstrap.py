@@ -132,12 +132,19 @@ def bootstrap(env: dict[str, str], scored_days: int) -> Outcome:
     return Outcome(scored_days, wall, done.returncode, dict(runs), dict(seconds), dict(failed), setup_runs)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = _results.add_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", type=int, default=30, help="scored days of the short history")
     parser.add_argument("--long", type=int, default=365, help="scored days of the long history")
     parser.add_argument("--rows-per-day", type=int, default=5000)
-    args = _results.parse(parser, argv, smoke={"short": 3, "long": 6, "rows_per_day": 200})
+    return _results.add_arguments(parser)
+
+
+SMOKE = {"short": 3, "long": 6, "rows_per_day": 200}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _results.parse(build_parser(), argv, SMOKE)
     record = _results.Run("bootstrap", args)
 
     outcomes: list[Outcome] = []
