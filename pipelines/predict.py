@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.contract import DUPLICATE, RowContract
 
 HASH_BUCKETS = 10_000
 
@@ -32,30 +33,11 @@ def in_sample(hashes: np.ndarray, rate: float) -> np.ndarray:
 
 
 def checked_input(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.Series]:
-    """Model input for every row, and a reason for each row that must not reach the model.
+    """Model input for every row, and a reason for each row that breaks the row contract (:mod:`pipelines.contract`).
 
-    Vectorised: one boolean column per (check, column), and reason strings built for the failing rows only.
+    Reason strings are built for the failing rows only.
     """
-    features = config.dataset.features
-    problems: dict[str, np.ndarray] = {}
-    numbers = {}
-    for column in features.numerical:
-        raw = frame[column]
-        values = raw.to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(raw) else None
-        if values is None:
-            values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-            problems[f"{column}: not a number"] = raw.notna().to_numpy() & np.isnan(values)
-        problems[f"{column}: not finite"] = np.isinf(values)
-        numbers[column] = values
-    categories = {}
-    for column in features.categorical:
-        raw = frame[column]
-        text = raw.map(str, na_action="ignore") if raw.dtype != object else raw
-        categories[column] = text.astype(object).where(raw.notna(), np.nan)
-    key = frame[config.dataset.key]
-    problems[f"{config.dataset.key}: missing"] = key.isna().to_numpy()
-    problems[f"{config.dataset.key}: duplicate key"] = (key.duplicated() & key.notna()).to_numpy()
-    x = pd.DataFrame({**numbers, **categories}, index=frame.index)[features.all]
+    x, problems = RowContract.of(config.dataset).model_input(frame)
     names = list(problems)
     matrix = np.column_stack([problems[n] for n in names]) if names else np.zeros((len(frame), 0), bool)
     bad = np.flatnonzero(matrix.any(axis=1))
@@ -105,7 +87,7 @@ def predict_frame(
     """
     x, reasons = checked_input(frame, config)
     for position in duplicates:
-        reasons[position] = f"{config.dataset.key}: duplicate key (first seen in an earlier row group)"
+        reasons[position] = f"{config.dataset.key}: {DUPLICATE} (first seen in an earlier row group)"
     usable = x.drop(index=reasons.index) if len(reasons) else x
     predicted, failures = predict_isolating(model, usable, config.task)
     values = predicted.select_dtypes("number")

@@ -1,12 +1,14 @@
-"""Row-level validation with a pandera schema derived from the config.
+"""Row-level validation at extraction: the row contract (:mod:`pipelines.contract`) as a pandera schema.
 
 Whole-file problems (a configured column missing) raise :class:`DataError` naming the file and column. Row
 problems (a missing key, a duplicated key, a value out of range or not finite, a value of the wrong type) split the
-frame into valid rows and quarantined rows, each quarantined row carrying the reasons it failed.
+frame into valid rows and quarantined rows, each quarantined row carrying the reasons it failed, in the contract's
+words (``income: not finite``): the same words batch scoring dead-letters such a row with.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from pipelines.config import DatasetConfig
+from pipelines.contract import DUPLICATE, MISSING, NOT_A_NUMBER, NOT_A_TIME, NOT_ALLOWED, NOT_FINITE, RowContract
 from pipelines.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -30,24 +33,31 @@ class Split:
 
 
 def build_schema(dataset: DatasetConfig) -> pa.DataFrameSchema:
-    """Valid feature rows: a present, unique key; finite numbers within the configured bounds; known categories."""
+    """The row contract (:mod:`pipelines.contract`) as a pandera schema, each check named by the contract's reason."""
+    contract = RowContract.of(dataset)
     columns: dict[str, pa.Column] = {
-        dataset.key: pa.Column(str, nullable=False, unique=True, report_duplicates="exclude_first", coerce=True),
-        dataset.event_time: pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=False, coerce=True),
+        contract.key: pa.Column(str, nullable=False, unique=True, report_duplicates="exclude_first", coerce=True),
+        contract.event_time: pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=False, coerce=True),
     }
-    for name in dataset.features.numerical:
-        check = dataset.checks.get(name)
-        checks = [pa.Check(lambda s: ~np.isinf(s), element_wise=False, error="finite")]
-        if check and check.min is not None:
-            checks.append(pa.Check.ge(check.min))
-        if check and check.max is not None:
-            checks.append(pa.Check.le(check.max))
-        columns[name] = pa.Column(float, checks=checks, nullable=True, coerce=True)
-    for name in dataset.features.categorical:
-        check = dataset.checks.get(name)
-        checks = [pa.Check.isin(check.allowed)] if check and check.allowed else []
-        columns[name] = pa.Column(pd.StringDtype(), checks=checks, nullable=True, coerce=True)
+    for column in contract.numbers:
+        checks = [pa.Check(lambda s: ~np.isinf(s), element_wise=False, error=NOT_FINITE)]
+        if column.min is not None:  # bounds are for finite values: an infinity is "not finite" alone
+            checks.append(pa.Check(functools.partial(_at_least, column.min), error=column.below_min))
+        if column.max is not None:
+            checks.append(pa.Check(functools.partial(_at_most, column.max), error=column.above_max))
+        columns[column.name] = pa.Column(float, checks=checks, nullable=True, coerce=True)
+    for column in contract.categories:
+        checks = [pa.Check.isin(sorted(column.allowed), error=NOT_ALLOWED)] if column.allowed is not None else []
+        columns[column.name] = pa.Column(pd.StringDtype(), checks=checks, nullable=True, coerce=True)
     return pa.DataFrameSchema(columns, strict=False, name="features")
+
+
+def _at_least(bound: float, values: pd.Series) -> pd.Series:
+    return ~np.isfinite(values) | (values >= bound)
+
+
+def _at_most(bound: float, values: pd.Series) -> pd.Series:
+    return ~np.isfinite(values) | (values <= bound)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
@@ -58,11 +68,26 @@ def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> Non
         )
 
 
-def _row_reasons(errors: SchemaErrors) -> pd.Series:
+def _reason(column: str, check: str, contract: RowContract) -> str:
+    """pandera's own names for its built-in checks in the contract's words; the rest are named by the contract."""
+    if check == "not_nullable":
+        return f"{column}: {MISSING}"
+    if check == "field_uniqueness":
+        return f"{column}: {DUPLICATE}"
+    if check.startswith(("coerce_dtype(", "dtype(")):
+        return f"{column}: {NOT_A_TIME if column == contract.event_time else NOT_A_NUMBER}"
+    return f"{column}: {check}"
+
+
+def _row_reasons(errors: SchemaErrors, contract: RowContract) -> pd.Series:
     """One reason string per failing row index (failures not tied to a row are left out)."""
     cases = errors.failure_cases.dropna(subset=["index"])
-    labels = cases["column"].astype(str) + ": " + cases["check"].astype(str)
-    return labels.groupby(cases["index"].astype(int)).agg(lambda s: "; ".join(sorted(set(s))))
+    labels = [_reason(str(c), str(k), contract) for c, k in zip(cases["column"], cases["check"], strict=True)]
+    return (
+        pd.Series(labels, index=cases.index)
+        .groupby(cases["index"].astype(int))
+        .agg(lambda s: "; ".join(sorted(set(s))))
+    )
 
 
 def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Split:
@@ -81,7 +106,7 @@ def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Spl
             valid = schema.validate(frame.drop(index=reasons.index), lazy=True)
             break
         except SchemaErrors as errors:
-            found = _row_reasons(errors)
+            found = _row_reasons(errors, RowContract.of(dataset))
             if found.empty:
                 cases = errors.failure_cases[["column", "check"]].drop_duplicates().to_dict("records")
                 raise DataError(f"{source}: {len(frame)} rows fail the schema as a whole: {cases}") from errors

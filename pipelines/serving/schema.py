@@ -1,7 +1,9 @@
-"""Request bodies checked against the config's feature schema, before anything is queued.
+"""Request bodies checked against the row contract (:mod:`pipelines.contract`), before anything is queued.
 
 A body is one row (a JSON object) or many (a list of objects). Each row carries the key, every feature and
-optionally the event time; numerical features are JSON numbers (finite) or null, categorical ones strings or null.
+optionally the event time; numerical features are JSON numbers (finite, within their configured bounds) or null,
+categorical ones strings (among their allowed values, if configured) or null: the rules extraction and batch
+scoring apply to the same columns.
 A wrong type, a missing or unknown column, a non-finite number or a repeated key is a :class:`BodyError` that
 names the row and the field, answered 422: a body never reaches the model unchecked and never causes a 500.
 """
@@ -9,7 +11,6 @@ names the row and the field, answered 422: a body never reaches the model unchec
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.contract import RowContract
 
 
 class BodyError(ValueError):
@@ -29,21 +31,6 @@ class BodyError(ValueError):
 
 def _problem(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": ["body", *loc], "msg": msg, "type": kind}
-
-
-def _check_value(value: Any, numerical: bool) -> tuple[str, str] | None:
-    """(type, message) when ``value`` does not fit its column; None when it does."""
-    if value is None:
-        return None
-    if numerical:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "float_type", f"expected a number or null, got {type(value).__name__}"
-        if not math.isfinite(value):
-            return "finite_number", "expected a finite number"
-        return None
-    if not isinstance(value, str):
-        return "string_type", f"expected a string or null, got {type(value).__name__}"
-    return None
 
 
 def parse_rows(raw: bytes, config: Config, max_rows: int) -> pd.DataFrame:
@@ -65,31 +52,30 @@ def check_rows(raw: bytes, config: Config, max_rows: int) -> list[dict[str, Any]
         raise BodyError([_problem([], "expected a row (JSON object) or a non-empty list of rows", "body_type")])
     if len(rows) > max_rows:
         raise BodyError([_problem([], f"{len(rows)} rows; at most {max_rows} per request", "too_many_rows")])
-    dataset = config.dataset
-    numerical, categorical = set(dataset.features.numerical), set(dataset.features.categorical)
-    required = [dataset.key, *dataset.features.all]
-    known = {*required, dataset.event_time}
+    contract = RowContract.of(config.dataset)
+    required, columns = contract.required, contract.columns
+    known = {*required, contract.event_time}
     problems: list[dict[str, Any]] = []
     seen: set[Any] = set()
     for index, row in enumerate(rows):
         where = [] if single else [index]
         problems += [_problem([*where, c], "field required", "missing") for c in required if c not in row]
         problems += [_problem([*where, c], "unknown column", "extra_forbidden") for c in row if c not in known]
-        key = row.get(dataset.key)
-        if dataset.key in row and (isinstance(key, bool) or not isinstance(key, str | int)):
-            problems.append(_problem([*where, dataset.key], "expected a string or integer key", "key_type"))
+        key = row.get(contract.key)
+        if contract.key in row and (isinstance(key, bool) or not isinstance(key, str | int)):
+            problems.append(_problem([*where, contract.key], "expected a string or integer key", "key_type"))
         elif key in seen:
-            problems.append(_problem([*where, dataset.key], "duplicate key in this request", "duplicate_key"))
+            problems.append(_problem([*where, contract.key], "duplicate key in this request", "duplicate_key"))
         seen.add(key if isinstance(key, str | int) else None)
-        for column in numerical | categorical:
-            found = _check_value(row.get(column), column in numerical)
-            if column in row and found:
-                problems.append(_problem([*where, column], found[1], found[0]))
-        if row.get(dataset.event_time) is not None:
+        for name, column in columns.items():
+            found = column.value_problem(row.get(name))
+            if name in row and found:
+                problems.append(_problem([*where, name], found[1], found[0]))
+        if row.get(contract.event_time) is not None:
             try:
-                pd.Timestamp(row[dataset.event_time])
+                pd.Timestamp(row[contract.event_time])
             except (ValueError, TypeError) as exc:
-                problems.append(_problem([*where, dataset.event_time], f"not a timestamp: {exc}", "datetime"))
+                problems.append(_problem([*where, contract.event_time], f"not a timestamp: {exc}", "datetime"))
     if problems:
         raise BodyError(problems)
     return rows

@@ -15,7 +15,7 @@ from pipelines.serving.schema import BodyError, parse_rows
 
 def row(config: Config, **changes) -> dict:
     values = {c: 1.0 for c in config.dataset.features.numerical} | {c: "x" for c in config.dataset.features.categorical}
-    return {config.dataset.key: "k1", **values, **changes}
+    return {config.dataset.key: "k1", **values, "age": 40.0, **changes}  # age: within the config's bounds
 
 
 def problems(config: Config, body) -> list[tuple[list, str]]:
