@@ -78,13 +78,12 @@ def write_config(directory: Path, report_rows: int | None) -> Path:
 
 def build(directory: Path, current_rows: int, reference_rows: int, report_rows: int | None):
     """Lake, labels and a registered champion with its reference artifact; returns the config and both frames."""
-    import mlflow
     from sklearn.dummy import DummyClassifier
 
-    from pipelines import registry
+    from pipelines import model_artifacts, registry
     from pipelines.config import load_config
     from pipelines.storage import Lake, Table
-    from pipelines.training import PREDICTION, REFERENCE_ARTIFACT, pip_requirements
+    from pipelines.training import PREDICTION, REFERENCE_ARTIFACT
 
     _results.empty_mlflow_store(directory / "mlruns.db")
     config = load_config(write_config(directory, report_rows))
@@ -114,17 +113,17 @@ def build(directory: Path, current_rows: int, reference_rows: int, report_rows: 
         lake.write(Table.PREDICTION_LOG, day, logged)
     known = write_labels(directory / "labels", lake.read(Table.PREDICTION_LOG, DAY, [KEY, "probability"]), rng)
 
-    client = registry.connect(config)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="bench-champion"):
+    store = registry.connect(config)
+    run = registry.tracked_run(store, registry.RunKind.TRAINING, "bench-champion")
+    with tempfile.TemporaryDirectory() as tmp, run as run_id:
         model = DummyClassifier(strategy="prior").fit(reference[NUMERICAL].head(100), reference[TARGET].head(100))
-        mlflow.sklearn.log_model(  # requirements as training logs them: no inference subprocess
-            model, name="model", registered_model_name=config.model.name, pip_requirements=pip_requirements("sklearn")
-        )
+        source = model_artifacts.log_model(config.tracking_uri, run_id, model, "sklearn", reference[NUMERICAL].head(5))
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         reference.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-    client.set_registered_model_alias(config.model.name, registry.CHAMPION, "1")
-    client.set_model_version_tag(config.model.name, "1", f"holdout_{config.model.metric}", "0.7")
+        store.log_artifact(run_id, path, str(Path(REFERENCE_ARTIFACT).parent))
+        version = store.register_version(config.model.name, source, run_id)
+    store.set_alias(config.model.name, registry.CHAMPION, version)
+    store.set_version_tag(config.model.name, version, registry.holdout_metric(config.model.metric), "0.7")
     return config, reference, current, known
 
 

@@ -76,15 +76,13 @@ def prepare(
 ) -> None:
     """Write the partition (streamed, row group by row group) and register a champion trained on ``train_rows``
     rows (once per ``workdir``: a later run reuses it)."""
-    import mlflow
     import pyarrow as pa
     import pyarrow.parquet as pq
     from threadpoolctl import threadpool_limits
 
-    from pipelines import registry
+    from pipelines import model_artifacts, registry
     from pipelines.modeling import build_model, model_input
     from pipelines.storage import Lake, Table
-    from pipelines.training import pip_requirements
 
     config = make_config(workdir, features, partition_rows, trees)
     root = f"{workdir}/lake-{rows}"
@@ -100,20 +98,16 @@ def prepare(
         writer.close()
     if not (workdir / "mlruns.db").exists():
         _results.empty_mlflow_store(workdir / "mlruns.db")
-    client = registry.connect(config)
-    if registry.alias_version(client, "bench", registry.CHAMPION) is None:
+    store = registry.connect(config)
+    if store.alias("bench", registry.CHAMPION) is None:
         train = _frame(np.random.default_rng(0), 0, train_rows, features)
         with threadpool_limits(train_threads):  # setup, not measured: on a busy machine OpenMP's spinning dominates
-            model = build_model(config).fit(model_input(train, config), train["label"])
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                registered_model_name="bench",
-                serialization_format="cloudpickle",
-                pip_requirements=pip_requirements("sklearn"),  # as training logs them: no inference subprocess
-            )
-        client.set_registered_model_alias("bench", registry.CHAMPION, str(info.registered_model_version))
+            x = model_input(train, config)
+            model = build_model(config).fit(x, train["label"])
+        with registry.tracked_run(store, registry.RunKind.TRAINING, "bench-champion") as run_id:
+            source = model_artifacts.log_model(config.tracking_uri, run_id, model, "sklearn", x.head(5))
+            version = store.register_version("bench", source, run_id)
+        store.set_alias("bench", registry.CHAMPION, version)
 
 
 def _tree_rss(pid: int) -> int:
@@ -138,7 +132,7 @@ def measure(kind: str, workdir: Path, rows: int, features: int, partition_rows: 
 
     from pipelines import registry
     from pipelines.cluster import local_cluster
-    from pipelines.registry import load_model
+    from pipelines.model_artifacts import load_model
     from pipelines.scoring import score_day
     from pipelines.storage import Lake, Table
 

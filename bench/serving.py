@@ -81,16 +81,15 @@ def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
     predict through the batch path's :func:`predict_frame` (checked input, the model, isolation), and the server's
     whole batch step (:func:`run_job`: frame from the request rows, predict, log rows), without the trip to the
     scoring child."""
-    from pipelines import registry
+    from pipelines import model_artifacts, registry
     from pipelines.config import load_config
     from pipelines.predict import predict_frame
     from pipelines.serving.batch import Job, Stamp, run_job
     from pipelines.serving.schema import check_rows, to_frame
 
     config = load_config(config_path)
-    client = registry.connect(config)
-    ref = registry.require_alias(client, config.model.name)
-    model = registry.load_model(ref, config.tracking_uri)
+    ref = registry.require_alias(registry.connect(config), config.model.name)
+    model = model_artifacts.load_model(ref, config.tracking_uri)
     threadpool_limits(1)  # as the server runs it (pipelines.serving.__main__ sets OMP_NUM_THREADS=1)
     checked = check_rows(json.dumps(rows[: config.serving.max_batch_rows]).encode(), config, 10**6)
     frame = to_frame(checked, config)

@@ -154,17 +154,18 @@ def for_each_model(build: Callable[[Model], None]) -> None:
         build(model)
 
 
-def champion_version(config: Any) -> str | None:
-    """The version holding the model's ``champion`` alias, or None before the first training."""
-    from pipelines.registry import CHAMPION, alias_version, connect
+def champion_version(config: Any, registry: Any = None) -> str | None:
+    """The version holding the model's ``champion`` alias, or None before the first training (``registry``: the
+    task's :class:`pipelines.registry.Registry`, else one is connected)."""
+    from pipelines.registry import CHAMPION, connect
 
-    champion = alias_version(connect(config), config.model.name, CHAMPION)
+    champion = (registry or connect(config)).alias(config.model.name, CHAMPION)
     return champion.version if champion is not None else None
 
 
-def skip_without_champion(model: Model, config: Any, consequence: str) -> None:
+def skip_without_champion(model: Model, config: Any, consequence: str, registry: Any = None) -> None:
     """Skip the task (not fail it: nothing is wrong) while the model has no champion, saying what follows."""
-    if champion_version(config) is None:
+    if champion_version(config, registry) is None:
         raise AirflowSkipException(
             f"no 'champion' version of {config.model.name!r} yet: {consequence}"
             f" (run {model.dag_id('model_training')} to register the first)"
@@ -200,8 +201,8 @@ class _LogLines(io.TextIOBase):
 def stderr_to_log() -> Iterator[None]:
     """Log what libraries print to stderr at INFO: Airflow records a task's raw stderr as ERROR lines.
 
-    MLflow prints its registration notices ("Successfully registered model ...") straight to stderr, so every
-    training task showed them as red errors.
+    MLflow prints some notices straight to stderr (``eprint``, e.g. while logging a model), so training tasks showed
+    them as red errors.
     """
     with contextlib.redirect_stderr(_LogLines(logging.getLogger("task.stderr"))):
         yield

@@ -106,11 +106,12 @@ def build(model: Model) -> None:
             config = run_config(model, context, THRESHOLDS)
             # indexing: iterating a mapped task's results probes one XCom past the end
             checked = [DriftResult(**results[i]) for i in range(len(results))]
-            decision = decide_retraining(config, checked, force=context["params"]["force"])
+            registry = connect(config)
+            decision = decide_retraining(config, checked, force=context["params"]["force"], registry=registry)
             if decision["retrain"]:  # once per decision run: a retry of this task does not alert again
                 alert = {**decision, "day": decision["date"]}
                 alert_once(
-                    connect(config),
+                    registry,
                     decision["mlflow_run_id"],
                     lambda: notify_drift(config, context, alert, decision["reason"]),
                 )

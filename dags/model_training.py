@@ -52,12 +52,14 @@ def build(model: Model) -> None:
             """Fit, evaluate on the newest holdout rows, log to MLflow and register the first champion."""
             from datetime import date
 
+            from pipelines.registry import connect
             from pipelines.training import train_and_register
 
             context = get_current_context()
             config, day = run_config(model, context), partition_day(context)
             config.schedule.require_day(day)
-            champion = champion_version(config)
+            registry = connect(config)
+            champion = champion_version(config, registry)
             if champion is not None:
                 raise AirflowSkipException(
                     f"{config.model.name!r} already has 'champion' version {champion}: new versions go"
@@ -70,6 +72,7 @@ def build(model: Model) -> None:
                     day,
                     reason=context["params"]["reason"],
                     as_of=date.fromisoformat(as_of) if as_of else None,
+                    registry=registry,
                 ).as_dict()
 
         train()

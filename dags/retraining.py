@@ -57,17 +57,20 @@ def build(model: Model) -> None:
             """Train and register the challenger; returns its version. Skips while there is no champion to challenge,
             and a scheduled run skips when no day has been labeled since the data already used (nothing new)."""
             from pipelines.promotion import train_challenger as train
+            from pipelines.registry import connect
             from pipelines.retrain_gate import scheduled_retraining_skip
 
             context = get_current_context()
             config, day = run_config(model, context), partition_day(context)
             config.schedule.require_day(day)
-            skip_without_champion(model, config, "nothing to challenge")
-            stale = scheduled_retraining_skip(config, day) if context["dag_run"].run_type == "scheduled" else None
+            registry = connect(config)
+            skip_without_champion(model, config, "nothing to challenge", registry)
+            scheduled = context["dag_run"].run_type == "scheduled"
+            stale = scheduled_retraining_skip(config, day, registry) if scheduled else None
             if stale:
                 raise AirflowSkipException(f"scheduled retraining for {day} skipped: {stale}")
             with stderr_to_log():
-                return train(config, day, context["params"]["reason"])
+                return train(config, day, context["params"]["reason"], registry)
 
         @task(multiple_outputs=False, pool=REGISTRY_POOL)
         def evaluate_and_promote(challenger_version: str) -> dict:
@@ -80,11 +83,10 @@ def build(model: Model) -> None:
             context = get_current_context()
             config = run_config(model, context)
             day, reason = partition_day(context), context["params"]["reason"]
+            registry = connect(config)
             with stderr_to_log():
-                decision = decide(config, day, challenger_version, reason, run_key=context["run_id"])
-            alert_once(
-                connect(config), decision.mlflow_run_id, lambda: notify_promotion(config, context, decision.as_dict())
-            )
+                decision = decide(config, day, challenger_version, reason, run_key=context["run_id"], registry=registry)
+            alert_once(registry, decision.mlflow_run_id, lambda: notify_promotion(config, context, decision.as_dict()))
             return decision.as_dict()
 
         evaluate_and_promote(train_challenger())

@@ -21,8 +21,6 @@ from pipelines.storage import Lake, Table
 
 log = logging.getLogger(__name__)
 
-DRIFT_KIND = "drift"  # the `kind` tag of the MLflow runs check_drift logs
-
 
 def _modified_at(info: dict[str, Any]) -> float | None:
     """Modification time (epoch seconds) from an fsspec info dict: local disks say ``mtime``, S3 ``LastModified``."""
@@ -58,21 +56,12 @@ def due_for_scoring(config: Config) -> list[date]:
 
 def last_drift_checks(config: Config) -> dict[date, float]:
     """Per day, when its newest drift check started (epoch seconds), from the MLflow runs ``check_drift`` logs."""
-    from pipelines import registry
+    from pipelines.registry import RunKind, Tag, connect
 
-    client = registry.connect(config)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
-    if experiment is None:
-        return {}
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.kind = '{DRIFT_KIND}' and tags.model_name = '{config.model.name}'",
-        max_results=50_000,
-    )
     checks: dict[date, float] = {}
-    for run in runs:
-        day = date.fromisoformat(run.data.tags["day"])
-        checks[day] = max(run.info.start_time / 1000, checks.get(day, 0.0))
+    for run in connect(config).find_runs(RunKind.DRIFT, **{Tag.MODEL_NAME: config.model.name}):
+        day = date.fromisoformat(run.tags[Tag.DAY])
+        checks[day] = max(run.start_time / 1000, checks.get(day, 0.0))
     return checks
 
 

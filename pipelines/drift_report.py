@@ -12,11 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow.tracking import MlflowClient
-
-from pipelines import registry
 from pipelines.config import Config
+from pipelines.registry import ModelRef, Registry, RunKind, Tag, realized_metric, tracked_run
 from pipelines.storage import Lake, Table
 
 REPORT_FOLDER = "drift"  # the drift run's artifact folder
@@ -25,8 +22,9 @@ REPORT_HTML = "drift_report.html"  # the Evidently report, with the retraining d
 
 def publish_report(
     config: Config,
+    registry: Registry,
     day: date,
-    champion: registry.ModelRef,
+    champion: ModelRef,
     snapshot: Any,
     verdicts: dict[str, dict[str, Any]],
     missing: dict[str, float],
@@ -49,23 +47,16 @@ def publish_report(
         (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         lake = Lake.from_config(config)
         _publish_folder(lake, day, folder)
-        with mlflow.start_run(run_name=f"drift-{day.isoformat()}") as run:
-            mlflow.set_tags(
-                {
-                    "kind": "drift",
-                    "day": day.isoformat(),
-                    "model_name": champion.name,
-                    "model_version": champion.version,
-                }
-            )
+        tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
+        with tracked_run(registry, RunKind.DRIFT, f"drift-{day.isoformat()}", tags) as run_id:
             metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
             metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
             if realized is not None:
-                metrics[f"realized_{config.model.metric}"] = realized
+                metrics[realized_metric(config.model.metric)] = realized
             metrics["realized_rows"] = realized_rows
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifacts(tmp, artifact_path=REPORT_FOLDER)
-    return lake.partition(Table.REPORTS, day), run.info.run_id
+            registry.log(run_id, metrics=metrics)
+            registry.log_artifacts(run_id, folder, REPORT_FOLDER)
+    return lake.partition(Table.REPORTS, day), run_id
 
 
 def _publish_folder(lake: Lake, day: date, folder: Path) -> None:
@@ -100,7 +91,7 @@ def with_banner(page: str, banner: str) -> str:
     return page[:cut] + banner + page[cut:]
 
 
-def annotate_report(config: Config, day: date, mlflow_run_id: str | None, banner: str) -> None:
+def annotate_report(config: Config, registry: Registry, day: date, run_id: str | None, banner: str) -> None:
     """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts."""
     lake = Lake.from_config(config)
     fs, path = lake.fs(lake.partition(Table.REPORTS, day))
@@ -111,5 +102,5 @@ def annotate_report(config: Config, day: date, mlflow_run_id: str | None, banner
         report = folder / REPORT_HTML
         report.write_text(with_banner(report.read_text(encoding="utf-8"), banner), encoding="utf-8")
         _publish_folder(lake, day, folder)
-        if mlflow_run_id:
-            MlflowClient(config.tracking_uri).log_artifact(mlflow_run_id, str(report), REPORT_FOLDER)
+        if run_id:
+            registry.log_artifact(run_id, report, REPORT_FOLDER)

@@ -9,22 +9,23 @@ tagged with the model version, whose metrics chart drift over time in the MLflow
 from __future__ import annotations
 
 import logging
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
-from pipelines import metrics, registry
+from pipelines import metrics
 from pipelines.config import Config
 from pipelines.drift_report import publish_report
 from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, evidently_drift, import_evidently
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
 from pipelines.records import jsonable
+from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
 from pipelines.storage import Lake, Table, concat
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
 
@@ -62,16 +63,17 @@ def output_column(config: Config) -> str:
     return PROBABILITY if config.task == "classification" else PREDICTION
 
 
-def load_reference(config: Config, model: registry.ModelRef) -> pd.DataFrame:
+def load_reference(registry: Registry, model: ModelRef) -> pd.DataFrame:
     """The reference sample stored with the champion's training run; its absence is an error naming the run."""
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=model.run_id, artifact_path=REFERENCE_ARTIFACT)
-    except Exception as exc:  # the store says "not found" in several ways
-        raise DataError(
-            f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name}"
-            f" v{model.version}: {exc}"
-        ) from exc
-    return pd.read_parquet(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = registry.download_artifact(str(model.run_id), REFERENCE_ARTIFACT, Path(tmp))
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name}"
+                f" v{model.version}: {exc}"
+            ) from exc
+        return pd.read_parquet(path)
 
 
 def current_window(config: Config, day: date) -> pd.DataFrame:
@@ -125,10 +127,10 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
     return score_metric(config, known[config.dataset.target], output), len(known)
 
 
-def check_drift(config: Config, day: date) -> DriftResult:
+def check_drift(config: Config, day: date, registry: Registry | None = None) -> DriftResult:
     """Compare the recent prediction log with the champion's reference; report to the lake and to MLflow."""
-    client = registry.connect(config)
-    champion = registry.require_alias(client, config.model.name)
+    registry = registry or connect(config)
+    champion = require_alias(registry, config.model.name)
     current = current_window(config, day)
     if len(current) < config.monitoring.min_rows:
         reason = (
@@ -143,7 +145,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
             model_version=champion.version,
             rows_current=len(current),
         )
-    reference = load_reference(config, champion)
+    reference = load_reference(registry, champion)
     features = config.dataset.features
     absent = [c for c in features.all if c not in current.columns]
     if absent:
@@ -170,11 +172,10 @@ def check_drift(config: Config, day: date) -> DriftResult:
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
-    champion_metric = _champion_metric(client, config, champion)
+    champion_metric = _champion_metric(registry, config, champion)
     report_url, run_id = publish_report(
-        config, day, champion, snapshot, verdicts, drift.missing, drift.drift_share, realized, realized_rows
+        config, registry, day, champion, snapshot, verdicts, drift.missing, drift.drift_share, realized, realized_rows
     )
-    experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     result = DriftResult(
         day=day.isoformat(),
         status="checked",
@@ -193,7 +194,7 @@ def check_drift(config: Config, day: date) -> DriftResult:
         champion_metric=champion_metric,
         report_url=report_url,
         mlflow_run_id=run_id,
-        experiment_id=experiment_id,
+        experiment_id=registry.experiment_id,
     )
     log.info(
         "drift %s: share %.2f (%s), output drifted: %s, realized %s=%s",
@@ -208,6 +209,6 @@ def check_drift(config: Config, day: date) -> DriftResult:
     return result
 
 
-def _champion_metric(client: MlflowClient, config: Config, champion: registry.ModelRef) -> float | None:
-    tag = client.get_model_version(champion.name, champion.version).tags.get(f"holdout_{config.model.metric}")
+def _champion_metric(registry: Registry, config: Config, champion: ModelRef) -> float | None:
+    tag = registry.version(champion.name, champion.version).tags.get(holdout_metric(config.model.metric))
     return float(tag) if tag is not None else None

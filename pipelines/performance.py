@@ -32,12 +32,11 @@ from pipelines.errors import DataError
 from pipelines.modeling import metric_value, paired_bootstrap, unresamplable
 from pipelines.monitoring import output_column
 from pipelines.records import jsonable
+from pipelines.registry import Registry, RunKind, Tag, connect, finite_metrics, realized_metric
 from pipelines.storage import Lake, Table
 from pipelines.training import read_labels
 
 log = logging.getLogger(__name__)
-
-PERFORMANCE_KIND = "performance"  # the `kind` tag of the per-day MLflow runs
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def _predictions(config: Config, day: date) -> pd.DataFrame:
     return Lake.from_config(config).read(Table.PREDICTIONS, day, [config.dataset.key, output, "model_version"])
 
 
-def update_performance(config: Config, as_of: date) -> list[DayPerformance]:
+def update_performance(config: Config, as_of: date, registry: Registry | None = None) -> list[DayPerformance]:
     """Revisit the scored days whose labels may have changed by the end of ``as_of``; rewrite the rows (and MLflow
     runs) of those whose labeled rows did change. Returns the rows written."""
     if not config.dataset.labels:
@@ -179,6 +178,7 @@ def update_performance(config: Config, as_of: date) -> list[DayPerformance]:
     keys = pd.concat([p[config.dataset.key].astype(str) for p in predictions.values()], ignore_index=True)
     labels = read_labels(config, keys, as_of=as_of)
     known = set(labels[config.dataset.key])
+    registry = registry or connect(config)
     written = []
     for day, frame in predictions.items():
         labeled = int(frame[config.dataset.key].astype(str).isin(known).sum())
@@ -187,7 +187,7 @@ def update_performance(config: Config, as_of: date) -> list[DayPerformance]:
             continue
         row = evaluate_day(config, day, frame, labels, as_of)
         lake.write(Table.PERFORMANCE, day, pd.DataFrame([row.as_dict()]))
-        _log_to_mlflow(config, row)
+        log_performance(registry, row)
         written.append(row)
         log.info(
             "performance %s (v%s) as of %s: %d of %d rows labeled, %s %.4f [%.4f, %.4f]%s",
@@ -209,46 +209,32 @@ def _day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000)
 
 
-def _log_to_mlflow(config: Config, row: DayPerformance) -> str:
-    """One MLflow run per scored day (``performance-D``, started at D's midnight so runs sort by day), reopened as
-    labels arrive. Each update logs the metrics at ``step`` = days since D and at D's timestamp: in the MLflow
-    UI's charts, x = time plots the realized metric over the scored days, x = step shows a day filling in."""
-    from mlflow.entities import Metric
-
-    from pipelines import registry
-
-    client = registry.connect(config)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
-    found = client.search_runs(
-        [experiment],
-        f"tags.kind = '{PERFORMANCE_KIND}' and tags.day = '{row.date}' and tags.model_name = '{row.model_name}'",
-        max_results=1,
-    )
+def log_performance(registry: Registry, row: DayPerformance) -> str:
+    """One run per scored day (``performance-D``, started at D's midnight so runs sort by day), reopened as labels
+    arrive. Each update logs the metrics at ``step`` = days since D and at D's timestamp: in the MLflow UI's charts,
+    x = time plots the realized metric over the scored days, x = step shows a day filling in. A value not known yet
+    (NaN) is left out. Returns the run's id."""
     day = date.fromisoformat(row.date)
-    tags = {"kind": PERFORMANCE_KIND, "day": row.date, "model_name": row.model_name}
+    tags = {Tag.DAY: row.date, Tag.MODEL_NAME: row.model_name}
+    found = registry.find_runs(RunKind.PERFORMANCE, **tags)
     run_id = (
-        found[0].info.run_id
+        found[0].run_id
         if found
-        else client.create_run(
-            experiment, start_time=_day_ms(day), tags=tags, run_name=f"performance-{row.date}"
-        ).info.run_id
+        else registry.start_run(RunKind.PERFORMANCE, f"performance-{row.date}", tags, start_time=_day_ms(day))
     )
-    client.set_tag(run_id, "model_version", row.model_version)
-    client.set_tag(run_id, "labels_as_of", row.labels_as_of)
+    registry.set_tags(run_id, {Tag.MODEL_VERSION: row.model_version, Tag.LABELS_AS_OF: row.labels_as_of})
+    metric = realized_metric(row.metric)
     values = {
-        f"realized_{row.metric}": row.value,
-        f"realized_{row.metric}_ci_low": row.ci_low,
-        f"realized_{row.metric}_ci_high": row.ci_high,
+        metric: row.value,
+        f"{metric}_ci_low": row.ci_low,
+        f"{metric}_ci_high": row.ci_high,
         "labeled_rows": row.labeled_rows,
         "label_share": row.label_share,
         "scored_rows": row.scored_rows,
     }
     step = (date.fromisoformat(row.labels_as_of) - day).days
-    client.log_batch(
-        run_id,
-        metrics=[Metric(k, float(v), _day_ms(day), step) for k, v in values.items() if np.isfinite(v)],
-    )
-    client.set_terminated(run_id)
+    registry.log(run_id, metrics=finite_metrics(values), step=step, timestamp=_day_ms(day))
+    registry.end_run(run_id)
     return run_id
 
 

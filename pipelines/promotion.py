@@ -19,25 +19,29 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import mlflow
 import numpy as np
-from mlflow.tracking import MlflowClient
 
-from pipelines import registry
 from pipelines.config import Config, load_config
+from pipelines.errors import RegistryError
+from pipelines.model_artifacts import load_model
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.performance import holdout_days
 from pipelines.promotion_record import Decision, find_decision, mark_applied, record_decision, tag_version
 from pipelines.promotion_rules import gain_interval, metric_gain, promotion_verdict
 from pipelines.records import defined, jsonable
-from pipelines.retrain_gate import LAST_RETRAIN_TAG
+from pipelines.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    Registry,
+    RunKind,
+    Tag,
+    connect,
+    require_alias,
+)
 from pipelines.training import labeled_window, train_and_register
 
 log = logging.getLogger(__name__)
-
-CHALLENGER = "challenger"
-
-PREVIOUS = "previous_champion"
 
 
 @dataclass(frozen=True)
@@ -58,31 +62,38 @@ class Rollback:
         )
 
 
-def train_challenger(config: Config, day: date, reason: str) -> str:
+def train_challenger(config: Config, day: date, reason: str, registry: Registry | None = None) -> str:
     """Train on the window that ends before the holdout days (the newest days labeled by ``day``), with the labels
     known by ``day``; register it and give it the ``challenger`` alias."""
+    registry = registry or connect(config)
     end = holdout_days(config, day)[0] - timedelta(days=1)
-    result = train_and_register(config, end, reason=f"challenger: {reason}", as_of=day)
-    client = registry.connect(config)
-    client.set_registered_model_alias(config.model.name, CHALLENGER, result.version)
-    client.set_registered_model_tag(config.model.name, LAST_RETRAIN_TAG, day.isoformat())
+    result = train_and_register(config, end, reason=f"challenger: {reason}", as_of=day, registry=registry)
+    registry.set_alias(config.model.name, CHALLENGER, result.version)
+    registry.set_model_tag(config.model.name, Tag.LAST_RETRAIN, day.isoformat())
     return result.version
 
 
 def evaluate_and_promote(
-    config: Config, day: date, challenger_version: str, trigger: str, run_key: str = "none"
+    config: Config,
+    day: date,
+    challenger_version: str,
+    trigger: str,
+    run_key: str = "none",
+    registry: Registry | None = None,
 ) -> Decision:
     """Score champion and challenger on the same newest labeled days (labels arrived by ``day``); promote only on a
     significant margin. Safe to retry: the decision is recorded, keyed by ``run_key`` (the Airflow run id), the day
     and the challenger, before anything acts on it, and a retry returns that record and finishes what it says
     (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed."""
-    client = registry.connect(config)
-    decision = find_decision(client, config, day, challenger_version, run_key)
+    registry = registry or connect(config)
+    decision = find_decision(registry, config, day, challenger_version, run_key)
     if decision is None:
-        decision = record_decision(config, judge(config, client, day, challenger_version, trigger), day, run_key)
+        decision = record_decision(
+            registry, config, judge(config, registry, day, challenger_version, trigger), day, run_key
+        )
     else:
         log.warning("v%s was already decided on %s in run %s: a retry", challenger_version, day, decision.mlflow_run_id)
-    apply_decision(client, config, decision, day)
+    apply_decision(registry, config, decision, day)
     log.info(
         "promotion decision for %s v%s: %s (%s)",
         config.model.name,
@@ -93,10 +104,10 @@ def evaluate_and_promote(
     return decision
 
 
-def judge(config: Config, client: MlflowClient, day: date, challenger_version: str, trigger: str) -> Decision:
+def judge(config: Config, registry: Registry, day: date, challenger_version: str, trigger: str) -> Decision:
     """The decision, from the registry and the lake as they are (it writes nothing): both models' metric on the
     holdout, the gain's interval and the promotion ladder's verdict."""
-    champion = registry.require_alias(client, config.model.name)
+    champion = require_alias(registry, config.model.name)
     held_out = holdout_days(config, day)  # the newest days whose labels have arrived by the run's day
     span = (held_out[-1] - held_out[0]).days + 1
     holdout_config = config.model_copy(
@@ -104,10 +115,10 @@ def judge(config: Config, client: MlflowClient, day: date, challenger_version: s
     )
     holdout, days = labeled_window(holdout_config, held_out[-1], as_of=day)
     x, y = model_input(holdout, config), holdout[config.dataset.target].to_numpy()
-    challenger = registry.version_ref(client, config.model.name, challenger_version)
+    challenger = registry.version(config.model.name, challenger_version).ref
     outputs = {
         ref.version: model_output(
-            registry.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
+            load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
         )
         for ref in (champion, challenger)
     }
@@ -152,64 +163,62 @@ def _holdout_metric(config: Config, y: np.ndarray, output: np.ndarray) -> float 
     return defined(metric_value(config.model.metric, y, output))
 
 
-def apply_decision(client: MlflowClient, config: Config, decision: Decision, day: date) -> None:
+def apply_decision(registry: Registry, config: Config, decision: Decision, day: date) -> None:
     """Make the registry say what the recorded decision says; each step checks first, so a retry repeats none."""
     name = config.model.name
     if decision.promoted:
-        current = registry.alias_version(client, name, registry.CHAMPION)
+        current = registry.alias(name, CHAMPION)
         if current is None or current.version != decision.challenger_version:
-            promote(client, name, decision.champion_version, decision.challenger_version)
-    settle_challenger(client, name, decision.challenger_version, challenger_holds=not decision.promoted)
-    tag_version(client, config, decision, day)
-    mark_applied(client, decision)
+            promote(registry, name, decision.champion_version, decision.challenger_version)
+    settle_challenger(registry, name, decision.challenger_version, challenger_holds=not decision.promoted)
+    tag_version(registry, config, decision, day)
+    mark_applied(registry, decision)
 
 
-def settle_challenger(client: MlflowClient, name: str, version: str, challenger_holds: bool) -> None:
+def settle_challenger(registry: Registry, name: str, version: str, challenger_holds: bool) -> None:
     """The rule for ``challenger`` after a decision: it names the last evaluated challenger that was kept out, and
     no version once that challenger is promoted (it is the champion then), so it never names a stale version."""
-    champion = registry.alias_version(client, name, registry.CHAMPION)
+    champion = registry.alias(name, CHAMPION)
     if challenger_holds and (champion is None or champion.version != version):
-        client.set_registered_model_alias(name, CHALLENGER, version)
-    elif registry.alias_version(client, name, CHALLENGER) is not None:
-        client.delete_registered_model_alias(name, CHALLENGER)
+        registry.set_alias(name, CHALLENGER, version)
+    elif registry.alias(name, CHALLENGER) is not None:
+        registry.delete_alias(name, CHALLENGER)
 
 
-def promote(client: MlflowClient, name: str, old: str, new: str) -> None:
+def promote(registry: Registry, name: str, old: str, new: str) -> None:
     """``previous_champion`` <- old, then ``champion`` <- new; a failure leaves exactly one champion and says which."""
-    client.set_registered_model_alias(name, PREVIOUS, old)
+    registry.set_alias(name, PREVIOUS, old)
     try:
-        client.set_registered_model_alias(name, registry.CHAMPION, new)
+        registry.set_alias(name, CHAMPION, new)
     except Exception as exc:
-        current = registry.alias_version(client, name, registry.CHAMPION)
-        raise registry.RegistryError(
+        current = registry.alias(name, CHAMPION)
+        raise RegistryError(
             f"promoting {name} v{new} failed after previous_champion was set to v{old}; "
             f"champion is still v{current.version if current else '?'}: {exc}"
         ) from exc
 
 
-def rollback(config: Config, reason: str) -> Rollback:
-    """``champion`` <- ``previous_champion`` (and the two swap), recorded as tags on both versions and an MLflow run."""
-    client = registry.connect(config)
+def rollback(config: Config, reason: str, registry: Registry | None = None) -> Rollback:
+    """``champion`` <- ``previous_champion`` (and the two swap), recorded as tags on both versions and a run."""
+    registry = registry or connect(config)
     name = config.model.name
-    current = registry.require_alias(client, name)
-    previous = registry.alias_version(client, name, PREVIOUS)
+    current = require_alias(registry, name)
+    previous = registry.alias(name, PREVIOUS)
     if previous is None:
-        raise registry.RegistryError(f"model {name!r} has no {PREVIOUS!r} alias: nothing to roll back to")
-    promote(client, name, current.version, previous.version)
-    with mlflow.start_run(run_name=f"rollback-v{current.version}-to-v{previous.version}") as run:
-        mlflow.set_tags(
-            {
-                "kind": "rollback",
-                "model_name": name,
-                "from_version": current.version,
-                "to_version": previous.version,
-                "reason": reason,
-            }
-        )
-    client.set_model_version_tag(name, current.version, "rolled_back", f"replaced by v{previous.version}: {reason}")
-    client.set_model_version_tag(name, previous.version, "restored", f"rollback from v{current.version}: {reason}")
+        raise RegistryError(f"model {name!r} has no {PREVIOUS!r} alias: nothing to roll back to")
+    promote(registry, name, current.version, previous.version)
+    tags = {
+        Tag.MODEL_NAME: name,
+        Tag.FROM_VERSION: current.version,
+        Tag.TO_VERSION: previous.version,
+        Tag.REASON: reason,
+    }
+    run_id = registry.start_run(RunKind.ROLLBACK, f"rollback-v{current.version}-to-v{previous.version}", tags)
+    registry.end_run(run_id)  # a record of tags only: complete once created
+    registry.set_version_tag(name, current.version, Tag.ROLLED_BACK, f"replaced by v{previous.version}: {reason}")
+    registry.set_version_tag(name, previous.version, Tag.RESTORED, f"rollback from v{current.version}: {reason}")
     log.warning("rolled back %s: champion v%s -> v%s (%s)", name, current.version, previous.version, reason)
-    return Rollback(name, current.version, previous.version, reason, run.info.run_id)
+    return Rollback(name, current.version, previous.version, reason, run_id)
 
 
 def main(argv: list[str] | None = None) -> None:

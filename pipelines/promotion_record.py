@@ -4,7 +4,7 @@ A task can fail after its decision was taken, e.g. when its result cannot be han
 it. Deciding again would write a second record, send a second alert and judge a registry the first try already
 changed (the challenger may be champion by then). So the decision is recorded first, keyed by the run, the day and
 the challenger, with its whole content as an artifact (``decision.json``); a retry finds that record and returns
-it, and everything done because of it (alias moves, version tags, the alert: :func:`pipelines.registry.once_per_run`)
+it, and everything done because of it (alias moves, version tags, the alert: :func:`pipelines.registry.alert_once`)
 checks whether it was already done.
 """
 
@@ -15,19 +15,14 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-import mlflow
-from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
-
 from pipelines.config import Config
 from pipelines.records import jsonable
+from pipelines.registry import Registry, RunKind, Tag, tracked_run
 
 log = logging.getLogger(__name__)
 
-PROMOTION_KIND = "promotion"  # the `kind` tag of a decision's run
 RECORD_ARTIFACT = "decision.json"
-APPLIED_TAG = "applied"  # "pending" until the aliases and version tags say what the record says, then "true"
-VERSION_TAGS = (
+VERSION_TAGS = (  # the fields written as ``decision.<field>`` tags on the challenger version
     "promoted",
     "reason",
     "champion_version",
@@ -70,82 +65,78 @@ class Decision:
         return jsonable(asdict(self))
 
 
-def _key_filter(config: Config, day: date, challenger_version: str, run_key: str) -> str:
-    return (
-        f"tags.kind = '{PROMOTION_KIND}' and tags.model_name = '{config.model.name}' and tags.day = '{day}'"
-        f" and tags.challenger_version = '{challenger_version}' and tags.airflow_run_id = '{_quoted(run_key)}'"
-    )
-
-
-def _quoted(value: str) -> str:
-    if "'" in value:
-        raise ValueError(f"a run key with a quote cannot be searched for: {value!r}")
-    return value
+def _key(config: Config, day: date, challenger_version: str, run_key: str) -> dict[str, str]:
+    """What a decision's record is found by: the model, the day, the challenger and the Airflow run."""
+    return {
+        Tag.MODEL_NAME: config.model.name,
+        Tag.DAY: day.isoformat(),
+        Tag.CHALLENGER_VERSION: challenger_version,
+        Tag.AIRFLOW_RUN_ID: run_key,
+    }
 
 
 def find_decision(
-    client: MlflowClient, config: Config, day: date, challenger_version: str, run_key: str
+    registry: Registry, config: Config, day: date, challenger_version: str, run_key: str
 ) -> Decision | None:
     """The decision already recorded for this run, day and challenger, or None. A run left unfinished by a try
     that died while recording holds no complete record: it is deleted, and the decision is taken again."""
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
-    found = client.search_runs([experiment], _key_filter(config, day, challenger_version, run_key))
-    finished = [r for r in found if r.info.status == RunStatus.to_string(RunStatus.FINISHED)]
+    found = registry.find_runs(RunKind.PROMOTION, **_key(config, day, challenger_version, run_key))
+    finished = [r for r in found if r.finished]
     for run in found:
-        if run not in finished:
-            log.warning("deleting the incomplete promotion record %s of an earlier try", run.info.run_id)
-            client.delete_run(run.info.run_id)
+        if not run.finished:
+            log.warning("deleting the incomplete promotion record %s of an earlier try", run.run_id)
+            registry.delete_run(run.run_id)
     if not finished:
         return None
-    run = min(finished, key=lambda r: r.info.start_time)
-    content = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{RECORD_ARTIFACT}")
-    return Decision(**{**content, "mlflow_run_id": run.info.run_id})
+    run = finished[0]  # the oldest: the first try's
+    content = registry.record(run.run_id, RECORD_ARTIFACT)
+    return Decision(**{**content, "mlflow_run_id": run.run_id})
 
 
-def record_decision(config: Config, decision: Decision, day: date, run_key: str) -> Decision:
-    """The decision as an MLflow run (tags, params, the defined metrics and the whole record as ``decision.json``),
-    before anything acts on it. Returns the decision with its run id."""
+def record_decision(registry: Registry, config: Config, decision: Decision, day: date, run_key: str) -> Decision:
+    """The decision as a run (tags, params, the defined metrics and the whole record as ``decision.json``), before
+    anything acts on it. Returns the decision with its run id."""
     fields = decision.as_dict()
-    with mlflow.start_run(run_name=f"{PROMOTION_KIND}-{day.isoformat()}-v{decision.challenger_version}") as run:
-        mlflow.set_tags(
-            {
-                "kind": PROMOTION_KIND,
-                "day": day.isoformat(),
-                "model_name": config.model.name,
-                "challenger_version": decision.challenger_version,
-                "airflow_run_id": run_key,
-                "promoted": str(decision.promoted),
-                "reason": decision.reason,
-                "trigger": decision.trigger,
-                APPLIED_TAG: "pending",
-            }
+    tags = {
+        **_key(config, day, decision.challenger_version, run_key),
+        Tag.PROMOTED: str(decision.promoted),
+        Tag.REASON: decision.reason,
+        Tag.TRIGGER: decision.trigger,
+        Tag.APPLIED: "pending",  # until the aliases and version tags say what the record says
+    }
+    name = f"{RunKind.PROMOTION}-{day.isoformat()}-v{decision.challenger_version}"
+    with tracked_run(registry, RunKind.PROMOTION, name, tags) as run_id:
+        registry.log(
+            run_id,
+            metrics={k: v for k, v in fields.items() if isinstance(v, float)},  # None (undefined) left out
+            params={
+                k: v
+                for k, v in fields.items()
+                if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")
+            },
         )
-        mlflow.log_params(
-            {k: v for k, v in fields.items() if isinstance(v, str | int) and k not in ("reason", "trigger", "promoted")}
-        )
-        mlflow.log_metrics({k: v for k, v in fields.items() if isinstance(v, float)})  # None (undefined) left out
-        recorded = replace(decision, mlflow_run_id=run.info.run_id)
-        mlflow.log_dict(recorded.as_dict(), RECORD_ARTIFACT)
+        recorded = replace(decision, mlflow_run_id=run_id)
+        registry.log_record(run_id, RECORD_ARTIFACT, recorded.as_dict())
     return recorded
 
 
-def tag_version(client: MlflowClient, config: Config, decision: Decision, day: date) -> None:
+def tag_version(registry: Registry, config: Config, decision: Decision, day: date) -> None:
     """The decision as ``decision.*`` tags on the challenger version (an undefined number has no tag: the reason
     says why) and, once, in words in its description, for the version's page in the MLflow UI."""
     name, version, fields = config.model.name, decision.challenger_version, decision.as_dict()
     for key in VERSION_TAGS:
         if fields[key] is not None:
-            client.set_model_version_tag(name, version, f"decision.{key}", str(fields[key]))
-    client.set_model_version_tag(name, version, "decision.run_id", decision.mlflow_run_id)
-    previous = client.get_model_version(name, version).description or ""
+            registry.set_version_tag(name, version, Tag.decision(key), str(fields[key]))
+    registry.set_version_tag(name, version, Tag.DECISION_RUN_ID, decision.mlflow_run_id)
+    previous = registry.version(name, version).description
     if decision.mlflow_run_id in previous:
         return  # a retry: the description already tells this decision
     text = decision_description(decision, day)
-    client.update_model_version(name, version, description=f"{previous}\n\n---\n\n{text}" if previous else text)
+    registry.set_version_description(name, version, f"{previous}\n\n---\n\n{text}" if previous else text)
 
 
-def mark_applied(client: MlflowClient, decision: Decision) -> None:
-    client.set_tag(decision.mlflow_run_id, APPLIED_TAG, "true")
+def mark_applied(registry: Registry, decision: Decision) -> None:
+    registry.set_tags(decision.mlflow_run_id, {Tag.APPLIED: "true"})
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -1,31 +1,104 @@
-"""MLflow tracking and registry access: one place that knows the store, the experiment and the aliases.
+"""The registry seam: what the pipeline asks of a model registry and run tracker, the names it writes, and the rules
+built on it.
 
-Models are always addressed through registry aliases (``champion``), never through the deprecated stages.
+:class:`Registry` is the interface: aliases (resolve, move, delete), registered versions with their tags and
+descriptions, registered-model tags, and runs by kind with their tags, metrics, params, artifacts and small JSON
+records. Two implementations keep it: :class:`pipelines.registry_mlflow.MlflowRegistry` (the only code in
+``pipelines/`` that calls MLflow's tracking and registry API) and :class:`pipelines.registry_memory.MemoryRegistry`
+(for unit tests); ``tests/pipelines/test_registry_contract.py`` runs one contract against both, and against a real
+``mlflow server``, so the fake cannot drift. Model artifacts (logging, loading, flavor) are
+:mod:`pipelines.model_artifacts`'s.
+
+Every run the pipeline writes has a :class:`RunKind` (its ``kind`` tag), and every tag name is one of :class:`Tag`:
+the names users see in the MLflow UI are defined here once. One Registry is built per task (:func:`connect`) and
+passed to the code that decides. Models are addressed through aliases (``champion``), never deprecated stages.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
+import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
-from pipelines.config import Config
 from pipelines.errors import RegistryError
+
+if TYPE_CHECKING:
+    from pipelines.config import Config
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-ALERTED_TAG = "alerted"  # on a decision's run: the channels its alert went through ("none": no channel configured)
-MODEL_CACHE_SIZE = 4  # champion + challenger, each on up to two devices: a long-lived worker keeps no more
+CHAMPION = "champion"  # the version batch scoring, serving and drift checks use
+CHALLENGER = "challenger"  # the last evaluated challenger that was kept out (no version once it is promoted)
+PREVIOUS = "previous_champion"  # the champion before the last promotion: what a rollback restores
+
+
+class RunKind(StrEnum):
+    """The ``kind`` tag of every run the pipeline writes: what a search for "the drift check of day D" names."""
+
+    TRAINING = "training"  # a fit that registered a version (``train-D``)
+    DRIFT = "drift"  # a day's drift check and report (``drift-D``)
+    PERFORMANCE = "performance"  # a scored day's realized metric, reopened as labels arrive (``performance-D``)
+    RETRAIN_DECISION = "retrain_decision"  # the retraining decision of a day whose drift check was skipped
+    PROMOTION = "promotion"  # a promotion decision and its record (``promotion-D-vN``)
+    ROLLBACK = "rollback"  # a rollback (``rollback-vN-to-vM``)
+
+
+class Tag:
+    """Tag names, as the MLflow UI shows them (runs, versions, the registered model)."""
+
+    # on runs: what the run is and what it is of, so it can be found again
+    KIND = "kind"
+    DAY = "day"
+    MODEL_NAME = "model_name"
+    MODEL_VERSION = "model_version"
+    CHALLENGER_VERSION = "challenger_version"
+    AIRFLOW_RUN_ID = "airflow_run_id"
+    # on runs: what was decided and done
+    PROMOTED = "promoted"
+    REASON = "reason"
+    TRIGGER = "trigger"
+    DECISION = "decision"  # a day's retraining verdict: "retrain", "no retrain", "none" (another day decided)
+    DECISION_REASON = "decision.reason"
+    DECISION_TRIGGERS = "decision.triggers"
+    APPLIED = "applied"  # on a promotion record: "pending" until the registry says what it says, then "true"
+    ALERTED = "alerted"  # on a decision's run: the channels its alert went through ("none": no channel)
+    FROM_VERSION = "from_version"
+    TO_VERSION = "to_version"
+    LABELS_AS_OF = "labels_as_of"
+    NOTE = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+    # on training runs and on the versions they register
+    WINDOW_START = "window_start"
+    WINDOW_END = "window_end"
+    DATA_HASH = "data_hash"
+    TASK = "task"
+    # on versions
+    DECISION_RUN_ID = "decision.run_id"
+    ROLLED_BACK = "rolled_back"
+    RESTORED = "restored"
+    # on the registered model
+    LAST_RETRAIN = "last_retrain_day"
+
+    @staticmethod
+    def decision(field: str) -> str:
+        """A promotion decision's field as a version tag (``decision.promoted``, ``decision.ci_low``, ...)."""
+        return f"decision.{field}"
+
+
+def holdout_metric(metric: str) -> str:
+    """The training holdout's metric, as a training run's metric and a version's tag (``holdout_roc_auc``)."""
+    return f"holdout_{metric}"
+
+
+def realized_metric(metric: str) -> str:
+    """The champion's metric on labeled live rows, as a drift or performance run's metric (``realized_roc_auc``)."""
+    return f"realized_{metric}"
 
 
 @dataclass(frozen=True)
@@ -35,7 +108,7 @@ class ModelRef:
     name: str
     version: str
     run_id: str | None
-    flavor: str = "sklearn"  # "sklearn" or "torch": how the version was logged, read from its MLmodel file
+    flavor: str | None = None  # "sklearn" or "torch", read from the MLmodel file (None: not read yet)
 
     def __post_init__(self) -> None:
         """Only registered versions are ever loaded: the registry is the trust boundary, never a path or a URL."""
@@ -49,115 +122,229 @@ class ModelRef:
         return f"models:/{self.name}/{self.version}"
 
 
-def _artifact_location(tracking_uri: str) -> str | None:
-    """Beside a SQLite store, keep artifacts next to the database file rather than in the process's working folder."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix):
-        return (Path(tracking_uri[len(prefix) :]).parent / "mlartifacts").as_uri()
-    return None
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version as the registry holds it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.name, self.version, self.run_id)
 
 
-def use_store(uri: str) -> None:
-    """Point this process's MLflow at ``uri`` for tracking and registry, leaving the environment as it was.
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as the tracker holds it. ``start_time`` in epoch milliseconds; ``status`` ``RUNNING``, ``FINISHED``
+    or ``FAILED``."""
 
-    MLflow exports the URIs it is set to into the environment, where the next ``load_config`` would read them as a
-    deployment's override: several configs in one process (the demo, ``dag.test()``) would then share one store.
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str
+    start_time: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric."""
+
+    step: int
+    value: float
+    timestamp: int  # epoch milliseconds
+
+
+class Registry(ABC):
+    """What the pipeline needs of a model registry and run tracker, in its own words.
+
+    Runs live in one experiment (:attr:`experiment_id`); searches skip deleted runs and list the oldest first. A tag
+    value searched for may not hold a single quote (MLflow's filter language cannot say it): ``ValueError``.
     """
-    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for name, value in exported.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+
+    @property
+    @abstractmethod
+    def experiment_id(self) -> str:
+        """The experiment the runs are in (the Airflow plugin links to runs through it)."""
+
+    # --- aliases ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def alias(self, name: str, alias: str) -> ModelRef | None:
+        """The version holding ``alias``, or None when the model or the alias does not exist."""
+
+    @abstractmethod
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version`` (an alias names one version at a time: it moves, never doubles)."""
+
+    @abstractmethod
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias``; removing one that does not exist is an error of the store."""
+
+    # --- versions --------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def register_version(self, name: str, source: str, run_id: str) -> str:
+        """Register the model at ``source`` (logged by run ``run_id``) as the next version of ``name``, creating the
+        registered model on first use; returns the version."""
+
+    @abstractmethod
+    def version(self, name: str, version: str) -> VersionInfo:
+        """A registered version with its tags, description and aliases; a missing one is :class:`RegistryError`."""
+
+    @abstractmethod
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every registered version of ``name``, oldest first (none when the model does not exist)."""
+
+    @abstractmethod
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def set_version_description(self, name: str, version: str, text: str) -> None: ...
+
+    @abstractmethod
+    def model_tag(self, name: str, key: str) -> str | None:
+        """A tag of the registered model (not of a version), or None."""
+
+    @abstractmethod
+    def set_model_tag(self, name: str, key: str, value: str) -> None: ...
+
+    # --- runs ------------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def start_run(
+        self, kind: RunKind, name: str, tags: Mapping[str, str] | None = None, start_time: int | None = None
+    ) -> str:
+        """A new run (``RUNNING``) tagged with its ``kind`` and ``tags``; ``start_time`` in epoch ms (default now).
+        Returns its id. Prefer :func:`tracked_run`, which ends it."""
+
+    @abstractmethod
+    def end_run(self, run_id: str, failed: bool = False) -> None:
+        """Mark the run ``FINISHED`` (or ``FAILED``); a finished run can be written to and ended again."""
+
+    @abstractmethod
+    def run(self, run_id: str) -> RunInfo: ...
+
+    @abstractmethod
+    def find_runs(self, kind: RunKind, **tags: str) -> list[RunInfo]:
+        """The runs of ``kind`` whose tags equal ``tags``, oldest first."""
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def log(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        step: int = 0,
+        timestamp: int | None = None,
+    ) -> None:
+        """Metrics (at ``step`` and ``timestamp``, epoch ms, default now) and params (written as text; a param is
+        written once) in one call."""
+
+    @abstractmethod
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every logged value of a run's metric, in the order logged."""
+
+    @abstractmethod
+    def log_artifact(self, run_id: str, local_file: Path, folder: str) -> None:
+        """Copy a file into the run's artifact ``folder`` (replacing one of the same name)."""
+
+    @abstractmethod
+    def log_artifacts(self, run_id: str, local_dir: Path, folder: str) -> None:
+        """Copy every file of ``local_dir`` into the run's artifact ``folder``."""
+
+    @abstractmethod
+    def download_artifact(self, run_id: str, path: str, destination: Path) -> Path:
+        """The run's artifact ``path`` as a local file under ``destination``; a missing one is
+        ``FileNotFoundError``."""
+
+    @abstractmethod
+    def log_record(self, run_id: str, name: str, record: Mapping[str, Any]) -> None:
+        """A small JSON document as the run's artifact ``name`` (finite numbers only: see
+        :func:`pipelines.records.jsonable`)."""
+
+    @abstractmethod
+    def record(self, run_id: str, name: str) -> dict[str, Any]:
+        """The JSON document :meth:`log_record` wrote; a missing one is ``FileNotFoundError``."""
 
 
-def connect(config: Config) -> MlflowClient:
-    """Point MLflow at the configured store and experiment (created on first use); return a client."""
-    uri = config.tracking_uri
-    use_store(uri)
-    client = MlflowClient(uri, registry_uri=uri)
-    if client.get_experiment_by_name(config.mlflow.experiment) is None:
-        try:
-            client.create_experiment(config.mlflow.experiment, artifact_location=_artifact_location(uri))
-        except MlflowException:  # created concurrently by another task: fine, it exists now
-            log.info("experiment %s was created concurrently", config.mlflow.experiment)
-    mlflow.set_experiment(config.mlflow.experiment)
-    return client
+def connect(config: Config) -> Registry:
+    """The configured store as a :class:`Registry` (its experiment created on first use): one per task."""
+    from pipelines.registry_mlflow import MlflowRegistry
+
+    return MlflowRegistry.from_config(config)
 
 
-def alias_version(client: MlflowClient, name: str, alias: str) -> ModelRef | None:
-    """The version holding ``alias``, or None when the model or the alias does not exist."""
+@contextmanager
+def tracked_run(
+    registry: Registry, kind: RunKind, name: str, tags: Mapping[str, str] | None = None, start_time: int | None = None
+) -> Iterator[str]:
+    """A new run for the block: ``FINISHED`` when it completes, ``FAILED`` when it raises (so a reader can tell a
+    complete record from one a dying try left behind)."""
+    run_id = registry.start_run(kind, name, tags, start_time)
     try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
+        yield run_id
+    except BaseException:
+        registry.end_run(run_id, failed=True)
         raise
-    return ModelRef(name=name, version=str(version.version), run_id=version.run_id)
+    registry.end_run(run_id)
 
 
-def require_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> ModelRef:
-    """The version holding ``alias``, with its flavor; a missing alias is an error that says what to run."""
-    ref = alias_version(client, name, alias)
+def require_alias(registry: Registry, name: str, alias: str = CHAMPION) -> ModelRef:
+    """The version holding ``alias``; a missing alias is an error that says what to run."""
+    ref = registry.alias(name, alias)
     if ref is None:
         raise RegistryError(f"registered model {name!r} has no {alias!r} alias; run the model_training DAG first")
-    return replace(ref, flavor=_flavor(ref.uri))
+    return ref
 
 
-def version_ref(client: MlflowClient, name: str, version: str) -> ModelRef:
-    """A registered version by number, with its run and flavor."""
-    found = client.get_model_version(name, version)
-    ref = ModelRef(name=name, version=str(found.version), run_id=found.run_id)
-    return replace(ref, flavor=_flavor(ref.uri))
-
-
-def _flavor(uri: str) -> str:
-    return "torch" if "pytorch" in mlflow.models.get_model_info(uri).flavors else "sklearn"
-
-
-def crown_if_vacant(client: MlflowClient, name: str, version: str) -> str:
+def crown_if_vacant(registry: Registry, name: str, version: str) -> str:
     """Give the first registered version the champion alias; later versions must earn it. Returns the champion."""
-    current = alias_version(client, name, CHAMPION)
+    current = registry.alias(name, CHAMPION)
     if current is not None:
         return current.version
-    client.set_registered_model_alias(name, CHAMPION, version)
+    registry.set_alias(name, CHAMPION, version)
     log.info("model %s had no champion: version %s is champion now", name, version)
     return version
 
 
-def load_model(ref: ModelRef, tracking_uri: str, device: str = "cpu", torch_batch_rows: int | None = None) -> Any:
-    """The model behind a registered version, on ``device``; reused within a process (a version never changes).
-
-    The cache is bounded (least recently used first out), so a worker that scores version after version for
-    months holds at most ``MODEL_CACHE_SIZE`` models.
-    """
-    model = _load(ref.uri, ref.flavor, tracking_uri, device)
-    if torch_batch_rows is not None and ref.flavor == "torch":
-        model.batch_rows = torch_batch_rows
-    return model
-
-
-@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
-def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
-    use_store(tracking_uri)
-    if flavor == "torch":
-        model = mlflow.pytorch.load_model(uri, map_location=device).to(device)
-    else:
-        model = mlflow.sklearn.load_model(uri)
-    log.info("loaded %s on %s", uri, device)
-    return model
-
-
-def alert_once(client: MlflowClient, run_id: str, send: Callable[[], list[str]]) -> list[str] | None:
+def alert_once(registry: Registry, run_id: str, send: Callable[[], list[str]]) -> list[str] | None:
     """Send the alert of the decision recorded on run ``run_id`` unless a try before this one did (the run's
     ``alerted`` tag says so); returns the channels that took it, or None when it had been sent. Recorded right after
     sending: a try that dies in between sends it again on the retry (at least once), never once per retry."""
-    sent = client.get_run(run_id).data.tags.get(ALERTED_TAG)
+    sent = registry.run(run_id).tags.get(Tag.ALERTED)
     if sent is not None:
         log.info("the alert of the decision on run %s was already sent (%s): not again", run_id, sent)
         return None
     channels = send()
-    client.set_tag(run_id, ALERTED_TAG, ",".join(channels) or "none")
+    registry.set_tags(run_id, {Tag.ALERTED: ",".join(channels) or "none"})
     return channels
+
+
+def searchable(value: str) -> str:
+    """A tag value a search can name; one holding a quote is refused (both implementations refuse it alike)."""
+    if "'" in value:
+        raise ValueError(f"a tag value with a quote cannot be searched for: {value!r}")
+    return value
+
+
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The metrics whose value is a finite number: what a run's metrics may hold when NaN means "not known yet"."""
+    return {key: float(value) for key, value in metrics.items() if value is not None and math.isfinite(value)}

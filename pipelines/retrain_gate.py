@@ -12,26 +12,17 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-import mlflow
-from mlflow.tracking import MlflowClient
-
-from pipelines import registry
 from pipelines.config import Config
 from pipelines.drift_report import annotate_report, decision_banner
 from pipelines.monitoring import DriftResult
 from pipelines.performance import holdout_days
 from pipelines.records import jsonable
+from pipelines.registry import Registry, RunKind, Tag, connect, require_alias
 from pipelines.retrain_rules import RetrainDecision, nothing_new, retrain_decision
 from pipelines.storage import Lake, Table
 from pipelines.training import read_labels
 
 log = logging.getLogger(__name__)
-
-LAST_RETRAIN_TAG = "last_retrain_day"
-
-DECISION_KIND = "retrain_decision"  # the `kind` of the run recording a decision on a day whose check was skipped
-
-NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
 
 
 def with_labeled_realized(config: Config, drift: DriftResult, champion_version: str | None) -> DriftResult:
@@ -57,43 +48,50 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
     )
 
 
-def retrain_reason(config: Config, drift: DriftResult, day: date, force: bool = False) -> RetrainDecision:
+def retrain_reason(
+    config: Config, drift: DriftResult, day: date, force: bool = False, registry: Registry | None = None
+) -> RetrainDecision:
     """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked."""
     if drift.status == "checked":  # the metric-drop signal: only days whose labels have arrived
         drift = with_labeled_realized(config, drift, drift.model_version)
+    registry = registry or connect(config)
 
     def last_retrain() -> date | None:
-        tag = registry.connect(config).get_registered_model(config.model.name).tags.get(LAST_RETRAIN_TAG)
+        tag = registry.model_tag(config.model.name, Tag.LAST_RETRAIN)
         return date.fromisoformat(tag) if tag else None
 
     return retrain_decision(
-        config,
-        drift,
-        day,
-        last_retrain,
-        lambda: _labels_since_champion(config, registry.connect(config), day),
-        force=force,
+        config, drift, day, last_retrain, lambda: _labels_since_champion(config, registry, day), force=force
     )
 
 
-def decide_retraining(config: Config, results: list[DriftResult], force: bool = False) -> dict[str, Any]:
+def decide_retraining(
+    config: Config, results: list[DriftResult], force: bool = False, registry: Registry | None = None
+) -> dict[str, Any]:
     """Retrain or not, from the newest day actually checked among a run's checks (a skipped newest day of a backlog,
     e.g. an empty one, does not hide the drift of the days before it), and record it either way: the decided day
     carries the decision, every other day of the run says which day decided. Returns the decision for the DAG
     (``retrain``, ``reason``, ``date``, and the MLflow run and report it is recorded on)."""
+    registry = registry or connect(config)
     latest = max(results, key=lambda r: (r.status == "checked", r.day))
-    decision = retrain_reason(config, latest, date.fromisoformat(latest.day), force=force)
+    decision = retrain_reason(config, latest, date.fromisoformat(latest.day), force=force, registry=registry)
     verdict = _verdict(decision.retrain)
     for other in results:
         if other is latest:
             continue
         if other.status == "checked":
             record_retrain_decision(
-                config, other, None, f"decided on {latest.day}, the newest day checked in the same run: {verdict}"
+                config,
+                registry,
+                other,
+                None,
+                f"decided on {latest.day}, the newest day checked in the same run: {verdict}",
             )
         else:
-            record_retrain_decision(config, other, False, f"no drift check: {other.reason}")
-    run_id, experiment_id = record_retrain_decision(config, latest, decision.retrain, decision.reason, decision)
+            record_retrain_decision(config, registry, other, False, f"no drift check: {other.reason}")
+    run_id, experiment_id = record_retrain_decision(
+        config, registry, latest, decision.retrain, decision.reason, decision
+    )
     log.info("retrain=%s on %s: %s", decision.retrain, latest.day, decision.reason)
     return jsonable(
         {
@@ -112,24 +110,27 @@ def _verdict(retrain: bool | None) -> str:
 
 
 def record_retrain_decision(
-    config: Config, drift: DriftResult, retrain: bool | None, reason: str, decision: RetrainDecision | None = None
+    config: Config,
+    registry: Registry,
+    drift: DriftResult,
+    retrain: bool | None,
+    reason: str,
+    decision: RetrainDecision | None = None,
 ) -> tuple[str, str]:
     """A day's decision (``retrain``, ``no retrain``, or ``none`` when another day of the run decided) as tags and
     a readable description on the day's drift run, or on a run of its own when the check was skipped, and on top
     of the day's HTML report: "why did we (not) retrain on day D" is answered in the MLflow UI and in the report.
     Returns the MLflow run and experiment ids."""
-    client = registry.connect(config)
-    experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     verdict, lines = _verdict(retrain), decision.signals if decision else []
     triggers = "; ".join(decision.triggers) if decision and decision.triggers else "none"
     title = f"Retraining decision for {drift.day}: {verdict}"
     note = "\n".join(
         [f"**{title}** ({config.model.name} v{drift.model_version})", "", reason, "", *(f"- {x}" for x in lines)]
     )
-    run_id = drift.mlflow_run_id or _decision_run(client, config, experiment_id, drift.day)
-    tags = {"decision": verdict, "decision.reason": reason, "decision.triggers": triggers, NOTE_TAG: note}
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    run_id = drift.mlflow_run_id or _decision_run(registry, config, drift.day)
+    registry.set_tags(
+        run_id, {Tag.DECISION: verdict, Tag.DECISION_REASON: reason, Tag.DECISION_TRIGGERS: triggers, Tag.NOTE: note}
+    )
     if drift.status == "checked" and drift.report_url:
         sample = (
             f"verdicts on all {drift.rows_current} logged rows of the window; the charts below are drawn from a sample"
@@ -137,32 +138,29 @@ def record_retrain_decision(
         )
         annotate_report(
             config,
+            registry,
             date.fromisoformat(drift.day),
             drift.mlflow_run_id,
             decision_banner(title, retrain, reason, [*lines, sample]),
         )
-    return run_id, experiment_id
+    return run_id, registry.experiment_id
 
 
-def _decision_run(client: MlflowClient, config: Config, experiment_id: str, day: str) -> str:
+def _decision_run(registry: Registry, config: Config, day: str) -> str:
     """The run recording the decision of a day whose check was skipped: the one a retry or rerun already made, so
     the day keeps one such run, or a new one."""
-    tags = {"kind": DECISION_KIND, "day": day, "model_name": config.model.name}
-    found = client.search_runs(
-        [experiment_id], " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items()), max_results=1
-    )
+    tags = {Tag.DAY: day, Tag.MODEL_NAME: config.model.name}
+    found = registry.find_runs(RunKind.RETRAIN_DECISION, **tags)
     if found:
-        return found[0].info.run_id
-    with mlflow.start_run(run_name=f"retrain-decision-{day}") as run:
-        mlflow.set_tags(tags)
-    return run.info.run_id
+        return found[0].run_id
+    run_id = registry.start_run(RunKind.RETRAIN_DECISION, f"retrain-decision-{day}", tags)
+    registry.end_run(run_id)  # a record of tags only: complete once created
+    return run_id
 
 
-def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> int:
-    champion = registry.require_alias(client, config.model.name)
-    end = date.fromisoformat(
-        client.get_model_version(champion.name, champion.version).tags.get("window_end", "1970-01-01")
-    )
+def _labels_since_champion(config: Config, registry: Registry, day: date) -> int:
+    champion = require_alias(registry, config.model.name)
+    end = date.fromisoformat(registry.version(champion.name, champion.version).tags.get(Tag.WINDOW_END, "1970-01-01"))
     lake = Lake.from_config(config)
     days = [d for d in lake.days(Table.FEATURES) if end < d <= day]
     if not days:
@@ -174,16 +172,16 @@ def _labels_since_champion(config: Config, client: MlflowClient, day: date) -> i
     return int(wanted.isin(read_labels(config, wanted, as_of=day)[config.dataset.key]).sum())
 
 
-def scheduled_retraining_skip(config: Config, day: date) -> str | None:
+def scheduled_retraining_skip(config: Config, day: date, registry: Registry | None = None) -> str | None:
     """:func:`nothing_new` for a scheduled retraining on ``day``, from the lake and the registry: a weekly run (e.g.
     the first after unpausing over old data) with no newly labeled day skips instead of retraining on stale data."""
-    client = registry.connect(config)
+    registry = registry or connect(config)
     name = config.model.name
-    champion = registry.require_alias(client, name)
-    window_end = client.get_model_version(name, champion.version).tags.get("window_end")
+    champion = require_alias(registry, name)
+    window_end = registry.version(name, champion.version).tags.get(Tag.WINDOW_END)
     seen = [date.fromisoformat(window_end)] if window_end else []
-    for version in client.search_model_versions(f"name='{name}'"):
-        holdout = version.tags.get("decision.holdout")
+    for version in registry.versions(name):
+        holdout = version.tags.get(Tag.decision("holdout"))
         if holdout:
             seen.append(date.fromisoformat(holdout.split("..")[-1]))
     return nothing_new(holdout_days(config, day)[-1], seen)

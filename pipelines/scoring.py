@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from distributed import Client, get_worker
 
-from pipelines import metrics, registry, storage
+from pipelines import metrics, model_artifacts, registry, storage
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
@@ -180,7 +180,7 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
     with job.lake.open_for_arrow(piece.url, "rb") as source:
         frame = pq.ParquetFile(source).read_row_group(piece.row_group, columns=columns).to_pandas()
     device = _device(job)
-    model = registry.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
+    model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
     scores = score_frame(frame, model, config, duplicates)
 
     name = f"part-{piece.index:05d}.parquet"
@@ -260,7 +260,8 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
     source = lake.partition(Table.FEATURES, day)
     if not lake.exists(Table.FEATURES, day):
         raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
-    model = registry.require_alias(registry.connect(config), config.model.name)
+    champion = registry.require_alias(registry.connect(config), config.model.name)
+    model = model_artifacts.with_flavor(champion, config.tracking_uri)  # where it runs depends on it
     pieces = plan_pieces(lake, source, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all])
     where, use_gpu = placement(client, model.flavor)
     # Dask reruns a task whose worker died on its own; `retries` is for a task that raised (a transient read or

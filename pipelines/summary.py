@@ -6,9 +6,9 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines import registry
 from pipelines.config import Config
 from pipelines.performance import read_performance
+from pipelines.registry import Registry, RunKind, Tag, connect, holdout_metric
 from pipelines.storage import Lake, Table
 
 
@@ -43,49 +43,35 @@ def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
     )
 
 
-def registry_summary(config: Config) -> pd.DataFrame:
+def registry_summary(config: Config, registry: Registry | None = None) -> pd.DataFrame:
     """Every registered version of the configured model with its holdout metric, window and aliases."""
-    client = registry.connect(config)
-    name = config.model.name
-    rows = []
-    for found in client.search_model_versions(f"name='{name}'"):
-        version = client.get_model_version(name, found.version)  # search results omit aliases
-        tags = version.tags or {}
-        rows.append(
-            {
-                "version": int(version.version),
-                "aliases": ",".join(sorted(version.aliases)) or "-",
-                config.model.metric: tags.get(f"holdout_{config.model.metric}", "-"),
-                "window": f"{tags.get('window_start', '?')}..{tags.get('window_end', '?')}",
-                "run_id": version.run_id,
-            }
-        )
-    return pd.DataFrame.from_records(rows).sort_values("version") if rows else pd.DataFrame()
+    registry = registry or connect(config)
+    rows = [
+        {
+            "version": int(version.version),
+            "aliases": ",".join(version.aliases) or "-",
+            config.model.metric: version.tags.get(holdout_metric(config.model.metric), "-"),
+            "window": f"{version.tags.get(Tag.WINDOW_START, '?')}..{version.tags.get(Tag.WINDOW_END, '?')}",
+            "run_id": version.run_id,
+        }
+        for version in registry.versions(config.model.name)
+    ]
+    return pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
 
 
-def performance_summary(config: Config, days: list[date], ages: int = 4) -> pd.DataFrame:
+def performance_summary(
+    config: Config, days: list[date], ages: int = 4, registry: Registry | None = None
+) -> pd.DataFrame:
     """Per scored day, from the performance table and its MLflow runs: the model version, the share of its rows
     labeled 0, 1, ... ``ages - 1`` days after it was scored (how the labels arrived), and the realized metric with
     its interval as known now."""
-    from pipelines.performance import PERFORMANCE_KIND
-
     metric = config.model.metric
     table = {str(r["date"]): r for r in read_performance(config, days).to_dict("records")}
-    client = registry.connect(config)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
-    runs = (
-        client.search_runs(
-            [experiment.experiment_id],
-            f"tags.kind = '{PERFORMANCE_KIND}' and tags.model_name = '{config.model.name}'",
-            max_results=5000,
-        )
-        if experiment is not None
-        else []
-    )
+    registry = registry or connect(config)
     shares: dict[str, dict[int, float]] = {}
-    for run in runs:
-        history = client.get_metric_history(run.info.run_id, "label_share")
-        shares[run.data.tags["day"]] = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
+    for run in registry.find_runs(RunKind.PERFORMANCE, **{Tag.MODEL_NAME: config.model.name}):
+        history = registry.metric_history(run.run_id, "label_share")
+        shares[run.tags[Tag.DAY]] = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
     rows = []
     for day in days:
         key, row = day.isoformat(), table.get(day.isoformat())
@@ -104,11 +90,10 @@ def performance_summary(config: Config, days: list[date], ages: int = 4) -> pd.D
     return pd.DataFrame(rows)
 
 
-def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
+def monitoring_summary(config: Config, days: list[date], registry: Registry | None = None) -> pd.DataFrame:
     """Per day: the drift share of the day's check, the day's realized metric as known now (from the performance
     table: labels arrive after the check), and any promotion decision taken that day."""
-    client = registry.connect(config)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    registry = registry or connect(config)
     metric = config.model.metric
     rows = {
         d.isoformat(): {
@@ -120,21 +105,20 @@ def monitoring_summary(config: Config, days: list[date]) -> pd.DataFrame:
         }
         for d in days
     }
-    if experiment is None:
-        return pd.DataFrame(rows.values())
-    for run in client.search_runs([experiment.experiment_id], "tags.kind = 'drift'", max_results=5000):
-        row = rows.get(run.data.tags.get("day", ""))
+    of_model = {Tag.MODEL_NAME: config.model.name}
+    for run in registry.find_runs(RunKind.DRIFT, **of_model):
+        row = rows.get(run.tags.get(Tag.DAY, ""))
         if row is not None:
-            row["drift_share"] = round(run.data.metrics.get("drift_share", float("nan")), 2)
+            row["drift_share"] = round(run.metrics.get("drift_share", float("nan")), 2)
     for record in read_performance(config, days).to_dict("records"):
         row = rows.get(str(record["date"]))
         if row is not None:
             row[f"realized_{metric}"] = round(record["value"], 3)
-    for run in client.search_runs([experiment.experiment_id], "tags.kind = 'promotion'", max_results=5000):
-        row = rows.get(run.data.tags.get("day", ""))
+    for run in registry.find_runs(RunKind.PROMOTION, **of_model):
+        row = rows.get(run.tags.get(Tag.DAY, ""))
         if row is not None:
-            m, p = run.data.metrics, run.data.params
-            verdict = "promoted" if run.data.tags.get("promoted") == "True" else "kept"
+            m, p = run.metrics, run.params
+            verdict = "promoted" if run.tags.get(Tag.PROMOTED) == "True" else "kept"
             row["retrained"] = f"v{p.get('challenger_version')}"
             row["decision"] = (
                 f"{verdict}: {m.get('challenger_metric', float('nan')):.3f}"

@@ -17,14 +17,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
 
-from pipelines import registry, sources
+from pipelines import model_artifacts, sources
 from pipelines.config import Config
 from pipelines.modeling import build_model, evaluate, model_input
 from pipelines.records import defined, jsonable
+from pipelines.registry import Registry, RunKind, Tag, connect, crown_if_vacant, holdout_metric, tracked_run
 from pipelines.sources import read_source
 from pipelines.storage import Lake, Table
 from pipelines.validation import DataError, require_columns
@@ -166,35 +165,12 @@ def _reference_sample(config: Config, days: list[date], model: Any) -> pd.DataFr
     return sample.reset_index(drop=True)
 
 
-def pip_requirements(flavor: str) -> list[str]:
-    """The logged model's pip requirements, stated instead of inferred: MLflow infers them by loading the model in a
-    subprocess (about 5 s per logged version on 2 cores), and in a process that has torch imported it lists torch for
-    an sklearn model too. The flavor's own defaults at the installed versions (the estimator's library and
-    cloudpickle; torch for torch) plus what the model's input frames and preprocessing need."""
-    import numpy
-    import sklearn
-
-    frames = [f"pandas=={pd.__version__}", f"numpy=={numpy.__version__}"]
-    if flavor == "torch":
-        return [*mlflow.pytorch.get_default_pip_requirements(), f"scikit-learn=={sklearn.__version__}", *frames]
-    return [*mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True), *frames]
-
-
-def _log_model(config: Config, model: Any, example: pd.DataFrame) -> Any:
-    """Log and register with the flavor's own MLflow API; the signature describes the raw feature frame."""
-    common = {
-        "name": "model",
-        "signature": infer_signature(example, model.predict(example)),
-        "registered_model_name": config.model.name,
-        "pip_requirements": pip_requirements(config.model.flavor),
-    }
-    if config.model.flavor == "torch":
-        return mlflow.pytorch.log_model(model, serialization_format="pickle", **common)  # keeps its preprocessing
-    return mlflow.sklearn.log_model(model, input_example=example, serialization_format="cloudpickle", **common)
-
-
 def train_and_register(
-    config: Config, end_day: date, reason: str = "scheduled", as_of: date | None = None
+    config: Config,
+    end_day: date,
+    reason: str = "scheduled",
+    as_of: date | None = None,
+    registry: Registry | None = None,
 ) -> TrainResult:
     """Fit on the older part of the window ending on ``end_day`` (with the labels known by the end of ``as_of``,
     default ``end_day``), score the newest ``holdout_fraction``, log everything, register a version."""
@@ -216,29 +192,37 @@ def train_and_register(
             " larger training.holdout_fraction gives it more rows"
         )
 
-    client = registry.connect(config)
-    window = {"window_start": days[0].isoformat(), "window_end": days[-1].isoformat()}
-    with mlflow.start_run(run_name=f"train-{end_day.isoformat()}") as run:
-        mlflow.log_params({"estimator": config.model.estimator, **config.model.params})
-        mlflow.log_params(
-            {"window_days": config.training.window_days, "n_train": len(train), "n_holdout": len(holdout)}
+    registry = registry or connect(config)
+    name = config.model.name
+    window = {Tag.WINDOW_START: days[0].isoformat(), Tag.WINDOW_END: days[-1].isoformat()}
+    tags = {Tag.MODEL_NAME: name, **window, Tag.DATA_HASH: data_hash(frame), Tag.REASON: reason, Tag.TASK: config.task}
+    with tracked_run(registry, RunKind.TRAINING, f"train-{end_day.isoformat()}", tags) as run_id:
+        registry.log(
+            run_id,
+            metrics={holdout_metric(metric): value for metric, value in scores.items()},
+            params={
+                "estimator": config.model.estimator,
+                **config.model.params,
+                "window_days": config.training.window_days,
+                "n_train": len(train),
+                "n_holdout": len(holdout),
+            },
         )
-        mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
-        mlflow.set_tags({**window, "data_hash": data_hash(frame), "reason": reason, "task": config.task})
-        info = _log_model(config, model, x_train.dropna().head(5))
+        example = x_train.dropna().head(5)
+        source = model_artifacts.log_model(config.tracking_uri, run_id, model, config.model.flavor, example)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
             _reference_sample(config, days, model).to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-    version = str(info.registered_model_version)
+            registry.log_artifact(run_id, path, str(Path(REFERENCE_ARTIFACT).parent))
+        version = registry.register_version(name, source, run_id)
     metric_value = scores[config.model.metric]
-    client.set_model_version_tag(config.model.name, version, f"holdout_{config.model.metric}", f"{metric_value:.6f}")
+    registry.set_version_tag(name, version, holdout_metric(config.model.metric), f"{metric_value:.6f}")
     for key, value in window.items():
-        client.set_model_version_tag(config.model.name, version, key, value)
-    champion = registry.crown_if_vacant(client, config.model.name, version)
+        registry.set_version_tag(name, version, key, value)
+    champion = crown_if_vacant(registry, name, version)
     log.info(
         "registered %s v%s (%s=%.4f on %d holdout rows); champion is v%s",
-        config.model.name,
+        name,
         version,
         config.model.metric,
         metric_value,
@@ -246,13 +230,14 @@ def train_and_register(
         champion,
     )
     return TrainResult(
-        run_id=run.info.run_id,
-        model_name=config.model.name,
+        run_id=run_id,
+        model_name=name,
         version=version,
         champion_version=champion,
         metric=config.model.metric,
         metric_value=metric_value,
         n_train=len(train),
         n_holdout=len(holdout),
-        **window,
+        window_start=window[Tag.WINDOW_START],
+        window_end=window[Tag.WINDOW_END],
     )

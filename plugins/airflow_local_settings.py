@@ -30,6 +30,7 @@ PRELOAD = (
     "pipelines.performance",
     "pipelines.retrain_gate",
     "pipelines.promotion",
+    "pipelines.registry_mlflow",
 )
 
 

@@ -68,8 +68,7 @@ def bootstrap(config: Config, first_day: date) -> str:
     from pipelines.features import extract_features
     from pipelines.training import train_and_register
 
-    client = registry.connect(config)
-    champion = registry.alias_version(client, config.model.name, registry.CHAMPION)
+    champion = registry.connect(config).alias(config.model.name, registry.CHAMPION)
     if champion is not None:
         log.info("%s already has a champion (version %s): nothing to train", config.model.name, champion.version)
         return champion.version

@@ -88,9 +88,10 @@ def evidently_verdicts(config: Any, day: date) -> dict[str, dict[str, Any]]:
     from pipelines.drift_tests import column_verdicts
     from pipelines.monitoring import current_window, drift_input, load_reference, output_column
 
-    champion = registry.require_alias(registry.connect(config), config.model.name)
+    store = registry.connect(config)
+    champion = registry.require_alias(store, config.model.name)
     current = drift_input(current_window(config, day), config)
-    reference = drift_input(load_reference(config, champion), config)
+    reference = drift_input(load_reference(store, champion), config)
     features = config.dataset.features
     definition = DataDefinition(
         numerical_columns=[*features.numerical, output_column(config)], categorical_columns=features.categorical

@@ -89,11 +89,11 @@ class Server:
         for served in self.models.values():
             await served.scorer.start()
         for served in self.models.values():
-            client = registry.connect(served.config)
-            await served.refresh(client)
+            store = registry.connect(served.config)
+            await served.refresh(store)
             self._tasks += [
                 asyncio.create_task(served.batcher.run()),
-                asyncio.create_task(self._reload_loop(served, client)),
+                asyncio.create_task(self._reload_loop(served, store)),
                 asyncio.create_task(self._flush_loop(served)),
             ]
 
@@ -108,10 +108,10 @@ class Server:
             self._flush(name)
             await served.scorer.close()
 
-    async def _reload_loop(self, served: ServedModel, client: Any) -> None:
+    async def _reload_loop(self, served: ServedModel, store: registry.Registry) -> None:
         while True:
             await asyncio.sleep(served.config.serving.reload_interval_s)
-            await served.refresh(client)
+            await served.refresh(store)
 
     async def _flush_loop(self, served: ServedModel) -> None:
         while True:

@@ -1,7 +1,7 @@
 """One served model: its loaded versions (per arm), the dynamic batcher and the hot reload.
 
 Versions are loaded only through the registry aliases, with the batch path's own loader
-(:func:`pipelines.registry.load_model`), and scored with the batch path's own frame scorer
+(:func:`pipelines.model_artifacts.load_model`), and scored with the batch path's own frame scorer
 (:func:`pipelines.predict.predict_frame`: checked input, the model, failing rows isolated by bisection), so a row
 gets the same prediction online and in batch, and a row the model rejects fails its own request only.
 
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
-from pipelines import registry
+from pipelines import model_artifacts
 from pipelines.config import Config
+from pipelines.registry import CHAMPION, ModelRef, Registry
 from pipelines.serving.batch import Job, Stamp
 from pipelines.serving.scorer import Scorer, make_scorer
 from pipelines.storage import Table
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class Loaded:
     """A registered version in memory, and when it was loaded."""
 
-    ref: registry.ModelRef
+    ref: ModelRef
     model: Any = field(repr=False)
     alias: str
     loaded_at: float
@@ -72,13 +72,13 @@ class _Pending:
     queued_at: float  # event-loop time: a batch waits at most max_wait_ms from its first request's arrival
 
 
-def load_version(config: Config, client: MlflowClient, alias: str) -> Loaded | None:
+def load_version(config: Config, registry: Registry, alias: str) -> Loaded | None:
     """The version holding ``alias``, loaded like batch scoring loads it; None when no version holds it."""
-    ref = registry.alias_version(client, config.model.name, alias)
+    ref = registry.alias(config.model.name, alias)
     if ref is None:
         return None
-    ref = registry.version_ref(client, ref.name, ref.version)  # with its flavor, read from the MLmodel file
-    model = registry.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows)
+    ref = model_artifacts.with_flavor(ref, config.tracking_uri)  # read from the MLmodel file
+    model = model_artifacts.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows)
     return Loaded(ref, model, alias, time.time())
 
 
@@ -195,7 +195,7 @@ class ServedModel:
         self.config = config
         self.metrics = metrics
         # The scorer keeps what the server may serve at once: champion and challenger, and each one's successor.
-        self.scorer = make_scorer(config, keep=registry.MODEL_CACHE_SIZE)
+        self.scorer = make_scorer(config, keep=model_artifacts.MODEL_CACHE_SIZE)
         self.batcher = Batcher(config, metrics, log_sink, self.scorer, run_id)
         self.arms: dict[str, Loaded] = {}
         self.reload_errors: dict[str, str] = {}
@@ -206,18 +206,18 @@ class ServedModel:
 
     def aliases(self) -> dict[str, str]:
         """Arm -> alias served: the champion, plus the challenger when the strategy routes or shadows to it."""
-        wanted = {"champion": registry.CHAMPION}
+        wanted = {"champion": CHAMPION}
         if self.config.serving.strategy != "champion":
             wanted["challenger"] = self.config.serving.challenger_alias
         return wanted
 
-    async def refresh(self, client: MlflowClient) -> None:
+    async def refresh(self, registry: Registry) -> None:
         """Load every arm whose alias moved (registry calls and loading off the event loop); keep the old version
         on failure."""
         for arm, alias in self.aliases().items():
             current = self.arms.get(arm)
             try:
-                ref = await asyncio.to_thread(registry.alias_version, client, self.name, alias)
+                ref = await asyncio.to_thread(registry.alias, self.name, alias)
                 if ref is None:
                     if arm != "champion" and current is not None:
                         log.info("%s: alias %s removed; %s arm off", self.name, alias, arm)
@@ -226,7 +226,7 @@ class ServedModel:
                 if current is not None and current.ref.version == ref.version:
                     self.reload_errors.pop(arm, None)
                     continue
-                loaded = await asyncio.to_thread(load_version, self.config, client, alias)
+                loaded = await asyncio.to_thread(load_version, self.config, registry, alias)
                 if loaded is not None:
                     await self.scorer.prepare(version_key(loaded.ref), loaded.model)
             except Exception as exc:  # noqa: BLE001 (a registry or load failure must not stop serving)
@@ -276,7 +276,7 @@ class ServedModel:
         }
 
 
-def version_key(ref: registry.ModelRef) -> str:
+def version_key(ref: ModelRef) -> str:
     """How the scorer names a version."""
     return f"{ref.name}/{ref.version}"
 

@@ -30,9 +30,7 @@ START = date(2026, 10, 1)
 
 def _aliases(config) -> dict[str, str]:
     client = registry.connect(config)
-    refs = {
-        alias: registry.alias_version(client, config.model.name, alias) for alias in ("champion", "previous_champion")
-    }
+    refs = {alias: client.alias(config.model.name, alias) for alias in ("champion", "previous_champion")}
     return {alias: ref.version for alias, ref in refs.items() if ref}
 
 

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import select, update
 
 from pipelines.config import load_config
-from pipelines.registry import CHAMPION, alias_version, connect
+from pipelines.registry import CHAMPION, connect
 from pipelines.storage import Lake, Table
 
 START = date(2026, 10, 1)
@@ -89,4 +89,4 @@ def test_two_configs_make_two_independent_chains(
     assert run_dag(dags, "model_training__alpha", days[2], date=days[2].isoformat()) == "success"
     (again,) = [r for r in DagRun.find(dag_id="model_training__alpha") if r.conf.get("reason") != "e2e"]
     assert [str(ti.state) for ti in again.get_task_instances()] == ["skipped"]
-    assert alias_version(connect(alpha), "alpha", CHAMPION).version == "1"
+    assert connect(alpha).alias("alpha", CHAMPION).version == "1"

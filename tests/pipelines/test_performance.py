@@ -104,6 +104,31 @@ def test_a_row_is_rewritten_only_when_its_labels_or_scoring_changed():
     assert performance.labels_changed(None, 100, 0, "1")
 
 
+def test_a_days_run_is_reopened_as_labels_arrive_with_one_step_per_update():
+    """One ``performance-D`` run per scored day, started at D's midnight; each update logs at step = days since D
+    and leaves out what is not known yet (NaN), so the MLflow UI charts a day filling in."""
+    from pipelines.registry import RunKind, Tag
+    from pipelines.registry_memory import MemoryRegistry
+
+    store = MemoryRegistry()
+    nan = float("nan")
+
+    def row(labeled: int, as_of: date, value: float) -> performance.DayPerformance:
+        return performance.DayPerformance(
+            D[2].isoformat(), "m", "1", 100, labeled, labeled / 100, "roc_auc", value, nan, nan, as_of.isoformat(), 0.0
+        )
+
+    first = performance.log_performance(store, row(0, D[2], nan))
+    again = performance.log_performance(store, row(70, D[4], 0.71))
+    assert first == again
+    [run] = store.find_runs(RunKind.PERFORMANCE, **{Tag.DAY: D[2].isoformat(), Tag.MODEL_NAME: "m"})
+    assert run.name == f"performance-{D[2]}" and run.finished and run.tags[Tag.LABELS_AS_OF] == D[4].isoformat()
+    assert run.start_time == performance._day_ms(D[2])
+    assert [(p.step, p.value) for p in store.metric_history(run.run_id, "label_share")] == [(0, 0.0), (2, 0.7)]
+    assert [(p.step, p.value) for p in store.metric_history(run.run_id, "realized_roc_auc")] == [(2, 0.71)]
+    assert "realized_roc_auc_ci_low" not in run.metrics  # never computable here: never logged as NaN
+
+
 # --- what the retrain trigger and the holdout may use -------------------------------------------------------------
 
 

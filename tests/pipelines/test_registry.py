@@ -1,4 +1,5 @@
-"""The model cache: bounded, keyed by version and device."""
+"""The registry seam's own rules: which versions may be loaded, which metrics a run may hold (the Registry contract
+itself is in test_registry_contract.py, against every implementation)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,14 @@ from pipelines import registry
 pytestmark = pytest.mark.unit
 
 
-def test_model_cache_is_bounded_and_keyed_by_version_and_device(monkeypatch):
-    import mlflow.sklearn
+@pytest.mark.parametrize(
+    ("name", "version"), [("m", "../../etc/passwd"), ("../m", "1"), ("s3://bucket/model", "1"), ("m", "latest")]
+)
+def test_only_registered_versions_can_be_loaded(name, version):
+    with pytest.raises(registry.RegistryError, match="refusing to load"):
+        registry.ModelRef(name, version, None)
 
-    loads: list[str] = []
-    monkeypatch.setattr(mlflow.sklearn, "load_model", lambda uri: loads.append(uri) or object())
-    for setter in ("set_tracking_uri", "set_registry_uri"):
-        monkeypatch.setattr(mlflow, setter, lambda uri: None)
-    registry._load.cache_clear()
-    refs = [registry.ModelRef("m", str(v), None) for v in range(1, 8)]
-    first = registry.load_model(refs[0], "sqlite:///unused.db")
-    assert registry.load_model(refs[0], "sqlite:///unused.db") is first and loads == ["models:/m/1"]
-    for ref in refs:
-        registry.load_model(ref, "sqlite:///unused.db")
-    assert registry._load.cache_info().currsize == registry.MODEL_CACHE_SIZE < len(refs)
-    registry.load_model(refs[0], "sqlite:///unused.db")  # evicted long ago: loaded again
-    assert loads.count("models:/m/1") == 2
-    registry._load.cache_clear()
+
+def test_a_metric_not_known_yet_is_left_out_not_logged_as_nan():
+    values = {"realized_roc_auc": float("nan"), "ci_high": float("inf"), "labeled_rows": 12, "share": 0.5, "x": None}
+    assert registry.finite_metrics(values) == {"labeled_rows": 12.0, "share": 0.5}

@@ -72,7 +72,7 @@ def test_a_promotion_is_picked_up_by_the_next_run(build_lake, dask_client):
     config = build_lake(4, DAY - timedelta(days=1))  # a registry of its own: this test moves the champion
     score_day(config, DAY, "run-1", dask_client)
     second = train_and_register(config, DAY - timedelta(days=1))
-    registry.connect(config).set_registered_model_alias(config.model.name, registry.CHAMPION, second.version)
+    registry.connect(config).set_alias(config.model.name, registry.CHAMPION, second.version)
     score_day(config, DAY, "run-2", dask_client)
     predictions = Lake.from_config(config).read(Table.PREDICTIONS, DAY)
     assert set(predictions["model_version"]) == {second.version}

@@ -60,7 +60,7 @@ def served_registry(tmp_path_factory: pytest.TempPathFactory, raw_data: Path) ->
     second = train_and_register(
         config.model_copy(update={"model": config.model.model_copy(update={"params": {"max_iter": 10}})}), DAY
     )
-    registry.connect(config).set_registered_model_alias(config.model.name, "challenger", second.version)
+    registry.connect(config).set_alias(config.model.name, "challenger", second.version)
     return Registry(directory, config_file, config, first.version, second.version)
 
 
@@ -277,7 +277,7 @@ def test_promotion_and_rollback_under_load_switch_versions_without_a_failed_requ
     versions = [v for _, v in sorted(seen)]
     runs = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
     assert runs == [v1, v2, v1], runs  # switched once each way, never back and forth
-    assert registry.alias_version(client, name, "champion").version == v1
+    assert client.alias(name, "champion").version == v1
     log = server.stop()
     assert f"champion is now version {v2}" in log and f"champion is now version {v1}" in log
 
@@ -287,8 +287,9 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(served_registry
     config = served_registry.config
     server = start_server()
     client = registry.connect(config)
-    broken = client.create_model_version(config.model.name, source=(tmp_path / "gone").as_uri()).version
-    client.set_registered_model_alias(config.model.name, "champion", broken)
+    run_id = client.version(config.model.name, served_registry.champion).run_id
+    broken = client.register_version(config.model.name, (tmp_path / "gone").as_uri(), run_id)
+    client.set_alias(config.model.name, "champion", broken)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -302,7 +303,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(served_registry
         answer = server.post(feature_rows(config, DAY, 1))
         assert answer.status_code == 200 and answer.json()["model_versions"] == [served_registry.champion]
     finally:
-        client.set_registered_model_alias(config.model.name, "champion", served_registry.champion)
+        client.set_alias(config.model.name, "champion", served_registry.champion)
     assert "cannot load champion" in server.stop()
 
 

@@ -1,0 +1,58 @@
+"""The retraining gate's registry side, on the in-memory registry: where a decision is recorded, one run per skipped
+day however often it is decided again, and the cooldown read from the registered model."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from pipelines.monitoring import DriftResult
+from pipelines.registry import RunKind, Tag
+from pipelines.registry_memory import MemoryRegistry
+from pipelines.retrain_gate import decide_retraining, retrain_reason
+
+pytestmark = pytest.mark.unit
+
+DAY = date(2026, 10, 9)
+
+
+def test_a_skipped_day_keeps_one_decision_run_however_often_it_is_decided(config):
+    store = MemoryRegistry()
+    skipped = DriftResult(day=DAY.isoformat(), status="skipped", reason="0 logged rows", model_version="1")
+    first = decide_retraining(config, [skipped], registry=store)
+    again = decide_retraining(config, [skipped], registry=store)  # a retry or a rerun of the day
+    assert first == again and first["retrain"] is False and first["experiment_id"] == store.experiment_id
+    [run] = store.find_runs(RunKind.RETRAIN_DECISION, **{Tag.DAY: DAY.isoformat(), Tag.MODEL_NAME: config.model.name})
+    assert run.run_id == first["mlflow_run_id"] and run.finished
+    assert (run.tags[Tag.DECISION], run.tags[Tag.DECISION_REASON]) == ("no retrain", "no drift check: 0 logged rows")
+    assert run.tags[Tag.NOTE].startswith(f"**Retraining decision for {DAY}: no retrain** ({config.model.name} v1)")
+
+
+def test_the_newest_checked_day_decides_and_the_others_say_so(config):
+    store = MemoryRegistry()
+    runs = {d: store.start_run(RunKind.DRIFT, f"drift-{d}") for d in ("2026-10-08", "2026-10-09")}
+    checked = [
+        DriftResult(day=d, status="checked", reason="", model_version="1", drift_share=0.0, mlflow_run_id=runs[d])
+        for d in runs
+    ]
+    skipped = DriftResult(day="2026-10-10", status="skipped", reason="0 logged rows", model_version="1")
+    decision = decide_retraining(config, [*checked, skipped], registry=store)
+    assert decision["date"] == "2026-10-09" and decision["mlflow_run_id"] == runs["2026-10-09"]
+    assert store.run(runs["2026-10-09"]).tags[Tag.DECISION] == "no retrain"
+    other = store.run(runs["2026-10-08"]).tags
+    assert (other[Tag.DECISION], other[Tag.DECISION_REASON]) == (
+        "none",
+        "decided on 2026-10-09, the newest day checked in the same run: no retrain",
+    )
+    assert len(store.find_runs(RunKind.RETRAIN_DECISION, **{Tag.DAY: "2026-10-10"})) == 1
+
+
+def test_the_cooldown_is_read_from_the_registered_models_last_retraining(config):
+    store = MemoryRegistry()
+    with_run = store.start_run(RunKind.TRAINING, "train")
+    store.register_version(config.model.name, "models:/m-1", with_run)
+    drifted = DriftResult(day=DAY.isoformat(), status="checked", reason="", model_version="1", drift_share=0.9)
+    store.set_model_tag(config.model.name, Tag.LAST_RETRAIN, (DAY - timedelta(days=1)).isoformat())
+    refused = retrain_reason(config, drifted, DAY, registry=store)
+    assert not refused.retrain and refused.reason.startswith(f"cooldown: last retraining {DAY - timedelta(days=1)}")
