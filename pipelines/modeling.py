@@ -6,6 +6,7 @@ whichever stage (or worker process) feeds it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 from collections.abc import Callable
@@ -136,30 +137,134 @@ def unresamplable(config: Config, y: np.ndarray) -> str | None:
     )
 
 
+def resampled_metric(name: str, y: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`metric_value` of many resamples of the same rows at once: a function of the resamples' counts (a
+    ``(resamples, rows)`` array saying how often each row was drawn) returning one value per resample.
+
+    The paired bootstrap computes the metric on hundreds of resamples. sklearn's metric functions, one call per
+    materialised resample, cost ~5-10 ms each on a few thousand rows and were most of a day's drift check; a
+    resample is a weighting of the original rows, so each metric here is a weighted sum over the rows, sorted once
+    (ROC AUC as the Mann-Whitney statistic over groups of tied scores, average precision at each distinct threshold).
+    ``tests/pipelines/test_modeling.py`` holds every metric equal to sklearn's on random resamples with ties. A
+    classification metric of a resample holding one class is NaN.
+    """
+    y, score = np.asarray(y, dtype=np.float64), np.asarray(score, dtype=np.float64)
+    n = len(y)
+    if name == "rmse":
+        return lambda counts: np.sqrt(counts @ (score - y) ** 2 / n)
+    if name == "mae":
+        return lambda counts: counts @ np.abs(score - y) / n
+    if name == "r2":
+        return functools.partial(_r2, y, score)
+    if name == "roc_auc":
+        order = np.argsort(score, kind="stable")
+        return functools.partial(_roc_auc, y[order], _group_starts(score[order]), order)
+    if name == "average_precision":
+        order = np.argsort(-score, kind="stable")
+        return functools.partial(_average_precision, y[order], _group_starts(score[order]), order)
+    if name == "log_loss":
+        eps = np.finfo(np.float64).eps
+        p = np.clip(score, eps, 1 - eps)
+        loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        return _classification(y, lambda counts: counts @ loss / n)
+    if name == "accuracy":
+        correct = ((score >= 0.5) == (y == 1)).astype(np.float64)
+        return _classification(y, lambda counts: counts @ correct / n)
+    if name == "f1":
+        predicted = (score >= 0.5).astype(np.float64)
+        hits = predicted * y
+
+        def f1(counts: np.ndarray) -> np.ndarray:
+            denominator = counts @ predicted + counts @ y
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(denominator > 0, 2 * (counts @ hits) / denominator, 0.0)  # zero_division=0
+
+        return _classification(y, f1)
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def _classification(y: np.ndarray, metric: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``metric``, NaN for a resample holding one class (where a classification metric is undefined)."""
+
+    def guarded(counts: np.ndarray) -> np.ndarray:
+        positives = counts @ y
+        one_class = (positives == 0) | (positives == len(y))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(one_class, np.nan, metric(counts))
+
+    return guarded
+
+
+def _group_starts(ranked: np.ndarray) -> np.ndarray:
+    """Where each run of equal values begins in a sorted array."""
+    return np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+
+
+def _r2(y: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    mean = counts @ y / len(y)
+    residual = counts @ (score - y) ** 2
+    total = np.sum(counts * (y - mean[:, None]) ** 2, axis=1)  # exactly 0 for a constant target
+    with np.errstate(divide="ignore", invalid="ignore"):  # sklearn's force_finite: a constant target gives 1 or 0
+        return np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
+
+
+def _roc_auc(y: np.ndarray, starts: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rows sorted by score, in groups of tied scores: a positive beats the negatives of lower groups and ties half
+    of its own group's (the area under sklearn's trapezoidal ROC curve)."""
+    weights = counts[:, order]
+    positive = np.add.reduceat(weights * y, starts, axis=1)
+    negative = np.add.reduceat(weights * (1 - y), starts, axis=1)
+    below = np.cumsum(negative, axis=1) - negative
+    total_positive, total_negative = positive.sum(axis=1), negative.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = np.sum(positive * (below + negative / 2), axis=1) / (total_positive * total_negative)
+    return np.where((total_positive == 0) | (total_negative == 0), np.nan, auc)
+
+
+def _average_precision(y: np.ndarray, starts: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rows sorted by falling score, in groups of tied scores (one threshold each): a group's positives add their
+    share of recall at the precision of every row down to the group's end."""
+    weights = counts[:, order]
+    positive = np.add.reduceat(weights * y, starts, axis=1)
+    drawn = np.add.reduceat(weights, starts, axis=1)
+    total_positive = positive.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.cumsum(positive, axis=1) / np.cumsum(drawn, axis=1)
+        ap = np.nansum(positive * precision, axis=1) / total_positive
+    one_class = (total_positive == 0) | (total_positive == drawn.sum(axis=1))
+    return np.where(one_class, np.nan, ap)
+
+
 def paired_bootstrap(
-    config: Config, statistic: Callable[..., float], y: np.ndarray, *outputs: np.ndarray
+    config: Config, statistic: Callable[[np.ndarray], np.ndarray], rows: int
 ) -> tuple[float, float, int]:
-    """Percentile interval of ``statistic(y, *outputs)`` over rows resampled together (``scipy.stats.bootstrap``,
-    paired), ``promotion.bootstrap`` resamples at ``promotion.confidence``, seeded with ``training.seed``; and how
-    many resamples left it undefined. A classification metric is undefined on a resample holding one class: such a
-    resample counts as NaN, and the caller says in words why it has no interval."""
+    """Percentile interval of ``statistic`` over resamples of ``rows`` rows drawn with replacement, every output of a
+    row kept with it (``scipy.stats.bootstrap`` over the row numbers, as its own paired mode does),
+    ``promotion.bootstrap`` resamples at ``promotion.confidence``, seeded with ``training.seed``; and how many
+    resamples left it undefined (NaN: a classification metric of a resample holding one class; the caller says in
+    words why it has no interval).
+
+    ``statistic`` takes the resamples' counts, ``(resamples, rows)``: how often each row was drawn
+    (:func:`resampled_metric`). Resamples are drawn in batches of at most ~20 million draws, bounding memory.
+    """
     from scipy import stats  # not at import time: scoring workers import this module and never bootstrap
 
-    one_class_undefined = config.task == "classification"
+    def of_draws(drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        batch = drawn.reshape(-1, rows)
+        counts = np.empty(batch.shape)
+        for resample, draws in enumerate(batch):  # a row at a time: no temporary the size of the batch
+            counts[resample] = np.bincount(draws, minlength=rows)
+        return statistic(counts)
 
-    def guarded(y_: np.ndarray, *outputs_: np.ndarray) -> float:
-        if one_class_undefined and len(np.unique(y_)) < 2:
-            return float("nan")
-        return statistic(y_, *outputs_)
-
+    resamples = config.promotion.bootstrap
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # the NaN case is reported by the caller
         result = stats.bootstrap(
-            (np.asarray(y), *(np.asarray(o, dtype=np.float64) for o in outputs)),
-            guarded,
-            paired=True,
-            vectorized=False,
-            n_resamples=config.promotion.bootstrap,
+            (np.arange(rows),),
+            of_draws,
+            vectorized=True,
+            n_resamples=resamples,
+            batch=max(1, 20_000_000 // max(rows, 1)),
             confidence_level=config.promotion.confidence,
             method="percentile",
             rng=np.random.default_rng(config.training.seed),

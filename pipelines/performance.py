@@ -29,7 +29,7 @@ import pandas as pd
 from pipelines.backlog import partition_written_at
 from pipelines.config import Config
 from pipelines.errors import DataError
-from pipelines.modeling import metric_value, paired_bootstrap, unresamplable
+from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
 from pipelines.monitoring import output_column
 from pipelines.records import jsonable
 from pipelines.registry import Registry, RunKind, Tag, connect, finite_metrics, realized_metric
@@ -72,9 +72,7 @@ def metric_interval(config: Config, y: np.ndarray, output: np.ndarray) -> tuple[
     problem = unresamplable(config, y)
     if problem:
         return nan, nan, f"no interval: {problem}"
-    low, high, undefined = paired_bootstrap(
-        config, lambda y_, output_: metric_value(config.model.metric, y_, output_), y, output
-    )
+    low, high, undefined = paired_bootstrap(config, resampled_metric(config.model.metric, y, output), len(y))
     if undefined:
         return nan, nan, f"{undefined} of {config.promotion.bootstrap} resamples hold a single class"
     return low, high, ""

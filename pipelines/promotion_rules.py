@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.config import Config, PromotionConfig
-from pipelines.modeling import metric_value, paired_bootstrap, unresamplable
+from pipelines.modeling import paired_bootstrap, resampled_metric, unresamplable
 from pipelines.records import defined
 
 
@@ -44,10 +44,10 @@ def gain_interval(config: Config, y: np.ndarray, champion: np.ndarray, challenge
         return GainInterval(None, None, f"the holdout cannot be resampled: {problem}")
     metric = config.model.metric
 
-    def gain(y_: np.ndarray, champion_: np.ndarray, challenger_: np.ndarray) -> float:
-        return metric_gain(config, metric_value(metric, y_, challenger_), metric_value(metric, y_, champion_))
-
-    low, high, undefined = paired_bootstrap(config, gain, y, champion, challenger)
+    of_challenger, of_champion = resampled_metric(metric, y, challenger), resampled_metric(metric, y, champion)
+    low, high, undefined = paired_bootstrap(
+        config, lambda counts: metric_gain(config, of_challenger(counts), of_champion(counts)), len(y)
+    )
     if undefined:
         return GainInterval(
             None,
