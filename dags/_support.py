@@ -118,7 +118,10 @@ PARAMS: dict[str, Param] = {
         type=["null", "string"],
         format="date",
         title="Partition day",
-        description="Day to process (YYYY-MM-DD); empty means the day that ended with the run's data interval.",
+        description=(
+            "Day to process (YYYY-MM-DD), for a run without a partition key; empty means the run's partition key,"
+            " else the day that ended with the run's data interval."
+        ),
     ),
 }
 

@@ -13,22 +13,24 @@ PyTorch), and publishes, per day:
 Rows in = rows scored + rows dead-lettered, checked on every run; above `scoring.max_dead_letter_share` the task
 fails and publishes only the dead letters. A rerun replaces the day's partitions.
 
-Runs when `feature_extraction__<model>` updates `mlops.features.<model>`. Asset events can be lost under the scheduler
-(apache/airflow#56050), so such a run scores every day whose features are newer than its predictions: each
-extracted day is scored once, however the events arrived. Without a `champion` yet it skips, and those days stay
-due. When its days are written it updates `mlops.predictions.<model>` once, listing the days. Dask runs on a
+**Runs** once per day that `feature_extraction__<model>` publishes: each `mlops.features.<model>` event is keyed by
+its day, and the scheduler starts one run per key (a partitioned asset), so the run's **partition key** is the day
+it scores, shown in the grid. Runs queue one at a time (`max_active_runs=1`, each uses the whole Dask cluster);
+none is lost or merged, however many days arrive together. A re-extracted day is scored again under its key. When
+the day is written, it emits a `mlops.predictions.<model>` event keyed by the day, which starts
+`drift_monitoring__<model>` for it. Without a `champion` yet a run the asset started skips, saying so: clear it
+once `model_training__<model>` has registered one (`airflow dags clear <dag_id> --partition-key <day>`). Dask runs on a
 `LocalCluster` of worker processes unless `DASK_SCHEDULER_ADDRESS` (or `scoring.scheduler_address`) names one.
 PyTorch models run on workers that declare the Dask resource `GPU=1` when there are any, else on CPU workers.
 
-**Params**: `date` (score this day; used when the run was not started by the asset).
+**Params**: `date` (the day, for a manual run without a partition key).
 """
 
 from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
-from airflow.sdk.exceptions import AirflowSkipException
 
-from _schedule import partition_day
+from _schedule import partition_day, per_day
 from _support import Model, for_each_model, model_dag, run_config, skip_without_champion
 
 
@@ -38,61 +40,30 @@ def build(model: Model) -> None:
     @model_dag(
         model,
         "batch_scoring",
-        schedule=[model.features],
+        schedule=per_day(model.features),
         tags=["scoring"],
         doc=__doc__,
     )
     def batch_scoring():
-        @task
-        def days_to_score() -> list[str]:
-            """The `date` Param's day; for an asset-triggered run, every day due in the lake; else the run's own day.
-
-            Asset events can be lost (apache/airflow#56050), the lake cannot: an asset-triggered run scores every day
-            whose features are newer than its predictions, so a day scored by an earlier run is not scored again.
-            """
-            from pipelines.backlog import due_for_scoring
-
-            context = get_current_context()
-            if context["params"].get("date") or not context.get("triggering_asset_events"):
-                return [partition_day(context).isoformat()]
-            config = run_config(model, context)
-            due = [day.isoformat() for day in due_for_scoring(config)]
-            skip_without_champion(
-                model, config, f"{len(due)} day(s) stay due, scored by the first run once there is one"
-            )
-            print(f"days due for scoring: {due}")
-            return due
-
-        @task(multiple_outputs=False, max_active_tis_per_dag=1)
-        def score(day: str) -> dict:
-            """Score one day on Dask with the champion; publish predictions, dead letters and the prediction log."""
-            from datetime import date
-
+        @task(multiple_outputs=False, outlets=[model.predictions])
+        def score() -> dict:
+            """Score the run's day on Dask with the champion; publish predictions, dead letters and the prediction
+            log; emit the predictions event keyed by the day."""
             from pipelines.cluster import dask_client
             from pipelines.scoring import score_day
 
             context = get_current_context()
-            config = run_config(model, context)
+            config, day = run_config(model, context), partition_day(context)
+            if context.get("triggering_asset_events"):  # a manual run without a champion fails, saying so
+                skip_without_champion(model, config, f"{day} is not scored (clear this run once there is one)")
             with dask_client(config) as client:
-                return score_day(config, date.fromisoformat(day), context["run_id"], client).as_dict()
+                result = score_day(config, day, context["run_id"], client).as_dict()
+            event = context["outlet_events"][model.predictions]
+            event.add_partitions(result["day"])
+            event.extra = {"day": result["day"], "rows": result["rows_scored"]}
+            return result
 
-        @task(outlets=[model.predictions])
-        def announce() -> list[str]:
-            """One `mlops.predictions.<model>` event once every day of the run is written, listing the unchecked days.
-
-            One event after the last day rather than one per mapped task, so drift monitoring starts once and sees
-            every day of the run (and any scored day an earlier lost event left unchecked).
-            """
-            from pipelines.backlog import due_for_drift_check
-
-            context = get_current_context()
-            days = [day.isoformat() for day in due_for_drift_check(run_config(model, context))]
-            if not days:
-                raise AirflowSkipException("every scored day has been checked for drift: nothing to announce")
-            context["outlet_events"][model.predictions].extra = {"days": days}
-            return days
-
-        score.expand(day=days_to_score()) >> announce()
+        score()
 
     batch_scoring()
 

@@ -25,11 +25,13 @@ retrain or not, is recorded with its reason and every signal on the day's MLflow
 `decision.reason` tags and its description) and on top of its report. Starting it sends a `drift` alert
 with the reason and links to the day's MLflow run and drift report (README "Alerts").
 
-Runs when `batch_scoring__<model>` updates `mlops.predictions.<model>`, and checks every day whose predictions are
-newer than its last check (asset events can be lost under the scheduler, the lake and MLflow cannot). A day's
-predictions are checked once: a backlog never re-checks old days against today's champion, so past reports and
-MLflow drift runs stay as they were; rescoring a day makes it due again. **Params**: `date`, `force` (retrain
-regardless), and threshold overrides (empty = the config's).
+**Runs** once per day that `batch_scoring__<model>` scores: each `mlops.predictions.<model>` event is keyed by its
+day and the scheduler starts one run per key (a partitioned asset), so the run's **partition key** is the day it
+checks, shown in the grid; runs queue one at a time (`max_active_runs=1`) and none is lost. A day's predictions are
+checked once: a run for predictions already checked (a manual run, a cleared run) records nothing new, so past
+reports and MLflow drift runs stay as they were whichever model is champion now; rescoring a day checks it again.
+**Params**: `date` (the day, for a manual run without a partition key), `force` (retrain regardless), and threshold
+overrides (empty = the config's).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, get_current_context, task
 
 from _alerts import notify_drift
-from _schedule import partition_day
+from _schedule import partition_day, per_day
 from _support import PARAMS, Model, for_each_model, model_dag, run_config
 
 THRESHOLDS = {
@@ -53,7 +55,7 @@ def build(model: Model) -> None:
     @model_dag(
         model,
         "drift_monitoring",
-        schedule=[model.predictions],
+        schedule=per_day(model.predictions),
         params={
             **PARAMS,
             "force": Param(
@@ -70,28 +72,27 @@ def build(model: Model) -> None:
     def drift_monitoring():
         @task
         def days_to_check() -> list[str]:
-            """Days whose predictions are newer than their last drift check: all of them for an asset-triggered run
-            (events can be lost, apache/airflow#56050), else the `date` Param's or the run's own day if it is one.
-
-            A day's predictions are checked once: a backlog never re-checks old days against today's champion.
-            """
-            from pipelines.backlog import due_for_drift_check
+            """The run's day, unless its predictions have been checked already (then none: a day's predictions are
+            checked once, never again against whichever model is champion now)."""
+            from pipelines.backlog import already_checked
 
             context = get_current_context()
-            asset_run = context.get("triggering_asset_events") and not context["params"].get("date")
-            wanted = None if asset_run else [partition_day(context)]
-            days = [day.isoformat() for day in due_for_drift_check(run_config(model, context), wanted)]
-            print(f"days due for a drift check: {days}" + ("" if asset_run else f" (asked for {wanted[0]})"))
-            return days
+            config, day = run_config(model, context), partition_day(context)
+            if already_checked(config, day):
+                print(f"the predictions of {day} have been checked already: not checking them again")
+                return []
+            return [day.isoformat()]
 
         @task(multiple_outputs=False)
         def check(day: str) -> dict:
-            """Evidently drift report, missing-value check and realized metric for one day."""
+            """Evidently drift report, missing-value check and realized metric for one day, recorded with the
+            predictions it checked."""
             from datetime import date
 
-            from pipelines.monitoring import check_drift
+            from pipelines.backlog import check_predictions
 
-            return check_drift(run_config(model, get_current_context(), THRESHOLDS), date.fromisoformat(day)).as_dict()
+            config = run_config(model, get_current_context(), THRESHOLDS)
+            return check_predictions(config, date.fromisoformat(day)).as_dict()
 
         @task(multiple_outputs=False)
         def decide(results: list[dict]) -> dict:

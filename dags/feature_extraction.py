@@ -7,6 +7,10 @@ Reads the raw events whose event time falls in the run's day (CSV or Parquet, lo
 - `<storage.root>/features/date=YYYY-MM-DD/`: the valid rows, ready for training and scoring;
 - `<storage.root>/quarantine/date=YYYY-MM-DD/`: every rejected row with a `quarantine_reason`.
 
+**Runs** at `schedule.extraction_cron` (UTC) for the day that has just ended, and for each day of an
+`airflow backfill create`: the run's **partition key** is its day (`YYYY-MM-DD`, shown in the grid). A manual run
+takes its day from the trigger form's partition key, or from the `date` Param when it has none.
+
 First `wait_for_source` waits (a sensor in reschedule mode) until the source holds events on the day or after it;
 `schedule.source_wait_minutes` after the day ends without them, it fails naming what the source holds.
 Rows in = rows valid + rows quarantined, always. A rerun or backfill replaces the day's partitions (it never
@@ -14,12 +18,13 @@ appends). Only the source files whose event-time range can hold the day are read
 `quality.min_rows`, far fewer than the preceding days (`quality.min_volume_ratio`), or too many quarantined rows
 (`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
 `schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
-this run extract that day again too. Each extracted day updates the model's `mlops.features.<model>` asset, which
-starts that model's `batch_scoring__<model>` for it. A published day with at least `alerts.quarantine_warn_share`
-of its rows quarantined, or a day the gate refuses, sends a `quarantine` alert (README "Alerts").
+this run extract that day again too. Each extracted day emits a `mlops.features.<model>` event keyed by that day
+(a late day under its own key), which starts that model's `batch_scoring__<model>` for that day. A published day with
+at least `alerts.quarantine_warn_share` of its rows quarantined, or a day the gate refuses, sends a `quarantine`
+alert (README "Alerts").
 
-One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (a day to
-process instead of the run's).
+One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (the day, for
+a run without a partition key).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 from airflow.sdk import get_current_context, task
 
 from _alerts import notify_quarantine
-from _schedule import partition_day, schedule_config, timetable
+from _schedule import extraction_timetable, partition_day, schedule_config
 from _support import Model, for_each_model, model_dag, run_config
 
 
@@ -38,7 +43,7 @@ def build(model: Model) -> None:
     @model_dag(
         model,
         "feature_extraction",
-        schedule=timetable("extraction_cron", model.config),
+        schedule=extraction_timetable(model.config),
         max_active_runs=3,
         tags=["features"],
         doc=__doc__,
@@ -75,12 +80,13 @@ def build(model: Model) -> None:
             day = partition_day(context)  # wait_for_source has refused a day before schedule.start_date
             late = late_days(config, day)
             if late:
-                print(f"late data: re-extracting {[d.isoformat() for d in late]} (their scoring follows via the asset)")
+                print(f"late data: re-extracting {[d.isoformat() for d in late]} (each is scored again under its key)")
             return [day.isoformat(), *(d.isoformat() for d in late)]
 
         @task(multiple_outputs=False, outlets=[model.features])
         def extract(day: str) -> dict:
-            """Validate one day of raw events into the feature and quarantine partitions."""
+            """Validate one day of raw events into the feature and quarantine partitions; emit the features event
+            keyed by that day (a late day's key is its own, not the run's)."""
             from datetime import date
 
             from pipelines.features import extract_features
@@ -88,7 +94,9 @@ def build(model: Model) -> None:
             context = get_current_context()
             config = run_config(model, context)
             result = extract_features(config, date.fromisoformat(day)).as_dict()
-            context["outlet_events"][model.features].extra = {"day": result["day"], "rows": result["rows_valid"]}
+            event = context["outlet_events"][model.features]
+            event.add_partitions(result["day"])
+            event.extra = {"day": result["day"], "rows": result["rows_valid"]}
             notify_quarantine(config, context, result)
             return result
 

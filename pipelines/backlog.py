@@ -1,25 +1,28 @@
-"""Which days still need scoring or a drift check, read from the lake and the registry, not from asset events.
+"""What the chain's partitions cannot express: a day's predictions are checked for drift once.
 
-Under the scheduler, asset events can be lost: with ``max_active_runs=1``, events that arrive while a run is queued
-are never consumed (apache/airflow#56050), so a backfill of three days could score one. The lake and the MLflow
-store are the record of what was done, so each asset-triggered run reconciles from them:
+The chain runs on Airflow's partitioned assets (``dags/_schedule.py``): every predictions event for day D starts
+one ``drift_monitoring`` run keyed D, so rescoring a day checks it again and no day is lost. A run that no new
+predictions started (a manual trigger, a cleared run) must not check predictions that were already checked: the
+champion may have changed since, and past reports and MLflow drift runs record what was seen then. So each drift
+run is tagged ``predictions`` with the predictions it checked (the scoring run that wrote them and when, as written
+in the predictions themselves: no clocks compared), and a day is due exactly when its current predictions are not
+the recorded ones.
 
-- a day is **due for scoring** when its feature partition was written after its predictions (or has none);
-- a day is **due for a drift check** when its predictions were written after the last drift check of that day
-  (or it has none). A check is never repeated for predictions already checked, whichever model is champion now,
-  so a backlog never re-checks old days against today's champion and the record of what was seen stays as it was.
+Also here: :func:`partition_written_at`, which the performance table's rescored-since rule reads.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Config
+from pipelines.errors import InvariantError
+from pipelines.registry import Registry, RunKind, Tag, connect
 from pipelines.storage import Lake, Table
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from pipelines.monitoring import DriftResult
 
 
 def _modified_at(info: dict[str, Any]) -> float | None:
@@ -41,36 +44,41 @@ def partition_written_at(config: Config, table: Table, day: date) -> float | Non
     return max(times) if times else None
 
 
-def stale(written: dict[date, float | None], done: dict[date, float]) -> list[date]:
-    """Days written after they were last processed, or never processed, oldest first (times in epoch seconds)."""
-    return sorted(day for day, at in written.items() if day not in done or (at is not None and at > done[day]))
+def predictions_written(config: Config, day: date) -> str | None:
+    """Which write of the day's predictions the lake holds: ``"<scoring run id> <scoring time>"``, columns every
+    prediction row carries (a cleared and rerun scoring run keeps its id, not its time); None without predictions."""
+    lake = Lake.from_config(config)
+    if not lake.exists(Table.PREDICTIONS, day):
+        return None
+    written = lake.read(Table.PREDICTIONS, day, columns=["run_id", "scored_at"]).drop_duplicates()
+    if written.empty:
+        return None
+    if len(written) > 1:  # one scoring run writes a day whole; two would be a broken publish
+        runs = written.to_dict("records")
+        raise InvariantError(f"predictions of {day} come from {len(runs)} scoring runs, not one: {runs}")
+    run_id, scored_at = written.iloc[0]
+    return f"{run_id} {scored_at.isoformat()}"
 
 
-def due_for_scoring(config: Config) -> list[date]:
-    """Days whose features were written after their predictions (or that have none), oldest first."""
-    days = Lake.from_config(config).days(Table.FEATURES)
-    scored = {day: partition_written_at(config, Table.PREDICTIONS, day) for day in days}
-    written = {day: partition_written_at(config, Table.FEATURES, day) for day in days}
-    return stale(written, {day: at for day, at in scored.items() if at is not None})
+def already_checked(config: Config, day: date, registry: Registry | None = None) -> bool:
+    """Whether a drift run of the model records the day's current predictions (one search, of that day's runs)."""
+    written = predictions_written(config, day)
+    if written is None:
+        return False
+    registry = registry or connect(config)
+    tags = {Tag.MODEL_NAME: config.model.name, Tag.DAY: day.isoformat(), Tag.PREDICTIONS: written}
+    return bool(registry.find_runs(RunKind.DRIFT, **tags))
 
 
-def last_drift_checks(config: Config) -> dict[date, float]:
-    """Per day, when its newest drift check started (epoch seconds), from the MLflow runs ``check_drift`` logs."""
-    from pipelines.registry import RunKind, Tag, connect
+def check_predictions(config: Config, day: date, registry: Registry | None = None) -> DriftResult:
+    """The day's drift check (:func:`pipelines.monitoring.check_drift`), its run tagged with the predictions it
+    checked. They are read before the check: predictions rewritten during it are not the ones recorded, so their
+    own event's run checks them. A skipped check logs no run and records nothing."""
+    from pipelines.monitoring import check_drift
 
-    checks: dict[date, float] = {}
-    for run in connect(config).find_runs(RunKind.DRIFT, **{Tag.MODEL_NAME: config.model.name}):
-        day = date.fromisoformat(run.tags[Tag.DAY])
-        checks[day] = max(run.start_time / 1000, checks.get(day, 0.0))
-    return checks
-
-
-def due_for_drift_check(config: Config, days: list[date] | None = None) -> list[date]:
-    """Of ``days`` (default: every scored day), those whose predictions are newer than their last drift check."""
-    scored = Lake.from_config(config).days(Table.PREDICTIONS)
-    wanted = [day for day in scored if days is None or day in days]
-    checks = last_drift_checks(config)
-    due = stale({day: partition_written_at(config, Table.PREDICTIONS, day) for day in wanted}, checks)
-    for day in sorted(set(wanted) - set(due)):
-        log.info("drift for %s was checked after its predictions were written: not checking it again", day)
-    return due
+    registry = registry or connect(config)
+    written = predictions_written(config, day)
+    result = check_drift(config, day, registry)
+    if result.mlflow_run_id and written is not None:
+        registry.set_tags(result.mlflow_run_id, {Tag.PREDICTIONS: written})
+    return result

@@ -60,6 +60,7 @@ class Tag:
     MODEL_VERSION = "model_version"
     CHALLENGER_VERSION = "challenger_version"
     AIRFLOW_RUN_ID = "airflow_run_id"
+    PREDICTIONS = "predictions"  # on a drift run: the predictions it checked ("<scoring run id> <scoring time>")
     # on runs: what was decided and done
     PROMOTED = "promoted"
     REASON = "reason"

@@ -13,8 +13,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
-from airflow.sdk import CronDataIntervalTimetable
-from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+from airflow.sdk import CronDataIntervalTimetable, CronPartitionTimetable, PartitionedAssetTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
 
 from _schedule import partition_day
@@ -104,22 +103,23 @@ def test_parsing_a_dag_file_loads_no_heavy_library():
 def test_schedules(bag, model):
     dags = {base: bag.dags[f"{base}__{model}"] for base in BASES}
 
-    def cron(base: str) -> str:
+    def day_keyed_assets(base: str) -> set[str]:
+        """The assets a DAG runs on, one run per day key (a partitioned asset timetable)."""
         timetable = dags[base].timetable
-        assert isinstance(timetable, CronDataIntervalTimetable), f"{base}: {timetable!r}"
-        return timetable.expression
+        assert isinstance(timetable, PartitionedAssetTimetable), f"{base}: {timetable!r}"
+        assert timetable.default_partition_mapper.input_format == "%Y-%m-%d"
+        return {timetable.asset_condition.name}
 
-    def assets(base: str) -> set[str]:
-        timetable = dags[base].timetable
-        assert isinstance(timetable, AssetTriggeredTimetable), f"{base}: {timetable!r}"
-        return {asset.name for asset in timetable.asset_condition.objects}
-
-    assert cron("feature_extraction") == "0 0 * * *"
-    assert cron("retraining") == "0 3 * * 1"  # scheduled training goes through the challenger gate
+    extraction = dags["feature_extraction"].timetable
+    assert isinstance(extraction, CronPartitionTimetable)  # each run keyed by the day it extracts
+    assert (extraction.expression, extraction.run_offset, extraction.key_format) == ("0 0 * * *", -1, "%Y-%m-%d")
+    retraining = dags["retraining"].timetable
+    assert isinstance(retraining, CronDataIntervalTimetable) and retraining.expression == "0 3 * * 1"  # weekly gate
     assert isinstance(dags["model_training"].timetable, NullTimetable)  # manual: bootstraps the first champion
     assert dags["model_training"].max_active_runs == 1
-    assert assets("batch_scoring") == {f"mlops.features.{model}"}
-    assert assets("drift_monitoring") == {f"mlops.predictions.{model}"}
+    assert day_keyed_assets("batch_scoring") == {f"mlops.features.{model}"}
+    assert day_keyed_assets("drift_monitoring") == {f"mlops.predictions.{model}"}
+    assert dags["batch_scoring"].max_active_runs == dags["drift_monitoring"].max_active_runs == 1
     assert isinstance(dags["model_rollback"].timetable, NullTimetable)
 
 
@@ -129,13 +129,11 @@ def test_task_graphs(bag, model):
     features = dags["feature_extraction"]
     assert features.get_task("days_to_extract").downstream_task_ids == {"extract"}
     assert [t.task_id for t in dags["model_training"].tasks] == ["train"]
-    scoring = dags["batch_scoring"]
-    assert scoring.get_task("days_to_score").downstream_task_ids == {"score"}
     extract = dags["feature_extraction"].get_task("extract")
-    assert [o.name for o in extract.outlets] == [f"mlops.features.{model}"]
-    assert scoring.get_task("score").downstream_task_ids == {"announce"}
-    assert scoring.get_task("score").outlets == []  # one event per run, after every day is written
-    assert [o.name for o in scoring.get_task("announce").outlets] == [f"mlops.predictions.{model}"]
+    assert [o.name for o in extract.outlets] == [f"mlops.features.{model}"]  # one event per day, keyed by it
+    scoring = dags["batch_scoring"]
+    assert [t.task_id for t in scoring.tasks] == ["score"]  # one run, one day
+    assert [o.name for o in scoring.get_task("score").outlets] == [f"mlops.predictions.{model}"]
     drift = dags["drift_monitoring"]
     assert drift.get_task("days_to_check").downstream_task_ids == {"check", "update_performance"}
     assert drift.get_task("check").downstream_task_ids == {"decide"}
@@ -173,14 +171,13 @@ def test_mlops_config_selects_one_model_and_mlops_configs_a_glob(monkeypatch, tm
 # --- the one rule that maps a run to a day -----------------------------------------------------------------
 
 
-def _context(params=None, start=None, end=None, logical=None, events=None):
+def _context(params=None, start=None, end=None, logical=None, key=None):
     return {
         "params": params or {},
         "data_interval_start": start,
         "data_interval_end": end,
         "logical_date": logical,
-        "dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 10, 9, 13, tz="UTC")),
-        "triggering_asset_events": events or {},
+        "dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 10, 9, 13, tz="UTC"), partition_key=key),
     }
 
 
@@ -198,6 +195,17 @@ def test_partition_day_rules():
     assert partition_day(_context(params={"date": "2026-01-31"}, end=d(2026, 10, 5))) == date(2026, 1, 31)
     tokyo = pendulum.datetime(2026, 10, 5, 0, 30, tz="Asia/Tokyo")  # 2026-10-04 15:30 UTC
     assert partition_day(_context(end=tokyo)) == date(2026, 10, 3)
+
+
+def test_partition_day_is_the_runs_partition_key():
+    """Scheduled, backfilled and asset-triggered runs of the chain carry their day as the partition key; a manual
+    run may name it by the key or the Param, not two different days."""
+    from pipelines.errors import ConfigError
+
+    assert partition_day(_context(key="2026-03-01", end=pendulum.datetime(2026, 10, 5, tz="UTC"))) == date(2026, 3, 1)
+    assert partition_day(_context(params={"date": "2026-03-01"}, key="2026-03-01")) == date(2026, 3, 1)
+    with pytest.raises(ConfigError, match="partition key is 2026-03-01 but its date Param is 2026-03-02"):
+        partition_day(_context(params={"date": "2026-03-02"}, key="2026-03-01"))
 
 
 def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+from airflow.models.asset import AssetEvent, AssetModel, PartitionedAssetKeyLog
 from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
 from airflow.utils.session import create_session
@@ -27,8 +27,8 @@ START = date(2026, 10, 1)
 BASES = ("feature_extraction", "model_training", "batch_scoring", "drift_monitoring", "retraining", "model_rollback")
 
 
-def _asset_traffic(model: str) -> tuple[set[str], set[str]]:
-    """Assets that received events from this model's DAGs, and the DAGs those events queued to run."""
+def _asset_traffic(model: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """Assets that received events from this model's DAGs, and the runs those events queued: (DAG, partition key)."""
     with create_session() as session:
         emitted = set(
             session.scalars(
@@ -38,11 +38,11 @@ def _asset_traffic(model: str) -> tuple[set[str], set[str]]:
             )
         )
         queued = set(
-            session.scalars(
-                select(AssetDagRunQueue.target_dag_id)
-                .join(AssetModel, AssetDagRunQueue.asset_id == AssetModel.id)
+            session.execute(
+                select(PartitionedAssetKeyLog.target_dag_id, PartitionedAssetKeyLog.target_partition_key)
+                .join(AssetModel, PartitionedAssetKeyLog.asset_id == AssetModel.id)
                 .where(AssetModel.name.in_(emitted or {""}))
-            )
+            ).tuples()
         )
     return emitted, queued
 
@@ -70,7 +70,8 @@ def test_two_configs_make_two_independent_chains(
     for day in days[1:]:
         assert run_dag(dags, "feature_extraction__alpha", day) == "success"
     emitted, queued = _asset_traffic("alpha")
-    assert emitted == {"mlops.features.alpha"} and queued == {"batch_scoring__alpha"}  # beta's scoring never starts
+    assert emitted == {"mlops.features.alpha"}  # beta's scoring never starts; alpha's once per day
+    assert queued == {("batch_scoring__alpha", day.isoformat()) for day in days[1:]}
 
     # trained on day 3's window: labels arrive 1 to 3 days late, so by day 2 too few had (197 < training.min_rows)
     assert run_dag(dags, "model_training__alpha", days[2], date=days[2].isoformat(), reason="e2e") == "success"

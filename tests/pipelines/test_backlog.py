@@ -1,27 +1,69 @@
-"""What is due for scoring or a drift check: the pure rule, and the modification times it reads."""
+"""A day's predictions are checked for drift once: which predictions a check saw, and whether they are still there."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
+from lakes import days, write_config
 
-from pipelines.backlog import _modified_at, stale
+from pipelines.backlog import _modified_at, already_checked, check_predictions, predictions_written
+from pipelines.config import load_config
+from pipelines.errors import InvariantError
+from pipelines.registry import RunKind, Tag, connect
+from pipelines.registry_memory import MemoryRegistry
+from pipelines.scoring import score_day
+from pipelines.storage import Lake, Table
 
-D1, D2, D3, D4 = (date(2026, 10, d) for d in (1, 2, 3, 4))
+D1, D2, D3, D4 = days(4)
 
 
 @pytest.mark.unit
-def test_stale_days_are_new_or_rewritten_after_their_output():
-    written = {D3: 30.0, D1: 10.0, D2: 20.0, D4: None}
-    done = {D1: 15.0, D2: 5.0, D4: 1.0}  # D1 done after its input; D2 before; D3 never; D4's time is unknown
-    assert stale(written, done) == [D2, D3]
+def test_predictions_are_named_by_the_scoring_run_and_time_they_carry(tmp_path):
+    config = load_config(write_config(tmp_path, tmp_path, mlflow_store=False))
+    lake = Lake.from_config(config)
+    scored_at = pd.Timestamp("2026-10-02 00:05:01.5", tz="UTC")
+    lake.write(Table.PREDICTIONS, D1, pd.DataFrame({"run_id": ["manual__x"] * 3, "scored_at": [scored_at] * 3}))
+    assert predictions_written(config, D1) == "manual__x 2026-10-02T00:05:01.500000+00:00"
+    assert predictions_written(config, D2) is None  # never scored
+
+    later = scored_at + pd.Timedelta(minutes=1)  # a cleared scoring run rerun: same run id, another write
+    lake.write(Table.PREDICTIONS, D1, pd.DataFrame({"run_id": ["manual__x"], "scored_at": [later]}))
+    assert predictions_written(config, D1) == "manual__x 2026-10-02T00:06:01.500000+00:00"
+
+    mixed = pd.DataFrame({"run_id": ["a", "b"], "scored_at": [scored_at, scored_at]})
+    lake.write(Table.PREDICTIONS, D2, mixed)
+    with pytest.raises(InvariantError, match="from 2 scoring runs, not one"):
+        predictions_written(config, D2)
+
+
+def _predictions(config, day, run_id: str, scored_at: str) -> None:
+    frame = pd.DataFrame({"run_id": [run_id] * 2, "scored_at": [pd.Timestamp(scored_at, tz="UTC")] * 2})
+    Lake.from_config(config).write(Table.PREDICTIONS, day, frame)
 
 
 @pytest.mark.unit
-def test_a_day_processed_once_is_not_due_again():
-    assert stale({D1: 10.0}, {D1: 10.5}) == []
-    assert stale({D1: 11.0}, {D1: 10.5}) == [D1]  # rewritten (re-extracted, rescored) after: due again
+def test_a_day_is_due_until_a_drift_run_records_its_current_predictions(tmp_path):
+    config = load_config(write_config(tmp_path, tmp_path, mlflow_store=False))
+    store = MemoryRegistry()
+    assert not already_checked(config, D1, store)  # nothing scored: nothing checked
+    _predictions(config, D1, "score-1", "2026-10-02 00:05")
+    assert not already_checked(config, D1, store)
+
+    checked = {
+        Tag.MODEL_NAME: config.model.name,
+        Tag.DAY: D1.isoformat(),
+        Tag.PREDICTIONS: "score-1 2026-10-02T00:05:00+00:00",
+    }
+    store.start_run(RunKind.DRIFT, "drift-2026-10-01", checked)
+    assert already_checked(config, D1, store)
+    store.start_run(RunKind.DRIFT, "drift-2026-10-02", {**checked, Tag.MODEL_NAME: "another_model"})
+    _predictions(config, D2, "score-1", "2026-10-02 00:05")
+    assert not already_checked(config, D2, store)  # another day's record (and another model's) does not count
+
+    _predictions(config, D1, "score-2", "2026-10-09 00:05")  # rescored: new predictions, due again
+    assert not already_checked(config, D1, store)
 
 
 @pytest.mark.unit
@@ -30,3 +72,20 @@ def test_modification_time_from_local_and_s3_listings():
     s3 = datetime(2026, 10, 1, 12, tzinfo=UTC)
     assert _modified_at({"name": "x", "LastModified": s3}) == s3.timestamp()
     assert _modified_at({"name": "x"}) is None
+
+
+@pytest.mark.integration
+def test_a_drift_check_records_the_predictions_it_checked(build_lake, dask_client):
+    """Against a real MLflow store (its filter language, values with ':' and '+'): checked once, due again once
+    rescored."""
+    config = build_lake(4, D3, monitoring={"sample_rate": 1.0, "window_days": 1})
+    score_day(config, D4, "score-1", dask_client)
+    assert not already_checked(config, D4)
+
+    checked = check_predictions(config, D4)
+    assert checked.status == "checked" and already_checked(config, D4)
+    (run,) = connect(config).find_runs(RunKind.DRIFT)
+    assert run.run_id == checked.mlflow_run_id and run.tags[Tag.PREDICTIONS] == predictions_written(config, D4)
+
+    score_day(config, D4, "score-2", dask_client)
+    assert not already_checked(config, D4)
