@@ -213,17 +213,12 @@ class AirflowStack:
             return False
         return True
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
+    def trigger(self, dag_id: str, conf: dict[str, Any], partition_key: str | None = None) -> str:
+        body = {"logical_date": None, "conf": conf, "partition_key": partition_key}
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        run = urllib.request.quote(run_id, safe="")
-        value = self.api("GET", f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/return_value")
-        value = value["value"]
-        return json.loads(value) if isinstance(value, str) else value
 
     def task_log_lines(self, level: str, states: tuple[str, ...] = ("success",)) -> list[str]:
         """Every line recorded at ``level`` in the task logs of the runs in ``states`` (task logs are JSON lines)."""

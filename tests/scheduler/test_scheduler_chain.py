@@ -1,8 +1,12 @@
-"""The chain under Airflow's real scheduler: API trigger -> assets -> scoring -> drift -> retraining, and backfills.
+"""The chain under Airflow's real scheduler: API trigger -> partitioned assets -> scoring -> drift -> retraining, and
+backfills.
 
 One stack (API server, scheduler with LocalExecutor, DAG processor) serves the module. The registry is prepared
 in-process first: a champion trained on the first three demo days in a separate lake, so the stack's lake starts
 empty. The demo data ends yesterday, so unpausing `feature_extraction` schedules yesterday's run, as in service.
+Every run of the chain is keyed by its day (``partition_key``): each day's features event starts one scoring run
+for that day and each day's predictions event one drift run, however close together the days arrive, with
+``max_active_runs=1`` on both.
 """
 
 from __future__ import annotations
@@ -28,7 +32,11 @@ from pipelines.training import train_and_register
 
 pytestmark = pytest.mark.e2e
 
-DAYS = 10
+DAYS = 17
+# The champion is trained on days 10-12 in a separate lake; the data drift from day 14. The first test runs day 12
+# (in the champion's window: calm, and no label new to it) and yesterday (16, drifted), whose retraining trains on the
+# week before it, day 12 included; the backfills take days 13-15, then 3-9.
+TRAINED, MANUAL, BACKFILL_3, BACKFILL_7 = slice(10, 13), 12, slice(13, 16), slice(3, 10)
 CHAIN = ("feature_extraction__credit_default", "batch_scoring__credit_default", "drift_monitoring__credit_default")
 # Labels known from the start (no dataset.label_time): the stack's lake holds two days only, too few for a holdout of
 # labeled days before the newest; delayed labels are covered by tests/pipelines/test_performance.py and the e2e runs.
@@ -52,20 +60,26 @@ class Chain:
         done = {run.data.tags["day"] for run in self.drift_runs()}
         return {d.isoformat() for d in days} <= done and self.stack.settled(*CHAIN)
 
-    def scored_days(self) -> list[str]:
-        """Every day any batch_scoring run scored (its days_to_score list), repeats kept."""
-        return [
-            day
-            for run in self.stack.runs("batch_scoring__credit_default")
-            for day in self.stack.xcom("batch_scoring__credit_default", run["dag_run_id"], "days_to_score")
-        ]
+    def keys(self, dag_id: str, **where: str) -> Counter:
+        """How many runs of ``dag_id`` each partition key has (among the runs whose fields equal ``where``)."""
+        runs = self.stack.runs(dag_id)
+        return Counter(r["partition_key"] for r in runs if all(r[k] == v for k, v in where.items()))
+
+    def one_run_per_day(self, days: list[date]) -> None:
+        """Each day has one scoring run and one drift run, each started by its own event, and one MLflow drift run."""
+        wanted = {d.isoformat(): 1 for d in days}
+        for dag_id in CHAIN[1:]:
+            runs = [r for r in self.stack.runs(dag_id) if r["partition_key"] in wanted]
+            assert Counter(r["partition_key"] for r in runs) == wanted, dag_id
+            assert {(r["run_type"], r["state"]) for r in runs} == {("asset_triggered", "success")}, dag_id
+        assert Counter(run.data.tags["day"] for run in self.drift_runs() if run.data.tags["day"] in wanted) == wanted
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory, migrated_airflow_db: Path):
     base = tmp_path_factory.mktemp("scheduler")
     today = datetime.now(UTC).date()
-    spec = demo_data.DemoSpec(start=today - timedelta(days=DAYS), days=DAYS, rows_per_day=600, drift_day=6)
+    spec = demo_data.DemoSpec(start=today - timedelta(days=DAYS), days=DAYS, rows_per_day=600, drift_day=14)
     demo_data.generate(base / "raw", spec)
     days = [spec.start + timedelta(days=i) for i in range(DAYS)]
     registry = {"tracking_uri": f"sqlite:///{base / 'mlruns.db'}"}
@@ -73,9 +87,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory, migrated_airflow_db: Path):
         (base / folder).mkdir()
 
     training = load_config(write_config(base / "train", base / "raw", **OVERRIDES, mlflow=registry))
-    for day in days[:3]:
+    for day in days[TRAINED]:
         extract_features(training, day)
-    train_and_register(training, days[2])
+    train_and_register(training, days[TRAINED][-1])
 
     config_file = write_config(base / "stack", base / "raw", **OVERRIDES, mlflow=registry)
     stack = AirflowStack(base / "home", {"MLOPS_CONFIG": str(config_file)})
@@ -94,10 +108,11 @@ def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Cha
         "feature_extraction__credit_default",
     ):
         stack.unpause(dag_id)  # feature_extraction's first run: yesterday, the newest full day
-    stack.trigger(
-        "feature_extraction__credit_default", {"date": days[5].isoformat()}
-    )  # near-simultaneous with yesterday's
-    expected = [days[5], days[-1]]
+    # near-simultaneous with yesterday's; keyed as the UI's trigger form (or the REST API) keys a run
+    stack.trigger("feature_extraction__credit_default", {}, partition_key=days[MANUAL].isoformat())
+    with pytest.raises(RuntimeError, match="400"):  # a key that is not a day starts nothing
+        stack.trigger("feature_extraction__credit_default", {}, partition_key=f"{days[MANUAL]}T00:00:00")
+    expected = [days[MANUAL], days[-1]]
     addresses = set()
 
     def done() -> bool:
@@ -108,31 +123,34 @@ def test_api_trigger_runs_scoring_drift_and_retraining_through_assets(chain: Cha
     assert addresses == {"127.0.0.1"}  # no log server on [::]:8793, no dashboard on all interfaces
 
     extractions = stack.runs("feature_extraction__credit_default")
-    assert sorted(r["run_type"] for r in extractions) == ["manual", "scheduled"]
+    assert sorted((r["run_type"], r["partition_key"]) for r in extractions) == [
+        ("manual", days[MANUAL].isoformat()),
+        ("scheduled", days[-1].isoformat()),  # the day that has just ended
+    ]
     for dag_id in CHAIN:
         assert {r["state"] for r in stack.runs(dag_id)} == {"success"}, dag_id
-    assert {r["run_type"] for dag_id in CHAIN[1:] for r in stack.runs(dag_id)} == {"asset_triggered"}
-    assert sorted(chain.scored_days()) == [d.isoformat() for d in expected]  # each day scored exactly once
+    chain.one_run_per_day(expected)  # and nothing else ran
+    assert chain.keys(CHAIN[1]) == chain.keys(CHAIN[2]) == {d.isoformat(): 1 for d in expected}
     lake = Lake.from_config(chain.config)
     for day in expected:
         valid = lake.count_rows(Table.FEATURES, day)
         assert valid > 550 and lake.count_rows(Table.PREDICTIONS, day) == valid
-    assert Counter(run.data.tags["day"] for run in chain.drift_runs()) == {d.isoformat(): 1 for d in expected}
 
     assert stack.task_log_lines("error") == []  # MLflow's stderr output used to land here as ERROR lines
 
-    # Yesterday is drifted (demo drift from day 6): drift_monitoring starts retraining with the reason, which runs
-    # once unpaused (beside the weekly run that unpausing schedules), and its MLflow notices are not ERROR lines.
-    (triggered,) = stack.runs("retraining__credit_default")
-    assert triggered["run_type"] == "operator_triggered" and triggered["conf"]["date"] == days[-1].isoformat()
-    assert "below training" in triggered["conf"]["reason"] or "drift share" in triggered["conf"]["reason"]
+    # Each day's drift run decides for itself. Yesterday is drifted: its run starts retraining with the reason; the
+    # manual day is one the champion trained on (no drift, no new labels). The triggered run succeeds once unpaused
+    # (beside the weekly run that unpausing schedules), and its MLflow notices are not ERROR lines.
+    triggered = stack.runs("retraining__credit_default")
+    assert [(r["run_type"], r["conf"]["date"]) for r in triggered] == [("operator_triggered", days[-1].isoformat())]
+    for run in triggered:
+        assert "below training" in run["conf"]["reason"] or "drift share" in run["conf"]["reason"]
     stack.unpause("retraining__credit_default")
     stack.wait_for(lambda: stack.settled("retraining__credit_default"), 300, "retraining to finish", every=3)
     # The weekly run that unpausing schedules trains on the week before the last Monday: its outcome depends on
-    # the weekday the test runs (data exist for two days only), so only the triggered run's is asserted.
-    assert [r["state"] for r in stack.runs("retraining__credit_default") if r["run_type"] == "operator_triggered"] == [
-        "success"
-    ]
+    # the weekday the test runs (data exist for two days only), so only the triggered runs' are asserted.
+    runs = stack.runs("retraining__credit_default")
+    assert [r["state"] for r in runs if r["run_type"] == "operator_triggered"] == ["success"] * len(triggered)
     assert stack.task_log_lines("error") == []
 
 
@@ -140,17 +158,17 @@ def test_backfill_matches_sequential_runs(chain: Chain, tmp_path: Path, dask_cli
     stack, days = chain.stack, chain.days
     for dag_id in CHAIN:
         stack.unpause(dag_id)
-    backfilled = days[6:9]
+    backfilled = days[BACKFILL_3]
     before = sorted({date.fromisoformat(run.data.tags["day"]) for run in chain.drift_runs()})
     started = time.monotonic()
     stack.backfill("feature_extraction__credit_default", backfilled[0].isoformat(), backfilled[-1].isoformat())
     stack.wait_for(lambda: chain.checked(backfilled), 420, "the backfilled days scored and checked", every=3)
     print(f"backfill of {len(backfilled)} days scored and checked in {time.monotonic() - started:.0f}s")
 
-    runs = [r for r in stack.runs("feature_extraction__credit_default") if r["run_type"] == "backfill"]
-    assert len(runs) == 3 and {r["state"] for r in runs} == {"success"}
-    scored = chain.scored_days()
-    assert len(scored) == len(set(scored)) and {d.isoformat() for d in backfilled} <= set(scored)
+    assert chain.keys(CHAIN[0], run_type="backfill", state="success") == {d.isoformat(): 1 for d in backfilled}
+    chain.one_run_per_day(backfilled)
+    scored = sorted(chain.keys(CHAIN[1]))  # every day the stack has scored
+    assert chain.keys(CHAIN[1]) == chain.keys(CHAIN[2]) == {day: 1 for day in scored}  # each once, checked once
     checks = chain.drift_runs()
     assert Counter(run.data.tags["day"] for run in checks) == {day: 1 for day in scored}
 
@@ -183,3 +201,24 @@ def _drift_record(runs: list) -> dict[str, dict]:
         }
         for run in runs
     }
+
+
+def test_seven_day_backfill_runs_scoring_and_drift_once_per_day(chain: Chain):
+    """Seven days backfilled at once: their features events arrive within seconds of each other while scoring and
+    drift monitoring run one at a time, and each day still gets its own scoring run and its own drift run."""
+    stack, days = chain.stack, chain.days
+    for dag_id in CHAIN:
+        stack.unpause(dag_id)
+    backfilled = days[BACKFILL_7]
+    before = chain.keys(CHAIN[0], run_type="backfill")
+    started = time.monotonic()
+    stack.backfill("feature_extraction__credit_default", backfilled[0].isoformat(), backfilled[-1].isoformat())
+    stack.wait_for(lambda: chain.checked(backfilled), 600, "seven backfilled days scored and checked", every=3)
+    print(f"backfill of {len(backfilled)} days scored and checked in {time.monotonic() - started:.0f}s")
+
+    extracted = chain.keys(CHAIN[0], run_type="backfill", state="success") - before
+    assert extracted == {d.isoformat(): 1 for d in backfilled}
+    chain.one_run_per_day(backfilled)
+    lake = Lake.from_config(chain.config)
+    for day in backfilled:
+        assert lake.count_rows(Table.PREDICTIONS, day) == lake.count_rows(Table.FEATURES, day) > 0
