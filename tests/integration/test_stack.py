@@ -9,8 +9,10 @@ environments are read from the compose file; only what a container network provi
 names become 127.0.0.1 with free ports, ``/opt/mlops`` becomes this checkout, and secrets are random.
 
 Then one demo day goes through the chain the way the stack runs it: ``feature_extraction`` for the day (through
-``airflow dags test`` against the stack's metadata database) publishes the features asset, and the scheduler runs
-``batch_scoring`` on the stack's Dask cluster and ``drift_monitoring`` through the assets.
+``airflow dags test`` against the stack's metadata database) publishes the features event keyed by the day, and the
+scheduler runs ``batch_scoring`` for that day on the stack's Dask cluster and ``drift_monitoring`` for it through the
+partitioned assets. The last loaded day is scored first (``airflow dags trigger``), so the day's drift run finds a
+scored day whose labels have arrived.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 DAY = date(2026, 10, 8)  # the day after the bootstrap's training window (2026-10-01 .. 2026-10-07)
+LABELED = date(2026, 10, 7)  # a loaded day: scored before DAY, its labels (1 to 3 days late) partly known by DAY
 # Asset-driven: unpaused for the run. Not retraining: unpausing its weekly schedule starts a run for today at once,
 # and a pre-drift day does not trigger it.
 DOWNSTREAM = ("batch_scoring__credit_default", "drift_monitoring__credit_default")
@@ -84,7 +87,9 @@ class Stack:
     def env(self, service: str, **extra: str) -> dict[str, str]:
         declared = SERVICES[service].get("environment", {})
         environment = {name: self.localize(str(value)) for name, value in declared.items()}
-        return {**environment, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra}
+        # The image installs this checkout's `pipelines` (/opt/mlops); here the checkout itself comes first, not
+        # whichever checkout the virtualenv's editable install points at.
+        return {**environment, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO), **extra}
 
 
 def _dotenv() -> dict[str, str]:
@@ -205,11 +210,12 @@ def _task_logs(home: Path, lines: int = 40) -> str:
     return "\n".join(tails)
 
 
-def _wait_for_run(metadata: str, dag_id: str, home: Path, timeout: float) -> str:
-    """The run id of ``dag_id``'s first run once it succeeds; its task logs if it fails or never ends."""
+def _wait_for_run(metadata: str, dag_id: str, home: Path, timeout: float, day: date) -> str:
+    """The run id of ``dag_id``'s run keyed ``day`` once it succeeds; its task logs if it fails or never ends."""
     deadline = time.monotonic() + timeout
+    where = f"dag_id = '{dag_id}' AND partition_key = '{day.isoformat()}'"
     while time.monotonic() < deadline:
-        rows = _sql(metadata, f"SELECT run_id, state FROM dag_run WHERE dag_id = '{dag_id}' ORDER BY id")
+        rows = _sql(metadata, f"SELECT run_id, state FROM dag_run WHERE {where} ORDER BY id")
         if rows and rows[0][1] == "success":
             return rows[0][0]
         assert not rows or rows[0][1] != "failed", f"{dag_id} failed:\n{_task_logs(home)}"
@@ -319,7 +325,11 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         setup = time.monotonic() - started
         phase("Airflow up, DAGs parsed, downstream DAGs unpaused")
 
-        # One trigger: feature extraction for the day; the scheduler does the rest through the assets.
+        # The last loaded day scored first (a manual run, queued ahead of DAY's), then one trigger: feature
+        # extraction for the day; the scheduler does the rest through the assets, keyed by the day.
+        score_labeled = ["airflow", "dags", "trigger", DOWNSTREAM[0], "-c", json.dumps({"date": LABELED.isoformat()})]
+        processes.start("trigger", score_labeled, airflow_env)
+        processes.finish("trigger")
         extract = [
             "airflow",
             "dags",
@@ -331,15 +341,18 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         processes.start("feature_extraction__credit_default", extract, airflow_env)
         processes.finish("feature_extraction__credit_default")
         phase("feature_extraction done")
-        scoring_run = _wait_for_run(metadata, "batch_scoring__credit_default", airflow_home, timeout=180)
+        scoring_run = _wait_for_run(metadata, "batch_scoring__credit_default", airflow_home, timeout=180, day=DAY)
         phase("batch_scoring done")
-        _wait_for_run(metadata, "drift_monitoring__credit_default", airflow_home, timeout=180)
+        _wait_for_run(metadata, "drift_monitoring__credit_default", airflow_home, timeout=180, day=DAY)
         chain = time.monotonic() - started - setup
         phase("drift_monitoring done")
 
-        # Scored on the stack's Dask workers, with the champion, into the lake on S3.
-        # The asset-triggered run scores every extracted day not scored yet (the loader's first week too): take the
-        # mapped task instance for the triggered day.
+        # Scored on the stack's Dask workers, with the champion, into the lake on S3: one run per day (the manual
+        # run of LABELED and the asset-triggered run keyed DAY).
+        keyed = _sql(metadata, f"SELECT partition_key, run_type FROM dag_run WHERE dag_id = '{DOWNSTREAM[0]}'")
+        assert set(keyed) == {(DAY.isoformat(), "asset_triggered"), (None, "manual")}
+        drifts = _sql(metadata, f"SELECT partition_key FROM dag_run WHERE dag_id = '{DOWNSTREAM[1]}'")
+        assert sorted(drifts) == [(LABELED.isoformat(),), (DAY.isoformat(),)]  # each scored day checked, once
         scored = _sql(
             metadata, "SELECT value FROM xcom WHERE dag_id = 'batch_scoring__credit_default' AND task_id = 'score'"
         )
@@ -372,13 +385,13 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         )
         assert "drift_share" in drift.data.metrics
         # Labels arrive 1-3 days late: the day's realized metric is in the performance runs, filled in as they come;
-        # the loader's earlier days scored in the same run already have theirs.
+        # the day scored before it has some of its labels by DAY, so its realized metric is there.
         performance = {
             run.data.tags["day"]: run.data.metrics
             for run in client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'performance'")
         }
         assert performance[DAY.isoformat()]["scored_rows"] == result["rows_scored"]
-        assert [day for day, values in performance.items() if f"realized_{config.model.metric}" in values]
+        assert f"realized_{config.model.metric}" in performance[LABELED.isoformat()]
         assert _sql(f"{pg}/mlflow", "SELECT name FROM registered_models") == [(config.model.name,)]
         reports = s3.list_objects_v2(Bucket="mlops", Prefix=f"lake/reports/date={DAY.isoformat()}/")
         assert reports["KeyCount"] > 0
