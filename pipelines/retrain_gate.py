@@ -57,8 +57,16 @@ def retrain_reason(
     registry = registry or connect(config)
 
     def last_retrain() -> date | None:
+        """The later of the last retraining that ran (the model's tag) and the last day before this one whose check
+        started one: under the scheduler a catch-up's drift runs follow each other before the retraining the first
+        of them started has run, and each would start another."""
         tag = registry.model_tag(config.model.name, Tag.LAST_RETRAIN)
-        return date.fromisoformat(tag) if tag else None
+        started = [
+            date.fromisoformat(run.tags[Tag.DAY])
+            for kind in (RunKind.DRIFT, RunKind.RETRAIN_DECISION)
+            for run in registry.find_runs(kind, **{Tag.MODEL_NAME: config.model.name, Tag.DECISION: RETRAIN})
+        ]
+        return max([d for d in started if d < day] + ([date.fromisoformat(tag)] if tag else []), default=None)
 
     return retrain_decision(
         config, drift, day, last_retrain, lambda: _labels_since_champion(config, registry, day), force=force
@@ -105,8 +113,11 @@ def decide_retraining(
     )
 
 
+RETRAIN = "retrain"  # the decision tag of a day whose check started a retraining
+
+
 def _verdict(retrain: bool | None) -> str:
-    return "retrain" if retrain else "no retrain" if retrain is False else "none"
+    return RETRAIN if retrain else "no retrain" if retrain is False else "none"
 
 
 def record_retrain_decision(

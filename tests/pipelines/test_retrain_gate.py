@@ -3,12 +3,13 @@ day however often it is decided again, and the cooldown read from the registered
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 
 from pipelines.monitoring import DriftResult
-from pipelines.registry import RunKind, Tag
+from pipelines.registry import CHAMPION, RunKind, Tag
 from pipelines.registry_memory import MemoryRegistry
 from pipelines.retrain_gate import decide_retraining, retrain_reason
 
@@ -56,3 +57,25 @@ def test_the_cooldown_is_read_from_the_registered_models_last_retraining(config)
     store.set_model_tag(config.model.name, Tag.LAST_RETRAIN, (DAY - timedelta(days=1)).isoformat())
     refused = retrain_reason(config, drifted, DAY, registry=store)
     assert not refused.retrain and refused.reason.startswith(f"cooldown: last retraining {DAY - timedelta(days=1)}")
+
+
+def test_a_retraining_started_by_an_earlier_days_check_holds_the_next_days_back(config):
+    """Under the scheduler a catch-up's drift runs follow each other before the retraining the first one started has
+    run (and set the model's last-retraining tag): the earlier day's recorded decision counts for the cooldown."""
+    store = MemoryRegistry()
+    store.register_version(config.model.name, "models:/m-1", store.start_run(RunKind.TRAINING, "train"))
+    store.set_alias(config.model.name, CHAMPION, "1")
+    drifted = DriftResult(day=DAY.isoformat(), status="checked", reason="", model_version="1", drift_share=0.9)
+    earlier = store.start_run(RunKind.DRIFT, "drift-earlier")
+    store.set_tags(
+        earlier,
+        {Tag.DAY: (DAY - timedelta(days=1)).isoformat(), Tag.MODEL_NAME: config.model.name, Tag.DECISION: "retrain"},
+    )
+    same_day = store.start_run(RunKind.DRIFT, "drift-same-day")  # a rerun of the day: its own decision does not count
+    store.set_tags(same_day, {Tag.DAY: DAY.isoformat(), Tag.MODEL_NAME: config.model.name, Tag.DECISION: "retrain"})
+    refused = retrain_reason(config, drifted, DAY, registry=store)
+    assert not refused.retrain and refused.reason.startswith(f"cooldown: last retraining {DAY - timedelta(days=1)}")
+    later = DAY + timedelta(days=config.monitoring.cooldown_days)  # past the cooldown of the same-day decision too
+    assert not retrain_reason(config, replace(drifted, day=later.isoformat()), later, registry=store).reason.startswith(
+        "cooldown"
+    )
