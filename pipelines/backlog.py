@@ -7,14 +7,12 @@ champion may have changed since, and past reports and MLflow drift runs record w
 run is tagged ``predictions`` with the predictions it checked (the scoring run that wrote them and when, as written
 in the predictions themselves: no clocks compared), and a day is due exactly when its current predictions are not
 the recorded ones.
-
-Also here: :func:`partition_written_at`, which the performance table's rescored-since rule reads.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import TYPE_CHECKING
 
 from pipelines.config import Config
 from pipelines.errors import InvariantError
@@ -23,25 +21,6 @@ from pipelines.storage import Lake, Table
 
 if TYPE_CHECKING:
     from pipelines.monitoring import DriftResult
-
-
-def _modified_at(info: dict[str, Any]) -> float | None:
-    """Modification time (epoch seconds) from an fsspec info dict: local disks say ``mtime``, S3 ``LastModified``."""
-    value = info.get("mtime", info.get("LastModified"))
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return float(value) if value is not None else None
-
-
-def partition_written_at(config: Config, table: Table, day: date) -> float | None:
-    """When the day's partition of ``table`` was last written (its newest file), or None when it does not exist."""
-    lake = Lake.from_config(config)
-    fs, path = lake.fs(lake.partition(table, day))
-    if not fs.exists(path):
-        return None
-    infos = fs.find(path, detail=True).values() or [fs.info(path)]
-    times = [t for t in map(_modified_at, infos) if t is not None]
-    return max(times) if times else None
 
 
 def predictions_written(config: Config, day: date) -> str | None:

@@ -1,5 +1,8 @@
 """A checked day's drift report: the Evidently HTML, its JSON and summary published to the lake and logged to the
 day's MLflow run, and the retraining decision written on top of it as a banner once it is taken.
+
+The report is files, not a Delta table (``<root>/reports/date=D/``): whole documents for a browser and the MLflow UI,
+not rows anyone queries; each is replaced whole (:meth:`pipelines.storage.Lake.put_files`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def publish_report(
         snapshot.save_json(str(folder / "drift_report.json"))
         (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         lake = Lake.from_config(config)
-        _publish_folder(lake, day, folder)
+        lake.put_files(Table.REPORTS, day, folder)
         tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
         with tracked_run(registry, RunKind.DRIFT, f"drift-{day.isoformat()}", tags) as run_id:
             metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
@@ -57,14 +60,6 @@ def publish_report(
             registry.log(run_id, metrics=metrics)
             registry.log_artifacts(run_id, folder, REPORT_FOLDER)
     return lake.partition(Table.REPORTS, day), run_id
-
-
-def _publish_folder(lake: Lake, day: date, folder: Path) -> None:
-    """The files of ``folder`` as the day's reports partition, replacing it whole (staged, then moved into place)."""
-    with lake.staged(Table.REPORTS, day) as staging:
-        fs, path = lake.fs(staging)
-        for file in folder.iterdir():
-            fs.put_file(str(file), f"{path}/{file.name}")
 
 
 _BANNER = re.compile(r"<!-- mlops-decision -->.*?<!-- /mlops-decision -->", re.DOTALL)
@@ -94,13 +89,11 @@ def with_banner(page: str, banner: str) -> str:
 def annotate_report(config: Config, registry: Registry, day: date, run_id: str | None, banner: str) -> None:
     """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts."""
     lake = Lake.from_config(config)
-    fs, path = lake.fs(lake.partition(Table.REPORTS, day))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in fs.ls(path, detail=False):
-            fs.get_file(name, str(folder / Path(name).name))
+        lake.get_files(Table.REPORTS, day, folder)
         report = folder / REPORT_HTML
         report.write_text(with_banner(report.read_text(encoding="utf-8"), banner), encoding="utf-8")
-        _publish_folder(lake, day, folder)
+        lake.put_files(Table.REPORTS, day, folder)
         if run_id:
             registry.log_artifact(run_id, report, REPORT_FOLDER)

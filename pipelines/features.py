@@ -57,15 +57,10 @@ def _quarantine_undated(config: Config, lake: Lake, url: str, rows: pd.DataFrame
     """Rows with no usable event time belong to no day: keep them per source file so nothing vanishes."""
     if rows.empty:
         return
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    target = f"{lake.table_url(Table.QUARANTINE)}/undated/{name}.parquet"
-    fs, path = lake.fs(target)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     frame = rows.astype("string").assign(
         **{REASON: f"{config.dataset.event_time}: missing or unparseable", SOURCE_FILE: url}
     )
-    with fs.open(path, "wb") as handle:
-        frame.to_parquet(handle, index=False)
+    target = lake.write_undated(url, frame)
     log.warning("%s: %d rows have no usable %s; quarantined to %s", url, len(rows), config.dataset.event_time, target)
 
 
@@ -151,8 +146,16 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     keep = [dataset.key, dataset.event_time, *dataset.features.all]
     if dataset.target in split.valid.columns:
         keep.append(dataset.target)
-    features_url = lake.write(Table.FEATURES, day, split.valid[keep], row_group_rows=config.scoring.partition_rows)
+    counts = {"rows_in": len(rows), "rows_valid": len(split.valid), "rows_quarantined": len(split.quarantined)}
+    # Quarantine first: the features commit carries the day's record, so a crash in between leaves the day stale.
     quarantine_url = lake.write(Table.QUARANTINE, day, split.quarantined)
+    features_url = lake.write(
+        Table.FEATURES,
+        day,
+        split.valid[keep],
+        row_group_rows=config.scoring.partition_rows,
+        record=sources.build_record(files, counts),
+    )
     result = ExtractResult(
         day=day.isoformat(),
         rows_in=len(rows),
@@ -162,8 +165,6 @@ def extract_features(config: Config, day: date) -> ExtractResult:
         features_url=features_url,
         quarantine_url=quarantine_url,
     )
-    counts = {"rows_in": result.rows_in, "rows_valid": result.rows_valid, "rows_quarantined": result.rows_quarantined}
-    sources.write_day_record(config, day, files, counts)
     log.info(
         "features %s: %d in, %d valid, %d quarantined from %d of %d source files",
         day,

@@ -81,18 +81,18 @@ def current_window(config: Config, day: date) -> pd.DataFrame:
 
     Only the columns a drift check reads (features, model outputs, and the key and day the realized metric joins
     labels on), with categorical features as pandas categoricals: a window of millions of rows is decoded once per
-    distinct category, not once per row. A column a day lacks is left out of that day (NaN after concatenation).
+    distinct category, not once per row. The days are read from one version of the table; a column the table lacks is
+    left out (a day written without a column the table has reads it as missing values).
     """
     lake = Lake.from_config(config)
     dataset = config.dataset
     wanted = {dataset.key, "logical_date", *dataset.features.all, PREDICTION, PROBABILITY}
-    frames = []
-    for d in (day - timedelta(days=i) for i in range(config.monitoring.window_days)):
-        if lake.exists(Table.PREDICTION_LOG, d):
-            columns = [c for c in lake.columns(Table.PREDICTION_LOG, d) if c in wanted]
-            categories = [c for c in dataset.features.categorical if c in columns]
-            frames.append(lake.read(Table.PREDICTION_LOG, d, columns, categories))
-    return concat(frames)
+    version = lake.version(Table.PREDICTION_LOG)
+    logged = set(lake.days(Table.PREDICTION_LOG, version)) if version is not None else set()
+    days = [d for d in (day - timedelta(days=i) for i in range(config.monitoring.window_days)) if d in logged]
+    columns = [c for c in lake.columns(Table.PREDICTION_LOG, version) if c in wanted]
+    categories = [c for c in dataset.features.categorical if c in columns]
+    return lake.read_days(Table.PREDICTION_LOG, days, columns, categories, version) if days else concat([])
 
 
 def drift_input(frame: pd.DataFrame, config: Config) -> pd.DataFrame:

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.backlog import partition_written_at
 from pipelines.config import Config
 from pipelines.errors import DataError
 from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
@@ -152,7 +151,8 @@ def read_performance(config: Config, days: list[date] | None = None) -> pd.DataF
     """The performance table's rows (of ``days``, default every day it holds), oldest first."""
     lake = Lake.from_config(config)
     held = lake.days(Table.PERFORMANCE)
-    return lake.read_days(Table.PERFORMANCE, [d for d in held if days is None or d in days])
+    columns = ["date", *lake.columns(Table.PERFORMANCE)]  # the day is the table's partition column and a field
+    return lake.read_days(Table.PERFORMANCE, [d for d in held if days is None or d in days], columns)
 
 
 def _predictions(config: Config, day: date) -> pd.DataFrame:
@@ -168,8 +168,9 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
         return []
     lake = Lake.from_config(config)
     stored = {date.fromisoformat(str(r["date"])): r for r in read_performance(config).to_dict("records")}
-    scored = in_horizon(lake.days(Table.PREDICTIONS), as_of, config.monitoring.label_horizon_days)
-    due = days_to_revisit({d: partition_written_at(config, Table.PREDICTIONS, d) for d in scored}, stored, as_of)
+    written = lake.written_at(Table.PREDICTIONS)
+    scored = in_horizon(sorted(written), as_of, config.monitoring.label_horizon_days)
+    due = days_to_revisit({d: written[d] for d in scored}, stored, as_of)
     if not due:
         return []
     predictions = {day: _predictions(config, day) for day in due}

@@ -79,6 +79,7 @@ class Tag:
     WINDOW_END = "window_end"
     DATA_HASH = "data_hash"
     TASK = "task"
+    FEATURES_DELTA_VERSION = "features_delta_version"  # the features table's version the window was read at
     # on versions
     DECISION_RUN_ID = "decision.run_id"
     ROLLED_BACK = "rolled_back"

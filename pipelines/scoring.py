@@ -1,9 +1,14 @@
 """Batch scoring on Dask: one day's feature partition -> keyed predictions, dead letters and a prediction log.
 
-The champion alias is resolved once per run, so every row of a run is scored by the same version. Each Dask task
-reads one Parquet row group, scores it with a model cached in its worker process, and writes its own output files
-named after the row group; a retried or recomputed task (a worker lost mid-run) overwrites them, so each published
-partition holds every row exactly once. Only file names, counts and key hashes travel back to the client.
+The champion alias is resolved once per run, so every row of a run is scored by the same version. The run plans its
+pieces from the features table's files of the day only (the Delta log's list, no other day looked at). Each Dask
+task reads one Parquet row group, scores it with a model cached in its worker process, and writes its own output
+files straight into each output table's folder of the day, named after the run's attempt and the row group; a
+retried or recomputed task (a worker lost mid-run) overwrites its own files. Only file paths, sizes, counts and key
+hashes travel back to the client, which commits each output table once, adding the files the gathered results name
+and removing the day's previous ones, and only when rows in == scored + dead-lettered: each day holds every row
+exactly once. Files of a failed run, or left over by a task whose result was not the one gathered, are in no
+commit: no reader sees them, and ``vacuum`` deletes them (:mod:`pipelines.storage`).
 
 A row that cannot be scored never sinks its batch: inputs are checked row by row first (missing key, a value
 that is not a number or not finite, a duplicated key), and a batch the model rejects is split in halves until the
@@ -22,27 +27,27 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from distributed import Client, get_worker
 
-from pipelines import metrics, model_artifacts, registry, storage
+from pipelines import metrics, model_artifacts, registry
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
 from pipelines.predict import in_sample, key_hashes, predict_frame
 from pipelines.records import jsonable
-from pipelines.storage import Lake, Table
+from pipelines.storage import DataFile, Lake, Table
 
 log = logging.getLogger(__name__)
 
 ERROR = "error"
-OUTPUTS = (Table.PREDICTIONS, Table.DEAD_LETTER, Table.PREDICTION_LOG)
+OUTPUTS = (Table.DEAD_LETTER, Table.PREDICTION_LOG, Table.PREDICTIONS)  # committed in this order: predictions last
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ class ScoringJob:
     run_id: str
     day: date
     scored_at: datetime
-    staging: dict[Table, str]  # table -> staging URL
+    attempt: str  # names this call's files: a retried task rewrites its own, another run never touches them
+    schemas: dict[Table, Any]  # each output table's columns and types (pyarrow schema; None before its first day)
     use_gpu: bool
 
 
@@ -88,6 +94,7 @@ class PieceResult:
     device: str
     key_hashes: np.ndarray = field(repr=False)
     dead_positions: np.ndarray = field(repr=False)
+    files: dict[Table, DataFile] = field(default_factory=dict, repr=False)  # the written, uncommitted output files
 
 
 @dataclass(frozen=True)
@@ -147,16 +154,6 @@ def score_frame(frame: pd.DataFrame, model: Any, config: Config, duplicates: tup
     return FrameScores(predictions, dead, logged, hashes, reasons.index.to_numpy(dtype=np.int64))
 
 
-def _write(lake: Lake, frame: pd.DataFrame, url: str, keep_empty: bool) -> None:
-    fs, path = lake.fs(url)
-    if frame.empty and not keep_empty:
-        if fs.exists(path):
-            fs.rm(path)
-        return
-    with lake.open_for_arrow(url, "wb") as target:
-        frame.to_parquet(target, index=False)
-
-
 def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
     """The run's constant columns, dictionary-encoded: one value each, however many rows carry it."""
     values = {
@@ -174,24 +171,27 @@ def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
 
 
 def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ()) -> PieceResult:
-    """Score one row group into ``part-<index>.parquet`` of each output; ``duplicates`` are positions to dead-letter."""
+    """Score one row group into ``<attempt>-<index>.parquet`` of each output's day (not committed); ``duplicates``
+    are positions to dead-letter."""
     config = job.config
     columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
-    with job.lake.open_for_arrow(piece.url, "rb") as source:
-        frame = pq.ParquetFile(source).read_row_group(piece.row_group, columns=columns).to_pandas()
+    frame = job.lake.read_row_group(piece.url, piece.row_group, columns)
     device = _device(job)
     model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
     scores = score_frame(frame, model, config, duplicates)
 
-    name = f"part-{piece.index:05d}.parquet"
+    name = f"{job.attempt}-{piece.index:05d}.parquet"
     outputs = {
         Table.PREDICTIONS: (scores.predictions, True),
         Table.DEAD_LETTER: (scores.dead, False),
         Table.PREDICTION_LOG: (scores.logged, False),
     }
+    files = {}
     for table, (rows, keep_empty) in outputs.items():
         stamped = rows.assign(**_stamp(job, len(rows)))
-        _write(job.lake, stamped, f"{job.staging[table]}/{name}", keep_empty=keep_empty)
+        written = job.lake.write_file(table, job.day, name, stamped, keep_empty, schema=job.schemas[table])
+        if written is not None:
+            files[table] = written
     try:
         worker = get_worker().address
     except ValueError:  # called outside a worker (tests, debugging)
@@ -206,19 +206,18 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
         device=device,
         key_hashes=scores.key_hashes,
         dead_positions=scores.dead_positions,
+        files=files,
     )
 
 
-def plan_pieces(lake: Lake, url: str, columns: list[str]) -> list[Piece]:
-    """Every row group under a partition folder, in file order; an unreadable file or a missing column is named."""
-    fs, path = lake.fs(url)
+def plan_pieces(lake: Lake, day: date, columns: list[str]) -> list[Piece]:
+    """Every row group of the day's feature files (from the table's log: no other day is listed), in file order;
+    an unreadable file or a missing column is named."""
     pieces: list[Piece] = []
-    for file in sorted(f for f in fs.find(path) if f.endswith(".parquet")):
-        file_url = storage.url_for(fs, file)
+    for file_url in lake.files(Table.FEATURES, day):
         try:
-            with fs.open(file, "rb") as handle:
-                meta = pq.ParquetFile(handle)
-                groups, names, rows = meta.metadata.num_row_groups, set(meta.schema_arrow.names), meta.metadata.num_rows
+            meta = lake.footer(file_url)
+            groups, names, rows = meta.num_row_groups, set(meta.schema.to_arrow_schema().names), meta.num_rows
         except Exception as exc:  # a corrupt footer, a truncated file
             raise DataError(f"cannot read Parquet file {file_url}: {type(exc).__name__}: {exc}") from exc
         missing = [c for c in columns if c not in names]
@@ -262,45 +261,42 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
         raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
     champion = registry.require_alias(registry.connect(config), config.model.name)
     model = model_artifacts.with_flavor(champion, config.tracking_uri)  # where it runs depends on it
-    pieces = plan_pieces(lake, source, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all])
+    pieces = plan_pieces(lake, day, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all])
     where, use_gpu = placement(client, model.flavor)
     # Dask reruns a task whose worker died on its own; `retries` is for a task that raised (a transient read or
     # write of its row group): one row group is redone, not the day. Model errors never reach it (bisection).
     where["retries"] = config.scoring.batch_retries
-    staging = {table: lake.new_staging(table, day) for table in OUTPUTS}
-    job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), staging, use_gpu)
-    try:
-        results = client.gather(client.map(score_piece, pieces, job=job, pure=False, **where))
-        duplicates = cross_piece_duplicates(results)
-        if duplicates:
-            log.warning(
-                "%d rows repeat a key seen in an earlier row group: dead-lettering them",
-                sum(map(len, duplicates.values())),
-            )
-            redo = [pieces[i] for i in duplicates]
-            again = client.gather(
-                [client.submit(score_piece, p, job, duplicates[p.index], pure=False, **where) for p in redo]
-            )
-            results = [next((a for a in again if a.index == r.index), r) for r in results]
-        result = _totals(lake, day, model, results)
-        if result.rows_in != result.rows_scored + result.rows_dead_lettered:
-            raise InvariantError(
-                f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
-                f" + {result.rows_dead_lettered} dead-lettered; nothing published"
-            )
-        share = result.rows_dead_lettered / result.rows_in if result.rows_in else 0.0
-        if share > config.scoring.max_dead_letter_share:
-            url = lake.publish(staging.pop(Table.DEAD_LETTER), Table.DEAD_LETTER, day)
-            raise DataError(
-                f"{result.rows_dead_lettered} of {result.rows_in} rows of {source} ({share:.1%}) could not be scored, "
-                f"above scoring.max_dead_letter_share={config.scoring.max_dead_letter_share:.1%}; "
-                f"predictions not published; errors in {url}"
-            )
-        for table in OUTPUTS:
-            lake.publish(staging.pop(table), table, day)
-    finally:
-        for url in staging.values():
-            lake.discard(url)
+    schemas = {table: lake.schema(table) for table in OUTPUTS}
+    job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
+    results = client.gather(client.map(score_piece, pieces, job=job, pure=False, **where))
+    duplicates = cross_piece_duplicates(results)
+    if duplicates:
+        log.warning(
+            "%d rows repeat a key seen in an earlier row group: dead-lettering them",
+            sum(map(len, duplicates.values())),
+        )
+        redo = [pieces[i] for i in duplicates]
+        again = client.gather(
+            [client.submit(score_piece, p, job, duplicates[p.index], pure=False, **where) for p in redo]
+        )
+        results = [next((a for a in again if a.index == r.index), r) for r in results]
+    result = _totals(lake, day, model, results)
+    if result.rows_in != result.rows_scored + result.rows_dead_lettered:
+        raise InvariantError(
+            f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
+            f" + {result.rows_dead_lettered} dead-lettered; nothing published"
+        )
+    files = {table: [r.files[table] for r in results if table in r.files] for table in OUTPUTS}
+    share = result.rows_dead_lettered / result.rows_in if result.rows_in else 0.0
+    if share > config.scoring.max_dead_letter_share:
+        lake.commit(Table.DEAD_LETTER, day, files[Table.DEAD_LETTER])
+        raise DataError(
+            f"{result.rows_dead_lettered} of {result.rows_in} rows of {source} ({share:.1%}) could not be scored, "
+            f"above scoring.max_dead_letter_share={config.scoring.max_dead_letter_share:.1%}; "
+            f"predictions not published; errors in {lake.partition(Table.DEAD_LETTER, day)}"
+        )
+    for table in OUTPUTS:  # one transaction per table, replacing the batch's rows of the day
+        lake.commit(table, day, files[table])
     log.info(
         "scored %s with %s v%s on %s: %d in, %d scored, %d dead-lettered, %d logged",
         day,

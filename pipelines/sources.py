@@ -3,21 +3,24 @@
 Reading every file a glob matches makes a year of daily files cost each day ~365x the first. Instead each file is
 examined once per version (size + modification time): a Parquet file is indexed from its footer's statistics when
 they settle the question (a timestamp event-time column without nulls, a string key column); any other file is read
-once. A day then reads only the files whose ``[low, high]`` range can hold it. The index is a cache kept in the lake
-(``<root>/_sources/<name>.json``): losing it, or two runs overwriting each other's, costs a re-index, never data.
+once. A day then reads only the files whose ``[low, high]`` range can hold it.
 
-Late data: each extracted day records, beside the lake (``<root>/_sources/days/date=D.json``), the file versions it
-was built from and its row counts. A file that overlaps an extracted day missing from that record makes the day
-stale (:func:`stale_days`). A file is checked until no extracted day it overlaps misses it ("settled"), so a failed
-re-extraction is detected again by the next run rather than forgotten.
+The index stays a cache file in the lake (``<root>/_sources/<name>.json``), not a table: it describes the user's
+raw files, not the lake's data, and everything in it can be read again from those files. Losing it, or two runs
+overwriting each other's, costs a re-index, never data, so it needs no transaction.
+
+Late data: which file versions each day was built from, and its row counts, are the record the features table's
+own commit of the day carries (:meth:`pipelines.storage.Lake.commits`, read back from the Delta history): the
+record and the rows are published in one transaction, so there is no side file to fall out of step. A file that
+overlaps an extracted day missing from that record makes the day stale (:func:`stale_days`). A file is checked until
+no extracted day it overlaps misses it ("settled"), so a failed re-extraction is detected again by the next run
+rather than forgotten.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -156,42 +159,20 @@ def footer_range(url: str, column: str, kind: Kind, options: dict[str, Any] | No
     )
 
 
-def _index_url(config: Config, name: str) -> str:
-    return f"{config.storage.root.rstrip('/')}/{SOURCES}/{name}.json"
-
-
-def _read_json(url: str, options: dict[str, Any]) -> Any:
-    fs, path = storage.filesystem(url, options)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "r") as handle:
-        return json.load(handle)
-
-
-def _write_json(url: str, value: Any, options: dict[str, Any]) -> None:
-    """Write whole: to a temporary name then moved (a local reader never sees half a file; an S3 put is whole)."""
-    fs, path = storage.filesystem(url, options)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    temporary = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
-    with fs.open(temporary, "w") as handle:
-        json.dump(value, handle)
-    fs.mv(temporary, path)
-
-
 def load_index(config: Config, name: str) -> dict[str, FileEntry]:
     """The stored index; an unreadable one (truncated, or from another version of this code) is rebuilt."""
-    url = _index_url(config, name)
+    lake = storage.Lake.from_config(config)
     try:
-        return {key: FileEntry(**entry) for key, entry in (_read_json(url, config.storage.options) or {}).items()}
+        return {key: FileEntry(**entry) for key, entry in (lake.read_cache(name) or {}).items()}
     except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
-        log.warning("source index %s is unreadable (%s); indexing again", url, exc)
+        log.warning("source index %s of %s is unreadable (%s); indexing again", name, lake.root, exc)
         return {}
 
 
 def save_index(config: Config, name: str, entries: dict[str, FileEntry]) -> None:
     """Merge into what is stored now (another run may have indexed other files meanwhile); ours win."""
     merged = {**load_index(config, name), **entries}
-    _write_json(_index_url(config, name), {url: asdict(e) for url, e in sorted(merged.items())}, config.storage.options)
+    storage.Lake.from_config(config).write_cache(name, {url: asdict(e) for url, e in sorted(merged.items())})
 
 
 def refresh(
@@ -270,27 +251,25 @@ def holding_keys(entries: Iterable[FileEntry], keys: Iterable[str]) -> list[File
     return chosen
 
 
-# --- per-day records: what each extracted day was built from -------------------------------------------------
+# --- per-day records: what each extracted day was built from, in the features table's history ----------------
 
 
-def _day_url(config: Config, day: date) -> str:
-    return f"{config.storage.root.rstrip('/')}/{SOURCES}/days/date={day.isoformat()}.json"
+def build_record(files: Iterable[FileEntry], counts: dict[str, int]) -> dict[str, Any]:
+    """What the features commit of a day records: the source file versions read and the day's row counts."""
+    return {"files": {e.url: e.version for e in files}, **counts}
 
 
-def write_day_record(config: Config, day: date, files: Iterable[FileEntry], counts: dict[str, int]) -> None:
-    """Written after the day's partitions are published: a crash in between leaves the day looking stale (safe)."""
-    record = {"files": {e.url: e.version for e in files}, **counts}
-    _write_json(_day_url(config, day), record, config.storage.options)
-
-
-def read_day_record(config: Config, day: date) -> dict[str, Any] | None:
-    return _read_json(_day_url(config, day), config.storage.options)
+def day_records(config: Config) -> dict[date, dict[str, Any]]:
+    """Per extracted day, the record of the features commit that last wrote it (one read of the history)."""
+    commits = storage.Lake.from_config(config).commits(storage.Table.FEATURES)
+    return {day: commit.record for day, commit in commits.items()}
 
 
 def recent_volumes(config: Config, day: date, days: int) -> list[int]:
     """``rows_in`` of the extracted days among the ``days`` before ``day`` (what "usual volume" is measured on)."""
-    records = (read_day_record(config, day - timedelta(days=i)) for i in range(1, days + 1))
-    return [int(r["rows_in"]) for r in records if r and "rows_in" in r]
+    records = day_records(config)
+    found = (records.get(day - timedelta(days=i)) for i in range(1, days + 1))
+    return [int(r["rows_in"]) for r in found if r and "rows_in" in r]
 
 
 def stale_days(config: Config, entries: dict[str, FileEntry], today: date, table: storage.Table) -> list[date]:
@@ -303,13 +282,13 @@ def stale_days(config: Config, entries: dict[str, FileEntry], today: date, table
     if not unsettled:
         return []
     extracted = set(storage.Lake.from_config(config).days(table)) - {today}
+    records = day_records(config)
     stale: set[date] = set()
     settled: dict[str, FileEntry] = {}
     for entry in unsettled:
         missing = []
         for day in sorted(d for d in extracted if covers(entry, d)):
-            record = read_day_record(config, day)
-            if record is None or record["files"].get(entry.url) != entry.version:
+            if records.get(day, {}).get("files", {}).get(entry.url) != entry.version:
                 missing.append(day)
         if missing:
             log.warning("%s can hold rows of already extracted day(s) %s: late data", entry.url, missing)

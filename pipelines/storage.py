@@ -1,24 +1,58 @@
-"""The data lake: date-partitioned Parquet tables on any fsspec filesystem (a local folder or ``s3://``).
+"""The data lake: one Delta table per table name, partitioned by day, on a local folder or ``s3://``.
 
 :class:`Lake` is the one seam that knows where a table lives: callers say which table and which day
-(``lake.read(FEATURES, day)``), never a root, a path or storage options. Every write is a transaction: the
-partition is written under ``<table>/_staging/`` and then moved into place, replacing what was there, so a rerun
-never appends and a reader never sees half a partition on a local disk.
+(``lake.read(FEATURES, day)``), never a root, a path, a filesystem or storage options. Every table is a Delta table
+(``<root>/<table>/_delta_log`` beside ``date=YYYY-MM-DD/`` folders), so DuckDB, Polars and Spark read the lake as
+it is.
+
+Replacing a day is one Delta transaction: the new files are written first, then one commit adds them and removes
+the day's previous files. A reader loads one table version and reads the files it lists; removed files stay on
+storage until ``vacuum``, so a concurrent reader sees the old day or the new one, never a missing or half-written
+one. A rerun replaces, never appends. A file written but never committed (a failed run, a retried task's
+leftover) is in no version: no reader sees it, and ``DeltaTable.vacuum(full=True)`` deletes it once it is older
+than the retention (7 days by default, so a run in progress keeps its files).
+
+Why files are written here with pyarrow and committed with ``DeltaTable.create_write_transaction`` rather than
+through ``write_deltalake(..., mode="overwrite", predicate="date = 'D'")``, which commits the same single overwrite:
+batch scoring writes a day's files from many Dask workers and commits them once from the client, which only this
+API allows, and ``write_deltalake`` adds no file for an empty frame, so a day extracted or scored with zero rows
+would look never written. One path serves both.
+
+The prediction logs are partitioned by ``date`` and ``source`` (``batch`` or ``online``): a batch rerun replaces
+``source=batch`` of the day while the model server appends ``source=online`` files, so neither loses the other's
+rows. Two commits can still conflict (delta-rs counts an append as having read what a concurrent overwrite
+removed): the loser loads the new version and commits its same files again, a bounded number of times.
+
+On S3 no locking provider and no ``AWS_S3_ALLOW_UNSAFE_RENAME`` are needed: delta-rs 1.x commits a version with a
+conditional put (``If-None-Match: *``), which S3, MinIO and moto's server honour, so of two writers of one version
+exactly one wins and the other retries (tested with concurrent writers on moto's server). The fsspec options of
+``storage.options`` are translated for delta-rs (:func:`delta_options`).
+
+Not tables: the drift reports (HTML and JSON documents for people and the MLflow UI, replaced whole per day under
+``<root>/reports/date=D/``), rows without an event time (``<root>/quarantine/_undated/<file>.parquet``: they belong
+to no day, and are keyed by the source file they came from; the leading underscore keeps them out of the Delta
+table, its readers and ``vacuum``), and the source index (a cache, :mod:`pipelines.sources`). The Lake writes and
+reads them too, whole files only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import random
+import time
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -27,12 +61,18 @@ from pandas.api.types import union_categoricals
 from pipelines.errors import DataError
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from pipelines.config import Config
 
 log = logging.getLogger(__name__)
 
-STAGING = "_staging"
-ONLINE_PREFIX = "online-"  # part files the model server appends to a partition; a batch rerun keeps them
+DATE = "date"
+SOURCE = "source"  # the prediction logs' second partition column
+BATCH, ONLINE = "batch", "online"
+DAY_KEY = "mlops.day"  # commit metadata: the day a commit wrote
+RECORD_KEY = "mlops.record"  # commit metadata: what the writer says about the day (sources: what it was built from)
+COMMIT_ATTEMPTS = 6
 
 
 class Table(StrEnum):
@@ -44,8 +84,18 @@ class Table(StrEnum):
     DEAD_LETTER = "dead_letter"
     PREDICTION_LOG = "prediction_log"
     SHADOW_LOG = "shadow_log"  # online predictions of a shadow challenger: never served, so kept out of the log
-    REPORTS = "reports"
+    REPORTS = "reports"  # files, not a Delta table (see the module docstring)
     PERFORMANCE = "performance"  # per scored day: the realized metric so far, filled in as labels arrive
+
+
+PARTITIONS: dict[Table, tuple[str, ...]] = {Table.PREDICTION_LOG: (DATE, SOURCE), Table.SHADOW_LOG: (DATE, SOURCE)}
+# The features table's commits are the record of what each day was built from (pipelines.sources) and of the rows
+# each model version was trained on (time travel): its log is kept, not cleaned up after 30 days.
+CONFIGURATION: dict[Table, dict[str, str]] = {Table.FEATURES: {"delta.enableExpiredLogCleanup": "false"}}
+
+
+class CommitConflict(RuntimeError):
+    """Concurrent writers kept winning a table's commits; a retry of the task tries again (not a pipelines error)."""
 
 
 def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
@@ -57,6 +107,90 @@ def url_for(fs: AbstractFileSystem, path: str) -> str:
     """Put back the protocol fsspec stripped from ``path`` (local paths stay plain), so workers can reopen it."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return path if protocol == "file" else f"{protocol}://{path}"
+
+
+def delta_options(options: dict[str, Any]) -> dict[str, str]:
+    """``storage.options`` (fsspec's s3fs names) as delta-rs storage options; credentials not given here come from
+    the environment (``AWS_ACCESS_KEY_ID`` ...), as for s3fs. Keys already in delta-rs form (``AWS_*``) pass."""
+    names = {"endpoint_url": "AWS_ENDPOINT_URL", "key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"}
+    names["token"] = "AWS_SESSION_TOKEN"
+    found = {names[k]: str(v) for k, v in options.items() if k in names and v}
+    found.update({k: str(v) for k, v in options.items() if k.isupper()})
+    region = (options.get("client_kwargs") or {}).get("region_name")
+    if region:
+        found["AWS_REGION"] = str(region)
+    if found.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        found.setdefault("AWS_ALLOW_HTTP", "true")
+    return found
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file written into a table's folder and not yet committed: what its commit needs."""
+
+    path: str  # relative to the table's root, e.g. date=2026-10-01/part-....parquet
+    size: int
+    rows: int
+    partition: dict[str, str]
+    stats: str  # Delta's per-file statistics (JSON): numRecords and nullCount
+    schema: pa.Schema = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The newest commit that wrote a day: its table version, when (epoch seconds), and the writer's record."""
+
+    version: int
+    at: float
+    record: dict[str, Any]
+
+
+def _day_of(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _delta_type(column: pa.ChunkedArray, target: pa.DataType | None) -> pa.DataType:
+    """The type a column is stored with: the table's type when it has the column, else one Delta can hold."""
+    kind = column.type
+    if target is not None:
+        return target
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_null(kind) or pa.types.is_large_string(kind):
+        return pa.string()  # an empty object column of pandas: text, as every such column here is
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("us", tz=kind.tz)  # Delta timestamps are microseconds
+    return kind
+
+
+def conform(frame: pd.DataFrame, schema: pa.Schema | None, where: str) -> pa.Table:
+    """``frame`` as an Arrow table of the types the table holds (``schema``; None for a new table): categoricals as
+    their values, nanoseconds as microseconds, an int column as the table's float. A value that cannot take the
+    table's type is a :class:`DataError` naming the column and both types."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    columns, fields = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        target = schema.field(name).type if schema is not None and name in schema.names else None
+        kind = _delta_type(column, target)
+        truncate = pa.types.is_timestamp(kind)  # nanoseconds to microseconds
+        try:
+            columns.append(column if column.type == kind else pc.cast(column, kind, safe=not truncate))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"{where}: column {name} holds {column.type}, the table holds {kind}; cannot convert: {exc}"
+            ) from exc
+        fields.append(pa.field(name, kind))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _stats(table: pa.Table) -> str:
+    """Delta's per-file statistics: the row count (what :meth:`Lake.count_rows` sums) and nulls per column. Min and
+    max are left out: days are partitions, so a reader prunes by day without them."""
+    nulls = {name: column.null_count for name, column in zip(table.column_names, table.columns, strict=True)}
+    return json.dumps({"numRecords": table.num_rows, "nullCount": nulls})
 
 
 @dataclass(frozen=True)
@@ -74,142 +208,406 @@ class Lake:
     def from_config(cls, config: Config) -> Lake:
         return cls(config.storage.root, dict(config.storage.options))
 
-    def fs(self, url: str) -> tuple[AbstractFileSystem, str]:
-        """The filesystem and path behind any URL in (or beside) this lake, with the lake's options."""
+    # --- where --------------------------------------------------------------------------------------------------
+
+    def _fs(self, url: str) -> tuple[AbstractFileSystem, str]:
         return filesystem(url, self.options)
 
     def table_url(self, table: Table) -> str:
         return f"{self.root}/{table}"
 
     def partition(self, table: Table, day: date) -> str:
-        """The URL of one day's partition of ``table`` (whether or not it exists)."""
-        return f"{self.table_url(table)}/date={day.isoformat()}"
+        """The URL of one day's folder of ``table`` (whether or not it exists)."""
+        return f"{self.table_url(table)}/{DATE}={day.isoformat()}"
+
+    def _values(self, table: Table, day: date, source: str | None) -> dict[str, str]:
+        """The partition a day's rows go to: the day, and for the logs whether the batch or the server wrote them."""
+        values = {DATE: day.isoformat()}
+        if SOURCE in PARTITIONS.get(table, (DATE,)):
+            values[SOURCE] = source or BATCH
+        return values
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    def _open(self, table: Table, version: int | None = None) -> DeltaTable | None:
+        """The table (at ``version``, default the newest), or None when it has never been written."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(self.table_url(table), version=version, storage_options=delta_options(self.options))
+        except TableNotFoundError:
+            return None
+
+    def _add_actions(self, table: Table) -> pd.DataFrame:
+        """The files of the newest version: day, rows, modification time (ms); empty when there is no table."""
+        opened = self._open(table)
+        if opened is None:
+            return pd.DataFrame({"day": [], "rows": [], "modified": []})
+        actions = pa.table(opened.get_add_actions(flatten=True))
+        return pd.DataFrame(
+            {
+                "day": actions.column(f"partition.{DATE}").to_pylist(),
+                "rows": actions.column("num_records").to_pylist(),
+                "modified": actions.column("modification_time").cast(pa.int64()).to_pylist(),
+            }
+        )
+
+    def days(self, table: Table, version: int | None = None) -> list[date]:
+        """The days a table holds (at ``version``, default the newest), from its log: no folder is listed."""
+        opened = self._open(table, version)
+        if opened is None:
+            return []
+        found = {_day_of(p.get(DATE, "")) for p in opened.partitions()}
+        return sorted(d for d in found if d is not None)
 
     def exists(self, table: Table, day: date) -> bool:
-        fs, path = self.fs(self.partition(table, day))
-        return fs.exists(path)
+        return day in self.days(table)
 
-    def days(self, table: Table) -> list[date]:
-        """The days a table holds, ignoring staging folders and anything that is not ``date=YYYY-MM-DD``."""
-        fs, path = self.fs(self.table_url(table))
-        if not fs.exists(path):
+    def version(self, table: Table) -> int | None:
+        """The table's newest version (None: never written): read the table at it to see exactly what was read."""
+        opened = self._open(table)
+        return None if opened is None else opened.version()
+
+    def columns(self, table: Table, version: int | None = None) -> list[str]:
+        """The table's columns (a day written without one reads it as nulls), without the ``date`` partition."""
+        opened = self._open(table, version)
+        if opened is None:
             return []
-        days = []
-        for entry in fs.ls(path, detail=False):
-            name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith("date="):
-                try:
-                    days.append(date.fromisoformat(name[len("date=") :]))
-                except ValueError:
-                    log.warning("ignoring malformed partition folder %s", entry)
-        return sorted(days)
+        return [f.name for f in opened.schema().fields if f.name != DATE]
+
+    def _day_dataset(self, opened: DeltaTable, table: Table, day: date, categories: list[str] | None) -> Any:
+        """The day's files as one pyarrow dataset, in file order; a day the table lacks is a :class:`DataError`."""
+        import pyarrow.dataset as ds
+
+        options = ds.ParquetReadOptions(dictionary_columns=set(categories)) if categories else None
+        dataset = opened.to_pyarrow_dataset(
+            file_pruning_predicate=[(DATE, "=", day.isoformat())], parquet_read_options=options
+        )
+        fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+        if not fragments:
+            raise DataError(
+                f"partition {self.partition(table, day)} does not exist; has the upstream stage run for {day}?"
+            )
+        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+
+    def read_days(
+        self,
+        table: Table,
+        days: Iterable[date],
+        columns: list[str] | None = None,
+        categories: list[str] | None = None,
+        version: int | None = None,
+    ) -> pd.DataFrame:
+        """Several days of a table one after the other, from one table version (default the newest); each day's
+        files only (the day filter is pushed down to the log). A missing day is a :class:`DataError`.
+
+        ``columns``: default every column but ``date`` (the day is the caller's argument); ask for it to have it.
+        ``categories``: string columns to read as pandas categoricals, each distinct value decoded once.
+        """
+        days = list(days)
+        if not days:
+            return pd.DataFrame(columns=columns)
+        opened = self._open(table, version)
+        if opened is None:
+            raise DataError(
+                f"partition {self.partition(table, days[0])} does not exist; has the upstream stage run for {days[0]}?"
+            )
+        names = columns or [f.name for f in opened.schema().fields if f.name != DATE]
+        frames = []
+        for day in days:
+            data = self._day_dataset(opened, table, day, categories).to_table(columns=names)
+            frames.append(data.to_pandas(coerce_temporal_nanoseconds=True))
+        return concat(frames) if len(frames) > 1 else frames[0]
 
     def read(
-        self, table: Table, day: date, columns: list[str] | None = None, categories: list[str] | None = None
+        self,
+        table: Table,
+        day: date,
+        columns: list[str] | None = None,
+        categories: list[str] | None = None,
+        version: int | None = None,
     ) -> pd.DataFrame:
-        """One day of a table; a missing partition is a :class:`DataError` that names it (a retry cannot help).
-
-        ``categories``: string columns to read as pandas categoricals, each distinct value decoded once rather than
-        once per row (other types are read as they are).
-        """
-        url = self.partition(table, day)
-        fs, path = self.fs(url)
-        if not fs.exists(path):
-            raise DataError(f"partition {url} does not exist; has the upstream stage run for {day}?")
-        return pd.read_parquet(path, filesystem=fs, columns=columns, read_dictionary=categories)
-
-    def columns(self, table: Table, day: date) -> list[str]:
-        """The columns of one day's partition, from a Parquet footer (no rows read)."""
-        fs, path = self.fs(self.partition(table, day))
-        return list(pq.ParquetDataset(path, filesystem=fs).schema.names)
-
-    def read_days(self, table: Table, days: Iterable[date], columns: list[str] | None = None) -> pd.DataFrame:
-        """Several days of a table, concatenated (an empty frame for no days)."""
-        frames = [self.read(table, day, columns) for day in days]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        """One day of a table (see :meth:`read_days`); a missing day is a :class:`DataError` that names it."""
+        return self.read_days(table, [day], columns, categories, version)
 
     def count_rows(self, table: Table, day: date) -> int | None:
-        """Rows in one partition, from the Parquet footers only; None when the partition does not exist."""
-        if not self.exists(table, day):
-            return None
-        return count_rows(self.partition(table, day), self.options)
+        """Rows of one day from the log's per-file statistics (no file opened); None when the day is absent."""
+        files = self._add_actions(table)
+        rows = files.loc[files["day"] == day.isoformat(), "rows"]
+        return int(rows.sum()) if len(rows) else None
 
-    def new_staging(self, table: Table, day: date) -> str:
-        """A fresh, empty folder to write one partition of ``table`` into before :meth:`publish`."""
-        staging = f"{self.table_url(table)}/{STAGING}/date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
-        fs, path = self.fs(staging)
-        fs.makedirs(path, exist_ok=True)
-        return staging
+    def written_at(self, table: Table) -> dict[date, float]:
+        """Per day, when it was last written (epoch seconds): the commit time its files carry in the log."""
+        files = self._add_actions(table)
+        newest = files.groupby("day")["modified"].max() if len(files) else pd.Series(dtype=float)
+        return {d: float(ms) / 1000 for day, ms in newest.items() if (d := _day_of(day)) is not None}
 
-    def discard(self, staging: str) -> None:
-        fs, path = self.fs(staging)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+    def commits(self, table: Table) -> dict[date, Commit]:
+        """Per day, the newest commit that wrote it, with its writer's record, from the table's own history."""
+        opened = self._open(table)
+        found: dict[date, Commit] = {}
+        for entry in opened.history() if opened is not None else []:
+            day = _day_of(entry.get(DAY_KEY, ""))
+            if day is not None and day not in found:
+                found[day] = Commit(int(entry["version"]), entry["timestamp"] / 1000, entry.get(RECORD_KEY) or {})
+        return found
 
-    def publish(self, staging: str, table: Table, day: date) -> str:
-        """Swap a staged folder into place, replacing the old partition.
+    def files(self, table: Table, day: date) -> list[str]:
+        """URLs of the day's data files in the newest version, in order; only the day's files are looked up."""
+        opened = self._open(table)
+        if opened is None:
+            return []
+        return sorted(opened.file_uris(file_pruning_predicate=[(DATE, "=", day.isoformat())]))
 
-        On a local disk: old partition renamed aside, new one renamed in, old one deleted (readers see the old or
-        the new partition, never a mix). Object stores have no rename: the old objects are deleted, then the staged
-        ones copied in, so a reader may briefly find the partition absent, but never half old and half new.
-        Part files named ``online-*`` (appended by the model server, not by the batch run being published) are
-        carried into the new partition, so a batch rerun never deletes online rows.
+    def footer(self, url: str) -> pq.FileMetaData:
+        """A data file's Parquet footer (row groups, rows, columns); no rows read."""
+        fs, path = self._fs(url)
+        with fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).metadata
+
+    def read_row_group(self, url: str, group: int, columns: list[str]) -> pd.DataFrame:
+        """One row group of a data file: a Dask task's share of a day."""
+        fs, path = self._fs(url)
+        if isinstance(fs, LocalFileSystem):  # pyarrow's own local I/O is faster than an fsspec file
+            return pq.ParquetFile(path).read_row_group(group, columns=columns).to_pandas()
+        with fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).read_row_group(group, columns=columns).to_pandas()
+
+    # --- writing ------------------------------------------------------------------------------------------------
+
+    def write_file(
+        self,
+        table: Table,
+        day: date,
+        name: str,
+        frame: pd.DataFrame,
+        keep_empty: bool = True,
+        row_group_rows: int | None = None,
+        schema: pa.Schema | None = None,
+        source: str | None = None,
+    ) -> DataFile | None:
+        """Write ``frame`` as one Parquet file into the day's folder of ``table``, not yet committed (:meth:`commit`).
+
+        The same ``name`` written again replaces the file (a retried Dask task). An empty frame with ``keep_empty``
+        False writes nothing and removes an earlier file of that name (None). The partition columns (the day, the
+        log's ``source`` if the frame has one) go into the path, not the file; ``schema`` (the table's) sets the
+        types of the columns it has; ``source`` the log's partition when the frame has no ``source`` column.
         """
-        final = self.partition(table, day)
-        fs, staging_path = self.fs(staging)
-        final_path = self.fs(final)[1]
+        if SOURCE in frame.columns:
+            sources = frame[SOURCE].dropna().unique()
+            if len(sources) > 1:
+                raise DataError(f"{table} {day}: rows of several sources {sorted(sources)} in one file")
+            source = str(sources[0]) if len(sources) else source
+        values = self._values(table, day, source)
+        if DATE in frame.columns and frame[DATE].astype(str).ne(values[DATE]).any():
+            raise DataError(f"{table} {day}: rows dated other than {day} in the {DATE} column")
+        relative = "/".join(f"{k}={v}" for k, v in values.items()) + f"/{name}"
+        fs, path = self._fs(f"{self.table_url(table)}/{relative}")
+        if frame.empty and not keep_empty:
+            if fs.exists(path):
+                fs.rm(path)
+            return None
+        data = conform(frame.drop(columns=[c for c in values if c in frame.columns]), schema, f"{table} {day}")
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         if isinstance(fs, LocalFileSystem):
-            trash = f"{staging_path}.old" if fs.exists(final_path) else None
-            if trash:
-                fs.mv(final_path, trash, recursive=True)
-            fs.mv(staging_path, final_path, recursive=True)
-            if trash:
-                for kept in fs.glob(f"{trash}/{ONLINE_PREFIX}*"):  # online parts belong to no batch run: kept
-                    fs.mv(kept, f"{final_path}/{kept.rsplit('/', 1)[-1]}")
-                fs.rm(trash, recursive=True)
+            pq.write_table(data, path, row_group_size=row_group_rows, store_schema=False)
         else:
-            if fs.exists(final_path):
-                old = [f for f in fs.find(final_path) if not f.rsplit("/", 1)[-1].startswith(ONLINE_PREFIX)]
-                if old:
-                    fs.rm(old)
-            staged = fs.find(staging_path)  # an object store has no empty folders: nothing staged, nothing to copy
-            for file in staged:
-                fs.copy(file, final_path + file[len(staging_path) :])
-            if staged:
-                fs.rm(staged)
-            fs.invalidate_cache()
-        log.info("published %s", final)
-        return final
+            with fs.open(path, "wb") as handle:
+                pq.write_table(data, handle, row_group_size=row_group_rows, store_schema=False)
+        return DataFile(relative, fs.size(path), data.num_rows, values, _stats(data), data.schema)
 
-    @contextmanager
-    def staged(self, table: Table, day: date) -> Iterator[str]:
-        """Yield a staging URL to write a partition into; publish it on success, discard it on error."""
-        staging = self.new_staging(table, day)
-        try:
-            yield staging
-        except BaseException:
-            self.discard(staging)
-            raise
-        self.publish(staging, table, day)
+    def _open_for_write(self, table: Table, schema: pa.Schema) -> DeltaTable:
+        """The table, created on its first write, with every column of ``schema`` (added as nullable columns)."""
+        from deltalake import DeltaTable
+        from deltalake.schema import Field
 
-    def write(self, table: Table, day: date, df: pd.DataFrame, row_group_rows: int = 250_000) -> str:
-        """Replace one day's partition of ``table`` with ``df`` (one Parquet file, row groups of
-        ``row_group_rows``)."""
-        with self.staged(table, day) as staging:
-            fs, path = self.fs(staging)
-            with fs.open(f"{path}/part-00000.parquet", "wb") as handle:
-                df.to_parquet(handle, index=False, row_group_size=row_group_rows)
+        partition_by = list(PARTITIONS.get(table, (DATE,)))
+        full = pa.schema([*schema, *(pa.field(c, pa.string()) for c in partition_by)])
+        opened = self._open(table)
+        if opened is None:
+            DeltaTable.create(
+                self.table_url(table),
+                full,
+                mode="ignore",
+                partition_by=partition_by,
+                configuration=CONFIGURATION.get(table),
+                storage_options=delta_options(self.options),
+            )
+            opened = self._open(table)
+            assert opened is not None
+        held = pa.schema(opened.schema().to_arrow())
+        for column in schema:
+            if column.name in held.names and held.field(column.name).type != column.type:
+                raise DataError(
+                    f"{table}: column {column.name} is written as {column.type}, the table holds"
+                    f" {held.field(column.name).type}"
+                )
+        new = [Field.from_arrow(f) for f in schema if f.name not in held.names]
+        if new:
+            try:
+                opened.alter.add_columns(new)
+            except Exception:  # a concurrent writer added them first: fine if they are there now
+                opened = self._open(table)
+                assert opened is not None
+                if not {f.name for f in new} <= set(pa.schema(opened.schema().to_arrow()).names):
+                    raise
+            log.info("%s: added column(s) %s", table, [f.name for f in new])
+            opened = self._open(table)
+            assert opened is not None
+        return opened
+
+    def _files_to_commit(self, table: Table, day: date, files: list[DataFile]) -> list[DataFile]:
+        """The files with rows; a day of none gets one empty file (of the table's types), so it exists: an empty
+        frame's column types are a guess (pandas' float for no predictions), not the table's."""
+        kept = [f for f in files if f.rows]
+        if kept or not files:
+            return kept
+        schema = self.schema(table) or pa.unify_schemas([f.schema for f in files], promote_options="permissive")
+        names = [f for f in schema.names if f not in files[0].partition]
+        empty = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
+        source = files[0].partition.get(SOURCE)
+        written = self.write_file(table, day, f"empty-{uuid.uuid4().hex}.parquet", empty, schema=schema, source=source)
+        return [written] if written else []
+
+    def commit(
+        self,
+        table: Table,
+        day: date,
+        files: list[DataFile],
+        replace: bool = True,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        """One transaction: add ``files`` to the day and, with ``replace``, remove every file the day's partition
+        held (for the logs, the partition of the files' source: ``batch`` unless given). ``record`` is kept in the
+        commit's metadata (:meth:`commits`). A commit that conflicts with a concurrent one is made again on the
+        newest version, up to ``COMMIT_ATTEMPTS`` times (:class:`CommitConflict` after)."""
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import AddAction, CommitProperties
+
+        values = files[0].partition if files else self._values(table, day, None)
+        if any(f.partition != values for f in files):
+            raise DataError(f"{table} {day}: one commit's files must share one partition")
+        files = self._files_to_commit(table, day, files)
+        if not files and self._open(table) is None:
+            return  # nothing to add and nothing to replace
+        schema = pa.unify_schemas([f.schema for f in files]) if files else pa.schema([])
+        metadata = {DAY_KEY: day.isoformat(), **({RECORD_KEY: record} if record else {})}
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                opened = self._open_for_write(table, schema)
+                now = int(time.time() * 1000)
+                actions = [AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files]
+                opened.create_write_transaction(
+                    actions,
+                    "overwrite" if replace else "append",
+                    opened.schema(),
+                    partition_by=list(PARTITIONS.get(table, (DATE,))),
+                    partition_filters=[(k, "=", v) for k, v in values.items()] if replace else None,
+                    commit_properties=CommitProperties(custom_metadata=metadata),
+                )
+                return
+            except CommitFailedError as exc:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise CommitConflict(
+                        f"{table} {day}: {attempt} commits in a row lost to concurrent writers; last: {exc}"
+                    ) from exc
+                log.warning("%s %s: commit conflicted with a concurrent one (%s); committing again", table, day, exc)
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+
+    def schema(self, table: Table) -> pa.Schema | None:
+        """The table's columns and types (with its partition columns); None before its first write."""
+        opened = self._open(table)
+        return None if opened is None else pa.schema(opened.schema().to_arrow())
+
+    def write(
+        self,
+        table: Table,
+        day: date,
+        df: pd.DataFrame,
+        row_group_rows: int = 250_000,
+        record: dict[str, Any] | None = None,
+    ) -> str:
+        """Replace one day of ``table`` with ``df`` (one file, row groups of ``row_group_rows``) in one commit; an
+        empty frame is a day with no rows, not a day never written. Returns the day's folder URL."""
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        written = self.write_file(table, day, name, df, row_group_rows=row_group_rows, schema=self.schema(table))
+        self.commit(table, day, [written] if written else [], record=record)
         return self.partition(table, day)
 
-    @contextmanager
-    def open_for_arrow(self, url: str, mode: str) -> Iterator[Any]:
-        """What pyarrow reads or writes fastest: a plain path on a local disk (native I/O), else an fsspec file."""
-        fs, path = self.fs(url)
+    def append(self, table: Table, day: date, df: pd.DataFrame) -> str:
+        """Add ``df`` to the day in one commit (the model server's log rows: ``source`` online unless the rows say
+        otherwise); returns the file's URL."""
+        if SOURCE in PARTITIONS.get(table, ()) and SOURCE not in df.columns:
+            df = df.assign(**{SOURCE: ONLINE})
+        written = self.write_file(table, day, f"part-{uuid.uuid4().hex}.parquet", df, schema=self.schema(table))
+        assert written is not None
+        self.commit(table, day, [written], replace=False)
+        return f"{self.table_url(table)}/{written.path}"
+
+    # --- files that are not tables ------------------------------------------------------------------------------
+
+    def _put_whole(self, fs: AbstractFileSystem, local: Path, path: str) -> None:
+        """A file copied in whole: on a local disk under a temporary name then renamed; on S3 one PUT (atomic)."""
         if isinstance(fs, LocalFileSystem):
-            yield path
-            return
-        with fs.open(path, mode) as handle:
-            yield handle
+            temporary = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
+            fs.put_file(str(local), temporary)
+            fs.mv(temporary, path)
+        else:
+            fs.put_file(str(local), path)
+
+    def put_files(self, table: Table, day: date, folder: Path) -> str:
+        """The files of ``folder`` as the day's files of a files table (the reports), replacing the day's: each file
+        is replaced whole, then files no longer there are deleted. Returns the day's folder URL."""
+        url = self.partition(table, day)
+        fs, path = self._fs(url)
+        fs.makedirs(path, exist_ok=True)
+        names = {file.name for file in folder.iterdir()}
+        for file in folder.iterdir():
+            self._put_whole(fs, file, f"{path}/{file.name}")
+        stale = [f for f in fs.find(path) if f.rsplit("/", 1)[-1] not in names]
+        if stale:
+            fs.rm(stale)
+        fs.invalidate_cache()
+        return url
+
+    def get_files(self, table: Table, day: date, folder: Path) -> list[Path]:
+        """Copy the day's files of a files table into ``folder``; their local paths."""
+        fs, path = self._fs(self.partition(table, day))
+        copied = []
+        for name in fs.find(path):
+            target = folder / name.rsplit("/", 1)[-1]
+            fs.get_file(name, str(target))
+            copied.append(target)
+        return copied
+
+    def write_undated(self, source_url: str, df: pd.DataFrame) -> str:
+        """Quarantined rows of one source file that have no day, as one Parquet file named after it (replaced when
+        the file is indexed again). Returns its URL."""
+        name = source_url.rstrip("/").rsplit("/", 1)[-1]
+        url = f"{self.table_url(Table.QUARANTINE)}/_undated/{name}.parquet"
+        fs, path = self._fs(url)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as handle:
+            df.to_parquet(handle, index=False)
+        return url
+
+    def read_cache(self, name: str) -> Any:
+        """A JSON document kept under ``<root>/_sources/`` (None when absent)."""
+        fs, path = self._fs(f"{self.root}/_sources/{name}.json")
+        if not fs.exists(path):
+            return None
+        with fs.open(path, "r") as handle:
+            return json.load(handle)
+
+    def write_cache(self, name: str, value: Any) -> None:
+        """Write a JSON document under ``<root>/_sources/`` whole (a local reader never sees half of it)."""
+        fs, path = self._fs(f"{self.root}/_sources/{name}.json")
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
+        with fs.open(temporary, "w") as handle:
+            json.dump(value, handle)
+        fs.mv(temporary, path)
 
 
 def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -229,14 +627,3 @@ def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         for frame in frames:
             frame[column] = frame[column].cat.set_categories(categories)
     return pd.concat(frames, ignore_index=True)
-
-
-def count_rows(url: str, options: dict[str, Any] | None = None) -> int:
-    """Rows in every Parquet file under ``url``, read from the footers only."""
-    fs, path = filesystem(url, options)
-    files = [f for f in fs.find(path) if f.endswith(".parquet")]
-    total = 0
-    for file in files:
-        with fs.open(file, "rb") as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    return total

@@ -112,19 +112,21 @@ def read_labels(config: Config, keys: Iterable[str] | None = None, as_of: date |
     return labels.drop_duplicates(dataset.key, keep="last")[[dataset.key, dataset.target]]
 
 
-def labeled_window(config: Config, end_day: date, as_of: date | None = None) -> tuple[pd.DataFrame, list[date]]:
+def labeled_window(
+    config: Config, end_day: date, as_of: date | None = None, version: int | None = None
+) -> tuple[pd.DataFrame, list[date]]:
     """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with the labels known by the
-    end of ``as_of`` (default: ``end_day``)."""
+    end of ``as_of`` (default: ``end_day``); read from the features table's ``version`` (default its newest)."""
     dataset = config.dataset
     lake = Lake.from_config(config)
     wanted = {end_day - timedelta(days=i) for i in range(config.training.window_days)}
-    days = [d for d in lake.days(Table.FEATURES) if d in wanted]
+    days = [d for d in lake.days(Table.FEATURES, version) if d in wanted]
     if not days:
         raise DataError(
             f"no feature partitions between {min(wanted)} and {end_day} under {lake.table_url(Table.FEATURES)}; "
             "run feature_extraction for those dates first"
         )
-    frame = lake.read_days(Table.FEATURES, days)
+    frame = lake.read_days(Table.FEATURES, days, version=version)
     if dataset.labels:
         frame = frame.drop(columns=[dataset.target], errors="ignore")
         labels = read_labels(config, frame[dataset.key], as_of=as_of or end_day)
@@ -147,7 +149,7 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _reference_sample(config: Config, days: list[date], model: Any) -> pd.DataFrame:
+def _reference_sample(config: Config, days: list[date], model: Any, version: int | None) -> pd.DataFrame:
     """Every feature row of the training window, labeled or not, with the model's outputs: what drift checks compare
     live data with.
 
@@ -156,7 +158,7 @@ def _reference_sample(config: Config, days: list[date], model: Any) -> pd.DataFr
     reference drawn from them would make a stable day look drifted. Rows are sampled first, so the model predicts
     only the rows kept.
     """
-    window = model_input(Lake.from_config(config).read_days(Table.FEATURES, days), config)
+    window = model_input(Lake.from_config(config).read_days(Table.FEATURES, days, version=version), config)
     sample = window.sample(n=min(config.training.reference_rows, len(window)), random_state=config.training.seed)
     features = sample.copy()
     sample[PREDICTION] = model.predict(features)
@@ -175,7 +177,8 @@ def train_and_register(
     """Fit on the older part of the window ending on ``end_day`` (with the labels known by the end of ``as_of``,
     default ``end_day``), score the newest ``holdout_fraction``, log everything, register a version."""
     dataset = config.dataset
-    frame, days = labeled_window(config, end_day, as_of)
+    features_version = Lake.from_config(config).version(Table.FEATURES)  # read at it: "what data trained vN"
+    frame, days = labeled_window(config, end_day, as_of, features_version)
     split = int(len(frame) * (1 - config.training.holdout_fraction))
     train, holdout = frame.iloc[:split], frame.iloc[split:]
     x_train, y_train = model_input(train, config), train[dataset.target]
@@ -196,6 +199,7 @@ def train_and_register(
     name = config.model.name
     window = {Tag.WINDOW_START: days[0].isoformat(), Tag.WINDOW_END: days[-1].isoformat()}
     tags = {Tag.MODEL_NAME: name, **window, Tag.DATA_HASH: data_hash(frame), Tag.REASON: reason, Tag.TASK: config.task}
+    tags[Tag.FEATURES_DELTA_VERSION] = str(features_version)
     with tracked_run(registry, RunKind.TRAINING, f"train-{end_day.isoformat()}", tags) as run_id:
         registry.log(
             run_id,
@@ -212,7 +216,7 @@ def train_and_register(
         source = model_artifacts.log_model(config.tracking_uri, run_id, model, config.model.flavor, example)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            _reference_sample(config, days, model).to_parquet(path, index=False)
+            _reference_sample(config, days, model, features_version).to_parquet(path, index=False)
             registry.log_artifact(run_id, path, str(Path(REFERENCE_ARTIFACT).parent))
         version = registry.register_version(name, source, run_id)
     metric_value = scores[config.model.metric]

@@ -106,3 +106,95 @@ def evidently_verdicts(config: Any, day: date) -> dict[str, dict[str, Any]]:
 def with_section(config: Any, section: str, **values: Any) -> Any:
     """``config`` with some values of one section replaced (configs are frozen: a copy)."""
     return config.model_copy(update={section: getattr(config, section).model_copy(update=values)})
+
+
+def rewrite_while_reading(lake: Any, day: date, rewrites: int = 6, parts: int = 3, seconds: float = 60.0) -> tuple:
+    """Replace one day of the predictions table ``rewrites`` times, each a commit of ``parts`` files written one
+    after the other (as batch scoring writes them), while a thread reads the day in a loop (at most 2,000 reads and
+    ``seconds``). Fails unless every read is exactly one version's rows; returns (reads, distinct row sets seen)."""
+    import threading
+    import time
+
+    import pandas as pd
+
+    from pipelines.storage import Table
+
+    def rows(version: int) -> list[list[str]]:  # each version its own keys and size, in ``parts`` files
+        return [[f"v{version}-{p}-{i}" for i in range(5 + version)] for p in range(parts)]
+
+    versions = [frozenset(k for part in rows(v) for k in part) for v in range(rewrites + 1)]
+    lake.commit(
+        Table.PREDICTIONS,
+        day,
+        [lake.write_file(Table.PREDICTIONS, day, "v0.parquet", pd.DataFrame({"k": sorted(versions[0])}))],
+    )
+    done = threading.Event()
+    seen: list[frozenset] = []
+    failures: list[Exception] = []
+
+    def reader() -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while len(seen) < 2000 and time.monotonic() < deadline and not (done.is_set() and len(seen) > 0):
+                seen.append(frozenset(lake.read(Table.PREDICTIONS, day, ["k"])["k"]))
+        except Exception as exc:  # noqa: BLE001 (a read that fails, e.g. a missing day, fails the test too)
+            failures.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(1, rewrites + 1):
+            files = []
+            for p, keys in enumerate(rows(version)):
+                files.append(
+                    lake.write_file(Table.PREDICTIONS, day, f"v{version}-{p}.parquet", pd.DataFrame({"k": keys}))
+                )
+                time.sleep(0.02)  # a reader gets its chance between the files of one rewrite
+            lake.commit(Table.PREDICTIONS, day, files)
+    finally:
+        done.set()
+        thread.join(timeout=seconds)
+    assert not failures, failures
+    wrong = [s for s in seen if s not in versions]
+    assert not wrong, f"{len(wrong)} of {len(seen)} reads saw a mix or a part of a version, e.g. {sorted(wrong[0])[:8]}"
+    assert frozenset(lake.read(Table.PREDICTIONS, day, ["k"])["k"]) == versions[-1]
+    return len(seen), len(set(seen))
+
+
+def append_while_overwriting(lake: Any, day: date, reruns: int = 5, appends: int = 20) -> None:
+    """The model server appends to the day's prediction log while batch reruns replace the day's batch rows, each in
+    its own thread: afterwards every online row is there exactly once and the batch rows are the last rerun's."""
+    import threading
+
+    import pandas as pd
+
+    from pipelines.storage import Table
+
+    failures: list[Exception] = []
+
+    def batch() -> None:
+        try:
+            for run in range(reruns):
+                keys = [f"batch{run}-{i}" for i in range(10)]
+                lake.write(Table.PREDICTION_LOG, day, pd.DataFrame({"k": keys, "run_id": f"batch-{run}"}))
+        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
+            failures.append(exc)
+
+    def online() -> None:
+        try:
+            for n in range(appends):
+                lake.append(Table.PREDICTION_LOG, day, pd.DataFrame({"k": [f"online-{n}"], "arm": "champion"}))
+        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=batch), threading.Thread(target=online)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    log = lake.read(Table.PREDICTION_LOG, day)
+    online_keys = sorted(log.loc[log["source"] == "online", "k"])
+    assert online_keys == sorted(f"online-{n}" for n in range(appends)), "online rows lost or duplicated"
+    assert sorted(log.loc[log["source"] == "batch", "k"]) == [f"batch{reruns - 1}-{i}" for i in range(10)]
+    assert lake.count_rows(Table.PREDICTION_LOG, day) == appends + 10

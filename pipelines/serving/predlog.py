@@ -1,10 +1,11 @@
-"""Online rows of the prediction log: buffered, then written as whole part files into the day's partition.
+"""Online rows of the prediction log: buffered, then appended to the day's Delta table partition in one commit.
 
-Rows go to ``prediction_log/date=D/online-<server>-<seq>.parquet`` (``shadow_log`` for a shadow challenger), one
-file per flush, never one per request; D is the UTC day of the row's event time (the request time when the body
-has none), as in batch. The columns are the batch log's plus ``source=online`` and ``arm``, so drift monitoring,
-the realized metric and the summary read them with the batch rows and no change. A batch rerun republishes the
-partition but carries the ``online-`` files over (:meth:`pipelines.storage.Lake.publish`).
+Rows go to ``prediction_log`` (``shadow_log`` for a shadow challenger) under ``date=D/source=online/``, one file and
+one Delta append per day per flush, never one per request; D is the UTC day of the row's event time (the request
+time when the body has none), as in batch. The columns are the batch log's plus ``arm``, with ``source`` online, so
+drift monitoring, the realized metric and the summary read them with the batch rows and no change. A batch rerun
+replaces only ``source=batch`` of the day, and an append that conflicts with its commit is committed again
+(:meth:`pipelines.storage.Lake.commit`), so neither loses the other's rows.
 
 A flush happens at ``serving.log_flush_rows`` buffered rows, every ``serving.log_flush_s`` and on shutdown. A
 row is buffered before its response is sent, so a server stopped normally loses no answered row; a process killed
@@ -13,7 +14,6 @@ outright loses at most its buffer: fewer than ``log_flush_rows`` rows, none olde
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import uuid
@@ -22,15 +22,13 @@ from collections import defaultdict
 import pandas as pd
 
 from pipelines.serving.batch import SOURCE
-from pipelines.storage import ONLINE_PREFIX, STAGING, Lake, Table
+from pipelines.storage import Lake, Table
 
 log = logging.getLogger(__name__)
 
-CATEGORICAL = ("model_name", "model_version", "model_run_id", "run_id", "logical_date", "source", "arm")
-
 
 class PredictionLogWriter:
-    """Thread-safe buffer of logged rows per table; :meth:`flush` writes each day's rows as one part file."""
+    """Thread-safe buffer of logged rows per table; :meth:`flush` appends each day's rows as one file."""
 
     def __init__(self, lake: Lake, event_time: str, flush_rows: int) -> None:
         self.lake = lake
@@ -42,7 +40,6 @@ class PredictionLogWriter:
         self._buffered = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._sequence = itertools.count()
 
     @property
     def run_id(self) -> str:
@@ -81,15 +78,6 @@ class PredictionLogWriter:
             return total
 
     def _write(self, table: Table, day, rows: pd.DataFrame) -> None:
-        """One part file, written in the table's staging folder and renamed into the partition (never seen half)."""
-        typed = rows.assign(**{c: rows[c].astype("category") for c in CATEGORICAL if c in rows})
-        partition = self.lake.partition(table, day)
-        name = f"{ONLINE_PREFIX}{self.server_id}-{next(self._sequence):06d}.parquet"
-        fs, path = self.lake.fs(partition)
-        staging = self.lake.fs(f"{self.lake.table_url(table)}/{STAGING}")[1]  # outside the partition a rerun swaps
-        fs.makedirs(staging, exist_ok=True)
-        with fs.open(f"{staging}/{name}", "wb") as handle:
-            typed.to_parquet(handle, index=False)
-        fs.makedirs(path, exist_ok=True)
-        fs.mv(f"{staging}/{name}", f"{path}/{name}")
-        log.info("prediction log: %d online rows -> %s/%s", len(rows), partition, name)
+        """One file, appended to the day in one Delta commit (readers see all of it or none)."""
+        url = self.lake.append(table, day, rows)
+        log.info("prediction log: %d online rows -> %s", len(rows), url)

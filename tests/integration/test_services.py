@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-from lakes import extract_and_train, write_config
+from lakes import append_while_overwriting, extract_and_train, rewrite_while_reading, write_config
 from services import dask_cluster, mlflow_server, moto_s3
 
 from pipelines.cluster import dask_client
@@ -55,14 +55,37 @@ def test_chain_with_source_and_lake_on_s3(tmp_path, raw_data, dask_client, monke
         assert scored.rows_scored == 592 and scored.predictions_url.startswith("s3://mlops/lake/")
 
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlops", Prefix="lake/")["Contents"]]
-        assert "lake/features/date=2026-10-01/part-00000.parquet" in keys
-        assert sum(k.startswith("lake/predictions/date=2026-10-04/") for k in keys) == 3
-        assert not any("/_staging/" in k for k in keys)
-        assert Lake.from_config(config).days(Table.FEATURES) == [START + timedelta(days=i) for i in range(4)]
-        # A rerun replaces the partition on S3 as well: no duplicates.
+        for table in ("features", "quarantine", "predictions", "prediction_log"):  # Delta tables, on S3 as well
+            assert f"lake/{table}/_delta_log/00000000000000000000.json" in keys
+        lake = Lake.from_config(config)
+        assert lake.days(Table.FEATURES) == [START + timedelta(days=i) for i in range(4)]
+        assert len(lake.files(Table.PREDICTIONS, START + timedelta(days=3))) == 3  # one file per row group
+        # A rerun replaces the day on S3 as well: no duplicates.
         score_day(config, START + timedelta(days=3), "s3-rerun", dask_client)
-        predictions = Lake.from_config(config).read(Table.PREDICTIONS, START + timedelta(days=3))
+        predictions = lake.read(Table.PREDICTIONS, START + timedelta(days=3))
         assert len(predictions) == 592 and set(predictions["run_id"]) == {"s3-rerun"}
+
+
+def _s3_lake(tmp_path, endpoint: str) -> Lake:
+    import boto3
+
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket="mlops")
+    return Lake("s3://mlops/lake", {"endpoint_url": endpoint, **CREDENTIALS})
+
+
+def test_on_s3_a_reader_sees_the_old_day_or_the_new_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto_s3(tmp_path) as endpoint:
+        reads, seen = rewrite_while_reading(_s3_lake(tmp_path, endpoint), START)
+    assert reads > 0 and seen >= 2  # the reader overlapped the rewrites, and every read was one whole version
+
+
+def test_on_s3_online_appends_and_a_batch_rerun_keep_each_others_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto_s3(tmp_path) as endpoint:
+        append_while_overwriting(_s3_lake(tmp_path, endpoint), START)
 
 
 def test_scoring_on_an_external_cluster_with_cpu_and_gpu_workers(tmp_path, config, monkeypatch):

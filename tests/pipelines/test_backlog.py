@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pandas as pd
 import pytest
 from lakes import days, write_config
 
-from pipelines.backlog import _modified_at, already_checked, check_predictions, predictions_written
+from pipelines.backlog import already_checked, check_predictions, predictions_written
 from pipelines.config import load_config
 from pipelines.errors import InvariantError
 from pipelines.registry import RunKind, Tag, connect
@@ -64,14 +62,6 @@ def test_a_day_is_due_until_a_drift_run_records_its_current_predictions(tmp_path
 
     _predictions(config, D1, "score-2", "2026-10-09 00:05")  # rescored: new predictions, due again
     assert not already_checked(config, D1, store)
-
-
-@pytest.mark.unit
-def test_modification_time_from_local_and_s3_listings():
-    assert _modified_at({"name": "x", "mtime": 1700000000.5}) == 1700000000.5
-    s3 = datetime(2026, 10, 1, 12, tzinfo=UTC)
-    assert _modified_at({"name": "x", "LastModified": s3}) == s3.timestamp()
-    assert _modified_at({"name": "x"}) is None
 
 
 @pytest.mark.integration

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from lakes import write_config
 
-from pipelines import storage
 from pipelines.config import Config, load_config
 from pipelines.features import extract_features, source_landed
 from pipelines.storage import Lake, Table
@@ -79,15 +78,14 @@ def test_demo_day_counts_add_up_and_late_rows_are_selected_by_event_time(config,
 
 def test_rerun_replaces_partitions_without_duplicates(config):
     extract_features(config, DAY)
-    first = Lake.from_config(config).read(Table.FEATURES, DAY)
+    lake = Lake.from_config(config)
+    first, version = lake.read(Table.FEATURES, DAY), lake.version(Table.FEATURES)
     extract_features(config, DAY)
-    second = Lake.from_config(config).read(Table.FEATURES, DAY)
+    second = lake.read(Table.FEATURES, DAY)
     pd.testing.assert_frame_equal(first, second)
-    fs, path = storage.filesystem(Lake.from_config(config).partition(Table.FEATURES, DAY))
-    assert len(fs.ls(path)) == 1
-    assert not fs.exists(f"{config.storage.root}/{Table.FEATURES}/_staging") or not fs.ls(
-        f"{config.storage.root}/{Table.FEATURES}/_staging"
-    )
+    assert lake.count_rows(Table.FEATURES, DAY) == len(second) == 592  # replaced, not appended
+    assert lake.version(Table.FEATURES) == version + 1  # in one transaction
+    pd.testing.assert_frame_equal(lake.read(Table.FEATURES, DAY, version=version), first)  # history kept
 
 
 def test_csv_source_with_wrong_types_quarantines_those_rows(tmp_path):
@@ -114,7 +112,7 @@ def test_undated_rows_are_quarantined_not_dropped(tmp_path):
     frame.to_csv(tmp_path / "csv" / "events.csv", index=False)
     config = _config(tmp_path, str(tmp_path / "csv" / "*.csv"))
     result = extract_features(config, DAY)
-    undated = pd.read_parquet(f"{config.storage.root}/{Table.QUARANTINE}/undated/events.csv.parquet")
+    undated = pd.read_parquet(f"{config.storage.root}/{Table.QUARANTINE}/_undated/events.csv.parquet")
     assert (result.rows_in, result.undated, len(undated)) == (2, 2, 2)
     assert result.rows_in + result.undated == len(frame)
 

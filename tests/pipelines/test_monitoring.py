@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from lakes import VALID_ROWS, days, evidently_verdicts
+from lakes import VALID_ROWS, days, evidently_verdicts, with_section
 from mlflow.tracking import MlflowClient
 
 from pipelines import registry
@@ -158,7 +158,7 @@ def test_check_drift_decides_with_the_verdicts_of_one_plain_evidently_report(lak
     assert {c: v["rows"] for c, v in ours.items()} == {c: window[c].notna().sum() for c in ours}
 
 
-def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
+def test_bad_inputs_have_defined_outcomes(lake, monkeypatch, tmp_path):
     empty = check_drift(lake, date(2030, 1, 1))
     assert empty.status == "skipped" and "0 logged rows" in empty.reason
     assert retrain_reason(lake, empty, date(2030, 1, 1)).retrain is False
@@ -171,9 +171,15 @@ def test_bad_inputs_have_defined_outcomes(lake, monkeypatch):
     assert result.all_missing == ["income"] and result.missing_share_rise["income"] == pytest.approx(0.966, abs=0.001)
     assert "missing values rose by more than 0.1: income entirely missing" in retrain_reason(lake, result, day).triggers
 
-    Lake.from_config(lake).write(Table.PREDICTION_LOG, day + timedelta(days=10), original.drop(columns=["region"]))
+    # A day written without a column the table has reads it as missing values (Delta's schema is the table's) ...
+    later = day + timedelta(days=10)
+    Lake.from_config(lake).write(Table.PREDICTION_LOG, later, original.drop(columns=["region"]))
+    assert check_drift(lake, later).all_missing == ["region"]
+    # ... and a log table that never had the column cannot be checked against this config
+    other = with_section(lake, "storage", root=str(tmp_path / "other-lake"))
+    Lake.from_config(other).write(Table.PREDICTION_LOG, later, original.drop(columns=["region"]))
     with pytest.raises(DataError, match=r"lacks feature column\(s\) \['region'\]"):
-        check_drift(lake, day + timedelta(days=10))
+        check_drift(other, later)
 
     import pipelines.monitoring as monitoring
 

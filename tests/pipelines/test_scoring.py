@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pipelines import registry, storage
+from pipelines import registry
 from pipelines.errors import DataError
 from pipelines.features import extract_features
-from pipelines.scoring import score_day
+from pipelines.scoring import plan_pieces, score_day
 from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 
@@ -54,8 +55,26 @@ def test_every_feature_row_is_scored_once_with_the_champion(lake, trained, dask_
     assert set(predictions["model_version"]) == {trained.version} and set(predictions["run_id"]) == {"run-1"}
     assert set(predictions["model_run_id"]) == {trained.run_id}
     assert set(predictions["logical_date"]) == {DAY.isoformat()}
-    fs, path = storage.filesystem(result.predictions_url)
-    assert len(fs.ls(path)) == 3  # one output file per row group (partition_rows=250)
+    assert len(Lake.from_config(lake).files(Table.PREDICTIONS, DAY)) == 3  # one file per row group (250 rows)
+
+
+def test_scoring_reads_the_days_files_from_the_log_only(lake, trained, dask_client):
+    """Pieces come from the features table's files of the day in its log: a stray file in the day's folder (an
+    uncommitted leftover) and a broken file of another day are never opened."""
+    features = Lake.from_config(lake)
+    stray = Path(features.partition(Table.FEATURES, DAY)) / "stray.parquet"
+    stray.write_bytes(b"not parquet, and in no version")
+    other = Path(features.files(Table.FEATURES, DAY - timedelta(days=1))[0])
+    intact = other.read_bytes()
+    other.write_bytes(b"broken")
+    try:
+        pieces = plan_pieces(features, DAY, ["customer_id"])
+        result = score_day(lake, DAY, "run-pushdown", dask_client)
+    finally:
+        other.write_bytes(intact)
+        stray.unlink()
+    assert {p.url for p in pieces} == set(features.files(Table.FEATURES, DAY)) and len(pieces) == 3
+    assert result.rows_scored == 592
 
 
 def test_rerun_gives_the_same_predictions_and_no_duplicates(lake, trained, dask_client):

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client
+from lakes import with_section
 from sklearn.linear_model import LogisticRegression
 
-from pipelines import storage
 from pipelines.cluster import local_cluster
 from pipelines.scoring import ERROR, score_day
 from pipelines.storage import Lake, Table
@@ -91,10 +91,12 @@ def test_outputs_carry_keys_and_the_log_is_a_stable_key_sample(env, dask_client)
     assert result.device == "cpu"
 
 
-def test_bad_input_corpus_is_dead_lettered_and_counts_hold(env, dask_client):
+def test_bad_input_corpus_is_dead_lettered_and_counts_hold(env, dask_client, tmp_path):
     day = date(2026, 11, 1)
     frame = _features(env, START + timedelta(days=3)).head(300).reset_index(drop=True)
-    frame["income"] = frame["income"].astype("string")  # an upstream that typed a number as text
+    # An upstream that typed a number as text: a features table of its own (a Delta table's column has one type).
+    env = with_section(env, "storage", root=str(tmp_path / "text-typed"))
+    frame["income"] = frame["income"].astype("string")
     frame.loc[0, "income"] = pd.NA  # missing: imputed, scored
     frame.loc[1, "income"] = "lots"  # not a number
     frame.loc[2, "credit_utilization"] = np.inf  # not finite
@@ -165,9 +167,9 @@ def test_empty_partition_corrupt_file_and_missing_column(env, dask_client):
 
     corrupt = date(2026, 11, 5)
     _write_features(env, corrupt, _features(env, START).head(10), rows_per_group=10)
-    part = Path(Lake.from_config(env).partition(Table.FEATURES, corrupt)) / "part-00000.parquet"
+    part = Path(Lake.from_config(env).files(Table.FEATURES, corrupt)[0])
     part.write_bytes(part.read_bytes()[:-20])
-    with pytest.raises(DataError, match=r"cannot read Parquet file .*date=2026-11-05/part-00000.parquet"):
+    with pytest.raises(DataError, match=rf"cannot read Parquet file .*date=2026-11-05/{part.name}"):
         score_day(env, corrupt, "run-c", dask_client)
 
     missing = date(2026, 11, 6)
@@ -192,9 +194,10 @@ def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
         outcome: dict = {}
         runner = threading.Thread(target=lambda: outcome.update(result=score_day(slow, day, "killed", client)))
         runner.start()
-        staging = Path(env.storage.root) / Table.PREDICTIONS / storage.STAGING
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(1 for _ in staging.glob("*/part-*.parquet")) < 6:
+        folder = Path(Lake.from_config(env).partition(Table.PREDICTIONS, day))
+        committed = {Path(f) for f in Lake.from_config(env).files(Table.PREDICTIONS, day)}
+        deadline = time.monotonic() + 60  # the killed run's files: in the day's folder, not yet committed
+        while time.monotonic() < deadline and len(set(folder.glob("*.parquet")) - committed) < 6:
             time.sleep(0.02)
         os.kill(pids[0], signal.SIGKILL)
         runner.join(timeout=120)

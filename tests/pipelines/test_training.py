@@ -10,6 +10,8 @@ from lakes import START, extract_and_train
 from mlflow.tracking import MlflowClient
 
 from pipelines.config import ConfigError
+from pipelines.features import extract_features
+from pipelines.storage import Lake, Table
 from pipelines.training import REFERENCE_ARTIFACT, train_and_register
 from pipelines.validation import DataError
 
@@ -70,6 +72,18 @@ def test_window_only_uses_its_days(config):
     )
     assert (result.window_start, result.window_end) == ("2026-10-05", "2026-10-06")
     assert result.n_train + result.n_holdout == 2 * 592
+
+    # "What data trained this version": the run names the features table's Delta version it read, and reading the
+    # table at it gives exactly the training rows' days, whatever was written since.
+    lake = Lake.from_config(config)
+    trained_on = int(MlflowClient(config.tracking_uri).get_run(result.run_id).data.tags["features_delta_version"])
+    extract_features(config, START + timedelta(days=6))
+    window = [START + timedelta(days=4), START + timedelta(days=5)]
+    lake.write(Table.FEATURES, window[1], lake.read(Table.FEATURES, window[1]).head(10))  # a day rewritten since
+    assert lake.version(Table.FEATURES) > trained_on
+    assert lake.days(Table.FEATURES, version=trained_on) == [START + timedelta(days=i) for i in range(6)]
+    assert len(lake.read_days(Table.FEATURES, window, version=trained_on)) == result.n_train + result.n_holdout
+    assert len(lake.read_days(Table.FEATURES, window)) == 592 + 10
 
 
 @pytest.mark.integration

@@ -184,18 +184,18 @@ def test_online_predictions_equal_batch_and_join_the_log(served_registry, start_
     assert "loaded_at" in described
     server.stop()
 
-    # The online part files join the batch log of the day: the same keys sampled, read as one table.
+    # The online appends join the batch log of the day: the same keys sampled, read as one table.
     log = logged_rows(config, Table.PREDICTION_LOG, DAY)
     online_log = log[log["source"] == "online"]
     assert len(online_log) == batch.rows_logged > 0
-    assert set(online_log["customer_id"]) == set(log[log["source"].isna()]["customer_id"])
+    assert set(online_log["customer_id"]) == set(log[log["source"] == "batch"]["customer_id"])
     assert set(online_log["arm"]) == {"champion"}
     assert len(current_window(config, DAY)) == 2 * batch.rows_logged  # drift monitoring's own reader
-    # A batch rerun republishes the partition and keeps the online part files.
+    # A batch rerun replaces the day's batch rows and keeps the online ones.
     score_day(config, DAY, "batch-2", dask_client)
     again = logged_rows(config, Table.PREDICTION_LOG, DAY)
     assert (again["source"] == "online").sum() == batch.rows_logged
-    assert set(again.loc[again["source"].isna(), "run_id"]) == {"batch-2"}
+    assert set(again.loc[again["source"] == "batch", "run_id"]) == {"batch-2"}
 
 
 @pytest.mark.integration
