@@ -74,10 +74,8 @@ def _frame(rng: np.random.Generator, start: int, n: int, features: int):
 def prepare(
     workdir: Path, rows: int, features: int, partition_rows: int, trees: int, train_rows: int, train_threads: int | None
 ) -> None:
-    """Write the partition (streamed, row group by row group) and register a champion trained on ``train_rows``
-    rows (once per ``workdir``: a later run reuses it)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Write the day (one file per row group, streamed, committed once) and register a champion trained on
+    ``train_rows`` rows (once per ``workdir``: a later run reuses it)."""
     from threadpoolctl import threadpool_limits
 
     from pipelines import model_artifacts, registry
@@ -88,14 +86,11 @@ def prepare(
     root = f"{workdir}/lake-{rows}"
     config = config.model_copy(update={"storage": config.storage.model_copy(update={"root": root})})
     rng = np.random.default_rng(rows)
-    with Lake(root).staged(Table.FEATURES, DAY) as staging:
-        writer = None
-        for start in range(0, rows, partition_rows):
-            chunk = _frame(rng, start, min(partition_rows, rows - start), features).drop(columns=["label"])
-            table = pa.Table.from_pandas(chunk, preserve_index=False)
-            writer = writer or pq.ParquetWriter(f"{staging}/part-00000.parquet", table.schema)
-            writer.write_table(table, row_group_size=partition_rows)
-        writer.close()
+    lake, files = Lake(root), []
+    for piece, start in enumerate(range(0, rows, partition_rows)):  # one file per row group, committed as one day
+        chunk = _frame(rng, start, min(partition_rows, rows - start), features).drop(columns=["label"])
+        files.append(lake.write_file(Table.FEATURES, DAY, f"part-{piece:05d}.parquet", chunk))
+    lake.commit(Table.FEATURES, DAY, files)
     if not (workdir / "mlruns.db").exists():
         _results.empty_mlflow_store(workdir / "mlruns.db")
     store = registry.connect(config)

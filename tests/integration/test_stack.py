@@ -360,7 +360,6 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         (result,) = [r for r in results if r["day"] == DAY.isoformat()]
         assert result["day"] == DAY.isoformat() and result["model_version"] == "1"
         assert set(result["workers"]) <= stack_workers and result["workers"]
-        import pandas as pd
 
         from pipelines.config import load_config
 
@@ -368,10 +367,9 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
             monkeypatch.setenv(name, value)
         config = load_config()
         assert config.storage.root == "s3://mlops/lake" and config.tracking_uri == f"http://127.0.0.1:{mlflow_port}"
-        features, predictions = (
-            pd.read_parquet(f"{config.storage.root}/{table}/date={DAY}/", storage_options=config.storage.options)
-            for table in ("features", "predictions")
-        )
+        from pipelines.storage import Lake, Table
+
+        features, predictions = (Lake.from_config(config).read(t, DAY) for t in (Table.FEATURES, Table.PREDICTIONS))
         assert len(predictions) == len(features) == result["rows_scored"] > 1000
         assert set(predictions["run_id"]) == {scoring_run} and set(predictions["model_version"]) == {"1"}
 
