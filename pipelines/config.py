@@ -159,7 +159,10 @@ class TrainingConfig(_Strict):
 
 class StorageConfig(_Strict):
     root: str = Field(description="the lake: a local folder or s3://bucket/prefix; one per config")
-    options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage_options, e.g. endpoint_url")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage_options, e.g. endpoint_url, key, secret; translated for delta-rs (the tables)",
+    )
 
 
 class MlflowConfig(_Strict):

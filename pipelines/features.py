@@ -2,9 +2,11 @@
 
 Rows are selected by event time, not by file, because feeds deliver late events in later files. Each run reads
 the files that can hold the day (:mod:`pipelines.sources` keeps their event-time ranges, so the cost does not grow
-with the history) and replaces the day's partitions, so a rerun or a backfill is idempotent. A day already
-extracted that a later file can hold is reported by :func:`late_days`, to be extracted again. Before publishing,
-the day's volume and quarantine share are checked (:mod:`pipelines.quality`); a failing day publishes nothing.
+with the history) and replaces the day in the quarantine and features tables, each in one Delta transaction, so a
+rerun or a backfill is idempotent. The features commit carries the day's record (the source file versions read,
+the row counts): a day already extracted that a later file can hold is reported by :func:`late_days`, to be
+extracted again. Before publishing, the day's volume and quarantine share are checked (:mod:`pipelines.quality`);
+a failing day publishes nothing.
 """
 
 from __future__ import annotations
