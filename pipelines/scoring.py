@@ -189,7 +189,9 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
     files = {}
     for table, (rows, keep_empty) in outputs.items():
         stamped = rows.assign(**_stamp(job, len(rows)))
-        written = job.lake.write_file(table, job.day, name, stamped, keep_empty, schema=job.schemas[table])
+        # The first piece writes every output even when empty: a scored day is in each table, with no rows if none.
+        keep = keep_empty or piece.index == 0
+        written = job.lake.write_file(table, job.day, name, stamped, keep, schema=job.schemas[table])
         if written is not None:
             files[table] = written
     try:

@@ -20,9 +20,8 @@ def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
     for day in days:
         valid, quarantined = lake.count_rows(Table.FEATURES, day), lake.count_rows(Table.QUARANTINE, day)
         scored = lake.count_rows(Table.PREDICTIONS, day)
-        # a scored day without dead letters or logged rows has none in those tables: 0, not unknown
-        dead = lake.count_rows(Table.DEAD_LETTER, day) or 0 if scored is not None else None
-        logged = lake.count_rows(Table.PREDICTION_LOG, day) or 0 if scored is not None else None
+        dead = lake.count_rows(Table.DEAD_LETTER, day) if scored is not None else None
+        logged = lake.count_rows(Table.PREDICTION_LOG, day) if scored is not None else None
         versions = "-"
         if scored:
             frame = lake.read(Table.PREDICTIONS, day, ["model_version"])

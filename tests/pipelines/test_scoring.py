@@ -56,6 +56,7 @@ def test_every_feature_row_is_scored_once_with_the_champion(lake, trained, dask_
     assert set(predictions["model_run_id"]) == {trained.run_id}
     assert set(predictions["logical_date"]) == {DAY.isoformat()}
     assert len(Lake.from_config(lake).files(Table.PREDICTIONS, DAY)) == 3  # one file per row group (250 rows)
+    assert Lake.from_config(lake).count_rows(Table.DEAD_LETTER, DAY) == 0  # scored: in every output, if with no rows
 
 
 def test_scoring_reads_the_days_files_from_the_log_only(lake, trained, dask_client):
