@@ -182,16 +182,14 @@ def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ())
 
     name = f"{job.attempt}-{piece.index:05d}.parquet"
     outputs = {
-        Table.PREDICTIONS: (scores.predictions, True),
-        Table.DEAD_LETTER: (scores.dead, False),
-        Table.PREDICTION_LOG: (scores.logged, False),
+        Table.PREDICTIONS: scores.predictions,
+        Table.DEAD_LETTER: scores.dead,
+        Table.PREDICTION_LOG: scores.logged,
     }
     files = {}
-    for table, (rows, keep_empty) in outputs.items():
+    for table, rows in outputs.items():  # no file for no rows: the commit keeps a day with none (pipelines.storage)
         stamped = rows.assign(**_stamp(job, len(rows)))
-        # The first piece writes every output even when empty: a scored day is in each table, with no rows if none.
-        keep = keep_empty or piece.index == 0
-        written = job.lake.write_file(table, job.day, name, stamped, keep, schema=job.schemas[table])
+        written = job.lake.write_file(table, job.day, name, stamped, keep_empty=False, schema=job.schemas[table])
         if written is not None:
             files[table] = written
     try:
@@ -222,6 +220,8 @@ def plan_pieces(lake: Lake, day: date, columns: list[str]) -> list[Piece]:
             groups, names, rows = meta.num_row_groups, set(meta.schema.to_arrow_schema().names), meta.num_rows
         except Exception as exc:  # a corrupt footer, a truncated file
             raise DataError(f"cannot read Parquet file {file_url}: {type(exc).__name__}: {exc}") from exc
+        if rows == 0:
+            continue  # no work (a day of no rows: its outputs are empty days, pipelines.storage)
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{file_url}: column(s) {missing} missing ({rows} rows); the model needs {columns}")
@@ -242,6 +242,8 @@ def placement(client: Client, flavor: str) -> tuple[dict[str, Any], bool]:
 
 def cross_piece_duplicates(results: list[PieceResult]) -> dict[int, tuple[int, ...]]:
     """Positions, per piece, of rows whose key already appeared in an earlier row (first occurrence wins)."""
+    if not results:
+        return {}
     repeated = pd.Series(np.concatenate([r.key_hashes for r in results])).duplicated(keep="first").to_numpy()
     found: dict[int, tuple[int, ...]] = {}
     offset = 0

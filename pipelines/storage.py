@@ -457,17 +457,25 @@ class Lake:
             assert opened is not None
         return opened
 
-    def _files_to_commit(self, table: Table, day: date, files: list[DataFile]) -> list[DataFile]:
-        """The files with rows; a day of none gets one empty file (of the table's types), so it exists: an empty
-        frame's column types are a guess (pandas' float for no predictions), not the table's."""
+    def _files_to_commit(
+        self, table: Table, day: date, files: list[DataFile], values: dict[str, str], replace: bool
+    ) -> list[DataFile]:
+        """The files with rows. A day replaced by no rows still exists, as one empty file typed as the table; a new
+        table takes no column types from an empty frame (pandas guesses them: no predictions read as floats), so
+        its empty file has no columns and the first rows bring theirs."""
         kept = [f for f in files if f.rows]
-        if kept or not files:
+        if kept or not replace:
             return kept
-        schema = self.schema(table) or pa.unify_schemas([f.schema for f in files], promote_options="permissive")
-        names = [f for f in schema.names if f not in files[0].partition]
+        held = self.schema(table)
+        if held is None:
+            names: list[str] = []
+        elif files and all(c.name in held.names and held.field(c.name).type == c.type for c in files[0].schema):
+            return files[:1]
+        else:
+            names = [n for n in held.names if n not in values]
         empty = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
-        source = files[0].partition.get(SOURCE)
-        written = self.write_file(table, day, f"empty-{uuid.uuid4().hex}.parquet", empty, schema=schema, source=source)
+        name = f"empty-{uuid.uuid4().hex}.parquet"
+        written = self.write_file(table, day, name, empty, schema=held, source=values.get(SOURCE))
         return [written] if written else []
 
     def commit(
@@ -479,7 +487,8 @@ class Lake:
         record: dict[str, Any] | None = None,
     ) -> None:
         """One transaction: add ``files`` to the day and, with ``replace``, remove every file the day's partition
-        held (for the logs, the partition of the files' source: ``batch`` unless given). ``record`` is kept in the
+        held (for the logs, the partition of the files' source: ``batch`` unless given); a day replaced by no rows
+        holds one empty file, so it exists with 0 rows. ``record`` is kept in the
         commit's metadata (:meth:`commits`). A commit that conflicts with a concurrent one is made again on the
         newest version, up to ``COMMIT_ATTEMPTS`` times (:class:`CommitConflict` after)."""
         from deltalake.exceptions import CommitFailedError
@@ -488,9 +497,9 @@ class Lake:
         values = files[0].partition if files else self._values(table, day, None)
         if any(f.partition != values for f in files):
             raise DataError(f"{table} {day}: one commit's files must share one partition")
-        files = self._files_to_commit(table, day, files)
-        if not files and self._open(table) is None:
-            return  # nothing to add and nothing to replace
+        files = self._files_to_commit(table, day, files, values, replace)
+        if not files:
+            return  # an append of no rows
         schema = pa.unify_schemas([f.schema for f in files]) if files else pa.schema([])
         metadata = {DAY_KEY: day.isoformat(), **({RECORD_KEY: record} if record else {})}
         for attempt in range(1, COMMIT_ATTEMPTS + 1):

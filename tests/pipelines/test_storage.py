@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from lakes import append_while_overwriting, rewrite_while_reading
 
@@ -51,6 +52,19 @@ def test_types_follow_the_table_and_a_mismatch_names_the_column(tmp_path):
     assert str(lake.read(Table.FEATURES, DAY, categories=["c"])["c"].dtype) == "category"
     with pytest.raises(DataError, match=r"features 2026-10-20: column x holds string, the table holds double"):
         lake.write(Table.FEATURES, DAY + timedelta(days=2), pd.DataFrame({"k": ["c"], "x": ["high"]}))
+
+
+def test_a_day_of_no_rows_exists_and_sets_no_types(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    nothing = pd.DataFrame({"k": pd.Series([], dtype=object), "prediction": pd.Series([], dtype="float64")})
+    lake.write(Table.PREDICTIONS, DAY, nothing)  # pandas' float for no predictions is a guess, not the table's type
+    assert lake.days(Table.PREDICTIONS) == [DAY] and lake.count_rows(Table.PREDICTIONS, DAY) == 0
+    assert lake.read(Table.PREDICTIONS, DAY).empty
+    lake.write(Table.PREDICTIONS, DAY + timedelta(days=1), pd.DataFrame({"k": ["a"], "prediction": [1]}))
+    assert lake.schema(Table.PREDICTIONS).field("prediction").type == pa.int64()  # the first rows set it
+    lake.commit(Table.PREDICTIONS, DAY + timedelta(days=2), [])  # a day replaced by no rows: empty, typed as the table
+    empty = lake.read(Table.PREDICTIONS, DAY + timedelta(days=2))
+    assert empty.empty and list(empty.columns) == ["k", "prediction"] and empty["prediction"].dtype == "int64"
 
 
 def test_history_and_log_times_say_what_was_written_when(tmp_path):
