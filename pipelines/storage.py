@@ -460,22 +460,25 @@ class Lake:
     def _files_to_commit(
         self, table: Table, day: date, files: list[DataFile], values: dict[str, str], replace: bool
     ) -> list[DataFile]:
-        """The files with rows. A day replaced by no rows still exists, as one empty file typed as the table; a new
-        table takes no column types from an empty frame (pandas guesses them: no predictions read as floats), so
-        its empty file has no columns and the first rows bring theirs."""
+        """The files with rows. A day replaced by no rows still exists, as one empty file typed as the table. A new
+        table takes no number types from an empty frame (pandas guesses them: no predictions read as floats): its
+        empty file keeps the text and time columns, and the first rows bring the numbers."""
         kept = [f for f in files if f.rows]
         if kept or not replace:
             return kept
         held = self.schema(table)
         if held is None:
-            names: list[str] = []
+            guessed = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+            first = files[0].schema if files else pa.schema([])
+            schema = pa.schema([f for f in first if not any(guess(f.type) for guess in guessed)])
         elif files and all(c.name in held.names and held.field(c.name).type == c.type for c in files[0].schema):
             return files[:1]
         else:
-            names = [n for n in held.names if n not in values]
+            schema = held
+        names = [n for n in schema.names if n not in values]
         empty = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
         name = f"empty-{uuid.uuid4().hex}.parquet"
-        written = self.write_file(table, day, name, empty, schema=held, source=values.get(SOURCE))
+        written = self.write_file(table, day, name, empty, schema=schema, source=values.get(SOURCE))
         return [written] if written else []
 
     def commit(
