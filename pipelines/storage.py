@@ -12,16 +12,17 @@ one. A rerun replaces, never appends. A file written but never committed (a fail
 leftover) is in no version: no reader sees it, and ``DeltaTable.vacuum(full=True)`` deletes it once it is older
 than the retention (7 days by default, so a run in progress keeps its files).
 
-Why files are written here with pyarrow and committed with ``DeltaTable.create_write_transaction`` rather than
-through ``write_deltalake(..., mode="overwrite", predicate="date = 'D'")``, which commits the same single overwrite:
-batch scoring writes a day's files from many Dask workers and commits them once from the client, which only this
-API allows, and ``write_deltalake`` adds no file for an empty frame, so a day extracted or scored with zero rows
-would look never written. One path serves both.
+How: :meth:`Lake.write` replaces a day with ``write_deltalake(..., mode="overwrite", predicate="date = 'D'")``,
+whose commit names the partition it read, so writers of other days never conflict with it. Batch scoring's files
+are written by many Dask workers (:meth:`Lake.write_file`) and committed once by the client with
+``DeltaTable.create_write_transaction`` (:meth:`Lake.commit`), the one API for files written elsewhere. A day with
+no rows is one empty file, committed the second way (``write_deltalake`` adds no file for no rows), so it exists.
 
 The prediction logs are partitioned by ``date`` and ``source`` (``batch`` or ``online``): a batch rerun replaces
 ``source=batch`` of the day while the model server appends ``source=online`` files, so neither loses the other's
 rows. Two commits can still conflict (delta-rs counts an append as having read what a concurrent overwrite
-removed): the loser loads the new version and commits its same files again, a bounded number of times.
+removed, and a commit of files from elsewhere as having read the whole table): the loser makes its commit again on
+the newest version, a bounded number of times.
 
 On S3 no locking provider and no ``AWS_S3_ALLOW_UNSAFE_RENAME`` are needed: delta-rs 1.x commits a version with a
 conditional put (``If-None-Match: *``), which S3, MinIO and moto's server honour, so of two writers of one version
@@ -42,7 +43,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -186,6 +187,18 @@ def conform(frame: pd.DataFrame, schema: pa.Schema | None, where: str) -> pa.Tab
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
+def _no_null_categories(table: pa.Table) -> pa.Table:
+    """``table`` with null taken out of its dictionaries (a column of nulls read as categories has null as its one
+    value, which pandas refuses as a category): such a chunk is encoded again, nulls as missing values."""
+    for index, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type) and any(c.dictionary.null_count for c in column.chunks):
+            chunks = [
+                c.dictionary_decode().dictionary_encode() if c.dictionary.null_count else c for c in column.chunks
+            ]
+            table = table.set_column(index, table.field(index), pa.chunked_array(chunks, column.type))
+    return table
+
+
 def _stats(table: pa.Table) -> str:
     """Delta's per-file statistics: the row count (what :meth:`Lake.count_rows` sums) and nulls per column. Min and
     max are left out: days are partitions, so a reader prunes by day without them."""
@@ -316,7 +329,7 @@ class Lake:
         names = columns or [f.name for f in opened.schema().fields if f.name != DATE]
         frames = []
         for day in days:
-            data = self._day_dataset(opened, table, day, categories).to_table(columns=names)
+            data = _no_null_categories(self._day_dataset(opened, table, day, categories).to_table(columns=names))
             frames.append(data.to_pandas(coerce_temporal_nanoseconds=True))
         return concat(frames) if len(frames) > 1 else frames[0]
 
@@ -376,6 +389,35 @@ class Lake:
 
     # --- writing ------------------------------------------------------------------------------------------------
 
+    def _partition_of(self, table: Table, day: date, frame: pd.DataFrame, source: str | None) -> dict[str, str]:
+        """The partition ``frame``'s rows go to; rows of another day or of several sources are refused."""
+        if SOURCE in frame.columns:
+            sources = frame[SOURCE].dropna().unique()
+            if len(sources) > 1:
+                raise DataError(f"{table} {day}: rows of several sources {sorted(sources)} in one write")
+            source = str(sources[0]) if len(sources) else source
+        values = self._values(table, day, source)
+        if DATE in frame.columns and frame[DATE].astype(str).ne(values[DATE]).any():
+            raise DataError(f"{table} {day}: rows dated other than {day} in the {DATE} column")
+        return values
+
+    def _retrying(self, table: Table, day: date, commit: Callable[[], None]) -> None:
+        """Run ``commit`` again while it conflicts with a concurrent commit (each try starts from the newest version),
+        up to ``COMMIT_ATTEMPTS`` times; :class:`CommitConflict` after."""
+        from deltalake.exceptions import CommitFailedError
+
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                commit()
+                return
+            except CommitFailedError as exc:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise CommitConflict(
+                        f"{table} {day}: {attempt} commits in a row lost to concurrent writers; last: {exc}"
+                    ) from exc
+                log.warning("%s %s: commit conflicted with a concurrent one (%s); committing again", table, day, exc)
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+
     def write_file(
         self,
         table: Table,
@@ -394,14 +436,7 @@ class Lake:
         log's ``source`` if the frame has one) go into the path, not the file; ``schema`` (the table's) sets the
         types of the columns it has; ``source`` the log's partition when the frame has no ``source`` column.
         """
-        if SOURCE in frame.columns:
-            sources = frame[SOURCE].dropna().unique()
-            if len(sources) > 1:
-                raise DataError(f"{table} {day}: rows of several sources {sorted(sources)} in one file")
-            source = str(sources[0]) if len(sources) else source
-        values = self._values(table, day, source)
-        if DATE in frame.columns and frame[DATE].astype(str).ne(values[DATE]).any():
-            raise DataError(f"{table} {day}: rows dated other than {day} in the {DATE} column")
+        values = self._partition_of(table, day, frame, source)
         relative = "/".join(f"{k}={v}" for k, v in values.items()) + f"/{name}"
         fs, path = self._fs(f"{self.table_url(table)}/{relative}")
         if frame.empty and not keep_empty:
@@ -458,13 +493,13 @@ class Lake:
         return opened
 
     def _files_to_commit(
-        self, table: Table, day: date, files: list[DataFile], values: dict[str, str], replace: bool
+        self, table: Table, day: date, files: list[DataFile], values: dict[str, str]
     ) -> list[DataFile]:
         """The files with rows. A day replaced by no rows still exists, as one empty file typed as the table. A new
         table takes no number types from an empty frame (pandas guesses them: no predictions read as floats): its
         empty file keeps the text and time columns, and the first rows bring the numbers."""
         kept = [f for f in files if f.rows]
-        if kept or not replace:
+        if kept:
             return kept
         held = self.schema(table)
         if held is None:
@@ -486,51 +521,80 @@ class Lake:
         table: Table,
         day: date,
         files: list[DataFile],
-        replace: bool = True,
         record: dict[str, Any] | None = None,
     ) -> None:
-        """One transaction: add ``files`` to the day and, with ``replace``, remove every file the day's partition
-        held (for the logs, the partition of the files' source: ``batch`` unless given); a day replaced by no rows
-        holds one empty file, so it exists with 0 rows. ``record`` is kept in the
-        commit's metadata (:meth:`commits`). A commit that conflicts with a concurrent one is made again on the
-        newest version, up to ``COMMIT_ATTEMPTS`` times (:class:`CommitConflict` after)."""
-        from deltalake.exceptions import CommitFailedError
-        from deltalake.transaction import AddAction, CommitProperties
-
+        """One transaction: add ``files`` (written by :meth:`write_file`, here or on Dask workers) to the day and
+        remove every file the day's partition held (for the logs, the partition of the files' source: ``batch``
+        unless given); a day replaced by no rows holds one empty file, so it exists with 0 rows. ``record`` is kept in
+        the commit's metadata (:meth:`commits`); a commit that conflicts with a concurrent one is made again."""
         values = files[0].partition if files else self._values(table, day, None)
         if any(f.partition != values for f in files):
             raise DataError(f"{table} {day}: one commit's files must share one partition")
-        files = self._files_to_commit(table, day, files, values, replace)
-        if not files:
-            return  # an append of no rows
-        schema = pa.unify_schemas([f.schema for f in files]) if files else pa.schema([])
+        files = self._files_to_commit(table, day, files, values)
+        schema = pa.unify_schemas([f.schema for f in files])
         metadata = {DAY_KEY: day.isoformat(), **({RECORD_KEY: record} if record else {})}
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                opened = self._open_for_write(table, schema)
-                now = int(time.time() * 1000)
-                actions = [AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files]
-                opened.create_write_transaction(
-                    actions,
-                    "overwrite" if replace else "append",
-                    opened.schema(),
-                    partition_by=list(PARTITIONS.get(table, (DATE,))),
-                    partition_filters=[(k, "=", v) for k, v in values.items()] if replace else None,
-                    commit_properties=CommitProperties(custom_metadata=metadata),
-                )
-                return
-            except CommitFailedError as exc:
-                if attempt == COMMIT_ATTEMPTS:
-                    raise CommitConflict(
-                        f"{table} {day}: {attempt} commits in a row lost to concurrent writers; last: {exc}"
-                    ) from exc
-                log.warning("%s %s: commit conflicted with a concurrent one (%s); committing again", table, day, exc)
-                time.sleep(random.uniform(0.05, 0.2) * attempt)
+
+        def transaction() -> None:
+            from deltalake.transaction import AddAction, CommitProperties
+
+            opened = self._open_for_write(table, schema)
+            now = int(time.time() * 1000)
+            actions = [AddAction(f.path, f.size, f.partition, now, True, f.stats) for f in files]
+            opened.create_write_transaction(
+                actions,
+                "overwrite",
+                opened.schema(),
+                partition_by=list(PARTITIONS.get(table, (DATE,))),
+                partition_filters=[(k, "=", v) for k, v in values.items()],
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            )
+
+        self._retrying(table, day, transaction)
 
     def schema(self, table: Table) -> pa.Schema | None:
         """The table's columns and types (with its partition columns); None before its first write."""
         opened = self._open(table)
         return None if opened is None else pa.schema(opened.schema().to_arrow())
+
+    def _write_rows(
+        self,
+        table: Table,
+        day: date,
+        df: pd.DataFrame,
+        replace: bool,
+        source: str | None = None,
+        row_group_rows: int | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        """``df`` (with rows) written and committed by ``write_deltalake``, replacing the day's partition
+        (``predicate``) or appended to it. Its commit names the partition it read, so writers of other days do not
+        conflict with it (commits of files written elsewhere, :meth:`commit`, name none, and retry more often)."""
+        from deltalake import write_deltalake
+        from deltalake.transaction import CommitProperties
+        from deltalake.writer.properties import WriterProperties
+
+        values = self._partition_of(table, day, df, source)
+        held = self.schema(table)
+        data = conform(df.drop(columns=[c for c in values if c in df.columns]), held, f"{table} {day}")
+        for column, value in values.items():
+            data = data.append_column(pa.field(column, pa.string()), pa.array([value] * data.num_rows, pa.string()))
+        metadata = {DAY_KEY: day.isoformat(), **({RECORD_KEY: record} if record else {})}
+        self._retrying(
+            table,
+            day,
+            lambda: write_deltalake(
+                self.table_url(table),
+                data,
+                mode="overwrite" if replace else "append",
+                predicate=" AND ".join(f"{k} = '{v}'" for k, v in values.items()) if replace else None,
+                partition_by=list(PARTITIONS.get(table, (DATE,))),
+                schema_mode="merge",
+                configuration=CONFIGURATION.get(table) if held is None else None,  # set when the table is made
+                storage_options=delta_options(self.options),
+                writer_properties=WriterProperties(max_row_group_size=row_group_rows) if row_group_rows else None,
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            ),
+        )
 
     def write(
         self,
@@ -540,22 +604,20 @@ class Lake:
         row_group_rows: int = 250_000,
         record: dict[str, Any] | None = None,
     ) -> str:
-        """Replace one day of ``table`` with ``df`` (one file, row groups of ``row_group_rows``) in one commit; an
-        empty frame is a day with no rows, not a day never written. Returns the day's folder URL."""
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        written = self.write_file(table, day, name, df, row_group_rows=row_group_rows, schema=self.schema(table))
-        self.commit(table, day, [written] if written else [], record=record)
+        """Replace one day of ``table`` with ``df`` (row groups of ``row_group_rows``) in one transaction; an empty
+        frame is a day with no rows, not a day never written. Returns the day's folder URL."""
+        if df.empty:  # write_deltalake adds no file for no rows: the day's empty file is committed here
+            written = self.write_file(table, day, f"part-{uuid.uuid4().hex}.parquet", df, schema=self.schema(table))
+            self.commit(table, day, [written] if written else [], record=record)
+        else:
+            self._write_rows(table, day, df, replace=True, row_group_rows=row_group_rows, record=record)
         return self.partition(table, day)
 
-    def append(self, table: Table, day: date, df: pd.DataFrame) -> str:
-        """Add ``df`` to the day in one commit (the model server's log rows: ``source`` online unless the rows say
-        otherwise); returns the file's URL."""
-        if SOURCE in PARTITIONS.get(table, ()) and SOURCE not in df.columns:
-            df = df.assign(**{SOURCE: ONLINE})
-        written = self.write_file(table, day, f"part-{uuid.uuid4().hex}.parquet", df, schema=self.schema(table))
-        assert written is not None
-        self.commit(table, day, [written], replace=False)
-        return f"{self.table_url(table)}/{written.path}"
+    def append(self, table: Table, day: date, df: pd.DataFrame) -> None:
+        """Add ``df`` to the day in one transaction (the model server's log rows: ``source`` online unless the rows
+        say otherwise)."""
+        if not df.empty:
+            self._write_rows(table, day, df, replace=False, source=ONLINE)
 
     # --- files that are not tables ------------------------------------------------------------------------------
 

@@ -79,5 +79,5 @@ class PredictionLogWriter:
 
     def _write(self, table: Table, day, rows: pd.DataFrame) -> None:
         """One file, appended to the day in one Delta commit (readers see all of it or none)."""
-        url = self.lake.append(table, day, rows)
-        log.info("prediction log: %d online rows -> %s", len(rows), url)
+        self.lake.append(table, day, rows)
+        log.info("prediction log: %d online rows -> %s", len(rows), self.lake.partition(table, day))

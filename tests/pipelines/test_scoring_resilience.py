@@ -159,7 +159,7 @@ def test_rows_the_model_rejects_are_isolated_from_their_batch(env, dask_client):
     assert dead[ERROR].str.contains("ValueError: age out of the range").all()
 
 
-def test_empty_partition_corrupt_file_and_missing_column(env, dask_client):
+def test_empty_partition_corrupt_file_and_missing_column(env, dask_client, tmp_path):
     empty = date(2026, 11, 4)
     _write_features(env, empty, _features(env, START).head(0), rows_per_group=10)
     result = score_day(env, empty, "run-e", dask_client)
@@ -172,12 +172,17 @@ def test_empty_partition_corrupt_file_and_missing_column(env, dask_client):
     with pytest.raises(DataError, match=rf"cannot read Parquet file .*date=2026-11-05/{part.name}"):
         score_day(env, corrupt, "run-c", dask_client)
 
-    missing = date(2026, 11, 6)
-    _write_features(env, missing, _features(env, START).head(10).drop(columns=["region"]), rows_per_group=10)
+    # A day written without a feature reads it as missing values (the Delta table has the column): scored, imputed.
+    unset = date(2026, 11, 6)
+    _write_features(env, unset, _features(env, START).head(10).drop(columns=["region"]), rows_per_group=10)
+    assert score_day(env, unset, "run-u", dask_client).rows_scored == 10
+    # Features that never had it (extracted with another config) cannot be scored by this model: named.
+    other = with_section(env, "storage", root=str(tmp_path / "other-config"))
+    _write_features(other, unset, _features(env, START).head(10).drop(columns=["region"]), rows_per_group=10)
     with pytest.raises(DataError, match=r"column\(s\) \['region'\] missing \(10 rows\)"):
-        score_day(env, missing, "run-m", dask_client)
-    for day in (corrupt, missing):
-        assert not Lake.from_config(env).exists(Table.PREDICTIONS, day)
+        score_day(other, unset, "run-m", dask_client)
+    assert not Lake.from_config(env).exists(Table.PREDICTIONS, corrupt)
+    assert not Lake.from_config(other).exists(Table.PREDICTIONS, unset)
 
 
 def test_killed_worker_mid_run_loses_and_duplicates_nothing(env):
