@@ -52,6 +52,18 @@ def lake(build_lake, dask_client):
     return config
 
 
+@pytest.fixture
+def own_registry(lake, tmp_path):
+    """The module's lake with an MLflow store of this test's own and the same first champion in it: the tests that
+    promote, keep out and roll back change no registry another test reads (their decisions, aliases, cooldowns)."""
+    from pipelines.training import train_and_register
+
+    mlflow = lake.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlruns.db'}"})
+    config = lake.model_copy(update={"mlflow": mlflow})
+    train_and_register(config, DAYS[2])
+    return config
+
+
 def _champion(config) -> str:
     return str(MlflowClient(config.tracking_uri).get_model_version_by_alias(config.model.name, "champion").version)
 
@@ -193,7 +205,8 @@ def test_labels_for_unknown_keys_are_ignored(lake):
     assert result.realized_rows == 592  # the label source also holds keys never scored; they do not count
 
 
-def test_better_challenger_is_promoted_and_rollback_restores(lake):
+def test_better_challenger_is_promoted_and_rollback_restores(own_registry):
+    lake = own_registry
     before = _champion(lake)
     drifted = check_drift(lake, DAYS[8])  # against the first champion: reason enough to retrain
     assert retrain_reason(lake, drifted, DAYS[9]).retrain
@@ -236,7 +249,8 @@ def test_better_challenger_is_promoted_and_rollback_restores(lake):
     assert _champion(lake) == version
 
 
-def test_weak_challenger_is_not_promoted(lake):
+def test_weak_challenger_is_not_promoted(own_registry):
+    lake = own_registry
     before = _champion(lake)
     weak_model = lake.model.model_copy(
         update={"estimator": "sklearn.dummy.DummyClassifier", "params": {"strategy": "prior"}}
