@@ -101,22 +101,25 @@ class AirflowStack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def backfill(self, dag_id: str, first: str, last: str, attempts: int = 5) -> str:
-        """`airflow backfill create` over ``first..last``, run again while SQLite reports the database locked.
+    def backfill(self, dag_id: str, first: str, last: str, wait: float = 120) -> str:
+        """`airflow backfill create` over ``first..last``, repeated while Airflow says it cannot take it yet.
 
         On SQLite the scheduler's write can make the CLI's transaction fail at once with "database is locked" (a
         lock upgrade SQLite refuses rather than wait on); Airflow then removes the partial backfill so the command
-        can simply be repeated, which is what the README tells users to do.
+        can simply be repeated, which is what the docs tell users to do. And a DAG takes one backfill at a time: an
+        earlier backfill whose runs have all finished counts as running until the scheduler's next loop marks it
+        complete, so a second one right after it is refused (``AlreadyRunningBackfill``) for a moment.
         """
         args = ("backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last)
-        for _ in range(attempts - 1):
+        deadline = time.monotonic() + wait
+        while True:
             try:
                 return self.airflow(*args)
             except RuntimeError as error:
-                if "database is locked" not in str(error):
+                transient = "database is locked" in str(error) or "AlreadyRunningBackfill" in str(error)
+                if not transient or time.monotonic() > deadline:
                     raise
-                time.sleep(1)
-        return self.airflow(*args)
+                time.sleep(2)
 
     def start(self, database: Path, timeout: float = 120) -> None:
         """Start the components on a copy of ``database`` (a migrated metadata DB holding the registry pool)."""
