@@ -26,7 +26,8 @@ from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
 from pipelines.records import jsonable
 from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
-from pipelines.storage import Lake, Table, concat
+from pipelines.storage import Lake, Table
+from pipelines.table_format import concat
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
 
 log = logging.getLogger(__name__)

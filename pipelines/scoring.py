@@ -42,7 +42,8 @@ from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
 from pipelines.predict import in_sample, key_hashes, predict_frame
 from pipelines.records import jsonable
-from pipelines.storage import DataFile, Lake, Table
+from pipelines.storage import Lake, Table
+from pipelines.table_format import DataFile
 
 log = logging.getLogger(__name__)
 

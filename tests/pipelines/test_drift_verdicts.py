@@ -11,7 +11,7 @@ from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 
 from pipelines.drift_tests import column_drift, select_test
-from pipelines.storage import concat
+from pipelines.table_format import concat
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,8 @@ import pytest
 from lakes import append_while_overwriting, rewrite_while_reading
 
 from pipelines.errors import DataError
-from pipelines.storage import Lake, Table, delta_options
+from pipelines.storage import Lake, Table
+from pipelines.table_format import delta_options
 
 pytestmark = pytest.mark.unit
 
