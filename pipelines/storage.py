@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -77,6 +78,7 @@ BATCH, ONLINE = "batch", "online"
 DAY_KEY = "mlops.day"  # commit metadata: the day a commit wrote
 RECORD_KEY = "mlops.record"  # commit metadata: what the writer says about the day (sources: what it was built from)
 COMMIT_ATTEMPTS = 6
+DAY_FOLDER = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/")  # a data file's day, from its path
 
 
 class Table(StrEnum):
@@ -212,20 +214,32 @@ class Lake:
             return []
         return [f.name for f in opened.schema().fields if f.name != DATE]
 
-    def _day_dataset(self, opened: DeltaTable, table: Table, day: date, categories: list[str] | None) -> Any:
-        """The day's files as one pyarrow dataset, in file order; a day the table lacks is a :class:`DataError`."""
+    def _day_datasets(
+        self, opened: DeltaTable, table: Table, days: list[date], categories: list[str] | None
+    ) -> list[Any]:
+        """Each day's files as one pyarrow dataset, in file order; a day the table lacks is a :class:`DataError`.
+
+        One pass over the log for all the days (a pass per day made reading N days cost N times the table's files,
+        so a day's drift check, which reads the performance table's every day, grew with the history)."""
         import pyarrow.dataset as ds
 
         options = ds.ParquetReadOptions(dictionary_columns=set(categories)) if categories else None
-        dataset = opened.to_pyarrow_dataset(
-            file_pruning_predicate=[(DATE, "=", day.isoformat())], parquet_read_options=options
-        )
-        fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
-        if not fragments:
-            raise DataError(
-                f"partition {self.partition(table, day)} does not exist; has the upstream stage run for {day}?"
-            )
-        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+        wanted = sorted({day.isoformat() for day in days})
+        dataset = opened.to_pyarrow_dataset(file_pruning_predicate=[(DATE, "in", wanted)], parquet_read_options=options)
+        by_day: dict[str, list[Any]] = {}
+        for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+            match = DAY_FOLDER.search(fragment.path)
+            if match:
+                by_day.setdefault(match.group(1), []).append(fragment)
+        found = []
+        for day in days:
+            fragments = by_day.get(day.isoformat())
+            if not fragments:
+                raise DataError(
+                    f"partition {self.partition(table, day)} does not exist; has the upstream stage run for {day}?"
+                )
+            found.append(ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem))
+        return found
 
     def read_days(
         self,
@@ -250,9 +264,16 @@ class Lake:
                 f"partition {self.partition(table, days[0])} does not exist; has the upstream stage run for {days[0]}?"
             )
         names = columns or [f.name for f in opened.schema().fields if f.name != DATE]
+        datasets = self._day_datasets(opened, table, days, categories)
+        if not categories:  # one read of every day's files, in the days' order
+            import pyarrow.dataset as ds
+
+            first = datasets[0]
+            fragments = [fragment for dataset in datasets for fragment in dataset.get_fragments()]
+            datasets = [ds.FileSystemDataset(fragments, first.schema, first.format, first.filesystem)]
         frames = []
-        for day in days:
-            data = no_null_categories(self._day_dataset(opened, table, day, categories).to_table(columns=names))
+        for dataset in datasets:  # categoricals: a day at a time, each day's categories joined by concat
+            data = no_null_categories(dataset.to_table(columns=names))
             frames.append(data.to_pandas(coerce_temporal_nanoseconds=True))
         return concat(frames) if len(frames) > 1 else frames[0]
 
