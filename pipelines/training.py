@@ -67,8 +67,38 @@ def known_by(config: Config, labels: pd.DataFrame, as_of: date | None) -> pd.Dat
     column = config.dataset.label_time
     if as_of is None or column is None:
         return labels
-    arrived = pd.to_datetime(labels[column], utc=True, errors="coerce", format="mixed")
+    arrived = _utc_times(labels[column])
     return labels[arrived.isna() | (arrived < pd.Timestamp(as_of + timedelta(days=1), tz="UTC"))]
+
+
+def _utc_times(values: pd.Series) -> pd.Series:
+    """Arrival times as UTC timestamps (unparseable: missing); a column parsed already is returned as it is (parsing
+    it again with ``format="mixed"`` costs as much as parsing text)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) and str(values.dtype.tz) == "UTC":
+        return values
+    return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+
+
+_LABEL_FILES: dict[tuple[str, str, tuple[str, ...]], pd.DataFrame] = {}
+_LABEL_FILES_KEPT = 1024  # label files kept parsed in a process; a day's file is a few thousand rows
+
+
+def _label_file(config: Config, entry: sources.FileEntry, columns: list[str]) -> pd.DataFrame:
+    """One version of one label file, its arrival times parsed, kept for the process: a run of days
+    (``make bootstrap``) asks for the same files several times a day (the realized metric, the performance table,
+    the labels since the champion), and parsing arrival times was most of that. A changed file is a new version."""
+    cached = (entry.url, entry.version, tuple(columns))
+    if cached not in _LABEL_FILES:
+        frame = read_source(entry.url, config.dataset, config.storage.options)
+        require_columns(frame, columns, entry.url)
+        frame = frame[columns]
+        column = config.dataset.label_time
+        if column is not None:
+            frame = frame.assign(**{column: _utc_times(frame[column])})
+        if len(_LABEL_FILES) >= _LABEL_FILES_KEPT:
+            _LABEL_FILES.clear()
+        _LABEL_FILES[cached] = frame
+    return _LABEL_FILES[cached]
 
 
 def read_labels(config: Config, keys: Iterable[str] | None = None, as_of: date | None = None) -> pd.DataFrame:
@@ -94,16 +124,12 @@ def read_labels(config: Config, keys: Iterable[str] | None = None, as_of: date |
     wanted = None if keys is None else {str(k) for k in keys}
     chosen = list(entries.values()) if wanted is None else sources.holding_keys(entries.values(), wanted)
     columns = [dataset.key, dataset.target, *([dataset.label_time] if dataset.label_time else [])]
-    frames = []
-    for entry in chosen:
-        frame = read_source(entry.url, dataset, config.storage.options)
-        require_columns(frame, columns, entry.url)
-        frames.append(known_by(config, frame[columns], as_of))
+    frames = [known_by(config, _label_file(config, entry, columns), as_of) for entry in chosen]
     if not frames:
         return pd.DataFrame({dataset.key: pd.Series(dtype=str), dataset.target: pd.Series(dtype=float)})
     labels = pd.concat(frames, ignore_index=True)
     if dataset.label_time:  # the latest known label of a key wins, whichever file holds it
-        labels[dataset.label_time] = pd.to_datetime(labels[dataset.label_time], utc=True, errors="coerce")
+        labels[dataset.label_time] = _utc_times(labels[dataset.label_time])
         labels = labels.sort_values(dataset.label_time, kind="stable", na_position="first")
     labels[dataset.key] = labels[dataset.key].astype(str)
     if wanted is not None:

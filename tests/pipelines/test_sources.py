@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -96,9 +99,22 @@ def test_labels_for_a_day_read_only_the_label_files_that_can_hold_its_keys(confi
     monkeypatch.setattr(
         training, "read_source", lambda url, *a, **k: opened.append(url.rsplit("/", 1)[-1]) or original(url, *a, **k)
     )
+    training._LABEL_FILES.clear()  # a new process: nothing parsed yet
     labels = read_labels(config, keys)
     # of 12 label files (one per arrival day): the day's labels arrive 1 to 3 days after it
     assert opened == ["labels-2026-10-03.parquet", "labels-2026-10-04.parquet", "labels-2026-10-05.parquet"]
     expected = everything[everything["customer_id"].isin(set(keys))]
     pd.testing.assert_frame_equal(labels.reset_index(drop=True), expected.reset_index(drop=True))
     assert len(labels) == len(keys)
+
+    # The files are kept parsed for the process (a run of days asks for them several times a day) until they change.
+    pd.testing.assert_frame_equal(read_labels(config, keys), labels)
+    assert len(opened) == 3
+    changed = Path(config.dataset.labels).parent / "labels-2026-10-04.parquet"
+    rows = pd.read_parquet(changed)
+    rows.assign(defaulted=1 - rows["defaulted"]).to_parquet(changed, index=False)
+    os.utime(changed, (time.time() + 5, time.time() + 5))  # a new version, whatever the clock's resolution
+    again = read_labels(config, keys)
+    assert opened[3:] == ["labels-2026-10-04.parquet"]
+    flipped = again.merge(labels, on="customer_id", suffixes=("", "_before"))
+    assert (flipped["defaulted"] != flipped["defaulted_before"]).sum() == len(rows[rows["customer_id"].isin(keys)])
