@@ -23,7 +23,7 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui serve \
+.PHONY: venv demo bootstrap reports lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui serve \
   docs docs-serve screenshots audit lock clean
 
 venv: $(STAMP)
@@ -51,6 +51,10 @@ demo: venv airflow-db
 #   MLOPS_CONFIG=include/config/mine.yaml make bootstrap [BOOTSTRAP_ARGS="--from 2018-03-01 --to 2024-12-31"]
 bootstrap: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/bootstrap.py $(BOOTSTRAP_ARGS)
+
+# Draw the drift reports a drift_monitoring run left to draw later (its defer_reports Param); make bootstrap draws its own.
+reports: venv
+	$(BIN)/python scripts/render_reports.py $(REPORTS_ARGS)
 
 # The style the repository declares (pyproject's [tool.ruff]), plus Airflow's AIR rules in preview on the DAG code.
 lint: venv

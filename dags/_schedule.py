@@ -108,3 +108,22 @@ def partition_day(context: Any) -> date:
         return date.fromisoformat(key or requested)
     anchor = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
     return (anchor.astimezone(UTC) - timedelta(days=1)).date()
+
+
+def run_of_days(context: Any) -> list[date]:
+    """The days a run processes: its day (:func:`partition_day`) through the ``through`` Param, oldest first; its day
+    alone when ``through`` is empty (every scheduled, backfilled and asset-triggered run).
+
+    A run of days is how history is loaded at data speed (``make bootstrap``): each day is still validated,
+    published, scored, checked and recorded as its own run would do it, but Airflow's fixed cost of a run and its
+    task instances is paid once per run of days, not once per day.
+    """
+    first, through = partition_day(context), context["params"].get("through")
+    if not through:
+        return [first]
+    last = date.fromisoformat(through)
+    if last < first:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"the through Param ({last}) is before the run's day ({first}): a run of days runs forward")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -125,6 +125,19 @@ PARAMS: dict[str, Param] = {
     ),
 }
 
+THROUGH: dict[str, Param] = {
+    "through": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Through (a run of days)",
+        description=(
+            "Last day of a run of days (YYYY-MM-DD): every day from the run's day to this one, each processed and"
+            " recorded as its own run would be (make bootstrap loads history this way); empty means the run's day."
+        ),
+    ),
+}
+
 
 def model_dag(
     model: Model,

@@ -23,15 +23,17 @@ once `model_training__<model>` has registered one (`airflow dags clear <dag_id> 
 `LocalCluster` of worker processes unless `DASK_SCHEDULER_ADDRESS` (or `scoring.scheduler_address`) names one.
 PyTorch models run on workers that declare the Dask resource `GPU=1` when there are any, else on CPU workers.
 
-**Params**: `date` (the day, for a manual run without a partition key).
+**Params**: `date` (the day, for a manual run without a partition key), `through` (a run of days: every day from
+the run's day to this one, each scored, published and keyed as its own run would be, with one Dask client;
+`make bootstrap` loads history this way).
 """
 
 from __future__ import annotations
 
 from airflow.sdk import get_current_context, task
 
-from _schedule import partition_day, per_day
-from _support import Model, for_each_model, model_dag, run_config, skip_without_champion
+from _schedule import per_day, run_of_days
+from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config, skip_without_champion
 
 
 def build(model: Model) -> None:
@@ -41,27 +43,31 @@ def build(model: Model) -> None:
         model,
         "batch_scoring",
         schedule=per_day(model.features),
+        params={**PARAMS, **THROUGH},
         tags=["scoring"],
         doc=__doc__,
     )
     def batch_scoring():
         @task(multiple_outputs=False, outlets=[model.predictions])
         def score() -> dict:
-            """Score the run's day on Dask with the champion; publish predictions, dead letters and the prediction
-            log; emit the predictions event keyed by the day."""
+            """Score the run's day (or each day of its run of days, in order) on Dask with the champion; publish
+            predictions, dead letters and the prediction log; emit the predictions event keyed by each day."""
             from pipelines.cluster import dask_client
             from pipelines.scoring import score_day
 
             context = get_current_context()
-            config, day = run_config(model, context), partition_day(context)
+            config, days = run_config(model, context), run_of_days(context)
             if context.get("triggering_asset_events"):  # a manual run without a champion fails, saying so
-                skip_without_champion(model, config, f"{day} is not scored (clear this run once there is one)")
-            with dask_client(config) as client:
-                result = score_day(config, day, context["run_id"], client).as_dict()
+                skip_without_champion(model, config, f"{days[0]} is not scored (clear this run once there is one)")
             event = context["outlet_events"][model.predictions]
-            event.add_partitions(result["day"])
-            event.extra = {"day": result["day"], "rows": result["rows_scored"]}
-            return result
+            results = []
+            with dask_client(config) as client:
+                for day in days:
+                    result = score_day(config, day, context["run_id"], client).as_dict()
+                    event.add_partitions(result["day"])
+                    results.append(result)
+            event.extra = {"days": [r["day"] for r in results], "rows": sum(r["rows_scored"] for r in results)}
+            return results[0] if len(results) == 1 else {"days": results}
 
         score()
 

@@ -7,7 +7,7 @@ column (Evidently drops NaNs before its tests), and, where labels for logged key
 champion's realized metric. The HTML and JSON reports land in `<storage.root>/reports/date=YYYY-MM-DD/` and in an
 MLflow run `drift-YYYY-MM-DD` (tagged with the model version) whose metrics chart drift over time.
 
-**Labels arrive late**, so each run also updates the performance table (task `update_performance`):
+**Labels arrive late**, so the `check` task also updates the performance table, as of each day it checks:
 for every scored day of the last `monitoring.label_horizon_days` whose labels are incomplete, the labels that have
 arrived by the end of the run's day are joined to the day's predictions; a day whose labeled rows changed gets its
 row in `<storage.root>/performance/date=YYYY-MM-DD/` rewritten (labeled rows, realized metric with a bootstrap
@@ -30,8 +30,10 @@ day and the scheduler starts one run per key (a partitioned asset), so the run's
 checks, shown in the grid; runs queue one at a time (`max_active_runs=1`) and none is lost. A day's predictions are
 checked once: a run for predictions already checked (a manual run, a cleared run) records nothing new, so past
 reports and MLflow drift runs stay as they were whichever model is champion now; rescoring a day checks it again.
-**Params**: `date` (the day, for a manual run without a partition key), `force` (retrain regardless), and threshold
-overrides (empty = the config's).
+**Params**: `date` (the day, for a manual run without a partition key), `through` (a run of days: each day checked,
+its performance updated and its decision recorded in turn, stopping after the first day that retrains; `make
+bootstrap` loads history this way), `force` (retrain regardless), `defer_reports` (store each day's report inputs and
+draw the HTML later, `make reports`), and threshold overrides (empty = the config's).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, get_current_context, task
 
 from _alerts import notify_drift
-from _schedule import partition_day, per_day
-from _support import PARAMS, Model, for_each_model, model_dag, run_config
+from _schedule import partition_day, per_day, run_of_days
+from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config
 
 THRESHOLDS = {
     "drift_share_threshold": "Retrain at this share of drifted columns.",
@@ -58,8 +60,19 @@ def build(model: Model) -> None:
         schedule=per_day(model.predictions),
         params={
             **PARAMS,
+            **THROUGH,
             "force": Param(
                 False, type="boolean", title="Force retraining", description="Start retraining whatever the checks say."
+            ),
+            "defer_reports": Param(
+                False,
+                type="boolean",
+                title="Draw the HTML reports later",
+                description=(
+                    "Store each day's report inputs and draw the HTML later (make reports; make bootstrap does it in"
+                    " a process of its own): drawing is most of a day's check over history. Verdicts and decisions"
+                    " are the same."
+                ),
             ),
             **{
                 name: Param(None, type=["null", "number"], title=name, description=text)
@@ -72,74 +85,63 @@ def build(model: Model) -> None:
     def drift_monitoring():
         @task
         def days_to_check() -> list[str]:
-            """The run's day, unless its predictions have been checked already (then none: a day's predictions are
-            checked once, never again against whichever model is champion now)."""
+            """The run's day (or run of days), less the days whose predictions have been checked already (a day's
+            predictions are checked once, never again against whichever model is champion now)."""
             from pipelines.backlog import already_checked
 
             context = get_current_context()
-            config, day = run_config(model, context), partition_day(context)
-            if already_checked(config, day):
-                print(f"the predictions of {day} have been checked already: not checking them again")
-                return []
-            return [day.isoformat()]
+            config = run_config(model, context)
+            days = []
+            for day in run_of_days(context):
+                if already_checked(config, day):
+                    print(f"the predictions of {day} have been checked already: not checking them again")
+                else:
+                    days.append(day.isoformat())
+            return days
 
         @task(multiple_outputs=False)
-        def check(day: str) -> dict:
-            """Evidently drift report, missing-value check and realized metric for one day, recorded with the
-            predictions it checked."""
+        def check(days: list[str]) -> dict:
+            """Each day in order: the Evidently drift report, missing-value check and realized metric, recorded with
+            the predictions it checked; the performance table (realized metric of every scored day whose labels
+            changed) brought up to that day; and retrain or not, recorded either way with the reason and every
+            signal on the day's MLflow drift run and on top of its report. A run of days stops after the first day
+            that retrains: its retraining decides which model scores the days after it."""
             from datetime import date
 
-            from pipelines.backlog import check_predictions
-
-            config = run_config(model, get_current_context(), THRESHOLDS)
-            return check_predictions(config, date.fromisoformat(day)).as_dict()
-
-        @task(multiple_outputs=False)
-        def decide(results: list[dict]) -> dict:
-            """Retrain or not, from the newest day actually checked (a skipped newest day of a backlog, e.g. an empty
-            one, does not hide the drift of the days before it). Recorded either way, with the reason and every
-            signal, on the day's MLflow drift run and on top of its report."""
-            from pipelines.monitoring import DriftResult
+            from pipelines.drift_run import check_days
             from pipelines.registry import alert_once, connect
-            from pipelines.retrain_gate import decide_retraining
 
             context = get_current_context()
             config = run_config(model, context, THRESHOLDS)
-            # indexing: iterating a mapped task's results probes one XCom past the end
-            checked = [DriftResult(**results[i]) for i in range(len(results))]
             registry = connect(config)
-            decision = decide_retraining(config, checked, force=context["params"]["force"], registry=registry)
-            if decision["retrain"]:  # once per decision run: a retry of this task does not alert again
+            run = check_days(
+                config,
+                [date.fromisoformat(d) for d in days],
+                as_of=partition_day(context),
+                force=context["params"]["force"],
+                registry=registry,
+                render=not context["params"]["defer_reports"],
+            )
+            updated = [(r.date, r.labels_as_of, r.labeled_rows, r.value) for r in run.performance]
+            print(f"performance updated: {updated}")
+            decision = run.decision
+            if decision and decision["retrain"]:  # once per decision run: a retry of this task does not alert again
                 alert = {**decision, "day": decision["date"]}
                 alert_once(
                     registry,
                     decision["mlflow_run_id"],
                     lambda: notify_drift(config, context, alert, decision["reason"]),
                 )
-            return decision
-
-        @task
-        def update_performance(days: list[str]) -> list[dict]:
-            """Realized metric of every scored day whose labels changed, as of the newest day of this run (the
-            performance table and the days' MLflow runs); the retrain decision reads it."""
-            from datetime import date
-
-            from pipelines.performance import update_performance as update
-
-            context = get_current_context()
-            as_of = max((date.fromisoformat(d) for d in days), default=partition_day(context))
-            rows = update(run_config(model, context), as_of)
-            print(f"performance as of {as_of}: updated {[(r.date, r.labeled_rows, r.value) for r in rows]}")
-            return [r.as_json() for r in rows]
+            if run.left:
+                print(f"retraining on {decision['date']}: days {run.left} are left for a run after it")
+            return run.as_dict()
 
         @task.short_circuit
         def start_retraining(decision: dict) -> dict | bool:
             """Go on to trigger retraining only when the decision says so, with its day and reason as the run's conf."""
             return {"date": decision["date"], "reason": decision["reason"]} if decision["retrain"] else False
 
-        days = days_to_check()
-        decision = decide(check.expand(day=days))
-        update_performance(days) >> decision
+        decision = check(days_to_check())
         start_retraining(decision) >> TriggerDagRunOperator(
             task_id="trigger_retraining",
             trigger_dag_id=model.dag_id("retraining"),

@@ -24,7 +24,8 @@ at least `alerts.quarantine_warn_share` of its rows quarantined, or a day the ga
 alert (README "Alerts").
 
 One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (the day, for
-a run without a partition key).
+a run without a partition key), `through` (a run of days: every day from the run's day to this one, each extracted
+and keyed as its own run would be; `make bootstrap` loads history this way).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from __future__ import annotations
 from airflow.sdk import get_current_context, task
 
 from _alerts import notify_quarantine
-from _schedule import extraction_timetable, partition_day, schedule_config
-from _support import Model, for_each_model, model_dag, run_config
+from _schedule import extraction_timetable, run_of_days, schedule_config
+from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config
 
 
 def build(model: Model) -> None:
@@ -45,6 +46,7 @@ def build(model: Model) -> None:
         "feature_extraction",
         schedule=extraction_timetable(model.config),
         max_active_runs=3,
+        params={**PARAMS, **THROUGH},
         tags=["features"],
         doc=__doc__,
     )
@@ -66,22 +68,23 @@ def build(model: Model) -> None:
             from pipelines.features import source_landed
 
             context = get_current_context()
-            config, day = run_config(model, context), partition_day(context)
-            config.schedule.require_day(day)
-            return source_landed(config, day, datetime.now(UTC))
+            config, days = run_config(model, context), run_of_days(context)
+            config.schedule.require_day(days[0])
+            return source_landed(config, days[-1], datetime.now(UTC))
 
         @task
         def days_to_extract() -> list[str]:
-            """The run's day, plus already extracted days that a newly arrived source file can hold (late data)."""
+            """The run's day (or run of days), plus already extracted days that a newly arrived source file can hold
+            (late data)."""
             from pipelines.features import late_days
 
             context = get_current_context()
             config = run_config(model, context)
-            day = partition_day(context)  # wait_for_source has refused a day before schedule.start_date
-            late = late_days(config, day)
+            days = run_of_days(context)  # wait_for_source has refused a day before schedule.start_date
+            late = [d for d in late_days(config, days[0]) if d not in days]
             if late:
                 print(f"late data: re-extracting {[d.isoformat() for d in late]} (each is scored again under its key)")
-            return [day.isoformat(), *(d.isoformat() for d in late)]
+            return [d.isoformat() for d in (*days, *late)]
 
         @task(multiple_outputs=False, outlets=[model.features])
         def extract(day: str) -> dict:

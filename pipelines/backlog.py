@@ -49,15 +49,16 @@ def already_checked(config: Config, day: date, registry: Registry | None = None)
     return bool(registry.find_runs(RunKind.DRIFT, **tags))
 
 
-def check_predictions(config: Config, day: date, registry: Registry | None = None) -> DriftResult:
-    """The day's drift check (:func:`pipelines.monitoring.check_drift`), its run tagged with the predictions it
-    checked. They are read before the check: predictions rewritten during it are not the ones recorded, so their
-    own event's run checks them. A skipped check logs no run and records nothing."""
+def check_predictions(config: Config, day: date, registry: Registry | None = None, render: bool = True) -> DriftResult:
+    """The day's drift check (:func:`pipelines.monitoring.check_drift`, its report drawn now or, ``render`` False,
+    later), its run tagged with the predictions it checked. They are read before the check: predictions rewritten
+    during it are not the ones recorded, so their own event's run checks them. A skipped check logs no run and
+    records nothing."""
     from pipelines.monitoring import check_drift
 
     registry = registry or connect(config)
     written = predictions_written(config, day)
-    result = check_drift(config, day, registry)
+    result = check_drift(config, day, registry, render=render)
     if result.mlflow_run_id and written is not None:
         registry.set_tags(result.mlflow_run_id, {Tag.PREDICTIONS: written})
     return result

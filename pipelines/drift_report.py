@@ -3,6 +3,13 @@ day's MLflow run, and the retraining decision written on top of it as a banner o
 
 The report is files, not a Delta table (``<root>/reports/date=D/``): whole documents for a browser and the MLflow UI,
 not rows anyone queries; each is replaced whole (:meth:`pipelines.storage.Lake.put_files`).
+
+Rendering can wait (``render=False``, what ``make bootstrap`` asks for): Evidently's report is pure Python, ~0.5 s
+a day whatever the rows, most of a checked day's cost over history, while nothing the pipeline decides reads it (the
+verdicts are computed apart, on every row). A deferred report stores what it is drawn from instead (the two samples
+and the columns' roles, :class:`ReportInputs`) beside the day's summary, and the decision banner beside them;
+:func:`render_pending` draws the HTML and JSON later (another process, or ``make reports``), puts them in the same
+folder and logs them to the same MLflow run, so the day ends with the same files as one rendered at once.
 """
 
 from __future__ import annotations
@@ -11,16 +18,57 @@ import html
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipelines.config import Config
+from pipelines.drift_tests import evidently_drift
 from pipelines.registry import ModelRef, Registry, RunKind, Tag, realized_metric, tracked_run
 from pipelines.storage import Lake, Table
 
 REPORT_FOLDER = "drift"  # the drift run's artifact folder
 REPORT_HTML = "drift_report.html"  # the Evidently report, with the retraining decision on top once it is taken
+REPORT_JSON = "drift_report.json"
+SUMMARY = "drift_summary.json"
+PENDING = "report_pending.json"  # a deferred report: what to draw it from, and the MLflow run it belongs to
+BANNER = "decision_banner.html"  # a deferred report's decision, put on top when it is drawn
+SAMPLES = ("report_reference.parquet", "report_current.parquet")
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a day's HTML report is drawn from: samples of the reference and of the window, and the columns' roles."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    numerical: list[str]
+    categorical: list[str]
+    drift_share: float
+    output: str | None
+
+    def render(self) -> Any:
+        """Evidently's report (a snapshot: ``save_html``, ``save_json``)."""
+        return evidently_drift(
+            self.reference, self.current, self.numerical, self.categorical, self.drift_share, self.output
+        )
+
+    def save(self, folder: Path, run_id: str) -> None:
+        for frame, name in zip((self.reference, self.current), SAMPLES, strict=True):
+            frame.to_parquet(folder / name, index=False)
+        roles = {"numerical": self.numerical, "categorical": self.categorical, "output": self.output}
+        (folder / PENDING).write_text(json.dumps({**roles, "drift_share": self.drift_share, "run_id": run_id}))
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[ReportInputs, str]:
+        """The inputs saved in ``folder`` and the MLflow run the report belongs to."""
+        pending = json.loads((folder / PENDING).read_text())
+        reference, current = (pd.read_parquet(folder / name) for name in SAMPLES)
+        roles = {k: pending[k] for k in ("numerical", "categorical", "output", "drift_share")}
+        return cls(reference, current, **roles), pending["run_id"]
 
 
 def publish_report(
@@ -28,14 +76,17 @@ def publish_report(
     registry: Registry,
     day: date,
     champion: ModelRef,
-    snapshot: Any,
+    inputs: ReportInputs,
+    snapshot: Any | None,
     verdicts: dict[str, dict[str, Any]],
     missing: dict[str, float],
     share: float,
     realized: float | None,
     realized_rows: int,
 ) -> tuple[str, str]:
-    """HTML + JSON report into the day's reports partition and into an MLflow run with drift metrics."""
+    """The day's summary and report (rendered, or its inputs when ``snapshot`` is None: drawn later by
+    :func:`render_pending`) into the day's reports partition, and an MLflow run with the drift metrics and the
+    summary and report as artifacts."""
     summary = {
         "day": day.isoformat(),
         "model_version": champion.version,
@@ -43,22 +94,26 @@ def publish_report(
         "columns": verdicts,
         "missing_share_rise": missing,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        snapshot.save_html(str(folder / REPORT_HTML))
-        snapshot.save_json(str(folder / "drift_report.json"))
-        (folder / "drift_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        lake = Lake.from_config(config)
-        lake.put_files(Table.REPORTS, day, folder)
-        tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
-        with tracked_run(registry, RunKind.DRIFT, f"drift-{day.isoformat()}", tags) as run_id:
-            metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
-            metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
-            if realized is not None:
-                metrics[realized_metric(config.model.metric)] = realized
-            metrics["realized_rows"] = realized_rows
-            registry.log(run_id, metrics=metrics)
-            registry.log_artifacts(run_id, folder, REPORT_FOLDER)
+    lake = Lake.from_config(config)
+    tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
+    with tracked_run(registry, RunKind.DRIFT, f"drift-{day.isoformat()}", tags) as run_id:
+        metrics = {"drift_share": share, **{f"drift_score.{c}": v["score"] for c, v in verdicts.items()}}
+        metrics.update({f"missing_share_rise.{c}": v for c, v in missing.items()})
+        if realized is not None:
+            metrics[realized_metric(config.model.metric)] = realized
+        metrics["realized_rows"] = realized_rows
+        registry.log(run_id, metrics=metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
+            if snapshot is not None:
+                snapshot.save_html(str(folder / REPORT_HTML))
+                snapshot.save_json(str(folder / REPORT_JSON))
+                registry.log_artifacts(run_id, folder, REPORT_FOLDER)
+            else:
+                registry.log_artifact(run_id, folder / SUMMARY, REPORT_FOLDER)
+                inputs.save(folder, run_id)
+            lake.put_files(Table.REPORTS, day, folder)
     return lake.partition(Table.REPORTS, day), run_id
 
 
@@ -87,13 +142,45 @@ def with_banner(page: str, banner: str) -> str:
 
 
 def annotate_report(config: Config, registry: Registry, day: date, run_id: str | None, banner: str) -> None:
-    """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts."""
+    """Put ``banner`` at the top of a checked day's HTML report, in the lake and in its drift run's artifacts; a
+    report still to be drawn keeps the banner beside its inputs, and gets it when drawn."""
     lake = Lake.from_config(config)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         lake.get_files(Table.REPORTS, day, folder)
         report = folder / REPORT_HTML
+        if not report.exists():
+            (folder / BANNER).write_text(banner, encoding="utf-8")
+            lake.put_files(Table.REPORTS, day, folder)
+            return
         report.write_text(with_banner(report.read_text(encoding="utf-8"), banner), encoding="utf-8")
         lake.put_files(Table.REPORTS, day, folder)
         if run_id:
             registry.log_artifact(run_id, report, REPORT_FOLDER)
+
+
+def render_pending(config: Config, registry: Registry, days: list[date] | None = None) -> list[date]:
+    """Draw the deferred reports of ``days`` (default: every pending one), oldest first: the HTML (with its
+    decision banner) and JSON replace the inputs in the day's folder and join the summary in its MLflow run.
+    Returns the days drawn."""
+    lake = Lake.from_config(config)
+    pending = lake.days_holding(Table.REPORTS, PENDING)
+    drawn = []
+    for day in [d for d in pending if days is None or d in days]:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            lake.get_files(Table.REPORTS, day, folder)
+            inputs, run_id = ReportInputs.load(folder)
+            snapshot = inputs.render()
+            snapshot.save_html(str(folder / REPORT_HTML))
+            snapshot.save_json(str(folder / REPORT_JSON))
+            banner = folder / BANNER
+            if banner.exists():
+                page = folder / REPORT_HTML
+                page.write_text(with_banner(page.read_text(encoding="utf-8"), banner.read_text()), encoding="utf-8")
+            for name in (*SAMPLES, PENDING, BANNER):
+                (folder / name).unlink(missing_ok=True)
+            registry.log_artifacts(run_id, folder, REPORT_FOLDER)
+            lake.put_files(Table.REPORTS, day, folder)
+        drawn.append(day)
+    return drawn

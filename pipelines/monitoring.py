@@ -20,8 +20,8 @@ import pandas as pd
 
 from pipelines import metrics
 from pipelines.config import Config
-from pipelines.drift_report import publish_report
-from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, evidently_drift, import_evidently
+from pipelines.drift_report import ReportInputs, publish_report
+from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, import_evidently
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
 from pipelines.records import jsonable
@@ -128,8 +128,9 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
     return score_metric(config, known[config.dataset.target], output), len(known)
 
 
-def check_drift(config: Config, day: date, registry: Registry | None = None) -> DriftResult:
-    """Compare the recent prediction log with the champion's reference; report to the lake and to MLflow."""
+def check_drift(config: Config, day: date, registry: Registry | None = None, render: bool = True) -> DriftResult:
+    """Compare the recent prediction log with the champion's reference; report to the lake and to MLflow (the HTML
+    report drawn now, or later when ``render`` is False: :mod:`pipelines.drift_report`)."""
     registry = registry or connect(config)
     champion = require_alias(registry, config.model.name)
     current = current_window(config, day)
@@ -154,28 +155,40 @@ def check_drift(config: Config, day: date, registry: Registry | None = None) -> 
     output = output_column(config)
     reference_x = drift_input(reference, config)
     numerical, categorical, empty = columns_to_test(current, features, output)
-    shown_reference, shown = (report_sample(frame, config) for frame in (reference, current))
-    import_evidently()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-report") as renderer:
-        # The report's Python work overlaps the verdicts' NumPy work, which leaves the GIL to it.
-        rendering = renderer.submit(
-            evidently_drift,
-            shown_reference,
-            shown,
-            numerical,
-            categorical,
-            config.monitoring.drift_share_threshold,
-            output,
-        )
-        verdicts = drift_verdicts(reference_x, current, numerical, categorical)  # every row of the window
-        snapshot = rendering.result()
+    inputs = ReportInputs(
+        report_sample(reference, config),
+        report_sample(current, config),
+        numerical,
+        categorical,
+        config.monitoring.drift_share_threshold,
+        output,
+    )
+    if render:
+        import_evidently()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-report") as renderer:
+            # The report's Python work overlaps the verdicts' NumPy work, which leaves the GIL to it.
+            rendering = renderer.submit(inputs.render)
+            verdicts = drift_verdicts(reference_x, current, numerical, categorical)  # every row of the window
+            snapshot = rendering.result()
+    else:
+        verdicts, snapshot = drift_verdicts(reference_x, current, numerical, categorical), None
     drift = assess_drift(
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
     champion_metric = _champion_metric(registry, config, champion)
     report_url, run_id = publish_report(
-        config, registry, day, champion, snapshot, verdicts, drift.missing, drift.drift_share, realized, realized_rows
+        config,
+        registry,
+        day,
+        champion,
+        inputs,
+        snapshot,
+        verdicts,
+        drift.missing,
+        drift.drift_share,
+        realized,
+        realized_rows,
     )
     result = DriftResult(
         day=day.isoformat(),

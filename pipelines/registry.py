@@ -65,7 +65,7 @@ class Tag:
     PROMOTED = "promoted"
     REASON = "reason"
     TRIGGER = "trigger"
-    DECISION = "decision"  # a day's retraining verdict: "retrain", "no retrain", "none" (another day decided)
+    DECISION = "decision"  # a day's retraining verdict: "retrain" or "no retrain"
     DECISION_REASON = "decision.reason"
     DECISION_TRIGGERS = "decision.triggers"
     APPLIED = "applied"  # on a promotion record: "pending" until the registry says what it says, then "true"

@@ -74,41 +74,22 @@ def retrain_reason(
 
 
 def decide_retraining(
-    config: Config, results: list[DriftResult], force: bool = False, registry: Registry | None = None
+    config: Config, drift: DriftResult, force: bool = False, registry: Registry | None = None
 ) -> dict[str, Any]:
-    """Retrain or not, from the newest day actually checked among a run's checks (a skipped newest day of a backlog,
-    e.g. an empty one, does not hide the drift of the days before it), and record it either way: the decided day
-    carries the decision, every other day of the run says which day decided. Returns the decision for the DAG
-    (``retrain``, ``reason``, ``date``, and the MLflow run and report it is recorded on)."""
+    """Retrain or not after a day's drift check (checked or skipped), and record it either way. Returns the decision
+    for the DAG (``retrain``, ``reason``, ``date``, and the MLflow run and report it is recorded on)."""
     registry = registry or connect(config)
-    latest = max(results, key=lambda r: (r.status == "checked", r.day))
-    decision = retrain_reason(config, latest, date.fromisoformat(latest.day), force=force, registry=registry)
-    verdict = _verdict(decision.retrain)
-    for other in results:
-        if other is latest:
-            continue
-        if other.status == "checked":
-            record_retrain_decision(
-                config,
-                registry,
-                other,
-                None,
-                f"decided on {latest.day}, the newest day checked in the same run: {verdict}",
-            )
-        else:
-            record_retrain_decision(config, registry, other, False, f"no drift check: {other.reason}")
-    run_id, experiment_id = record_retrain_decision(
-        config, registry, latest, decision.retrain, decision.reason, decision
-    )
-    log.info("retrain=%s on %s: %s", decision.retrain, latest.day, decision.reason)
+    decision = retrain_reason(config, drift, date.fromisoformat(drift.day), force=force, registry=registry)
+    run_id, experiment_id = record_retrain_decision(config, registry, drift, decision)
+    log.info("retrain=%s on %s: %s", decision.retrain, drift.day, decision.reason)
     return jsonable(
         {
-            "date": latest.day,
+            "date": drift.day,
             **decision.as_dict(),
-            "model_version": latest.model_version,
+            "model_version": drift.model_version,
             "mlflow_run_id": run_id,
             "experiment_id": experiment_id,
-            "report_url": latest.report_url,
+            "report_url": drift.report_url,
         }
     )
 
@@ -116,24 +97,15 @@ def decide_retraining(
 RETRAIN = "retrain"  # the decision tag of a day whose check started a retraining
 
 
-def _verdict(retrain: bool | None) -> str:
-    return RETRAIN if retrain else "no retrain" if retrain is False else "none"
-
-
 def record_retrain_decision(
-    config: Config,
-    registry: Registry,
-    drift: DriftResult,
-    retrain: bool | None,
-    reason: str,
-    decision: RetrainDecision | None = None,
+    config: Config, registry: Registry, drift: DriftResult, decision: RetrainDecision
 ) -> tuple[str, str]:
-    """A day's decision (``retrain``, ``no retrain``, or ``none`` when another day of the run decided) as tags and
-    a readable description on the day's drift run, or on a run of its own when the check was skipped, and on top
-    of the day's HTML report: "why did we (not) retrain on day D" is answered in the MLflow UI and in the report.
-    Returns the MLflow run and experiment ids."""
-    verdict, lines = _verdict(retrain), decision.signals if decision else []
-    triggers = "; ".join(decision.triggers) if decision and decision.triggers else "none"
+    """A day's decision (``retrain`` or ``no retrain``) as tags and a readable description on the day's drift run,
+    or on a run of its own when the check was skipped, and on top of the day's HTML report: "why did we (not)
+    retrain on day D" is answered in the MLflow UI and in the report. Returns the MLflow run and experiment ids."""
+    retrain, reason, lines = decision.retrain, decision.reason, decision.signals
+    verdict = RETRAIN if retrain else "no retrain"
+    triggers = "; ".join(decision.triggers) if decision.triggers else "none"
     title = f"Retraining decision for {drift.day}: {verdict}"
     note = "\n".join(
         [f"**{title}** ({config.model.name} v{drift.model_version})", "", reason, "", *(f"- {x}" for x in lines)]

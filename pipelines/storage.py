@@ -589,6 +589,12 @@ class Lake:
         fs.invalidate_cache()
         return url
 
+    def days_holding(self, table: Table, name: str) -> list[date]:
+        """The days of a files table whose folder holds a file called ``name`` (one listing of the table)."""
+        fs, path = self._fs(self.table_url(table))
+        found = (_day_of(hit.rsplit("/", 2)[-2].removeprefix(f"{DATE}=")) for hit in fs.glob(f"{path}/{DATE}=*/{name}"))
+        return sorted(d for d in found if d is not None)
+
     def get_files(self, table: Table, day: date, folder: Path) -> list[Path]:
         """Copy the day's files of a files table into ``folder``; their local paths."""
         fs, path = self._fs(self.partition(table, day))

@@ -4,7 +4,7 @@
   check, promotion decision or rollback.
 - **Drift report**: the day's HTML report (Evidently's, with the retraining decision on top), opened in the
   artifact view of the day's drift run (``#/experiments/E/runs/R/artifactPath/drift/drift_report.html``: the
-  MLflow UI selects that file and renders it), on the ``check`` and ``decide`` tasks.
+  MLflow UI selects that file and renders it), on the ``check`` task (the decided day's).
 
 Airflow 3 evaluates global links in the API server when the UI asks for a task instance's links, so they read the
 task's return value from the metadata database; the UI shows them as buttons (empty ones disabled). The MLflow

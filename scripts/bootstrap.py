@@ -8,25 +8,42 @@ then every later day is extracted, scored and checked for drift, and a retrainin
 is run, as the scheduler would. The real DAGs run with ``dag.test()`` in this process, on one Dask cluster
 (``DASK_SCHEDULER_ADDRESS`` if set), with scripts/demo.py's runner; each run is recorded in the Airflow database.
 Nothing is deleted: rerunning replaces the days' partitions; an existing champion is kept (no first training).
+
+History runs in runs of days (the DAGs' ``through`` Param), not one run per DAG per day: Airflow's fixed cost of a
+run and its task instances (~0.1 s a task) was most of a day's cost at a few thousand rows. One extraction run
+takes every day; then ``--days-per-run`` days at a time are scored by the champion and checked, each day decided in
+turn; a check that retrains stops its run there, the retraining runs, and the next run starts the day after it
+(the days already scored after it are scored again by the new champion, as daily runs would have scored them). A
+run of days that fails is redone one day per run, so a bad day fails alone and the others go on.
+
+The drift runs defer their HTML reports (``defer_reports``): Evidently's drawing is pure Python, ~0.5 s a day, and
+nothing decided reads it. A process of its own draws each run's reports (scripts/render_reports.py) while the next
+runs go on, on the core the in-process DAG runs leave idle; the bootstrap waits for it at the end, so every checked
+day has its report in the lake and in its MLflow run, as one drawn at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 import time
 import warnings
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
 from datetime import date, timedelta
 
-from demo import Runs, load_dags, print_summary, run_days
+from demo import Runs, load_dags, print_summary, run_days, run_triggered_retraining
+from render_reports import render
 
 from pipelines import registry, sources
+from pipelines.backlog import already_checked
 from pipelines.cluster import local_cluster
 from pipelines.config import Config, config_path, load_config
 from pipelines.features import index_events
+from pipelines.storage import Lake, Table
 
 
 def history_days(config: Config, first: date | None, last: date | None) -> list[date]:
@@ -57,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--from", dest="first", type=date.fromisoformat, help="first day (default: the data's)")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="last day (default: the data's)")
+    parser.add_argument(
+        "--days-per-run", type=int, default=14, help="days scored and checked per DAG run (1: one run per day)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -85,9 +105,74 @@ def main(argv: list[str] | None = None) -> int:
             labels_as_of=days[-1].isoformat(),  # history: its labels are known now, not only those of then
         ):
             return _failed(runs.failed, "no first model: nothing can be scored")
-        champions = run_days(runs, config, scored)
+        drawing = Drawing()
+        champions = load_history(runs, config, scored, max(1, args.days_per_run), drawing)
+        drawn = drawing.finish(runs.failed)
+        print(f"  {drawn} drift report(s) drawn in a process of their own")
     print_summary(config, days, scored, champions, time.monotonic() - started)
     return _failed(runs.failed) if runs.failed else 0
+
+
+class Drawing:
+    """Draws the deferred drift reports of each run of days in a process of its own (spawned: no copy of this
+    process's Airflow and Dask threads) while the bootstrap goes on."""
+
+    def __init__(self) -> None:
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self.drawing: list[tuple[list[date], Future]] = []
+
+    def submit(self, days: list[date]) -> None:
+        self.drawing.append((days, self.pool.submit(render, str(config_path()), days)))
+
+    def finish(self, failed: list[str]) -> int:
+        """Wait for every drawing; the reports drawn. A drawing that failed joins ``failed``, naming its days."""
+        drawn = 0
+        for days, future in self.drawing:
+            try:
+                drawn += len(future.result())
+            except Exception as error:  # noqa: BLE001 (reported with the failed runs; the others are kept)
+                failed.append(f"drawing the drift reports of {days[0]}..{days[-1]} failed: {error!r}")
+        self.pool.shutdown()
+        return drawn
+
+
+def load_history(runs: Runs, config: Config, days: list[date], per_run: int, drawing: Drawing) -> dict[str, str]:
+    """Extract, score and check ``days`` in runs of days, running each retraining a check triggers before the days
+    after it are scored, and handing each run's reports to ``drawing``; returns each day's champion after its
+    checks, as :func:`demo.run_days` does."""
+    name = config.model.name
+    failures = len(runs.failed)
+    if not runs(f"feature_extraction__{name}", days[0], through=days[-1]):  # the other days are published
+        del runs.failed[failures:]  # superseded: the days it did not publish are redone one per run, and named
+        lake = Lake.from_config(config)
+        for day in [d for d in days if not lake.exists(Table.FEATURES, d)]:
+            runs(f"feature_extraction__{name}", day)
+    champions: dict[str, str] = {}
+    start = 0
+    while start < len(days):
+        chunk = days[start : start + per_run]
+        champion = f"v{registry.require_alias(registry.connect(config), name).version}"
+        failures = len(runs.failed)
+        if not (
+            runs(f"batch_scoring__{name}", chunk[0], through=chunk[-1])
+            and runs(f"drift_monitoring__{name}", chunk[0], through=chunk[-1], defer_reports=True)
+        ):
+            drawing.submit(chunk)  # what it checked before it failed
+            del runs.failed[failures:]  # superseded: the days are redone one per run, and a failing day says so
+            unchecked = [d for d in chunk if not already_checked(config, d)]
+            print(f"  that run of days failed: its {len(unchecked)} unchecked day(s) again, one run per day")
+            champions.update({d.isoformat(): champion for d in chunk if d not in unchecked})
+            champions.update(run_days(runs, config, unchecked, extract=False))
+            start += len(chunk)
+            continue
+        drawing.submit(chunk)
+        retrained = run_triggered_retraining(runs, name, chunk[-1])
+        done = chunk[: chunk.index(retrained) + 1] if retrained in chunk else chunk  # the days after it: again
+        champions.update({d.isoformat(): champion for d in done})
+        if retrained in chunk:
+            champions[retrained.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
+        start += len(done)
+    return champions
 
 
 def _failed(failures: list[str], outcome: str = "") -> int:

@@ -57,22 +57,27 @@ class Runs:
         self.dags, self.strict = dags, strict
         self.failed: list[str] = []
 
-    def __call__(self, dag_id: str, day: date, logical=None, **conf: str) -> bool:
-        """One DAG run for ``day``, named by the ``date`` Param, with the current time as its logical date; whether
-        it succeeded.
+    def __call__(self, dag_id: str, day: date, logical=None, through: date | None = None, **conf: object) -> bool:
+        """One DAG run for ``day`` (through ``through``: a run of days), named by the ``date`` (and ``through``)
+        Params, with the current time as its logical date; whether it succeeded.
 
         Not the day itself: ``dag.test()`` takes the logical date as the run's start, and the UI's grid then showed
-        weeks-long runs (nor None: ``dag.test()`` would then clear every earlier run's task instances).
+        weeks-long runs (nor None: ``dag.test()`` would then clear every earlier run's task instances). A run of one
+        day gets the day as its partition key; a run of days gets none (it is keyed by no single day).
         """
         started = time.monotonic()
         logical = logical or datetime.now(UTC)
+        if through is not None:
+            conf["through"] = through.isoformat()
         dag_run = self.dags[dag_id].test(logical_date=logical, run_conf={"date": day.isoformat(), **conf})
-        label_partition(self.dags[dag_id], dag_run, day)
+        if through is None:
+            label_partition(self.dags[dag_id], dag_run, day)
         state = str(getattr(dag_run.state, "value", dag_run.state))
-        print(f"  {dag_id:<36} {day}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
+        days = f"{day}..{through}" if through is not None else str(day)
+        print(f"  {dag_id:<36} {days}  {state:<8} {time.monotonic() - started:5.1f}s", flush=True)
         if state == "success":
             return True
-        failure = f"{dag_id} for {day} ended in state {state} (run {dag_run.run_id})"
+        failure = f"{dag_id} for {days} ended in state {state} (run {dag_run.run_id})"
         if self.strict:
             raise SystemExit(f"{failure}; see the log above")
         self.failed.append(failure)
@@ -160,14 +165,17 @@ def run_chain(runs: Runs, config: Config, warmup: list[date], scored: list[date]
     return run_days(runs, config, scored)
 
 
-def run_days(runs: Runs, config: Config, days: list[date]) -> dict[str, str]:
-    """Extract, score and check each day, then any retraining the check triggered; returns each day's champion.
+def run_days(runs: Runs, config: Config, days: list[date], extract: bool = True) -> dict[str, str]:
+    """Extract (unless ``extract`` is False: done already), score and check each day, then any retraining the check
+    triggered; returns each day's champion.
 
     A failed run ends its day's chain there (its asset event would not start the next DAG either); the next day
     starts afresh."""
     name = config.model.name
     champions = {}
-    chain = (f"feature_extraction__{name}", f"batch_scoring__{name}", f"drift_monitoring__{name}")
+    chain = (f"batch_scoring__{name}", f"drift_monitoring__{name}")
+    if extract:
+        chain = (f"feature_extraction__{name}", *chain)
     for day in days:
         if all(runs(dag_id, day) for dag_id in chain):  # all() stops at the first failed run
             run_triggered_retraining(runs, name, day)
@@ -193,11 +201,16 @@ def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -
     print(f"  model server: {answered} rows answered online for {day}; sampled ones are in its prediction log")
 
 
-def run_triggered_retraining(runs: Runs, model: str, day: date) -> None:
-    """Run the retraining that the model's drift monitoring queued (no scheduler runs here): same date and conf."""
+def run_triggered_retraining(runs: Runs, model: str, day: date) -> date | None:
+    """Run the retraining that the model's drift monitoring queued (no scheduler runs here): same date and conf.
+    Returns the day it retrained for (the day whose check started it), or None when none was queued."""
+    retrained = None
     for queued in DagRun.find(dag_id=f"retraining__{model}", state=DagRunState.QUEUED):
         print(f"  drift_monitoring__{model} triggered retraining: {queued.conf.get('reason')}")
-        runs(f"retraining__{model}", day, logical=queued.logical_date, **queued.conf)
+        conf = dict(queued.conf)
+        retrained = date.fromisoformat(conf.pop("date", None) or day.isoformat())
+        runs(f"retraining__{model}", retrained, logical=queued.logical_date, **conf)
+    return retrained
 
 
 def print_summary(config, days: list[date], scored: list[date], champions: dict[str, str], elapsed: float) -> None:

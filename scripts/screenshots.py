@@ -177,7 +177,7 @@ def take(browser: Browser, airflow: str, mlflow: str, only: set[str], report_day
         browser.open(
             f"{airflow}/dags/drift_monitoring__{MODEL}",
             width=1600,
-            ready=_text_present("update_performance"),
+            ready=_text_present("start_retraining"),
         )
         # widen the grid pane over the details pane (drag the splitter), so that more runs of the demo are columns
         edge = browser.evaluate(

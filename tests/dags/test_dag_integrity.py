@@ -143,13 +143,12 @@ def test_task_graphs(bag, model):
     extract = dags["feature_extraction"].get_task("extract")
     assert [o.name for o in extract.outlets] == [f"mlops.features.{model}"]  # one event per day, keyed by it
     scoring = dags["batch_scoring"]
-    assert [t.task_id for t in scoring.tasks] == ["score"]  # one run, one day
+    assert [t.task_id for t in scoring.tasks] == ["score"]  # one run, its day (or run of days) in order
     assert [o.name for o in scoring.get_task("score").outlets] == [f"mlops.predictions.{model}"]
     drift = dags["drift_monitoring"]
-    assert drift.get_task("days_to_check").downstream_task_ids == {"check", "update_performance"}
-    assert drift.get_task("check").downstream_task_ids == {"decide"}
-    assert drift.get_task("update_performance").downstream_task_ids == {"decide"}  # labeled days feed the decision
-    assert drift.get_task("decide").downstream_task_ids == {"start_retraining"}  # every decision is recorded
+    assert drift.get_task("days_to_check").downstream_task_ids == {"check"}
+    # each day checked, its labels' performance and its decision in one loop: a day is decided before the next
+    assert drift.get_task("check").downstream_task_ids == {"start_retraining"}
     assert drift.get_task("start_retraining").downstream_task_ids == {"trigger_retraining"}
     assert drift.get_task("trigger_retraining").trigger_dag_id == f"retraining__{model}"
     retrain = dags["retraining"]

@@ -146,8 +146,8 @@ def test_drift_triggers_retraining_promotion_and_rollback(
     )
     assert '<a href="http://127.0.0.1:5000/#/models/credit_default/versions/2">' in SmtpInbox.body(promotion_alert)
 
-    # The plugin's buttons on those task instances (before the reruns below, whose mapped `check` has nothing to
-    # map) point at the promoted version and at the drift run's report.
+    # The plugin's buttons on those task instances (before the reruns below, whose `check` has no day left to
+    # check) point at the promoted version and at the drift run's report.
     links = _plugin_links(["retraining__credit_default", "drift_monitoring__credit_default"])
     assert links[("retraining__credit_default", "evaluate_and_promote")]["MLflow"].endswith(
         "/#/models/credit_default/versions/2"
@@ -157,7 +157,7 @@ def test_drift_triggers_retraining_promotion_and_rollback(
     report_link = links[("drift_monitoring__credit_default", "check")]["Drift report"]
     run_id, _, path = report_link.partition(f"/#/experiments/{experiment}/runs/")[2].partition("/")
     assert path == "artifactPath/drift/drift_report.html" and run_id in checked
-    decided = links[("drift_monitoring__credit_default", "decide")]["MLflow"]
+    decided = links[("drift_monitoring__credit_default", "check")]["MLflow"]
     assert decided.partition(f"/#/experiments/{experiment}/runs/")[2] in checked
 
     # History is not rewritten: checking day 9 again under the new champion (as a backlog would) changes nothing,

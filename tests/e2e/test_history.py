@@ -133,3 +133,64 @@ def test_bootstrap_goes_on_past_a_failed_run_and_names_it(history, capsys, monke
     header, failure = err.splitlines()[-2:]
     assert header == "1 run(s) failed:"
     assert failure.startswith(f"  batch_scoring__credit_default for {broken} ended in state failed (run ")
+
+
+def _history_outcome(config) -> dict:
+    """What a bootstrap leaves, without what differs between two of them (run ids, times): per scored day its
+    decision and the version checked, the version that scored it and its performance row; per version its window,
+    holdout decision and aliases."""
+    from pipelines.performance import read_performance
+    from pipelines.registry import RunKind, Tag, connect
+
+    registry, lake = connect(config), Lake.from_config(config)
+    drift = registry.find_runs(RunKind.DRIFT, **{Tag.MODEL_NAME: config.model.name})
+    decisions = {run.tags[Tag.DAY]: (run.tags[Tag.MODEL_VERSION], run.tags.get(Tag.DECISION)) for run in drift}
+    assert len(decisions) == len(drift)  # each day checked once: no run of days checked a day twice
+    scored = {
+        day.isoformat(): sorted(lake.read(Table.PREDICTIONS, day, ["model_version"])["model_version"].unique())
+        for day in lake.days(Table.PREDICTIONS)
+    }
+    performance = read_performance(config)[["date", "model_version", "labeled_rows", "value", "labels_as_of"]]
+    versions = {
+        v.version: (v.aliases, v.tags.get(Tag.WINDOW_END), v.tags.get(Tag.decision("promoted")))
+        for v in registry.versions(config.model.name)
+    }
+    return {
+        "decisions": decisions,
+        "scored": scored,
+        "performance": performance.astype(str).to_dict("records"),
+        "versions": versions,
+    }
+
+
+@pytest.mark.e2e
+def test_runs_of_days_load_history_as_one_run_per_day_does(
+    tmp_path, airflow_db, monkeypatch, capsys, scheduler_address
+):
+    """`make bootstrap` scores and checks history in runs of days (the DAGs' ``through`` Param): each day is still
+    decided in turn, a retraining stops its run, and the days after it are scored again by the new champion. So the
+    lake, the decisions and the registry equal those of one run per DAG per day (``--days-per-run 1``), on a history
+    whose drift retrains in the middle of a run of days."""
+    spec = demo_data.DemoSpec(start=START, days=10, rows_per_day=1000, bad_rows_per_day=4, drift_day=5)
+    demo_data.generate(tmp_path / "data", spec)
+    outcomes = {}
+    for per_run in (1, 14):
+        home = tmp_path / f"per-run-{per_run}"
+        home.mkdir()
+        config = write_config(
+            home,
+            tmp_path / "data",
+            schedule={"start_date": START.isoformat()},
+            training={"window_days": 3},
+            monitoring={"sample_rate": 1.0, "min_new_labels": 500},
+        )
+        monkeypatch.setenv("MLOPS_CONFIG", str(config))
+        assert _bootstrap_module().main(["--days-per-run", str(per_run)]) == 0
+        out = capsys.readouterr().out
+        assert bool(re.search(r"batch_scoring__credit_default +2018-03-04\.\.2018-03-10", out)) == (per_run > 1)
+        outcomes[per_run] = _history_outcome(load_config(config))
+    daily, runs_of_days = outcomes[1], outcomes[14]
+    retrained = sorted(day for day, (_, decision) in daily["decisions"].items() if decision == "retrain")
+    assert retrained and retrained[0] < "2018-03-10"  # a retraining inside the first run of days: it stopped there
+    assert len(daily["decisions"]) == 7 and len(daily["versions"]) > 1
+    assert runs_of_days == daily

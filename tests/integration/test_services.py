@@ -155,7 +155,7 @@ def _drift_report_opens_in_the_mlflow_ui(config, url: str, tmp_path: Path, clien
         pytest.skip("Chromium is not installed (`make test` installs Debian's chromium when run as root)")
     day = START + timedelta(days=9)
     score_day(config, day, "score-ui", client)
-    decision = decide_retraining(config, [check_drift(config, day)])
+    decision = decide_retraining(config, check_drift(config, day))
     monkeypatch.setenv("MLFLOW_UI_URL", url)
     link = drift_report_url(decision)
     assert link.endswith("/artifactPath/drift/drift_report.html")

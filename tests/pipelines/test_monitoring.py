@@ -109,13 +109,14 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
 
 
 def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
-    """Retrain or not, the decision is on the day's drift run (tags, description) and on top of its HTML report;
-    the other days of the same run say which day decided, and a skipped day gets a run of its own."""
+    """Retrain or not, the decision is on the day's drift run (tags, description) and on top of its HTML report,
+    a later decision of the day replaces the banner rather than stacking one, and a skipped day gets a run of its
+    own."""
     from pipelines.retrain_gate import decide_retraining
 
     stable, drifted = check_drift(lake, DAYS[4]), check_drift(lake, DAYS[8])
     skipped = check_drift(lake, date(2030, 1, 1))
-    calm = decide_retraining(lake, [stable])
+    calm = decide_retraining(lake, stable)
     assert (
         calm["retrain"] is False
         and calm["date"] == DAYS[4].isoformat()
@@ -135,16 +136,15 @@ def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
     artifact = Path(client.download_artifacts(stable.mlflow_run_id, "drift/drift_report.html"))
     assert f"Retraining decision for {DAYS[4]}: no retrain" in artifact.read_text()
 
-    decided = decide_retraining(lake, [stable, drifted, skipped])  # a backlog: the newest checked day decides
+    decided = decide_retraining(lake, drifted)
     assert decided["retrain"] is True and decided["date"] == DAYS[8].isoformat(), decided
     assert client.get_run(drifted.mlflow_run_id).data.tags["decision"] == "retrain"
+    forced = decide_retraining(lake, stable, force=True)  # the day decided again (a forced rerun)
     tags = client.get_run(stable.mlflow_run_id).data.tags
-    assert (tags["decision"], tags["decision.reason"]) == (
-        "none",
-        f"decided on {DAYS[8]}, the newest day checked in the same run: retrain",
-    )
+    assert (tags["decision"], tags["decision.reason"]) == ("retrain", forced["reason"]) == ("retrain", "forced")
     html = (Path(stable.report_url) / "drift_report.html").read_text()
     assert html.count('id="mlops-decision"') == 1 and "no retrain" not in html  # replaced, not stacked
+    decide_retraining(lake, skipped)
     experiment = client.get_experiment_by_name(lake.mlflow.experiment).experiment_id
     [run] = client.search_runs([experiment], f"tags.kind = '{RunKind.RETRAIN_DECISION}' and tags.day = '2030-01-01'")
     assert (run.data.tags["decision"], run.data.tags["decision.reason"]) == (
@@ -281,7 +281,7 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
     from pipelines.retrain_gate import decide_retraining
 
     result = check_drift(lake, DAYS[8])
-    decision = decide_retraining(lake, [result])
+    decision = decide_retraining(lake, result)
     report = Path(Lake.from_config(lake).partition(Table.REPORTS, DAYS[8])) / "drift_report.html"
     flags = [
         "--headless",
@@ -313,3 +313,34 @@ def test_the_days_report_renders_its_drift_table_in_a_browser(lake, tmp_path):
         f"Retraining decision for {DAYS[8]}: {verdict}" in dom and html.escape(decision["reason"], quote=False) in dom
     )
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_a_deferred_report_ends_as_one_drawn_at_once(own_registry):
+    """A check that defers its report (what `make bootstrap` asks) stores the report's inputs and the decision's
+    banner, and records the same verdicts; drawing it later leaves the day's folder and MLflow run as a report drawn
+    at once leaves them, and a drawn report is not drawn again."""
+    from pipelines.drift_report import render_pending
+    from pipelines.retrain_gate import decide_retraining
+
+    config, day = own_registry, DAYS[7]
+    store, client = registry.connect(config), MlflowClient(own_registry.tracking_uri)
+    deferred = check_drift(config, day, render=False)
+    folder = Path(deferred.report_url)
+    assert "drift_report.html" not in {p.name for p in folder.iterdir()}
+    assert [a.path for a in client.list_artifacts(deferred.mlflow_run_id, "drift")] == ["drift/drift_summary.json"]
+    decision = decide_retraining(config, deferred, registry=store)
+    assert (folder / "decision_banner.html").exists()
+
+    assert render_pending(config, store) == [day]
+    assert {p.name for p in folder.iterdir()} == {"drift_report.html", "drift_report.json", "drift_summary.json"}
+    html = (folder / "drift_report.html").read_text()
+    verdict = "retrain" if decision["retrain"] else "no retrain"
+    assert html.count('id="mlops-decision"') == 1 and f"Retraining decision for {day}: {verdict}" in html
+    logged = {a.path for a in client.list_artifacts(deferred.mlflow_run_id, "drift")}
+    assert logged == {f"drift/{name}" for name in ("drift_report.html", "drift_report.json", "drift_summary.json")}
+    assert Path(client.download_artifacts(deferred.mlflow_run_id, "drift/drift_report.html")).read_text() == html
+    report = json.loads((folder / "drift_report.json").read_text())
+    count = next(m for m in report["metrics"] if m["metric_name"].startswith("DriftedColumnsCount("))
+    assert count["value"]["share"] == pytest.approx(deferred.drift_share)  # drawn from the same samples and roles
+    assert check_drift(config, day).drift_share == deferred.drift_share  # and the verdicts do not depend on it
+    assert render_pending(config, store) == []

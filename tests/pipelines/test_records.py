@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines.drift_run import DaysChecked
 from pipelines.features import ExtractResult
 from pipelines.monitoring import DriftResult
 from pipelines.performance import DayPerformance
@@ -27,7 +28,16 @@ from pipelines.training import TrainResult
 pytestmark = pytest.mark.unit
 
 # Every dataclass whose as_dict (as_json for the performance rows) a DAG task returns.
-TASK_RESULTS = [ExtractResult, ScoreResult, DriftResult, TrainResult, Decision, Rollback, RetrainDecision]
+TASK_RESULTS = [
+    ExtractResult,
+    ScoreResult,
+    DriftResult,
+    DaysChecked,
+    TrainResult,
+    Decision,
+    Rollback,
+    RetrainDecision,
+]
 
 
 def _filled(cls: type, bad: float) -> Any:

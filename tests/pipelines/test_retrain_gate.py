@@ -21,8 +21,8 @@ DAY = date(2026, 10, 9)
 def test_a_skipped_day_keeps_one_decision_run_however_often_it_is_decided(config):
     store = MemoryRegistry()
     skipped = DriftResult(day=DAY.isoformat(), status="skipped", reason="0 logged rows", model_version="1")
-    first = decide_retraining(config, [skipped], registry=store)
-    again = decide_retraining(config, [skipped], registry=store)  # a retry or a rerun of the day
+    first = decide_retraining(config, skipped, registry=store)
+    again = decide_retraining(config, skipped, registry=store)  # a retry or a rerun of the day
     assert first == again and first["retrain"] is False and first["experiment_id"] == store.experiment_id
     [run] = store.find_runs(RunKind.RETRAIN_DECISION, **{Tag.DAY: DAY.isoformat(), Tag.MODEL_NAME: config.model.name})
     assert run.run_id == first["mlflow_run_id"] and run.finished
@@ -30,23 +30,18 @@ def test_a_skipped_day_keeps_one_decision_run_however_often_it_is_decided(config
     assert run.tags[Tag.NOTE].startswith(f"**Retraining decision for {DAY}: no retrain** ({config.model.name} v1)")
 
 
-def test_the_newest_checked_day_decides_and_the_others_say_so(config):
+def test_a_checked_day_is_decided_on_its_own_drift_run_and_a_forced_skipped_day_retrains(config):
     store = MemoryRegistry()
-    runs = {d: store.start_run(RunKind.DRIFT, f"drift-{d}") for d in ("2026-10-08", "2026-10-09")}
-    checked = [
-        DriftResult(day=d, status="checked", reason="", model_version="1", drift_share=0.0, mlflow_run_id=runs[d])
-        for d in runs
-    ]
+    run = store.start_run(RunKind.DRIFT, "drift-2026-10-09")
+    checked = DriftResult(day="2026-10-09", status="checked", reason="", model_version="1", drift_share=0.0)
+    decision = decide_retraining(config, replace(checked, mlflow_run_id=run), registry=store)
+    assert decision["date"] == "2026-10-09" and decision["mlflow_run_id"] == run and decision["retrain"] is False
+    assert store.run(run).tags[Tag.DECISION] == "no retrain" and decision["reason"].startswith("no trigger: ")
     skipped = DriftResult(day="2026-10-10", status="skipped", reason="0 logged rows", model_version="1")
-    decision = decide_retraining(config, [*checked, skipped], registry=store)
-    assert decision["date"] == "2026-10-09" and decision["mlflow_run_id"] == runs["2026-10-09"]
-    assert store.run(runs["2026-10-09"]).tags[Tag.DECISION] == "no retrain"
-    other = store.run(runs["2026-10-08"]).tags
-    assert (other[Tag.DECISION], other[Tag.DECISION_REASON]) == (
-        "none",
-        "decided on 2026-10-09, the newest day checked in the same run: no retrain",
-    )
-    assert len(store.find_runs(RunKind.RETRAIN_DECISION, **{Tag.DAY: "2026-10-10"})) == 1
+    forced = decide_retraining(config, skipped, force=True, registry=store)
+    assert (forced["retrain"], forced["reason"]) == (True, "forced")
+    [own] = store.find_runs(RunKind.RETRAIN_DECISION, **{Tag.DAY: "2026-10-10"})
+    assert own.tags[Tag.DECISION] == "retrain"
 
 
 def test_the_cooldown_is_read_from_the_registered_models_last_retraining(config):

@@ -1,0 +1,81 @@
+"""A drift_monitoring run's work over its days, in day order: each day's predictions checked, the performance table
+brought up to that day, and the day's retraining decided and recorded; a run of days stops after the first day that
+retrains.
+
+Why one loop and in this order: a day's decision reads the performance table as of that day (the labels known by its
+end, never later ones) and the retrainings started before it, so day D+1 cannot be decided before D's decision is
+recorded; and once D retrains, the days after it are to be scored by whichever model its retraining leaves champion,
+so they are left for a later run (``make bootstrap`` scores them again and checks them then), exactly as a sequence
+of daily runs would have it. A scheduled run holds one day, and does the same three steps for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pipelines.backlog import check_predictions
+from pipelines.config import Config
+from pipelines.performance import DayPerformance, update_performance
+from pipelines.records import jsonable
+from pipelines.registry import Registry, connect
+from pipelines.retrain_gate import decide_retraining
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DaysChecked:
+    """What a run did: per checked day its drift result and decision, the performance rows it rewrote, and the days
+    it left unchecked because a retraining came first."""
+
+    days: list[dict[str, Any]] = field(default_factory=list)  # day, status, drift share, decision: small, for XCom
+    decision: dict[str, Any] | None = None  # the last day's decision: the retraining one when the run stopped at it
+    performance: list[DayPerformance] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The last decision's fields (the retraining trigger and the UI's links read them) and the run's days."""
+        return jsonable({**(self.decision or {"retrain": False}), "days": self.days, "left": self.left})
+
+
+def check_days(
+    config: Config,
+    days: list[date],
+    as_of: date,
+    force: bool = False,
+    registry: Registry | None = None,
+    render: bool = True,
+) -> DaysChecked:
+    """Check, update performance and decide for each day in order, stopping after the first day that retrains.
+
+    ``as_of`` is the run's own day: with no day to check (its predictions were checked already) the performance
+    table is still brought up to it. ``force`` retrains on the first day checked. ``render`` False leaves the HTML
+    reports to be drawn later (:func:`pipelines.drift_report.render_pending`).
+    """
+    registry = registry or connect(config)
+    if not days:
+        return DaysChecked(performance=update_performance(config, as_of, registry))
+    checked: list[dict[str, Any]] = []
+    performance: list[DayPerformance] = []
+    decision: dict[str, Any] = {}
+    for i, day in enumerate(days):
+        result = check_predictions(config, day, registry, render=render)
+        performance.extend(update_performance(config, day, registry))
+        decision = decide_retraining(config, result, force=force, registry=registry)
+        checked.append(
+            {
+                "day": result.day,
+                "status": result.status,
+                "drift_share": result.drift_share,
+                "retrain": decision["retrain"],
+            }
+        )
+        if decision["retrain"]:
+            left = [d.isoformat() for d in days[i + 1 :]]
+            if left:
+                log.info("retraining on %s: %s left for a run after it (%s)", day, len(left), decision["reason"])
+            return DaysChecked(checked, decision, performance, left)
+    return DaysChecked(checked, decision, performance)
