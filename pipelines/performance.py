@@ -151,8 +151,17 @@ def read_performance(config: Config, days: list[date] | None = None) -> pd.DataF
     """The performance table's rows (of ``days``, default every day it holds), oldest first."""
     lake = Lake.from_config(config)
     held = lake.days(Table.PERFORMANCE)
+    wanted = None if days is None else set(days)
     columns = ["date", *lake.columns(Table.PERFORMANCE)]  # the day is the table's partition column and a field
-    return lake.read_days(Table.PERFORMANCE, [d for d in held if days is None or d in days], columns)
+    return lake.read_days(Table.PERFORMANCE, [d for d in held if wanted is None or d in wanted], columns)
+
+
+def recent_performance(config: Config, as_of: date) -> pd.DataFrame:
+    """The performance table's rows of the ``monitoring.label_horizon_days`` days up to ``as_of``: the days whose
+    labels may still arrive, and the newest labeled ones. What a day's update and decision read: reading every row
+    would make a day's cost grow with the length of the history."""
+    horizon = config.monitoring.label_horizon_days
+    return read_performance(config, [as_of - timedelta(days=i) for i in range(horizon)])
 
 
 def _predictions(config: Config, day: date) -> pd.DataFrame:
@@ -167,9 +176,9 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
         log.info("no dataset.labels: no realized metric to track")
         return []
     lake = Lake.from_config(config)
-    stored = {date.fromisoformat(str(r["date"])): r for r in read_performance(config).to_dict("records")}
     written = lake.written_at(Table.PREDICTIONS)
     scored = in_horizon(sorted(written), as_of, config.monitoring.label_horizon_days)
+    stored = {date.fromisoformat(str(r["date"])): r for r in recent_performance(config, as_of).to_dict("records")}
     due = days_to_revisit({d: written[d] for d in scored}, stored, as_of)
     if not due:
         return []

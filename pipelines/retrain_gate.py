@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 def with_labeled_realized(config: Config, drift: DriftResult, champion_version: str | None) -> DriftResult:
     """The drift result with the realized metric of the newest *labeled* day the champion scored (from the
     performance table), in place of the just-checked day's, whose labels have mostly not arrived yet; none such
-    day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels."""
-    from pipelines.performance import read_performance, trigger_day
+    day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels.
+    Only days within ``monitoring.label_horizon_days`` count (the champion scores every day, so its newest labeled
+    day is a few days old)."""
+    from pipelines.performance import recent_performance, trigger_day
 
     row = (
         trigger_day(
-            read_performance(config),
+            recent_performance(config, date.fromisoformat(drift.day)),
             champion_version,
             config.monitoring.min_label_share,
             date.fromisoformat(drift.day),

@@ -160,6 +160,17 @@ def test_retrain_trigger_uses_the_labeled_days_realized_metric_not_the_checked_d
     assert (fed.realized_metric, fed.realized_rows, fed.realized_day) == (0.61, 70, D[5].isoformat())
 
 
+def test_a_days_update_and_decision_read_only_the_label_horizon_of_the_table(config):
+    """Flat in history: the rows of days older than ``monitoring.label_horizon_days`` are neither read nor asked."""
+    config = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"label_horizon_days": 3})})
+    lake = Lake.from_config(config)
+    for day in D[:6]:
+        lake.write(Table.PERFORMANCE, day, pd.DataFrame([_row(day, 100, day + timedelta(days=3))]))
+    assert performance.recent_performance(config, D[6])["date"].astype(str).tolist() == [d.isoformat() for d in D[4:6]]
+    drift = DriftResult(day=D[9].isoformat(), status="checked", reason="", model_version="1")
+    assert with_labeled_realized(config, drift, "1").realized_day is None  # D[5] is beyond the horizon of D[9]
+
+
 def test_newest_labeled_days():
     shares = {D[3]: 1.0, D[4]: 1.0, D[5]: 0.66, D[6]: 0.33, D[7]: 0.0}
     assert performance.newest_labeled_days(shares, 1, 0.5) == [D[5]]
