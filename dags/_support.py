@@ -112,29 +112,25 @@ DEFAULT_ARGS: dict[str, Any] = {
     ),
 }
 
+
+def _day_param(title: str, description: str) -> Param:
+    """An optional day (YYYY-MM-DD) in the trigger form: a date picker, empty by default."""
+    return Param(None, type=["null", "string"], format="date", title=title, description=description)
+
+
 PARAMS: dict[str, Param] = {
-    "date": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Partition day",
-        description=(
-            "Day to process (YYYY-MM-DD), for a run without a partition key; empty means the run's partition key,"
-            " else the day that ended with the run's data interval."
-        ),
+    "date": _day_param(
+        "Partition day",
+        "Day to process (YYYY-MM-DD), for a run without a partition key; empty means the run's partition key,"
+        " else the day that ended with the run's data interval.",
     ),
 }
 
 THROUGH: dict[str, Param] = {
-    "through": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Through (a run of days)",
-        description=(
-            "Last day of a run of days (YYYY-MM-DD): every day from the run's day to this one, each processed and"
-            " recorded as its own run would be (make bootstrap loads history this way); empty means the run's day."
-        ),
+    "through": _day_param(
+        "Through (a run of days)",
+        "Last day of a run of days (YYYY-MM-DD): every day from the run's day to this one, each processed and"
+        " recorded as its own run would be (make bootstrap loads history this way); empty means the run's day.",
     ),
 }
 
