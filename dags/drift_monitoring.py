@@ -132,8 +132,6 @@ def build(model: Model) -> None:
                     decision["mlflow_run_id"],
                     lambda: notify_drift(config, context, alert, decision["reason"]),
                 )
-            if run.left:
-                print(f"retraining on {decision['date']}: days {run.left} are left for a run after it")
             return run.as_dict()
 
         @task.short_circuit

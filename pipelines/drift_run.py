@@ -76,6 +76,6 @@ def check_days(
         if decision["retrain"]:
             left = [d.isoformat() for d in days[i + 1 :]]
             if left:
-                log.info("retraining on %s: %s left for a run after it (%s)", day, len(left), decision["reason"])
+                log.info("retraining on %s: days %s are left for a run after it (%s)", day, left, decision["reason"])
             return DaysChecked(checked, decision, performance, left)
     return DaysChecked(checked, decision, performance)
