@@ -16,7 +16,7 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk import CronDataIntervalTimetable, CronPartitionTimetable, PartitionedAssetTimetable
 from airflow.sdk.definitions.timetables.simple import NullTimetable
 
-from _schedule import partition_day
+from _schedule import partition_day, run_of_days
 from _support import stderr_to_log
 
 pytestmark = pytest.mark.unit
@@ -216,6 +216,18 @@ def test_partition_day_is_the_runs_partition_key():
     assert partition_day(_context(params={"date": "2026-03-01"}, key="2026-03-01")) == date(2026, 3, 1)
     with pytest.raises(ConfigError, match="partition key is 2026-03-01 but its date Param is 2026-03-02"):
         partition_day(_context(params={"date": "2026-03-02"}, key="2026-03-01"))
+
+
+def test_a_run_of_days_runs_from_its_day_through_the_through_param():
+    """A run keyed by one day (scheduled, backfilled, asset-triggered) holds that day; ``through`` extends a run to a
+    run of days, forward only."""
+    from pipelines.errors import ConfigError
+
+    assert run_of_days(_context(key="2026-03-01")) == [date(2026, 3, 1)]
+    days = run_of_days(_context(params={"date": "2026-02-27", "through": "2026-03-02"}))
+    assert days == [date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)]
+    with pytest.raises(ConfigError, match=r"through Param \(2026-02-26\) is before the run's day \(2026-02-27\)"):
+        run_of_days(_context(params={"date": "2026-02-27", "through": "2026-02-26"}))
 
 
 def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
