@@ -46,9 +46,10 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -76,6 +77,7 @@ DATE = "date"
 SOURCE = "source"  # the prediction logs' second partition column
 BATCH, ONLINE = "batch", "online"
 DAY_KEY = "mlops.day"  # commit metadata: the day a commit wrote
+DAYS_KEY = "mlops.days"  # commit metadata of a commit of several days (Lake.write_days): their list, as JSON
 RECORD_KEY = "mlops.record"  # commit metadata: what the writer says about the day (sources: what it was built from)
 COMMIT_ATTEMPTS = 6
 DAY_FOLDER = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/")  # a data file's day, from its path
@@ -131,6 +133,52 @@ def _day_of(value: str) -> date | None:
         return None
 
 
+class _OpenTables(threading.local):
+    """Per thread, the tables opened so far, each brought to its newest version on the next open
+    (``update_incremental`` reads only the commits made since: a tenth of loading the table again, whose cost grows
+    with the commits since its last checkpoint; a day's run opens its tables hundreds of times).
+
+    A table deleted and made again at the same URL (a test's lake, a demo started over) must not be updated from
+    the old one's state: the log file of the version held is looked up first, and a different or missing file
+    means the table is loaded afresh. Per thread because an update changes the object a reader may be using; the
+    versions themselves are immutable, so every thread still reads one consistent version per call."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, tuple[DeltaTable, int, dict[str, Any]]] = {}  # url: table, version seen, its log file
+
+    def newest(
+        self, url: str, options: dict[str, str], fs_of: Callable[[str], tuple[AbstractFileSystem, str]]
+    ) -> DeltaTable | None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        held = self.tables.get(url)
+        if held is not None and held[2] and _log_entry(fs_of, url, held[1]) == held[2]:
+            opened = held[0]
+            opened.update_incremental()  # also past the commits made through this object (writes, column adds)
+        else:
+            try:
+                opened = DeltaTable(url, storage_options=options)
+            except TableNotFoundError:
+                self.tables.pop(url, None)
+                return None
+        self.tables[url] = (opened, opened.version(), _log_entry(fs_of, url, opened.version()))
+        return opened
+
+
+def _log_entry(fs_of: Callable[[str], tuple[AbstractFileSystem, str]], url: str, version: int) -> dict[str, Any]:
+    """What identifies one commit file of a table's log (size, time, inode or ETag); empty when it is gone."""
+    fs, path = fs_of(f"{url}/_delta_log/{version:020d}.json")
+    try:
+        info = fs.info(path, refresh=True)
+    except FileNotFoundError:
+        return {}
+    return {k: info.get(k) for k in ("size", "mtime", "ino", "ETag", "LastModified")}
+
+
+_OPEN = _OpenTables()
+
+
 @dataclass(frozen=True)
 class Lake:
     """Where the tables live (``root``) and how to reach them (fsspec ``options``); small and picklable, so Dask
@@ -168,12 +216,18 @@ class Lake:
     # --- reading ------------------------------------------------------------------------------------------------
 
     def _open(self, table: Table, version: int | None = None) -> DeltaTable | None:
-        """The table (at ``version``, default the newest), or None when it has never been written."""
+        """The table (at ``version``, default the newest), or None when it has never been written.
+
+        The newest version comes from this thread's already-opened table brought up to date
+        (:class:`_OpenTables`): loading a table replays its log, which grows with every day written."""
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
+        url, options = self.table_url(table), delta_options(self.options)
+        if version is None:
+            return _OPEN.newest(url, options, self._fs)
         try:
-            return DeltaTable(self.table_url(table), version=version, storage_options=delta_options(self.options))
+            return DeltaTable(url, version=version, storage_options=options)
         except TableNotFoundError:
             return None
 
@@ -305,9 +359,10 @@ class Lake:
         opened = self._open(table)
         found: dict[date, Commit] = {}
         for entry in opened.history() if opened is not None else []:
-            day = _day_of(entry.get(DAY_KEY, ""))
-            if day is not None and day not in found:
-                found[day] = Commit(int(entry["version"]), entry["timestamp"] / 1000, entry.get(RECORD_KEY) or {})
+            days = json.loads(entry[DAYS_KEY]) if DAYS_KEY in entry else [entry.get(DAY_KEY, "")]
+            for day in filter(None, map(_day_of, days)):
+                if day not in found:
+                    found[day] = Commit(int(entry["version"]), entry["timestamp"] / 1000, entry.get(RECORD_KEY) or {})
         return found
 
     def files(self, table: Table, day: date) -> list[str]:
@@ -345,7 +400,7 @@ class Lake:
             raise DataError(f"{table} {day}: rows dated other than {day} in the {DATE} column")
         return values
 
-    def _retrying(self, table: Table, day: date, commit: Callable[[], None]) -> None:
+    def _retrying(self, table: Table, what: date | str, commit: Callable[[], None]) -> None:
         """Run ``commit`` again while it conflicts with a concurrent commit (each try starts from the newest version),
         up to ``COMMIT_ATTEMPTS`` times; :class:`CommitConflict` after."""
         from deltalake.exceptions import CommitFailedError
@@ -357,9 +412,9 @@ class Lake:
             except CommitFailedError as exc:
                 if attempt == COMMIT_ATTEMPTS:
                     raise CommitConflict(
-                        f"{table} {day}: {attempt} commits in a row lost to concurrent writers; last: {exc}"
+                        f"{table} {what}: {attempt} commits in a row lost to concurrent writers; last: {exc}"
                     ) from exc
-                log.warning("%s %s: commit conflicted with a concurrent one (%s); committing again", table, day, exc)
+                log.warning("%s %s: commit conflicted with a concurrent one (%s); committing again", table, what, exc)
                 time.sleep(random.uniform(0.05, 0.2) * attempt)
 
     def write_file(
@@ -513,24 +568,39 @@ class Lake:
         """``df`` (with rows) written and committed by ``write_deltalake``, replacing the day's partition
         (``predicate``) or appended to it. Its commit names the partition it read, so writers of other days do not
         conflict with it (commits of files written elsewhere, :meth:`commit`, name none, and retry more often)."""
-        from deltalake import write_deltalake
-        from deltalake.transaction import CommitProperties
-        from deltalake.writer.properties import WriterProperties
-
         values = self._partition_of(table, day, df, source)
         held = self.schema(table)
         data = conform(df.drop(columns=[c for c in values if c in df.columns]), held, f"{table} {day}")
         for column, value in values.items():
             data = data.append_column(pa.field(column, pa.string()), pa.array([value] * data.num_rows, pa.string()))
+        predicate = " AND ".join(f"{k} = '{v}'" for k, v in values.items()) if replace else None
         metadata = {DAY_KEY: day.isoformat(), **({RECORD_KEY: record} if record else {})}
+        self._commit_rows(table, day, data, held, predicate, metadata, row_group_rows)
+
+    def _commit_rows(
+        self,
+        table: Table,
+        what: date | str,
+        data: pa.Table,
+        held: pa.Schema | None,
+        predicate: str | None,
+        metadata: dict[str, Any],
+        row_group_rows: int | None = None,
+    ) -> None:
+        """One ``write_deltalake`` commit of ``data`` (partition columns included): replacing the rows matching
+        ``predicate``, or appended when there is none; made again on the newest version while it conflicts."""
+        from deltalake import write_deltalake
+        from deltalake.transaction import CommitProperties
+        from deltalake.writer.properties import WriterProperties
+
         self._retrying(
             table,
-            day,
+            what,
             lambda: write_deltalake(
-                self.table_url(table),
+                self._open(table) or self.table_url(table),
                 data,
-                mode="overwrite" if replace else "append",
-                predicate=" AND ".join(f"{k} = '{v}'" for k, v in values.items()) if replace else None,
+                mode="append" if predicate is None else "overwrite",
+                predicate=predicate,
                 partition_by=list(PARTITIONS.get(table, (DATE,))),
                 schema_mode="merge",
                 configuration=CONFIGURATION.get(table) if held is None else None,  # set when the table is made
@@ -539,6 +609,30 @@ class Lake:
                 commit_properties=CommitProperties(custom_metadata=metadata),
             ),
         )
+
+    def write_days(self, table: Table, frames: Mapping[date, pd.DataFrame]) -> None:
+        """Replace several days of a table partitioned by day alone, each with its frame, in one transaction: one
+        commit for a run's rows of many days (the performance table's update rewrites a few rows of each of the
+        days whose labels arrived), where a commit per day made a long history's bootstrap pay for each. A day
+        replaced by no rows is written on its own (:meth:`write`)."""
+        if PARTITIONS.get(table, (DATE,)) != (DATE,):
+            raise ValueError(f"{table} is partitioned by {PARTITIONS[table]}: write its days one at a time")
+        for day, frame in frames.items():
+            if frame.empty:
+                self.write(table, day, frame)
+        filled = {day: frame for day, frame in sorted(frames.items()) if not frame.empty}
+        if not filled:
+            return
+        for day, frame in filled.items():
+            self._partition_of(table, day, frame, None)
+        held = self.schema(table)
+        rows = pd.concat([frame.drop(columns=[DATE], errors="ignore") for frame in filled.values()], ignore_index=True)
+        data = conform(rows, held, f"{table} {min(filled)}..{max(filled)}")
+        dates = [day.isoformat() for day, frame in filled.items() for _ in range(len(frame))]
+        data = data.append_column(pa.field(DATE, pa.string()), pa.array(dates, pa.string()))
+        wanted = ", ".join(f"'{day.isoformat()}'" for day in filled)
+        metadata = {DAYS_KEY: json.dumps([day.isoformat() for day in filled])}
+        self._commit_rows(table, f"{min(filled)}..{max(filled)}", data, held, f"{DATE} IN ({wanted})", metadata)
 
     def write(
         self,

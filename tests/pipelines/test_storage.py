@@ -84,6 +84,23 @@ def test_history_and_log_times_say_what_was_written_when(tmp_path):
     assert lake.written_at(Table.PREDICTIONS) == {} and lake.commits(Table.PREDICTIONS) == {}
 
 
+def test_several_days_replaced_in_one_commit(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    days = [DAY + timedelta(days=k) for k in range(3)]
+    lake.write(Table.PERFORMANCE, days[0], pd.DataFrame({"v": [0.1]}))
+    lake.write(Table.PERFORMANCE, days[2], pd.DataFrame({"v": [0.3]}))
+    before = lake.version(Table.PERFORMANCE)
+    lake.write_days(Table.PERFORMANCE, {days[1]: pd.DataFrame({"v": [0.2, 0.25]}), days[0]: pd.DataFrame({"v": [1.0]})})
+    assert lake.version(Table.PERFORMANCE) == before + 1  # one transaction for both days
+    assert lake.read_days(Table.PERFORMANCE, days)["v"].tolist() == [1.0, 0.2, 0.25, 0.3]  # the third day untouched
+    commits = lake.commits(Table.PERFORMANCE)
+    assert commits[days[0]].version == commits[days[1]].version == before + 1 and commits[days[2]].version == before
+    with pytest.raises(DataError, match="dated other than"):
+        lake.write_days(Table.PERFORMANCE, {days[0]: pd.DataFrame({"v": [2.0], "date": [days[1].isoformat()]})})
+    with pytest.raises(ValueError, match="one at a time"):
+        lake.write_days(Table.PREDICTION_LOG, {days[0]: pd.DataFrame({"v": [2.0]})})
+
+
 def test_uncommitted_files_are_in_no_version(tmp_path):
     """Files written and never committed (a failed scoring run) are not read, counted or listed; only a commit
     publishes them, and replacing the day removes the day's previous files from the newest version."""
@@ -104,6 +121,28 @@ def test_uncommitted_files_are_in_no_version(tmp_path):
         "run-00000.parquet",
         "run-00001.parquet",
     ]
+
+
+def test_an_opened_table_is_read_at_its_newest_version_and_a_table_made_again_afresh(tmp_path):
+    """Tables stay open per thread between reads: commits made elsewhere (another process's writer) are seen on the
+    next read, and a table deleted and made again at the same place is loaded afresh, not updated from the old."""
+    import shutil
+
+    from deltalake import write_deltalake
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write(Table.FEATURES, DAY, pd.DataFrame({"k": [1, 2]}))
+    assert lake.read(Table.FEATURES, DAY)["k"].tolist() == [1, 2]
+    other = pa.table({"k": [7], "date": [(DAY + timedelta(days=1)).isoformat()]})
+    write_deltalake(lake.table_url(Table.FEATURES), other, mode="append", partition_by=["date"])
+    assert lake.days(Table.FEATURES) == [DAY, DAY + timedelta(days=1)]
+    shutil.rmtree(lake.table_url(Table.FEATURES))
+    for k in range(3):  # the new table reaches versions the old one held, with other files in them
+        lake.write(Table.FEATURES, DAY + timedelta(days=k + 5), pd.DataFrame({"k": [10 + k]}))
+    assert lake.days(Table.FEATURES) == [DAY + timedelta(days=k + 5) for k in range(3)]
+    assert lake.read(Table.FEATURES, DAY + timedelta(days=6))["k"].tolist() == [11]
+    shutil.rmtree(lake.table_url(Table.FEATURES))
+    assert lake.version(Table.FEATURES) is None and lake.days(Table.FEATURES) == []
 
 
 def test_a_reader_sees_the_old_day_or_the_new_one_never_a_mix(tmp_path):
