@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
-from pipelines.errors import DataError
+from pipelines.errors import DataError, RegistryError
 from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
 from pipelines.monitoring import output_column
 from pipelines.records import jsonable
@@ -55,6 +55,7 @@ class DayPerformance:
     labels_as_of: str
     computed_at: float  # epoch seconds: a rescoring after it makes the day due again
     note: str = ""  # why there is no value or interval, in words
+    run_id: str = ""  # the day's MLflow run (performance-D), reopened by the next update without a search
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,9 +165,12 @@ def recent_performance(config: Config, as_of: date) -> pd.DataFrame:
     return read_performance(config, [as_of - timedelta(days=i) for i in range(horizon)])
 
 
-def _predictions(config: Config, day: date) -> pd.DataFrame:
-    output = output_column(config)
-    return Lake.from_config(config).read(Table.PREDICTIONS, day, [config.dataset.key, output, "model_version"])
+def _predictions(config: Config, days: list[date]) -> dict[date, pd.DataFrame]:
+    """Each day's scored rows (key, output, model version), from one read of the days' files."""
+    columns = [config.dataset.key, output_column(config), "model_version"]
+    rows = Lake.from_config(config).read_days(Table.PREDICTIONS, days, [*columns, "date"])
+    by_day = dict(tuple(rows.groupby(rows.pop("date").astype(str), sort=False)))
+    return {day: by_day.get(day.isoformat(), rows.iloc[:0]).reset_index(drop=True) for day in days}
 
 
 def update_performance(config: Config, as_of: date, registry: Registry | None = None) -> list[DayPerformance]:
@@ -182,21 +186,21 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
     due = days_to_revisit({d: written[d] for d in scored}, stored, as_of)
     if not due:
         return []
-    predictions = {day: _predictions(config, day) for day in due}
+    predictions = _predictions(config, due)
     keys = pd.concat([p[config.dataset.key].astype(str) for p in predictions.values()], ignore_index=True)
     labels = read_labels(config, keys, as_of=as_of)
     known = set(labels[config.dataset.key])
     registry = registry or connect(config)
-    written = []
+    rows = []
     for day, frame in predictions.items():
         labeled = int(frame[config.dataset.key].astype(str).isin(known).sum())
         version = ",".join(sorted(frame["model_version"].astype(str).unique()))
-        if not labels_changed(stored.get(day), len(frame), labeled, version):
-            continue
-        row = evaluate_day(config, day, frame, labels, as_of)
-        lake.write(Table.PERFORMANCE, day, pd.DataFrame([row.as_dict()]))
-        log_performance(registry, row)
-        written.append(row)
+        if labels_changed(stored.get(day), len(frame), labeled, version):
+            row = evaluate_day(config, day, frame, labels, as_of)
+            rows.append(replace(row, run_id=log_performance(registry, row, _run_id(stored.get(day)))))
+    # one commit for the run's rows: an update rewrites a few days at a time, each of them a commit before
+    lake.write_days(Table.PERFORMANCE, {date.fromisoformat(r.date): pd.DataFrame([r.as_dict()]) for r in rows})
+    for row in rows:
         log.info(
             "performance %s (v%s) as of %s: %d of %d rows labeled, %s %.4f [%.4f, %.4f]%s",
             row.date,
@@ -210,27 +214,26 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
             row.ci_high,
             f" ({row.note})" if row.note else "",
         )
-    return written
+    return rows
+
+
+def _run_id(row: Mapping[str, Any] | None) -> str | None:
+    """The MLflow run a stored row names (rows written before the table kept it name none)."""
+    value = None if row is None else row.get("run_id")
+    return value if isinstance(value, str) and value else None
 
 
 def _day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000)
 
 
-def log_performance(registry: Registry, row: DayPerformance) -> str:
+def log_performance(registry: Registry, row: DayPerformance, run_id: str | None = None) -> str:
     """One run per scored day (``performance-D``, started at D's midnight so runs sort by day), reopened as labels
     arrive. Each update logs the metrics at ``step`` = days since D and at D's timestamp: in the MLflow UI's charts,
     x = time plots the realized metric over the scored days, x = step shows a day filling in. A value not known yet
-    (NaN) is left out. Returns the run's id."""
+    (NaN) is left out. ``run_id``: the day's run as the table's row names it, written to in one call (no search);
+    looked up by its tags when there is none or the store no longer has it. Returns the run's id."""
     day = date.fromisoformat(row.date)
-    tags = {Tag.DAY: row.date, Tag.MODEL_NAME: row.model_name}
-    found = registry.find_runs(RunKind.PERFORMANCE, **tags)
-    run_id = (
-        found[0].run_id
-        if found
-        else registry.start_run(RunKind.PERFORMANCE, f"performance-{row.date}", tags, start_time=_day_ms(day))
-    )
-    registry.set_tags(run_id, {Tag.MODEL_VERSION: row.model_version, Tag.LABELS_AS_OF: row.labels_as_of})
     metric = realized_metric(row.metric)
     values = {
         metric: row.value,
@@ -241,7 +244,29 @@ def log_performance(registry: Registry, row: DayPerformance) -> str:
         "scored_rows": row.scored_rows,
     }
     step = (date.fromisoformat(row.labels_as_of) - day).days
-    registry.log(run_id, metrics=finite_metrics(values), step=step, timestamp=_day_ms(day))
+    update = {
+        "metrics": finite_metrics(values),
+        "step": step,
+        "timestamp": _day_ms(day),
+        "tags": {Tag.MODEL_VERSION: row.model_version, Tag.LABELS_AS_OF: row.labels_as_of},
+    }
+    if run_id is not None:
+        try:
+            registry.log(run_id, **update)
+            return run_id
+        except RegistryError:
+            log.info("performance %s: run %s is not in the registry; looking the day's run up", row.date, run_id)
+    tags = {Tag.DAY: row.date, Tag.MODEL_NAME: row.model_name}
+    found = registry.find_runs(RunKind.PERFORMANCE, **tags)
+    if found and found[0].finished:
+        registry.log(found[0].run_id, **update)
+        return found[0].run_id
+    run_id = (
+        found[0].run_id
+        if found
+        else registry.start_run(RunKind.PERFORMANCE, f"performance-{row.date}", tags, start_time=_day_ms(day))
+    )
+    registry.log(run_id, **update)
     registry.end_run(run_id)
     return run_id
 

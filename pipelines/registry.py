@@ -256,9 +256,10 @@ class Registry(ABC):
         params: Mapping[str, Any] | None = None,
         step: int = 0,
         timestamp: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Metrics (at ``step`` and ``timestamp``, epoch ms, default now) and params (written as text; a param is
-        written once) in one call."""
+        """Metrics (at ``step`` and ``timestamp``, epoch ms, default now), params (written as text; a param is
+        written once) and tags (as :meth:`set_tags`) in one call: one write to the store."""
 
     @abstractmethod
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:

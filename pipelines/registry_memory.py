@@ -177,9 +177,12 @@ class MemoryRegistry(Registry):
         params: Mapping[str, Any] | None = None,
         step: int = 0,
         timestamp: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         run = self._run(run_id)
         at = timestamp if timestamp is not None else _now_ms()
+        if tags:
+            self.set_tags(run_id, tags)
         for key, value in (params or {}).items():
             if key in run.info.params and run.info.params[key] != str(value):
                 raise ValueError(f"param {key!r} of run {run_id} was {run.info.params[key]!r}: params are written once")

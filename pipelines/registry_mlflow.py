@@ -238,13 +238,16 @@ class MlflowRegistry(Registry):
         params: Mapping[str, Any] | None = None,
         step: int = 0,
         timestamp: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         at = timestamp if timestamp is not None else int(time.time() * 1000)
-        self._client.log_batch(
-            run_id,
-            metrics=[Metric(key, float(value), at, step) for key, value in (metrics or {}).items()],
-            params=[Param(key, str(value)) for key, value in (params or {}).items()],
-        )
+        with _not_found(f"run {run_id!r}"):
+            self._client.log_batch(
+                run_id,
+                metrics=[Metric(key, float(value), at, step) for key, value in (metrics or {}).items()],
+                params=[Param(key, str(value)) for key, value in (params or {}).items()],
+                tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()],
+            )
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         return [MetricPoint(m.step, m.value, m.timestamp) for m in self._client.get_metric_history(run_id, key)]

@@ -162,9 +162,10 @@ def test_metrics_read_as_their_latest_value_with_every_step_in_the_history(store
     store.log(run_id, metrics={"label_share": 0.3, "scored_rows": 600}, params={"n": 600}, step=1, timestamp=day_ms)
     store.log(run_id, metrics={"label_share": 0.9}, step=3, timestamp=day_ms)
     store.log(run_id, metrics={"label_share": 0.6}, step=2, timestamp=day_ms)  # a rerun of an older day: not latest
-    store.log(run_id, metrics={"label_share": 0.9}, step=3, timestamp=day_ms)  # the same point again: stored once
-    run = store.run(run_id)
+    store.log(run_id, metrics={"label_share": 0.9}, step=3, timestamp=day_ms, tags={Tag.LABELS_AS_OF: "2026-10-08"})
+    run = store.run(run_id)  # the same point again: stored once; tags written in the same call
     assert dict(run.metrics) == {"label_share": 0.9, "scored_rows": 600.0} and dict(run.params) == {"n": "600"}
+    assert run.tags[Tag.LABELS_AS_OF] == "2026-10-08" and run.tags[Tag.DAY] == "2026-10-05"
     history = store.metric_history(run_id, "label_share")
     assert sorted((p.step, p.value, p.timestamp) for p in history) == [
         (1, 0.3, day_ms),
@@ -172,6 +173,8 @@ def test_metrics_read_as_their_latest_value_with_every_step_in_the_history(store
         (3, 0.9, day_ms),
     ]
     assert store.metric_history(run_id, "absent") == []
+    with pytest.raises(RegistryError, match="no run"):  # a run id kept from another store
+        store.log("0" * 32, metrics={"label_share": 0.9})
 
 
 def test_artifacts_and_records_round_trip(store, tmp_path):
