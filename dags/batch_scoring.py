@@ -53,19 +53,17 @@ def build(model: Model) -> None:
             """Score the run's day (or each day of its run of days, in order) on Dask with the champion; publish
             predictions, dead letters and the prediction log; emit the predictions event keyed by each day."""
             from pipelines.cluster import dask_client
-            from pipelines.scoring import score_day
+            from pipelines.scoring import score_days
 
             context = get_current_context()
             config, days = run_config(model, context), run_of_days(context)
             if context.get("triggering_asset_events"):  # a manual run without a champion fails, saying so
                 skip_without_champion(model, config, f"{days[0]} is not scored (clear this run once there is one)")
             event = context["outlet_events"][model.predictions]
-            results = []
             with dask_client(config) as client:
-                for day in days:
-                    result = score_day(config, day, context["run_id"], client).as_dict()
-                    event.add_partitions(result["day"])
-                    results.append(result)
+                results = [r.as_dict() for r in score_days(config, days, context["run_id"], client)]
+            for result in results:
+                event.add_partitions(result["day"])
             event.extra = {"days": [r["day"] for r in results], "rows": sum(r["rows_scored"] for r in results)}
             return results[0] if len(results) == 1 else {"days": results}
 

@@ -259,21 +259,73 @@ def cross_piece_duplicates(results: list[PieceResult]) -> dict[int, tuple[int, .
 
 def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreResult:
     """Score the day's features with the current champion; publish only when rows in == scored + dead-lettered."""
-    started = time.monotonic()
+    return score_days(config, [day], run_id, client)[0]
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """A day whose row groups are on the cluster: what publishing it needs."""
+
+    job: ScoringJob
+    pieces: list[Piece]
+    futures: list[Any]
+    where: dict[str, Any]
+
+
+def score_days(config: Config, days: list[date], run_id: str, client: Client) -> list[ScoreResult]:
+    """Score each of ``days`` with the current champion (resolved once: one version for the whole run) and publish
+    each day on its own, in order, only when its rows in == scored + dead-lettered.
+
+    Every day's row groups go to the cluster at once, so the workers score the next days while the client gathers
+    and commits one: a run of days (``make bootstrap``) paid each day's round trips and commits in series before.
+    Only while an output table has no schema yet (its first day) is the first day scored alone, so every file of
+    the run is written with the types the table then holds. A day missing its features, or one of its files
+    unreadable, fails the run before any day is scored; a day failing its row accounting fails it after the days
+    before it are published, and none after it is."""
     lake = Lake.from_config(config)
-    source = lake.partition(Table.FEATURES, day)
-    if not lake.exists(Table.FEATURES, day):
-        raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
+    held = set(lake.days(Table.FEATURES))
+    for day in days:
+        if day not in held:
+            source = lake.partition(Table.FEATURES, day)
+            raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
     champion = registry.require_alias(registry.connect(config), config.model.name)
     model = model_artifacts.with_flavor(champion, config.tracking_uri)  # where it runs depends on it
-    pieces = plan_pieces(lake, day, [config.dataset.key, config.dataset.event_time, *config.dataset.features.all])
     where, use_gpu = placement(client, model.flavor)
     # Dask reruns a task whose worker died on its own; `retries` is for a task that raised (a transient read or
     # write of its row group): one row group is redone, not the day. Model errors never reach it (bisection).
     where["retries"] = config.scoring.batch_retries
-    schemas = {table: lake.schema(table) for table in OUTPUTS}
-    job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
-    results = client.gather(client.map(score_piece, pieces, job=job, pure=False, **where))
+    columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
+
+    def submit(day: date, pieces: list[Piece]) -> _Submitted:
+        schemas = {table: lake.schema(table) for table in OUTPUTS}
+        job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
+        return _Submitted(job, pieces, client.map(score_piece, pieces, job=job, pure=False, **where), where)
+
+    results: list[ScoreResult] = []
+    pending = list(days)
+    while pending:
+        alone = any(lake.schema(table) is None for table in OUTPUTS)
+        batch, pending = (pending[:1], pending[1:]) if alone else (pending, [])
+        started = time.monotonic()
+        planned = [(day, plan_pieces(lake, day, columns)) for day in batch]  # an unreadable file: no day scored
+        submitted = [submit(day, pieces) for day, pieces in planned]
+        try:
+            for day_job in submitted:
+                results.append(_publish(lake, client, day_job, started))
+                started = time.monotonic()
+        except BaseException:
+            client.cancel([future for day_job in submitted for future in day_job.futures])  # unpublished days
+            raise
+    return results
+
+
+def _publish(lake: Lake, client: Client, submitted: _Submitted, started: float) -> ScoreResult:
+    """Gather one day's pieces, redo the row groups holding keys seen earlier in the day, check the day's row
+    accounting and commit its three outputs (predictions last)."""
+    job, pieces, where = submitted.job, submitted.pieces, submitted.where
+    config, day, model = job.config, job.day, job.model
+    source = lake.partition(Table.FEATURES, day)
+    results = client.gather(submitted.futures)
     duplicates = cross_piece_duplicates(results)
     if duplicates:
         log.warning(

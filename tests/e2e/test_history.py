@@ -110,14 +110,14 @@ def test_bootstrap_goes_on_past_a_failed_run_and_names_it(history, capsys, monke
     from pipelines.errors import DataError
 
     broken, last = START + timedelta(days=2), START + timedelta(days=3)  # the first and the last scored day
-    real = pipelines.scoring.score_day
+    real = pipelines.scoring.score_days
 
-    def score_day(config, day, *args, **kwargs):
-        if day == broken:
-            raise DataError(f"injected: day {day} cannot be scored")
-        return real(config, day, *args, **kwargs)
+    def score_days(config, days, *args, **kwargs):
+        if broken in days:
+            raise DataError(f"injected: day {broken} cannot be scored")
+        return real(config, days, *args, **kwargs)
 
-    monkeypatch.setattr(pipelines.scoring, "score_day", score_day)
+    monkeypatch.setattr(pipelines.scoring, "score_days", score_days)
 
     status = _bootstrap_module().main(["--to", last.isoformat()])
 

@@ -9,7 +9,7 @@ import pytest
 from pipelines import registry
 from pipelines.errors import DataError
 from pipelines.features import extract_features
-from pipelines.scoring import plan_pieces, score_day
+from pipelines.scoring import plan_pieces, score_day, score_days
 from pipelines.storage import Lake, Table
 from pipelines.training import train_and_register
 
@@ -86,6 +86,39 @@ def test_rerun_gives_the_same_predictions_and_no_duplicates(lake, trained, dask_
     stable = ["customer_id", "prediction", "probability", "model_version"]
     pd.testing.assert_frame_equal(first[stable], second[stable])
     assert set(second["run_id"]) == {"run-2"}
+
+
+def test_a_run_of_days_publishes_each_day_as_a_run_per_day_would(build_lake, dask_client):
+    """All days' row groups go to the cluster at once (the first day alone while the output tables are new); each
+    day is published on its own, in order, exactly as one run per day publishes it. A day that fails its check
+    leaves the days before it published and none after it."""
+    config = build_lake(4, DAY - timedelta(days=1))
+    days = [DAY - timedelta(days=k) for k in (2, 1, 0)]
+    lake = Lake.from_config(config)
+    results = score_days(config, days, "run-days", dask_client)
+    assert [r.day for r in results] == [d.isoformat() for d in days]
+    together = lake.read_days(Table.PREDICTIONS, days, ["customer_id", "probability", "logical_date"])
+    for day, result in zip(days, results, strict=True):
+        assert result.rows_in == result.rows_scored == lake.count_rows(Table.FEATURES, day)
+        assert lake.commits(Table.PREDICTIONS)[day].version >= 0
+    for day in days:
+        score_day(config, day, f"run-{day}", dask_client)
+    one_by_one = lake.read_days(Table.PREDICTIONS, days, ["customer_id", "probability", "logical_date"])
+    pd.testing.assert_frame_equal(together, one_by_one)
+    broken = Lake(lake.root).files(Table.FEATURES, days[1])[0]
+    intact = Path(broken).read_bytes()
+    Path(broken).write_bytes(b"broken")
+    versions = {day: lake.commits(Table.PREDICTIONS)[day].version for day in days}
+    try:
+        with pytest.raises(DataError, match="cannot read Parquet file"):
+            score_days(config, days, "run-broken", dask_client)
+    finally:
+        Path(broken).write_bytes(intact)
+    commits = lake.commits(Table.PREDICTIONS)
+    assert [commits[day].version > versions[day] for day in days] == [False, False, False]  # planned first: none
+    with pytest.raises(DataError, match=r"features/date=2030-02-02 does not exist"):
+        score_days(config, [days[0], date(2030, 2, 2)], "run-missing", dask_client)
+    assert lake.commits(Table.PREDICTIONS)[days[0]].version == versions[days[0]]
 
 
 def test_a_promotion_is_picked_up_by_the_next_run(build_lake, dask_client):
