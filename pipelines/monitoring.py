@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -65,16 +66,26 @@ def output_column(config: Config) -> str:
 
 
 def load_reference(registry: Registry, model: ModelRef) -> pd.DataFrame:
-    """The reference sample stored with the champion's training run; its absence is an error naming the run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = registry.download_artifact(str(model.run_id), REFERENCE_ARTIFACT, Path(tmp))
-        except FileNotFoundError as exc:
-            raise DataError(
-                f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name}"
-                f" v{model.version}: {exc}"
-            ) from exc
-        return pd.read_parquet(path)
+    """The reference sample stored with the champion's training run; its absence is an error naming the run.
+
+    Kept for as long as ``registry`` (the connection a run of days checks every day with): a training run's
+    artifact never changes, and downloading and parsing it was a fixed cost of every checked day."""
+    held = _REFERENCES.setdefault(registry, {})
+    run_id = str(model.run_id)
+    if run_id not in held:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = registry.download_artifact(run_id, REFERENCE_ARTIFACT, Path(tmp))
+            except FileNotFoundError as exc:
+                raise DataError(
+                    f"reference artifact {REFERENCE_ARTIFACT} missing from run {model.run_id} of {model.name}"
+                    f" v{model.version}: {exc}"
+                ) from exc
+            held[run_id] = pd.read_parquet(path)
+    return held[run_id].copy(deep=False)
+
+
+_REFERENCES: weakref.WeakKeyDictionary[Registry, dict[str, pd.DataFrame]] = weakref.WeakKeyDictionary()
 
 
 def current_window(config: Config, day: date) -> pd.DataFrame:

@@ -200,6 +200,32 @@ def test_bad_inputs_have_defined_outcomes(lake, monkeypatch, tmp_path):
         check_drift(lake, DAYS[5])
 
 
+def test_the_reference_is_downloaded_once_per_registry_connection(tmp_path):
+    """A run of days checks every day with one connection: the champion's reference is fetched once for it, each
+    caller gets a frame of its own, and a run without the artifact is named."""
+    import pandas as pd
+
+    from pipelines.monitoring import load_reference
+    from pipelines.registry import ModelRef
+    from pipelines.registry_memory import MemoryRegistry
+    from pipelines.training import REFERENCE_ARTIFACT
+
+    store = MemoryRegistry()
+    run_id = store.start_run(RunKind.TRAINING, "training")
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / Path(REFERENCE_ARTIFACT).name)
+    store.log_artifact(run_id, tmp_path / Path(REFERENCE_ARTIFACT).name, str(Path(REFERENCE_ARTIFACT).parent))
+    model = ModelRef("m", "1", run_id)
+    downloads = []
+    real = store.download_artifact
+    store.download_artifact = lambda *args: downloads.append(args[0]) or real(*args)
+    first = load_reference(store, model)
+    first["added"] = 0  # a caller's change stays its own
+    assert list(load_reference(store, model).columns) == ["x"] and downloads == [run_id]
+    bare = store.start_run(RunKind.TRAINING, "training without a reference")
+    with pytest.raises(DataError, match=f"missing from run {bare}"):
+        load_reference(store, ModelRef("m", "2", bare))
+
+
 def test_labels_for_unknown_keys_are_ignored(lake):
     result = check_drift(lake, DAYS[5])
     assert result.realized_rows == 592  # the label source also holds keys never scored; they do not count
