@@ -89,7 +89,7 @@ def to_frame(rows: list[dict[str, Any]], config: Config) -> pd.DataFrame:
     dataset = config.dataset
     columns: dict[str, Any] = {dataset.key: [row[dataset.key] for row in rows]}
     columns[dataset.event_time] = _event_times([row.get(dataset.event_time) for row in rows])
-    for column in dataset.features.numerical:
+    for column in dataset.features.numbers:
         columns[column] = np.array([row[column] for row in rows], dtype=np.float64)  # None -> NaN
     for column in dataset.features.categorical:
         columns[column] = np.array([row[column] for row in rows], dtype=object)
