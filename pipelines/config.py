@@ -37,7 +37,7 @@ AggregateFunction = Literal["count", "sum", "mean", "min", "max", "std", "last",
 # What each function needs of its column: none (counts events), a numerical column, or any declared column.
 NO_COLUMN: frozenset[str] = frozenset({"count", "days_since_last"})
 ANY_COLUMN: frozenset[str] = frozenset({"distinct_count"})
-ZERO_WHEN_EMPTY: frozenset[str] = frozenset({"count", "sum", "distinct_count"})
+NEVER_MISSING: frozenset[str] = frozenset({"count", "distinct_count"})
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -122,10 +122,13 @@ class Aggregate(_Strict):
         return [self.feature(f, w) for f in self.functions for w in self.windows]
 
     def default_of(self, function: str) -> float | None:
-        """The value of a window without events (what the online store answers for an unknown entity too)."""
+        """The value of a window with nothing to aggregate (what an entity the online store lacks is given too):
+        counts are 0, never missing; else the declared default, or 0 for a sum."""
+        if function in NEVER_MISSING:
+            return 0.0
         if self.default is not None:
             return self.default
-        return 0.0 if function in ZERO_WHEN_EMPTY else None
+        return 0.0 if function == "sum" else None
 
 
 class FeatureSpec(_Strict):
@@ -595,6 +598,27 @@ class ServingConfig(_Strict):
     )
 
 
+class FeatureStoreConfig(_Strict):
+    """The Feast feature store generated from the declared aggregates: what the online server looks them up in."""
+
+    enabled: bool = Field(
+        default=True,
+        description="with declared aggregates: generate a Feast repository, materialize each extracted day into its"
+        " online store and have the model server look the aggregates up by entity key (a request carries the key,"
+        " join keys and raw features only); false: a request carries every feature",
+    )
+    repo: str = Field(
+        default="feature_repo",
+        description="local folder of the generated Feast repositories, one per model (`<repo>/<model.name>`);"
+        " relative paths resolve against MLOPS_HOME",
+    )
+    online_store: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Feast online store settings, e.g. `{type: redis, connection_string: 'redis:6379'}`; empty:"
+        " SQLite in the repository folder",
+    )
+
+
 class Config(_Strict):
     dataset: DatasetConfig = Field(description="where the raw events and labels are, and their columns")
     task: Literal["classification", "regression"] = Field(
@@ -619,6 +643,9 @@ class Config(_Strict):
     )
 
     serving: ServingConfig = Field(default_factory=ServingConfig, description="the online model server")
+    feature_store: FeatureStoreConfig = Field(
+        default_factory=FeatureStoreConfig, description="the Feast store the declared aggregates are served from"
+    )
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="alert channels and events")
 
     @model_validator(mode="after")
@@ -629,6 +656,11 @@ class Config(_Strict):
                 f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}"
             )
         return self
+
+    @property
+    def online_features(self) -> bool:
+        """Whether the model server looks declared aggregates up in the feature store (else requests carry them)."""
+        return self.feature_store.enabled and bool(self.dataset.features.aggregates)
 
     @property
     def greater_is_better(self) -> bool:
@@ -740,6 +772,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         update={
             "dataset": dataset,
             "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
+            "feature_store": config.feature_store.model_copy(
+                update={"repo": _resolve_path(config.feature_store.repo, home)}
+            ),
             "mlflow": config.mlflow.model_copy(
                 update={"tracking_uri": _tracking_uri(config.mlflow.tracking_uri, home)}
             ),
