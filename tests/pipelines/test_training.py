@@ -126,29 +126,3 @@ def test_a_scheduled_retraining_skips_when_no_day_was_labeled_since_the_data_alr
         f"no day labeled since {newest} (the newest labeled day is {newest}): a challenger would be trained and "
         "judged on data already used"
     )
-
-
-@pytest.mark.integration
-def test_a_model_trains_on_the_declared_features_the_extraction_published(tmp_path, raw_data):
-    from lakes import declared_features, write_config, write_payments
-
-    from pipelines.config import load_config
-    from pipelines.training import labeled_window
-
-    payments = write_payments(raw_data, tmp_path / "payments")
-    config = load_config(write_config(tmp_path, raw_data, dataset=declared_features(payments)))
-    end = START + timedelta(days=3)
-    result = extract_and_train(config, 4, end)
-
-    computed = config.dataset.features.computed
-    frame, _ = labeled_window(config, end)
-    published = Lake.from_config(config).read_days(Table.FEATURES, [START + timedelta(days=i) for i in range(4)])
-    same = published.set_index("customer_id").loc[frame["customer_id"], computed].reset_index(drop=True)
-    pd.testing.assert_frame_equal(frame[computed], same)  # training reads what the day's extraction computed
-    mlflow.set_tracking_uri(config.tracking_uri)
-    reference = pd.read_parquet(
-        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=REFERENCE_ARTIFACT)
-    )
-    assert set(computed) <= set(reference.columns)
-    model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{result.version}")
-    assert list(model.feature_names_in_) == config.dataset.features.all  # the model's inputs include them

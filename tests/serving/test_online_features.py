@@ -1,6 +1,7 @@
-"""The online server with declared features served from Feast: a request carries the key and the raw fields only,
-and a row gets the features and the prediction the batch path gave it; an entity the store lacks gets the declared
-defaults (what a row without history gets in batch), is answered, and is counted in /metrics."""
+"""Declared features from extraction to training to the online server (Feast): the model trains on the columns
+extraction published; a request carries the key and the raw fields only, and a row gets the features and the
+prediction the batch path gave it; an entity the store lacks gets the declared defaults (what a row without history
+gets in batch), is answered, and is counted in /metrics."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pipelines.features import extract_features
 from pipelines.predict import predict_frame
 from pipelines.scoring import score_day
 from pipelines.storage import Lake, Table
-from pipelines.training import train_and_register
+from pipelines.training import labeled_window, train_and_register
 
 START = date(2026, 10, 1)
 DAY = date(2026, 10, 4)
@@ -45,6 +46,15 @@ def test_a_key_only_request_gets_the_batch_features_and_prediction_and_a_missing
         extract_features(config, START + timedelta(days=i))
         feature_store.materialize_day(config, START + timedelta(days=i))
     trained = train_and_register(config, DAY - timedelta(days=1))
+    # Training read the declared features extraction published for its rows, and the model takes them as inputs.
+    window, days = labeled_window(config, DAY - timedelta(days=1))
+    computed = config.dataset.features.computed
+    published = Lake.from_config(config).read_days(Table.FEATURES, days).set_index(config.dataset.key)
+    expected = published.loc[window[config.dataset.key], computed].reset_index(drop=True)
+    pd.testing.assert_frame_equal(window[computed], expected)
+    mlflow.set_tracking_uri(config.tracking_uri)
+    model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{trained.version}")
+    assert list(model.feature_names_in_) == config.dataset.features.all
     score_day(config, DAY, "batch-1", dask_client)
     batch = Lake.from_config(config).read(Table.PREDICTIONS, DAY).set_index("customer_id")
     features = Lake.from_config(config).read(Table.FEATURES, DAY)
@@ -98,8 +108,6 @@ def test_a_key_only_request_gets_the_batch_features_and_prediction_and_a_missing
         new = {**rows[0], config.dataset.key: "never-seen"}
         response = httpx.post(predict, json=new, timeout=30)
         assert response.status_code == 200, response.text
-        mlflow.set_tracking_uri(config.tracking_uri)
-        model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{trained.version}")
         alone = features.head(1).drop(columns=config.dataset.features.computed).assign(customer_id="never-seen")
         expected, _ = predict_frame(add_declared(config, alone), model, config)
         assert response.json()["predictions"][0]["probability"] == expected["probability"].iloc[0]
