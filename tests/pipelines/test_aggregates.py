@@ -177,11 +177,11 @@ def _assert_same(found: pd.DataFrame, expected: pd.DataFrame) -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_declared_features_equal_a_brute_force_per_row_computation(tmp_path, seed):
     rng = np.random.default_rng(seed)
-    payments, logins = _random_history(rng, entities=15, n=1500)
+    payments, logins = _random_history(rng, entities=15, n=1200)
     _write_daily(payments, "paid_at", tmp_path / "payments")
     _write_daily(logins, "at", tmp_path / "logins")
     config = _config(tmp_path)
-    rows = _rows(rng, entities=15, n=120)
+    rows = _rows(rng, entities=15, n=80)
 
     found = aggregates.add_declared(config, rows)
 
@@ -256,3 +256,24 @@ def test_the_defaults_of_an_entity_without_events(tmp_path):
     found = aggregates.defaults(config.dataset.features)
     assert found["paid_count_7d"] == 0 and found["paid_sum_30d"] == 0 and found["late_mean_7d"] == -1
     assert found["paid_mean_30d"] is None and found["login_days_since_last_7d"] is None
+
+
+def test_the_oracle_catches_a_cut_off_that_includes_the_row_time(tmp_path, monkeypatch):
+    """The oracle can fail: an engine whose cut-off includes the row's own time is caught by it."""
+    rng = np.random.default_rng(5)
+    payments, logins = _random_history(rng, entities=10, n=600)
+    rows = _rows(rng, entities=10, n=40)
+    at_row = pd.DataFrame(
+        {"customer": rows["customer_id"], "paid_at": rows["event_time"], "amount": 2.0, "status": "late"}
+    )
+    payments = pd.concat([payments, at_row], ignore_index=True)
+    _write_daily(payments, "paid_at", tmp_path / "payments")
+    _write_daily(logins, "at", tmp_path / "logins")
+    config = _config(tmp_path)
+    expected = _oracle(config, rows, {"payments": payments, "logins": logins})
+    _assert_same(aggregates.add_declared(config, rows)[expected.columns], expected)
+
+    query = aggregates.query
+    monkeypatch.setattr(aggregates, "query", lambda found: query(found).replace("< r.cutoff", "<= r.cutoff"))
+    with pytest.raises(AssertionError):
+        _assert_same(aggregates.add_declared(config, rows)[expected.columns], expected)
