@@ -23,6 +23,9 @@ this run extract that day again too. Each extracted day emits a `mlops.features.
 at least `alerts.quarantine_warn_share` of its rows quarantined, or a day the gate refuses, sends a `quarantine`
 alert (README "Alerts").
 
+With declared aggregates (`dataset.features.aggregates`), `materialize` then loads each extracted day into the
+Feast online store generated from the config (`feature_store`), where the model server looks them up by entity key.
+
 One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (the day, for
 a run without a partition key), `through` (a run of days: every day from the run's day to this one, each extracted
 and keyed as its own run would be; `make bootstrap` loads history this way).
@@ -103,9 +106,20 @@ def build(model: Model) -> None:
             notify_quarantine(config, context, result)
             return result
 
+        @task
+        def materialize(extracted: dict) -> dict:
+            """Materialize the extracted day's declared aggregates into the Feast online store the model server
+            reads (nothing to do, and nothing imported, when the config declares none)."""
+            from datetime import date
+
+            from pipelines.feature_store import materialize_day
+
+            config = run_config(model, get_current_context())
+            return materialize_day(config, date.fromisoformat(extracted["day"]))
+
         days = days_to_extract()
         wait_for_source() >> days
-        extract.expand(day=days)
+        materialize.expand(extracted=extract.expand(day=days))
 
     feature_extraction()
 

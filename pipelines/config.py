@@ -33,6 +33,104 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+AggregateFunction = Literal["count", "sum", "mean", "min", "max", "std", "last", "distinct_count", "days_since_last"]
+# What each function needs of its column: none (counts events), a numerical column, or any declared column.
+NO_COLUMN: frozenset[str] = frozenset({"count", "days_since_last"})
+ANY_COLUMN: frozenset[str] = frozenset({"distinct_count"})
+NEVER_MISSING: frozenset[str] = frozenset({"count", "distinct_count"})
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class HistoryTable(_Strict):
+    """An event-history table beside the scored rows (payments, logins, claims): features aggregate it per entity."""
+
+    source: str = Field(
+        description="the table's events: a file, glob or s3:// URI of .parquet or .csv files; relative paths resolve"
+        " against MLOPS_HOME"
+    )
+    entity: str = Field(description="column of the history rows holding the entity key (e.g. customer_id)")
+    event_time: str = Field(description="column of the history rows holding each event's time (UTC)")
+    join_key: str | None = Field(
+        default=None,
+        description="column of the scored rows holding the entity key; null: the column named like `entity`",
+    )
+    numerical: list[str] = Field(default_factory=list, description="numerical columns features may aggregate")
+    categorical: list[str] = Field(
+        default_factory=list, description="text columns features may count distinct values of or filter on"
+    )
+    delay_hours: float = Field(
+        default=0,
+        ge=0,
+        description="availability delay: a row at time t sees only events before t minus this many hours (an event"
+        " lands in the source this long after it happened)",
+    )
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+    @property
+    def on(self) -> str:
+        """The scored rows' column the entity is joined on."""
+        return self.join_key or self.entity
+
+
+class Aggregate(_Strict):
+    """Per-entity aggregates of one history table over trailing windows, one feature per (function, window)."""
+
+    name: str = Field(pattern=NAME, description="prefix of the features: `<name>_<function>_<window>d`")
+    table: str = Field(description="the history table (a key of `dataset.history`)")
+    column: str | None = Field(
+        default=None,
+        description="the aggregated column (numerical for sum/mean/min/max/std/last; any for distinct_count); null"
+        " for count and days_since_last alone",
+    )
+    functions: list[AggregateFunction] = Field(
+        min_length=1,
+        description="count (events), sum, mean, min, max, std (sample), last (value of the latest event),"
+        " distinct_count, days_since_last (days from the row's time to the latest event); nulls of the column are"
+        " skipped",
+    )
+    windows: list[int] = Field(
+        min_length=1, description="trailing windows in days, ending at the row's time (minus the table's delay)"
+    )
+    where: str | None = Field(
+        default=None,
+        description="row filter over the table's columns, e.g. `amount > 0 and status == 'late'` (comparisons,"
+        " and/or/not, + - * /; parsed, never evaluated as code)",
+    )
+    default: float | None = Field(
+        default=None,
+        description="the value of a window with nothing to aggregate (no event, or only missing values; count and"
+        " distinct_count are 0 then), also given online to an entity the store lacks; null: 0 for sum, missing for"
+        " the others",
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_distinct(cls, value: list[int]) -> list[int]:
+        if any(w < 1 for w in value) or len(set(value)) != len(value):
+            raise ValueError(f"windows must be distinct whole days >= 1, got {value}")
+        return value
+
+    def feature(self, function: str, window: int) -> str:
+        return f"{self.name}_{function}_{window}d"
+
+    @property
+    def outputs(self) -> list[str]:
+        """The features this aggregate adds, in a stable order."""
+        return [self.feature(f, w) for f in self.functions for w in self.windows]
+
+    def default_of(self, function: str) -> float | None:
+        """The value of a window with nothing to aggregate (what an entity the online store lacks is given too):
+        counts are 0, never missing; else the declared default, or 0 for a sum."""
+        if function in NEVER_MISSING:
+            return 0.0
+        if self.default is not None:
+            return self.default
+        return 0.0 if function == "sum" else None
+
+
 class FeatureSpec(_Strict):
     numerical: list[str] = Field(
         default_factory=list, description="numerical feature columns (read as float; missing values are imputed)"
@@ -40,19 +138,54 @@ class FeatureSpec(_Strict):
     categorical: list[str] = Field(
         default_factory=list, description="categorical feature columns (read as text; unseen categories are ignored)"
     )
+    aggregates: list[Aggregate] = Field(
+        default_factory=list,
+        description="declared per-entity aggregates over `dataset.history` tables, point-in-time correct: a row"
+        " sees only its entity's events before its own time",
+    )
+    derived: dict[str, str] = Field(
+        default_factory=dict,
+        description="row-level features: name -> arithmetic over the row's numerical features, aggregates and"
+        " earlier derived features, e.g. `loan_amount / income` (+ - * /, abs, sqrt, log1p, min, max; a division"
+        " by zero is missing); parsed, never evaluated as code",
+    )
 
     @model_validator(mode="after")
     def _non_empty_and_disjoint(self) -> FeatureSpec:
-        if not self.numerical and not self.categorical:
+        if not self.numerical and not self.categorical and not self.computed:
             raise ValueError("at least one numerical or categorical feature is required")
         both = set(self.numerical) & set(self.categorical)
         if both:
             raise ValueError(f"columns listed as both numerical and categorical: {sorted(both)}")
+        names = [*self.numerical, *self.categorical, *self.computed]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"feature names declared twice (raw, aggregate outputs or derived): {repeated}")
         return self
 
     @property
-    def all(self) -> list[str]:
+    def raw(self) -> list[str]:
+        """The columns the scored rows carry themselves (what a request sends; what extraction validates)."""
         return [*self.numerical, *self.categorical]
+
+    @property
+    def aggregated(self) -> list[str]:
+        return [name for aggregate in self.aggregates for name in aggregate.outputs]
+
+    @property
+    def computed(self) -> list[str]:
+        """The declared features, computed by the pipeline: aggregates, then derived (all numerical)."""
+        return [*self.aggregated, *self.derived]
+
+    @property
+    def numbers(self) -> list[str]:
+        """The model's numerical inputs: the raw ones, then the computed ones."""
+        return [*self.numerical, *self.computed]
+
+    @property
+    def all(self) -> list[str]:
+        """Every model input: numerical (raw, then computed), then categorical."""
+        return [*self.numbers, *self.categorical]
 
 
 class ColumnCheck(_Strict):
@@ -86,10 +219,23 @@ class DatasetConfig(_Strict):
             " null: every label counts as known from the start"
         ),
     )
-    features: FeatureSpec = Field(description="the model's input columns, numerical and categorical")
+    features: FeatureSpec = Field(
+        description="the model's inputs: raw columns of the rows, and features declared over history tables"
+    )
+    history: dict[str, HistoryTable] = Field(
+        default_factory=dict,
+        description="event-history tables by name (payments, logins ...), which `features.aggregates` aggregate",
+    )
     checks: dict[str, ColumnCheck] = Field(
         default_factory=dict, description="row checks per feature column; failing rows are quarantined with a reason"
     )
+
+    @property
+    def join_keys(self) -> list[str]:
+        """Columns the rows carry only to join history tables on (not the key, not a feature)."""
+        used = {a.table for a in self.features.aggregates}
+        ons = {self.history[t].on for t in used if t in self.history}
+        return sorted(ons - {self.key, *self.features.raw})
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> DatasetConfig:
@@ -97,10 +243,55 @@ class DatasetConfig(_Strict):
         clash = reserved & set(self.features.all)
         if clash:
             raise ValueError(f"key/event_time/target may not also be features: {sorted(clash)}")
-        unknown = set(self.checks) - set(self.features.all)
+        unknown = set(self.checks) - set(self.features.raw)
         if unknown:
-            raise ValueError(f"checks name columns that are not features: {sorted(unknown)}")
+            raise ValueError(f"checks name columns that are not features of the rows: {sorted(unknown)}")
+        clash = (reserved | set(self.features.raw)) & set(self.features.computed)
+        if clash:
+            raise ValueError(f"declared features named like columns of the rows: {sorted(clash)}")
+        for index, aggregate in enumerate(self.features.aggregates):
+            _check_aggregate(aggregate, self.history, f"features.aggregates.{index}")
+        known = set(self.features.numerical) | set(self.features.aggregated)
+        for name, text in self.features.derived.items():
+            _check_expression(
+                text, known, f"features.derived.{name}", "numerical features, aggregates or earlier derived features"
+            )
+            known.add(name)
         return self
+
+
+def _check_aggregate(aggregate: Aggregate, history: dict[str, HistoryTable], key: str) -> None:
+    """An aggregate names a declared table, a column of it that fits each function, and a filter over its columns."""
+    table = history.get(aggregate.table)
+    if table is None:
+        raise ValueError(f"{key}.table: unknown history table {aggregate.table!r}; declared: {sorted(history)}")
+    needs = sorted(set(aggregate.functions) - NO_COLUMN)
+    if aggregate.column is None and needs:
+        raise ValueError(f"{key}.column: required by {needs}")
+    if aggregate.column is not None:
+        if aggregate.column not in table.columns:
+            raise ValueError(
+                f"{key}.column: unknown column {aggregate.column!r} of history table {aggregate.table!r};"
+                f" declared: {table.columns}"
+            )
+        numeric = sorted(set(aggregate.functions) - NO_COLUMN - ANY_COLUMN)
+        if aggregate.column not in table.numerical and numeric:
+            raise ValueError(f"{key}.column: {numeric} need a numerical column, {aggregate.column!r} is categorical")
+    if aggregate.where is not None:
+        _check_expression(aggregate.where, set(table.columns), f"{key}.where", f"columns of {aggregate.table!r}")
+
+
+def _check_expression(text: str, known: set[str], key: str, what: str) -> None:
+    """Parse an expression (the grammar of :mod:`pipelines.expressions`) and check every name it reads."""
+    from pipelines.expressions import ExpressionError, parse
+
+    try:
+        names = parse(text).names
+    except ExpressionError as exc:
+        raise ValueError(f"{key}: {exc}") from exc
+    unknown = sorted(names - known)
+    if unknown:
+        raise ValueError(f"{key}: unknown name(s) {unknown} in {text!r}; it may use {what}: {sorted(known)}")
 
 
 TORCH_ESTIMATOR = "pipelines.torch_model.TabularNet"
@@ -407,6 +598,27 @@ class ServingConfig(_Strict):
     )
 
 
+class FeatureStoreConfig(_Strict):
+    """The Feast feature store generated from the declared aggregates: what the online server looks them up in."""
+
+    enabled: bool = Field(
+        default=True,
+        description="with declared aggregates: generate a Feast repository, materialize each extracted day into its"
+        " online store and have the model server look the aggregates up by entity key (a request carries the key,"
+        " join keys and raw features only); false: a request carries every feature",
+    )
+    repo: str = Field(
+        default="feature_repo",
+        description="local folder of the generated Feast repositories, one per model (`<repo>/<model.name>`);"
+        " relative paths resolve against MLOPS_HOME",
+    )
+    online_store: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Feast online store settings, e.g. `{type: redis, connection_string: 'redis:6379'}`; empty:"
+        " SQLite in the repository folder",
+    )
+
+
 class Config(_Strict):
     dataset: DatasetConfig = Field(description="where the raw events and labels are, and their columns")
     task: Literal["classification", "regression"] = Field(
@@ -431,6 +643,9 @@ class Config(_Strict):
     )
 
     serving: ServingConfig = Field(default_factory=ServingConfig, description="the online model server")
+    feature_store: FeatureStoreConfig = Field(
+        default_factory=FeatureStoreConfig, description="the Feast store the declared aggregates are served from"
+    )
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="alert channels and events")
 
     @model_validator(mode="after")
@@ -441,6 +656,11 @@ class Config(_Strict):
                 f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}"
             )
         return self
+
+    @property
+    def online_features(self) -> bool:
+        """Whether the model server looks declared aggregates up in the feature store (else requests carry them)."""
+        return self.feature_store.enabled and bool(self.dataset.features.aggregates)
 
     @property
     def greater_is_better(self) -> bool:
@@ -542,12 +762,19 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         update={
             "source": _resolve_path(config.dataset.source, home),
             "labels": _resolve_path(config.dataset.labels, home) if config.dataset.labels else None,
+            "history": {
+                name: table.model_copy(update={"source": _resolve_path(table.source, home)})
+                for name, table in config.dataset.history.items()
+            },
         }
     )
     return config.model_copy(
         update={
             "dataset": dataset,
             "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
+            "feature_store": config.feature_store.model_copy(
+                update={"repo": _resolve_path(config.feature_store.repo, home)}
+            ),
             "mlflow": config.mlflow.model_copy(
                 update={"tracking_uri": _tracking_uri(config.mlflow.tracking_uri, home)}
             ),

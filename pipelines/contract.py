@@ -92,8 +92,11 @@ class RowContract:
     categories: tuple[Column, ...]
 
     @staticmethod
-    def of(dataset: DatasetConfig) -> RowContract:
-        """The contract of a dataset: a few small objects, cheap enough to build wherever it is needed."""
+    def of(dataset: DatasetConfig, declared: bool = True) -> RowContract:
+        """The contract of a dataset: a few small objects, cheap enough to build wherever it is needed.
+
+        ``declared``: with the features the pipeline computes (aggregates, derived: numbers without bounds), as a
+        model input is checked; without them, as extraction validates the raw rows they are computed from."""
 
         def column(name: str, kind: Kind) -> Column:
             check = dataset.checks.get(name)
@@ -105,7 +108,10 @@ class RowContract:
         return RowContract(
             key=dataset.key,
             event_time=dataset.event_time,
-            numbers=tuple(column(name, Kind.NUMBER) for name in dataset.features.numerical),
+            numbers=tuple(
+                column(name, Kind.NUMBER)
+                for name in (dataset.features.numbers if declared else dataset.features.numerical)
+            ),
             categories=tuple(column(name, Kind.CATEGORY) for name in dataset.features.categorical),
         )
 

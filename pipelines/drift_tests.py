@@ -43,7 +43,7 @@ def columns_to_test(
     """Numerical (with the model output) and categorical columns to test, and the feature columns entirely missing
     in ``current`` (no drift test can run on them; they are flagged as missing instead)."""
     empty = [c for c in features.all if current[c].isna().all()]
-    numerical = [c for c in features.numerical if c not in empty] + [output]
+    numerical = [c for c in features.numbers if c not in empty] + [output]
     categorical = [c for c in features.categorical if c not in empty]
     return numerical, categorical, empty
 

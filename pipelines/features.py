@@ -7,6 +7,10 @@ rerun or a backfill is idempotent. The features commit carries the day's record 
 the row counts): a day already extracted that a later file can hold is reported by :func:`late_days`, to be
 extracted again. Before publishing, the day's volume and quarantine share are checked (:mod:`pipelines.quality`);
 a failing day publishes nothing.
+
+The valid rows gain the features declared in the config (``dataset.features.aggregates`` over the history tables,
+and ``derived``), computed point-in-time by :mod:`pipelines.aggregates`: training and scoring read them from the
+features table like the raw columns, so both see the values computed here for the row's own day.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines import quality, sources
+from pipelines.aggregates import add_declared
 from pipelines.config import Config, DatasetConfig
 from pipelines.errors import DataError, QualityGateError
 from pipelines.records import jsonable
@@ -137,16 +142,17 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     frames = []
     for entry in files:
         selected = _select_day(read_source(entry.url, dataset, options), dataset, entry.url, day)
-        require_columns(selected, [dataset.key, *dataset.features.all], entry.url)
+        require_columns(selected, [dataset.key, *dataset.features.raw, *dataset.join_keys], entry.url)
         if not selected.empty:
             frames.append(selected.assign(**{SOURCE_FILE: entry.url}))
-    columns = [dataset.key, dataset.event_time, *dataset.features.all, SOURCE_FILE]
+    columns = [dataset.key, dataset.event_time, *dataset.features.raw, *dataset.join_keys, SOURCE_FILE]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     split = split_valid(rows, dataset, f"{dataset.source} [{day}]")
     first_last = sources.span(entries.values())
     _check_quality(config, day, rows, split.quarantined, "..".join(map(str, first_last)) if first_last else "no days")
-    keep = [dataset.key, dataset.event_time, *dataset.features.all]
-    if dataset.target in split.valid.columns:
+    valid = add_declared(config, split.valid)  # point-in-time: only events before each row's time
+    keep = [dataset.key, dataset.event_time, *dataset.join_keys, *dataset.features.all]
+    if dataset.target in valid.columns:
         keep.append(dataset.target)
     counts = {"rows_in": len(rows), "rows_valid": len(split.valid), "rows_quarantined": len(split.quarantined)}
     # Quarantine first: the features commit carries the day's record, so a crash in between leaves the day stale.
@@ -154,7 +160,7 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     features_url = lake.write(
         Table.FEATURES,
         day,
-        split.valid[keep],
+        valid[keep],
         row_group_rows=config.scoring.partition_rows,
         record=sources.build_record(files, counts),
     )

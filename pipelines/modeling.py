@@ -43,7 +43,7 @@ def build_preprocess(config: Config) -> ColumnTransformer:
     )
     numerical = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     return ColumnTransformer(
-        [("num", numerical, features.numerical), ("cat", categorical, features.categorical)], remainder="drop"
+        [("num", numerical, features.numbers), ("cat", categorical, features.categorical)], remainder="drop"
     )
 
 
@@ -68,7 +68,7 @@ def model_input(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     Float numbers, object categories, NaN for missing.
     """
     features = config.dataset.features
-    numbers = frame[features.numerical].astype("float64")
+    numbers = frame[features.numbers].astype("float64")
     categories = frame[features.categorical].astype(object).where(frame[features.categorical].notna(), np.nan)
     return pd.concat([numbers, categories], axis=1)
 

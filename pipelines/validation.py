@@ -34,7 +34,7 @@ class Split:
 
 def build_schema(dataset: DatasetConfig) -> pa.DataFrameSchema:
     """The row contract (:mod:`pipelines.contract`) as a pandera schema, each check named by the contract's reason."""
-    contract = RowContract.of(dataset)
+    contract = RowContract.of(dataset, declared=False)
     columns: dict[str, pa.Column] = {
         contract.key: pa.Column(str, nullable=False, unique=True, report_duplicates="exclude_first", coerce=True),
         contract.event_time: pa.Column(pd.DatetimeTZDtype("ns", "UTC"), nullable=False, coerce=True),
@@ -96,7 +96,7 @@ def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Spl
     A value that cannot be coerced hides the column's other checks (pandera cannot run them on the raw column),
     so validation repeats on the remaining rows until it passes, collecting each pass's failing rows.
     """
-    columns = [dataset.key, dataset.event_time, *dataset.features.all]
+    columns = [dataset.key, dataset.event_time, *dataset.features.raw]
     require_columns(frame, columns, source)
     frame = frame.reset_index(drop=True)
     schema = build_schema(dataset)
@@ -106,7 +106,7 @@ def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Spl
             valid = schema.validate(frame.drop(index=reasons.index), lazy=True)
             break
         except SchemaErrors as errors:
-            found = _row_reasons(errors, RowContract.of(dataset))
+            found = _row_reasons(errors, RowContract.of(dataset, declared=False))
             if found.empty:
                 cases = errors.failure_cases[["column", "check"]].drop_duplicates().to_dict("records")
                 raise DataError(f"{source}: {len(frame)} rows fail the schema as a whole: {cases}") from errors

@@ -46,7 +46,7 @@ Environment variables that win over the file: `MLFLOW_TRACKING_URI` over `mlflow
 `DASK_SCHEDULER_ADDRESS` over `scoring.scheduler_address`.
 
 *required* in the default column means the key has no default and must be set. `<column>` stands for a feature
-column's name.
+column's name, `<name>` for a history table's name, and `[]` for each item of a list.
 """
 
 
@@ -63,7 +63,7 @@ def _type_name(annotation: Any) -> str:
     if origin is dict:
         value = args[1] if len(args) == 2 else Any
         if isinstance(value, type) and issubclass(value, BaseModel):
-            return "mapping of column to section"
+            return "mapping of name to section"
         return "mapping"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "section"
@@ -135,6 +135,8 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is dict and len(args) == 2:
         return _models_in(args[1])
+    if origin is list:
+        return _models_in(args[0])
     if origin in (typing.Union, types.UnionType):
         return [m for arg in args for m in _models_in(arg)]
     return []
@@ -147,7 +149,8 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]
         path = f"{prefix}{name}"
         found.append((path, field))
         for inner in _models_in(field.annotation):
-            key = f"{path}.<column>." if get_origin(field.annotation) is dict else f"{path}."
+            placeholder = "<column>" if name == "checks" else "<name>"
+            key = {dict: f"{path}.{placeholder}.", list: f"{path}[]."}.get(get_origin(field.annotation), f"{path}.")
             found.extend(rows(inner, key))
     return found
 

@@ -62,6 +62,74 @@ def write_config(directory: Path, raw: Path, *, mlflow_store: bool = True, **ove
     return path
 
 
+def declared_features(payments: Path) -> dict[str, Any]:
+    """``dataset`` overrides declaring a payments history (see :func:`write_payments`) and features over it:
+    aggregates over two windows with a filter and an availability delay, and a derived ratio."""
+    features = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())["dataset"]["features"]
+    history = {
+        "source": str(payments / "*.parquet"),
+        "entity": "customer",
+        "event_time": "paid_at",
+        "join_key": "customer_id",
+        "numerical": ["amount", "days_late"],
+        "categorical": ["channel"],
+        "delay_hours": 1,
+    }
+    aggregates = [
+        {
+            "name": "paid",
+            "table": "payments",
+            "column": "amount",
+            "functions": ["sum", "mean", "last"],
+            "windows": [7, 30],
+        },
+        {
+            "name": "late",
+            "table": "payments",
+            "functions": ["count", "days_since_last"],
+            "windows": [30],
+            "where": "days_late > 0",
+        },
+        {
+            "name": "channels",
+            "table": "payments",
+            "column": "channel",
+            "functions": ["distinct_count"],
+            "windows": [30],
+        },
+    ]
+    derived = {"paid_to_income": "paid_sum_30d / income"}
+    return {"history": {"payments": history}, "features": {**features, "aggregates": aggregates, "derived": derived}}
+
+
+def write_payments(raw: Path, folder: Path, seed: int = 0) -> Path:
+    """A payments history for the demo's customers: most have payments in the 40 days before their row (a few late),
+    some have none, and some pay after their row's time (future events, which no row may see). One file per day."""
+    import numpy as np
+    import pandas as pd
+
+    events = pd.concat([pd.read_parquet(f) for f in sorted((raw / "raw").glob("*.parquet"))], ignore_index=True)
+    events = events.dropna(subset=["customer_id", "event_time"]).drop_duplicates("customer_id")
+    rng = np.random.default_rng(seed)
+    counts = rng.choice([0, 1, 3, 6], len(events), p=[0.25, 0.25, 0.25, 0.25])
+    customers = np.repeat(events["customer_id"].to_numpy(), counts)
+    times = np.repeat(pd.to_datetime(events["event_time"], utc=True).dt.tz_localize(None).to_numpy(), counts)
+    offsets = pd.to_timedelta(rng.integers(-40 * 86400, 3 * 86400, len(customers)), unit="s")  # some after the row
+    payments = pd.DataFrame(
+        {
+            "customer": customers,
+            "paid_at": pd.DatetimeIndex(times, tz="UTC") + offsets,
+            "amount": rng.integers(1, 400, len(customers)) * 2.5,
+            "days_late": np.where(rng.random(len(customers)) < 0.2, rng.integers(1, 30, len(customers)), 0),
+            "channel": rng.choice(["card", "bank", "cash"], len(customers)),
+        }
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for day, part in payments.groupby(payments["paid_at"].dt.date):
+        part.reset_index(drop=True).to_parquet(folder / f"payments-{day}.parquet", index=False)
+    return folder
+
+
 def days(n: int, first: date = START) -> list[date]:
     """``n`` consecutive days from ``first``."""
     return [first + timedelta(days=i) for i in range(n)]

@@ -28,6 +28,7 @@ from pipelines import registry
 from pipelines.config import Config
 from pipelines.serving import routing
 from pipelines.serving.engine import Loaded, QueueFull, RowsFailed, ServedModel
+from pipelines.serving.online_features import OnlineFeatures
 from pipelines.serving.predlog import PredictionLogWriter
 from pipelines.serving.schema import BodyError, check_rows
 from pipelines.storage import Lake, Table
@@ -62,6 +63,13 @@ class Metrics:
             "serving_model_version", "1 for the version each arm serves", ["model", "arm", "version"], registry=r
         )
         self.logged = Counter("serving_log_rows", "Prediction-log rows written", ["table"], registry=r)
+        self.lookups = Counter(
+            "serving_feature_lookups",
+            "Rows whose declared features were looked up in the feature store, by result (found, missing: the"
+            " entity is not in the store and got the declared defaults)",
+            ["model", "result"],
+            registry=r,
+        )
 
 
 class Server:
@@ -80,6 +88,7 @@ class Server:
             c.model.name: ServedModel(c, self.metrics, self._log_sink(c.model.name), self.writers[c.model.name].run_id)
             for c in configs
         }
+        self.features = {c.model.name: OnlineFeatures(c) for c in configs if c.online_features}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -88,6 +97,8 @@ class Server:
         The scoring children start first: their imports run while the server reads the registry."""
         for served in self.models.values():
             await served.scorer.start()
+        for features in self.features.values():  # the feature store opens while the scoring children start
+            await asyncio.to_thread(features.start)
         for served in self.models.values():
             store = registry.connect(served.config)
             await served.refresh(store)
@@ -151,6 +162,11 @@ class Server:
         champion, challenger = served.arms.get("champion"), served.arms.get("challenger")
         if champion is None:
             raise NotReady(f"model {served.name} has no champion loaded")
+        features = self.features.get(served.name)
+        if features is not None:  # the declared features, as the batch path has them for the row's entity
+            rows, missing = await asyncio.to_thread(features.complete, rows)
+            self.metrics.lookups.labels(served.name, "found").inc(len(rows) - missing)
+            self.metrics.lookups.labels(served.name, "missing").inc(missing)
         keys = [row[config.dataset.key] for row in rows]
         routed = np.zeros(len(rows), bool)
         if challenger is not None and serving.strategy in ("canary", "ab"):

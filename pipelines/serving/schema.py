@@ -1,9 +1,10 @@
 """Request bodies checked against the row contract (:mod:`pipelines.contract`), before anything is queued.
 
 A body is one row (a JSON object) or many (a list of objects). Each row carries the key, every feature and
-optionally the event time; numerical features are JSON numbers (finite, within their configured bounds) or null,
-categorical ones strings (among their allowed values, if configured) or null: the rules extraction and batch
-scoring apply to the same columns.
+optionally the event time (with declared aggregates served from the feature store: the key, the join keys and the
+raw features only; :mod:`pipelines.serving.online_features` adds the rest). Numerical features are JSON numbers
+(finite, within their configured bounds) or null, categorical ones strings (among their allowed values, if
+configured) or null: the rules extraction and batch scoring apply to the same columns.
 A wrong type, a missing or unknown column, a non-finite number or a repeated key is a :class:`BodyError` that
 names the row and the field, answered 422: a body never reaches the model unchecked and never causes a 500.
 """
@@ -52,8 +53,11 @@ def check_rows(raw: bytes, config: Config, max_rows: int) -> list[dict[str, Any]
         raise BodyError([_problem([], "expected a row (JSON object) or a non-empty list of rows", "body_type")])
     if len(rows) > max_rows:
         raise BodyError([_problem([], f"{len(rows)} rows; at most {max_rows} per request", "too_many_rows")])
-    contract = RowContract.of(config.dataset)
+    online = config.online_features  # the declared features come from the feature store, not the body
+    contract = RowContract.of(config.dataset, declared=not online)
     required, columns = contract.required, contract.columns
+    if online:
+        required = [*required, *config.dataset.join_keys]
     known = {*required, contract.event_time}
     problems: list[dict[str, Any]] = []
     seen: set[Any] = set()
@@ -89,7 +93,7 @@ def to_frame(rows: list[dict[str, Any]], config: Config) -> pd.DataFrame:
     dataset = config.dataset
     columns: dict[str, Any] = {dataset.key: [row[dataset.key] for row in rows]}
     columns[dataset.event_time] = _event_times([row.get(dataset.event_time) for row in rows])
-    for column in dataset.features.numerical:
+    for column in dataset.features.numbers:
         columns[column] = np.array([row[column] for row in rows], dtype=np.float64)  # None -> NaN
     for column in dataset.features.categorical:
         columns[column] = np.array([row[column] for row in rows], dtype=object)

@@ -80,3 +80,54 @@ def test_invalid_config_names_the_key(tmp_path, mutate, key):
         load_config(path)
     assert str(path) in str(error.value)
     assert key in str(error.value)
+
+
+def _declare(config: dict, **aggregate) -> None:
+    config["dataset"]["history"] = {
+        "payments": {
+            "source": "data/payments/*.parquet",
+            "entity": "customer_id",
+            "event_time": "paid_at",
+            "numerical": ["amount"],
+            "categorical": ["status"],
+        }
+    }
+    spec = {"name": "paid", "table": "payments", "column": "amount", "functions": ["sum"], "windows": [30]}
+    config["dataset"]["features"]["aggregates"] = [{**spec, **aggregate}]
+
+
+def test_declared_features_load_with_their_names_and_resolved_history(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+
+    def declare(c):
+        _declare(c, functions=["count", "mean"], windows=[7, 90], where="amount > 0")
+        c["dataset"]["features"]["derived"] = {"paid_share": "paid_mean_90d / income"}
+
+    features = load_config(_write(tmp_path, declare)).dataset.features
+    assert features.computed == ["paid_count_7d", "paid_count_90d", "paid_mean_7d", "paid_mean_90d", "paid_share"]
+    assert features.numbers[-5:] == features.computed and features.raw[0] == "income"
+    history = load_config(_write(tmp_path, declare)).dataset.history["payments"]
+    assert history.source == f"{tmp_path}/data/payments/*.parquet" and history.on == "customer_id"
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "derived", "message"),
+    [
+        ({"table": "pay"}, {}, r"features\.aggregates\.0\.table: unknown history table 'pay'"),
+        ({"column": "amont"}, {}, r"features\.aggregates\.0\.column: unknown column 'amont'"),
+        ({"column": "status"}, {}, r"features\.aggregates\.0\.column: \['sum'\] need a numerical column"),
+        ({"functions": ["median"]}, {}, r"dataset\.features\.aggregates\.0\.functions\.0: Input should be 'count'"),
+        ({"where": "amount > limit"}, {}, r"features\.aggregates\.0\.where: unknown name\(s\) \['limit'\]"),
+        ({"where": "__import__('os').system('x')"}, {}, r"features\.aggregates\.0\.where: .* is not an allowed call"),
+        ({}, {"ratio": "paid_sum_7d / income"}, r"features\.derived\.ratio: unknown name\(s\) \['paid_sum_7d'\]"),
+        ({}, {"income": "paid_sum_30d * 2"}, r"feature names declared twice .*: \['income'\]"),
+    ],
+)
+def test_a_declared_feature_naming_something_unknown_fails_with_the_file_and_key(tmp_path, aggregate, derived, message):
+    def declare(c):
+        _declare(c, **aggregate)
+        c["dataset"]["features"]["derived"] = derived
+
+    with pytest.raises(ConfigError, match=r"config\.yaml") as error:
+        load_config(_write(tmp_path, declare))
+    assert __import__("re").search(message, str(error.value)), str(error.value)

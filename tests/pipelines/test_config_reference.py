@@ -4,6 +4,7 @@ is the one the models generate (scripts/config_reference.py)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import get_args
 
@@ -50,7 +51,7 @@ def test_every_config_key_has_a_description():
         fields
     ).keys()
     # the generated page has a row for every one of them
-    generated = [path.replace(".<column>", "") for path, _ in _generator().rows(Config)]
+    generated = [re.sub(r"\.<\w+>|\[\]", "", path) for path, _ in _generator().rows(Config)]
     assert sorted(generated) == sorted(path for path, _ in fields)
 
 

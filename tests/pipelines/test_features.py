@@ -275,3 +275,39 @@ def test_an_unreadable_source_index_is_rebuilt(config):
     first = extract_features(config, DAY)
     (Path(config.storage.root) / "_sources" / "events.json").write_text('{"truncated')
     assert extract_features(config, DAY) == first
+
+
+@pytest.fixture
+def declared(tmp_path: Path, raw_data: Path) -> Config:
+    """The test config with a payments history and features declared over it."""
+    from lakes import declared_features, write_payments
+
+    payments = write_payments(raw_data, tmp_path / "payments")
+    return load_config(write_config(tmp_path, raw_data, mlflow_store=False, dataset=declared_features(payments)))
+
+
+@pytest.mark.unit
+def test_declared_features_are_published_with_the_day_and_equal_a_set_built_from_history_at_once(declared):
+    from pipelines.aggregates import add_declared
+
+    days = [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
+    results = [extract_features(declared, day) for day in days]
+    assert all(r.rows_in == r.rows_valid + r.rows_quarantined for r in results)
+    published = Lake.from_config(declared).read_days(Table.FEATURES, days)
+    computed = declared.dataset.features.computed
+    assert set(computed) <= set(published.columns) and len(published) == sum(r.rows_valid for r in results)
+    assert published["paid_sum_30d"].gt(0).mean() > 0.5 and published["paid_sum_30d"].eq(0).any()  # some are new
+    assert published["late_count_30d"].gt(0).any() and published["paid_mean_7d"].isna().any()
+
+    # A training set built from the history in one pass (every row of the three days together): the same values.
+    raw = published.drop(columns=computed)
+    at_once = add_declared(declared, raw.sample(frac=1, random_state=1)).sort_index()
+    pd.testing.assert_frame_equal(at_once[computed], published[computed])
+
+
+@pytest.mark.unit
+def test_a_history_file_without_a_declared_column_is_named(declared, tmp_path):
+    frame = pd.DataFrame({"customer": ["C1"], "paid_at": [pd.Timestamp(DAY, tz="UTC")], "amount": [1.0]})
+    frame.to_parquet(tmp_path / "payments" / f"payments-{DAY}.parquet", index=False)
+    with pytest.raises(DataError, match=rf"payments-{DAY}\.parquet: declared column\(s\) \['days_late', 'channel'\]"):
+        extract_features(declared, DAY)
