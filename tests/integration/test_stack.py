@@ -211,16 +211,16 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
             timeout=120,
         )
 
-        # The compose file's health checks, run against the processes (each as its container would run it), in
-        # parallel: each Airflow one is an interpreter importing Airflow.
+        # The compose file's health checks, run against the processes (each as its container would run it), beside
+        # the chain below (each Airflow one is an interpreter importing Airflow); all of them must pass.
         def healthy(name: str) -> None:
             env = {**stack.env(name, **airflow_extra), "HOSTNAME": socket.gethostname()}  # as in a container
-            wait_for(lambda: _healthy(stack.health_check(name), env), f"{name}'s health check", timeout=90)
+            wait_for(lambda: _healthy(stack.health_check(name), env), f"{name}'s health check", timeout=120)
 
         checked = ("redis", *(s for s in SERVICES if s.startswith("airflow-") and "healthcheck" in SERVICES[s]))
-        with ThreadPoolExecutor(len(checked)) as pool:
-            list(pool.map(healthy, checked))
-        phase("every Airflow service's and Redis's health check passes")
+        pool = ThreadPoolExecutor(len(checked))
+        cleanup.callback(pool.shutdown)
+        health = [pool.submit(healthy, name) for name in checked]
         airflow_env = stack.env("airflow-scheduler", **airflow_extra)
         unpause = ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DOWNSTREAM)})$"]
         processes.start("unpause", unpause, airflow_env)
@@ -248,6 +248,9 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         phase("batch_scoring done")
         _wait_for_run(metadata, "drift_monitoring__credit_default", airflow_home, timeout=180, day=DAY)
         chain = time.monotonic() - started - setup
+        for check in health:
+            check.result()
+        phase("every Airflow service's and Redis's health check passed")
         phase("drift_monitoring done")
 
         # Scored on the stack's Dask workers, with the champion, into the lake on S3: one run per day (the manual
