@@ -66,10 +66,9 @@ def _tries(metadata: str, dag_id: str, task_id: str = "score") -> list[tuple[str
     columns = "r.partition_key, t.try_number, t.state, t.hostname"
     where = f"t.dag_id = '{dag_id}' AND t.task_id = '{task_id}'"
     join = "JOIN dag_run r ON r.dag_id = t.dag_id AND r.run_id = t.run_id"
-    return sorted(
-        sql(metadata, f"SELECT {columns} FROM task_instance t {join} WHERE {where}")
-        + sql(metadata, f"SELECT {columns} FROM task_instance_history t {join} WHERE {where}")
-    )
+    rows = sql(metadata, f"SELECT {columns} FROM task_instance t {join} WHERE {where}")
+    rows += sql(metadata, f"SELECT {columns} FROM task_instance_history t {join} WHERE {where}")
+    return sorted(rows, key=lambda row: tuple("" if value is None else str(value) for value in row))  # NULLs too
 
 
 def test_two_celery_workers_share_the_chain_and_a_lost_workers_task_is_retried_on_the_other(
