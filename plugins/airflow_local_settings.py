@@ -57,7 +57,7 @@ def _preload() -> None:
     log.info("preloaded the pipeline's libraries for the tasks in %.1fs", time.monotonic() - started)
 
 
-def _forks_tasks(argv: list[str]) -> bool:
+def forks_tasks(argv: list[str]) -> bool:
     """A Celery worker, or the scheduler when its executor is the LocalExecutor (whose workers it forks)."""
     if argv[1:3] == ["celery", "worker"]:
         return True
@@ -68,5 +68,5 @@ def _forks_tasks(argv: list[str]) -> bool:
     return False
 
 
-if _forks_tasks(sys.argv):
+if forks_tasks(sys.argv):
     _preload()

@@ -51,10 +51,17 @@ def test_under_the_local_executor_only_the_scheduler_preloads_the_task_libraries
         assert loaded_by(command) == ([], ""), command
 
 
-@pytest.mark.integration
-def test_under_the_celery_executor_the_workers_preload_and_the_scheduler_does_not():
-    loaded, logged = loaded_by("celery worker", "CeleryExecutor")
-    assert loaded == HEAVY
-    assert logged.count("preloaded the pipeline's libraries") == 1, logged
-    loaded, logged = loaded_by("scheduler", "CeleryExecutor")  # it runs no task
-    assert loaded == [] and "preloaded" not in logged, logged
+@pytest.mark.unit
+def test_under_the_celery_executor_the_workers_preload_and_the_scheduler_does_not(monkeypatch):
+    """Which command lines preload (the import itself is the test above): a Celery worker forks the tasks under the
+    CeleryExecutor, the scheduler only under the LocalExecutor."""
+    import airflow_local_settings
+
+    forks = airflow_local_settings.forks_tasks
+    assert forks(["airflow", "celery", "worker", "--queues", "gpu"])
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert forks(["airflow", "scheduler"])
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    assert not forks(["airflow", "scheduler"])
+    for command in (["airflow", "dag-processor"], ["airflow", "api-server"], ["airflow", "celery", "flower"]):
+        assert not forks(command), command
