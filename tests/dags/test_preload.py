@@ -25,8 +25,9 @@ print(json.dumps([name for name in %r if name in sys.modules]))
 """
 
 
-def loaded_by(command: str, executor: str = "LocalExecutor") -> tuple[list[str], str]:
-    """The heavy modules loaded in a process started as ``airflow <command>``, and what it logged."""
+def loaded_by(command: str) -> tuple[list[str], str]:
+    """The heavy modules loaded in a process started as ``airflow <command>`` under the LocalExecutor, and what it
+    logged."""
     out = subprocess.run(
         [sys.executable, "-c", _IMPORT_AS % HEAVY, command],
         capture_output=True,
@@ -35,7 +36,7 @@ def loaded_by(command: str, executor: str = "LocalExecutor") -> tuple[list[str],
         env={
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")]),
-            "AIRFLOW__CORE__EXECUTOR": executor,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         },
     )
     *logged, loaded = out.stdout.strip().splitlines()
