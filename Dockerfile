@@ -16,6 +16,8 @@ COPY dags ./dags
 COPY plugins ./plugins
 COPY include ./include
 COPY scripts ./scripts
-# metrics/: the batch path's Prometheus textfiles (a named volume copies this folder's owner)
-RUN useradd --create-home --uid 50000 mlops && mkdir -p /opt/mlops/metrics && chown -R mlops /opt/mlops
+# metrics/: the batch path's Prometheus textfiles; airflow/logs: the task logs of the CeleryExecutor's workers (a
+# named volume copies the owner of the folder it is mounted on)
+RUN useradd --create-home --uid 50000 mlops && mkdir -p /opt/mlops/metrics /opt/mlops/airflow/logs \
+ && chown -R mlops /opt/mlops
 USER mlops

@@ -81,14 +81,16 @@ bench-smoke: venv
 	done
 
 # System tools some tests drive: docker-compose (validates docker-compose.yaml, no engine needed), Chromium
-# (renders the drift report) and PostgreSQL (the stack's metadata database, run as a process by
-# tests/integration/test_stack.py). Installed from Debian when missing and root; otherwise those tests skip and say why.
+# (renders the drift report), PostgreSQL (the stack's metadata database) and Redis (the Celery broker), the last two
+# run as processes by tests/integration/test_stack.py and test_celery.py. Installed from Debian when missing and
+# root; otherwise those tests skip and say why.
 test-tools:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v docker-compose && command -v chromium \
-	    && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1; then \
-	  echo "installing docker-compose, chromium and postgresql (apt)"; \
+	    && ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1; then \
+	  echo "installing docker-compose, chromium, postgresql and redis-server (apt)"; \
 	  apt-get update -qq >/dev/null \
-	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium postgresql >/dev/null; \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose chromium postgresql redis-server \
+	      >/dev/null; \
 	fi
 
 # The components `airflow standalone` would start, started here so that the scheduler's and triggerer's log servers

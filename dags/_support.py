@@ -166,6 +166,16 @@ def for_each_model(build: Callable[[Model], None]) -> None:
         build(model)
 
 
+def scoring_queue(model: Model) -> dict[str, str]:
+    """The ``queue`` argument of the model's scoring task: ``gpu`` where the task starts GPU Dask workers itself
+    (:func:`pipelines.queues.scoring_queue`), else none, which is Airflow's default queue."""
+    from _schedule import parsed_config
+    from pipelines.queues import scoring_queue as queue_for
+
+    queue = queue_for(parsed_config(model.config))
+    return {"queue": queue} if queue else {}
+
+
 def champion_version(config: Any, registry: Any = None) -> str | None:
     """The version holding the model's ``champion`` alias, or None before the first training (``registry``: the
     task's :class:`pipelines.registry.Registry`, else one is connected)."""

@@ -22,6 +22,9 @@ the day is written, it emits a `mlops.predictions.<model>` event keyed by the da
 once `model_training__<model>` has registered one (`airflow dags clear <dag_id> --partition-key <day>`). Dask runs on a
 `LocalCluster` of worker processes unless `DASK_SCHEDULER_ADDRESS` (or `scoring.scheduler_address`) names one.
 PyTorch models run on workers that declare the Dask resource `GPU=1` when there are any, else on CPU workers.
+Under the CeleryExecutor, the task of a PyTorch model whose config sets `scoring.gpu_workers` (and no external
+scheduler) goes to the `gpu` queue, served by Airflow workers on machines with GPUs; every other task to the
+default queue.
 
 **Params**: `date` (the day, for a manual run without a partition key), `through` (a run of days: every day from
 the run's day to this one, each scored, published and keyed as its own run would be, with one Dask client;
@@ -33,7 +36,16 @@ from __future__ import annotations
 from airflow.sdk import get_current_context, task
 
 from _schedule import per_day, run_of_days
-from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config, skip_without_champion
+from _support import (
+    PARAMS,
+    THROUGH,
+    Model,
+    for_each_model,
+    model_dag,
+    run_config,
+    scoring_queue,
+    skip_without_champion,
+)
 
 
 def build(model: Model) -> None:
@@ -48,7 +60,7 @@ def build(model: Model) -> None:
         doc=__doc__,
     )
     def batch_scoring():
-        @task(multiple_outputs=False, outlets=[model.predictions])
+        @task(multiple_outputs=False, outlets=[model.predictions], **scoring_queue(model))
         def score() -> dict:
             """Score the run's day (or each day of its run of days, in order) on Dask with the champion; publish
             predictions, dead letters and the prediction log; emit the predictions event keyed by each day."""

@@ -43,6 +43,11 @@ def test_docker_compose_validates_the_file(tmp_path):
             check=False,  # the assertion below shows stderr
         )
         assert result.returncode == 0, result.stderr
+        # What compose makes of the file: every Airflow service on the CeleryExecutor, workers after the API server.
+        resolved = yaml.safe_load(result.stdout)["services"]
+        airflow = {name for name in resolved if name.startswith("airflow-")}
+        assert {resolved[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] for name in airflow} == {"CeleryExecutor"}
+        assert resolved["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
     assert "dask-worker-gpu" in result.stdout
 
 
@@ -57,12 +62,14 @@ def test_the_whole_stack_is_there():
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-worker",
+        "redis",
         "dask-scheduler",
         "dask-worker",
         "dask-worker-gpu",
     }
     assert expected <= set(SERVICES)
-    assert SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert "--serve-artifacts" in SERVICES["mlflow"]["command"] and "s3://" in SERVICES["mlflow"]["command"]
     assert "mc mb" in SERVICES["minio-buckets"]["entrypoint"]
@@ -78,11 +85,75 @@ def test_gpu_workers_sit_behind_a_profile_with_a_device_reservation():
     assert "profiles" not in SERVICES["dask-worker"]
 
 
+def _health_check(name: str) -> str:
+    test = SERVICES[name]["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test[1:])
+
+
 def test_health_checks_and_start_order():
-    for name in ("postgres", "minio", "mlflow", "airflow-apiserver"):
-        assert "healthcheck" in SERVICES[name], name
-    assert SERVICES["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert SERVICES["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    """Every long-running service of the data path says when it is up, each the way Airflow's own compose file
+    checks it; services wait for what they need to be healthy, not merely started. (The monitoring images, whose
+    tools cannot be checked here, and the one-shot services have none.)"""
+    checks = {name: _health_check(name) for name in SERVICES if "healthcheck" in SERVICES[name]}
+    expected = {
+        "postgres": "pg_isready -U ${POSTGRES_USER}",
+        "redis": "redis-cli -u redis://localhost:6379 ping | grep -q PONG",
+        "airflow-apiserver": "http://localhost:8080/api/v2/version",
+        "airflow-scheduler": "http://localhost:8974/health",
+        "airflow-dag-processor": "airflow jobs check --job-type DagProcessorJob --local",
+        "airflow-triggerer": "airflow jobs check --job-type TriggererJob --local",
+        "airflow-worker": (
+            'celery --app airflow.providers.celery.executors.celery_executor.app inspect ping -d "celery@$${HOSTNAME}"'
+        ),
+        "dask-scheduler": "http://localhost:8787/health",
+        "mlflow": "http://localhost:5000/health",
+        "minio": "mc ready local",
+        "serving": "http://localhost:8000/readyz",
+    }
+    assert set(checks) == set(expected)
+    for name, fragment in expected.items():
+        assert fragment in checks[name], (name, checks[name])
+    # The scheduler's /health answers only when its health-check server is on.
+    assert SERVICES["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    assert SERVICES["redis"]["environment"]["REDISCLI_AUTH"] == "${REDIS_PASSWORD}"  # the ping authenticates
+    healthy = {
+        "mlflow": {"postgres"},
+        "airflow-scheduler": {"postgres", "redis"},
+        "airflow-worker": {"postgres", "redis", "airflow-apiserver", "mlflow", "dask-scheduler"},
+        "dask-worker": {"dask-scheduler"},
+        "dask-worker-gpu": {"dask-scheduler"},
+    }
+    for name, needs in healthy.items():
+        waits = {dep for dep, spec in SERVICES[name]["depends_on"].items() if spec["condition"] == "service_healthy"}
+        assert needs <= waits, (name, needs - waits)
+    for name in (
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+    ):
+        assert SERVICES[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name
+
+
+def test_airflow_runs_tasks_on_scalable_celery_workers():
+    """The CeleryExecutor as Airflow's own compose file sets it up: Redis as the broker, results in the metadata
+    database, `airflow celery worker` services that `--scale` can multiply, task logs on a volume they share."""
+    env = SERVICES["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:${REDIS_PASSWORD}@redis:6379/0"
+    # The driver named: for a bare postgresql:// SQLAlchemy 2.1 picks psycopg 3, which the image does not have.
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].endswith("@postgres:5432/airflow")
+    assert SERVICES["redis"]["command"] == "redis-server --requirepass ${REDIS_PASSWORD}"
+    assert "ports" not in SERVICES["redis"]  # reachable from the stack's network only
+    worker = SERVICES["airflow-worker"]
+    assert worker["command"] == "airflow celery worker"
+    assert int(worker["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) >= 1
+    assert not {"hostname", "container_name", "ports"} & set(worker)  # replicas would clash on any of these
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-worker"):
+        assert "airflow-logs:/opt/mlops/airflow/logs" in SERVICES[name]["volumes"], name
+        assert SERVICES[name]["environment"]["AIRFLOW_HOME"] == "/opt/mlops/airflow", name
+    assert "mkdir -p /opt/mlops/metrics /opt/mlops/airflow/logs" in (REPO / "Dockerfile").read_text()
 
 
 def test_ports_bind_to_loopback_only():
@@ -105,9 +176,10 @@ def test_no_secret_is_hard_coded():
     text = (REPO / "docker-compose.yaml").read_text()
     secretish = re.compile(r"(PASSWORD|SECRET|_KEY|ACCESS_KEY_ID)\w*:\s*(?!\$\{)\S+")
     assert not secretish.findall(text), secretish.findall(text)
-    assert re.findall(r"\$\{(\w+)\}", text)
+    interpolated = set(re.findall(r"(?<!\$)\$\{(\w+)\}", text))  # $${NAME} is the container's own variable
+    assert interpolated
     example = (REPO / ".env.example").read_text()
-    for variable in set(re.findall(r"\$\{(\w+)\}", text)):
+    for variable in interpolated:
         assert f"{variable}=" in example, f"{variable} is not documented in .env.example"
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
 
@@ -131,7 +203,14 @@ def _compose_env(service: str) -> dict[str, str]:
 def test_every_process_reads_the_stack_config_and_it_points_at_the_stack(monkeypatch):
     from pipelines.config import load_config
 
-    for name in ("airflow-scheduler", "airflow-apiserver", "demo-data", "dask-worker", "dask-worker-gpu"):
+    for name in (
+        "airflow-scheduler",
+        "airflow-worker",
+        "airflow-apiserver",
+        "demo-data",
+        "dask-worker",
+        "dask-worker-gpu",
+    ):
         assert SERVICES[name]["environment"]["MLOPS_CONFIG"] == "/opt/mlops/include/stack/config.yaml", name
     env = _compose_env("airflow-scheduler")
     for variable, value in env.items():
@@ -226,8 +305,8 @@ def test_serving_prometheus_and_grafana_are_wired():
     mounted = " ".join(SERVICES["prometheus"]["volumes"])
     assert "monitoring/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
     # The batch path writes its textfiles where the collector reads them.
-    assert "batch-metrics:/opt/mlops/metrics" in SERVICES["airflow-scheduler"]["volumes"]
-    assert SERVICES["airflow-scheduler"]["environment"]["MLOPS_METRICS_DIR"] == "/opt/mlops/metrics"
+    assert "batch-metrics:/opt/mlops/metrics" in SERVICES["airflow-worker"]["volumes"]  # the tasks run there
+    assert SERVICES["airflow-worker"]["environment"]["MLOPS_METRICS_DIR"] == "/opt/mlops/metrics"
     assert "--collector.textfile.directory=/metrics" in SERVICES["batch-metrics"]["command"]
     assert "batch-metrics:/metrics:ro" in SERVICES["batch-metrics"]["volumes"]
 

@@ -241,6 +241,36 @@ def test_what_mlflow_prints_to_stderr_is_logged_at_info(caplog):
     ]
 
 
+def _queues(dags) -> dict[str, set[str]]:
+    """The worker queues each task id of these DAGs is sent to."""
+    queues: dict[str, set[str]] = {}
+    for dag in dags:
+        for task in dag.tasks:
+            queues.setdefault(task.task_id, set()).add(task.queue)
+    return queues
+
+
+def test_the_bundled_configs_send_every_task_to_the_default_queue(bag):
+    """Neither demo config asks for GPU workers (demo_torch.yaml leaves scoring.gpu_workers unset)."""
+    assert {queue for queues in _queues(bag.dags.values()).values() for queue in queues} == {"default"}
+
+
+def test_torch_scoring_with_gpu_workers_goes_to_the_gpu_queue_and_nothing_else_does(monkeypatch, tmp_path):
+    """As the DAG processor parses it: the model's one scoring task on `gpu`, the rest of its DAGs on the default
+    queue; with an external Dask scheduler (the compose stack's), scoring stays on the default queue too."""
+    from lakes import write_config
+
+    torch = {"name": "gpu_model", "flavor": "torch", "estimator": None, "params": {"epochs": 1}}
+    config = write_config(tmp_path, tmp_path, mlflow_store=False, model=torch, scoring={"gpu_workers": 1})
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    queues = _queues(BundleDagBag(dag_folder=DAGS, bundle_path=DAGS).dags.values())
+    assert queues.pop("score") == {"gpu"}
+    assert set().union(*queues.values()) == {"default"}
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://dask-scheduler:8786")
+    assert _queues(BundleDagBag(dag_folder=DAGS, bundle_path=DAGS).dags.values())["score"] == {"default"}
+
+
 def test_a_broken_config_is_an_import_error_naming_the_file(monkeypatch, tmp_path):
     """The config is read at parse time: a bad one shows in Airflow's import errors, never as a silent gap."""
     broken = tmp_path / "broken.yaml"

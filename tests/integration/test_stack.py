@@ -1,12 +1,14 @@
 """The compose stack, started as local processes from docker-compose.yaml's own commands and environment.
 
 No Docker engine runs here, so each service the compose file declares runs as the process its container would run:
-PostgreSQL (Debian's build, initialised as the ``postgres`` image does, with the compose file's init SQL), an S3
-server (moto's server mode stands in for MinIO, with the buckets ``minio-buckets`` creates), ``mlflow server`` on the
-Postgres backend with artifacts in S3, ``airflow-init``, the ``demo-data`` loader, a Dask scheduler with the
-declared number of CPU workers, and the Airflow api-server, scheduler, dag-processor and triggerer. Commands and
+PostgreSQL (Debian's build, initialised as the ``postgres`` image does, with the compose file's init SQL), Redis
+(Debian's ``redis-server``, the Celery broker), an S3 server (moto's server mode stands in for MinIO, with the
+buckets ``minio-buckets`` creates), ``mlflow server`` on the Postgres backend with artifacts in S3, ``airflow-init``,
+the ``demo-data`` loader, a Dask scheduler with the declared number of CPU workers, and the Airflow api-server,
+scheduler, dag-processor, triggerer and a Celery worker (the CeleryExecutor: the worker runs every task). Commands and
 environments are read from the compose file; only what a container network provides is translated: service host
-names become 127.0.0.1 with free ports, ``/opt/mlops`` becomes this checkout, and secrets are random.
+names become 127.0.0.1 with free ports, ``/opt/mlops`` becomes this checkout, and secrets are random. Once up, every
+Airflow service's and Redis's health check, as the compose file writes it, passes against its process.
 
 Then one demo day goes through the chain the way the stack runs it: ``feature_extraction`` for the day (through
 ``airflow dags test`` against the stack's metadata database) publishes the features event keyed by the day, and the
@@ -18,29 +20,21 @@ scored day whose labels have arrived.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
-import secrets
-import shlex
-import shutil
+import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 import pytest
-import yaml
-from services import BIN, MLFLOW_SERVER_ENV, free_port, http_ok, port_open, wait_for
+from compose_stack import REPO, SERVICES, Stack, dotenv, postgres, redis, sql
+from services import BIN, MLFLOW_SERVER_ENV, http_ok, port_open, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
-SERVICES = COMPOSE["services"]
 DAY = date(2026, 10, 8)  # the day after the bootstrap's training window (2026-10-01 .. 2026-10-07)
 LABELED = date(2026, 10, 7)  # a loaded day: scored before DAY, its labels (1 to 3 days late) partly known by DAY
 # Asset-driven: unpaused for the run. Not retraining: unpausing its weekly schedule starts a run for today at once,
@@ -50,119 +44,6 @@ DOWNSTREAM = ("batch_scoring__credit_default", "drift_monitoring__credit_default
 DEMO_ARGS = ["--days", "8", "--rows-per-day", "1500"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-@dataclass
-class Stack:
-    """Where each service of the compose file listens here, and the values compose would take from ``.env``."""
-
-    ports: dict[str, int] = field(default_factory=dict)  # "service:container port" -> local port
-    dotenv: dict[str, str] = field(default_factory=dict)
-
-    def port(self, service: str, container_port: int) -> int:
-        return self.ports.setdefault(f"{service}:{container_port}", free_port())
-
-    def localize(self, text: str) -> str:
-        """A compose value as this machine needs it: ``${VAR}`` from the env file, services on 127.0.0.1."""
-        text = re.sub(r"\$\{(\w+)\}", lambda m: self.dotenv[m.group(1)], text)
-        text = re.sub(
-            r"\b([a-z][a-z0-9-]*):(\d+)\b",
-            lambda m: f"127.0.0.1:{self.port(m.group(1), int(m.group(2)))}" if m.group(1) in SERVICES else m.group(0),
-            text,
-        )
-        return text.replace("/opt/mlops", str(REPO))
-
-    def command(self, service: str) -> list[str]:
-        """The service's command with its own port and loopback-only listening addresses."""
-        raw = SERVICES[service]["command"]
-        args = [self.localize(arg) for arg in (raw if isinstance(raw, list) else shlex.split(raw))]
-        options = {"--host": "127.0.0.1", "--dashboard-address": "127.0.0.1:0"}
-        for index, arg in enumerate(args[:-1]):
-            if arg in options:
-                args[index + 1] = options[arg]
-            elif arg == "--port":
-                args[index + 1] = str(self.port(service, int(args[index + 1])))
-        return args
-
-    def env(self, service: str, **extra: str) -> dict[str, str]:
-        declared = SERVICES[service].get("environment", {})
-        environment = {name: self.localize(str(value)) for name, value in declared.items()}
-        # The image installs this checkout's `pipelines` (/opt/mlops); here the checkout itself comes first, not
-        # whichever checkout the virtualenv's editable install points at.
-        return {**environment, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO), **extra}
-
-
-def _dotenv() -> dict[str, str]:
-    """``.env.example``'s variables, with a random value for every password and secret."""
-    values = dict(
-        line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines() if re.match(r"^\w+=", line)
-    )
-    return {k: secrets.token_hex(16) if re.search("PASSWORD|SECRET", k) else v for k, v in values.items()}
-
-
-def _postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@contextlib.contextmanager
-def postgres(stack: Stack) -> Iterator[None]:
-    """A Postgres cluster as the ``postgres`` service initialises one: its user, password and database, then the
-    init scripts it mounts; TCP on 127.0.0.1 only (no Unix socket), stopped and deleted at the end."""
-    bindir = _postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (`make test-tools` installs Debian's postgresql)")
-    service = SERVICES["postgres"]
-    env = {k: stack.localize(v) for k, v in service["environment"].items()}
-    # Postgres refuses to run as root: as root, run it as the `postgres` account Debian's package creates.
-    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    directory = Path(tempfile.mkdtemp(prefix="stack-postgres-"))
-    if run_as:
-        shutil.chown(directory, "postgres")
-    password = directory / "password"
-    password.write_text(env["POSTGRES_PASSWORD"])
-    if run_as:
-        shutil.chown(password, "postgres")
-    data, port = directory / "data", stack.port("postgres", 5432)
-    initdb = [bindir / "initdb", "-D", data, "-U", env["POSTGRES_USER"], f"--pwfile={password}", "--no-sync"]
-    subprocess.run([*run_as, *initdb, "--auth=scram-sha-256", "--encoding=UTF8"], check=True, capture_output=True)
-    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' -c fsync=off"
-    subprocess.run(
-        [*run_as, bindir / "pg_ctl", "-D", data, "-l", directory / "postgres.log", "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        dsn = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@127.0.0.1:{port}"
-        _sql(f"{dsn}/postgres", f"CREATE DATABASE {env['POSTGRES_DB']}", autocommit=True)
-        for volume in service["volumes"]:
-            source, _, target = volume.partition(":")
-            if "/docker-entrypoint-initdb.d/" in target:
-                _sql(f"{dsn}/{env['POSTGRES_DB']}", (REPO / source).read_text(), autocommit=True)
-        yield
-    finally:
-        stop = [*run_as, bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
-        subprocess.run(stop, capture_output=True, check=False)  # whatever it says, the folder goes next
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _sql(dsn: str, statement: str, autocommit: bool = False) -> list[tuple]:
-    import psycopg2
-
-    connection = psycopg2.connect(dsn)
-    connection.autocommit = autocommit
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        if not autocommit:
-            connection.commit()
-        return rows
-    finally:
-        connection.close()
 
 
 class Processes:
@@ -203,6 +84,12 @@ class Processes:
                 proc.wait()
 
 
+def _healthy(check: list[str], env: dict[str, str]) -> bool:
+    """Whether a health-check command succeeds (what Docker asks of it: exit status 0)."""
+    done = subprocess.run(check, env={**os.environ, **env}, cwd=REPO, capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
+
+
 def _task_logs(home: Path, lines: int = 40) -> str:
     tails = []
     for log in sorted((home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[-4:]:
@@ -215,7 +102,7 @@ def _wait_for_run(metadata: str, dag_id: str, home: Path, timeout: float, day: d
     deadline = time.monotonic() + timeout
     where = f"dag_id = '{dag_id}' AND partition_key = '{day.isoformat()}'"
     while time.monotonic() < deadline:
-        rows = _sql(metadata, f"SELECT run_id, state FROM dag_run WHERE {where} ORDER BY id")
+        rows = sql(metadata, f"SELECT run_id, state FROM dag_run WHERE {where} ORDER BY id")
         if rows and rows[0][1] == "success":
             return rows[0][0]
         assert not rows or rows[0][1] != "failed", f"{dag_id} failed:\n{_task_logs(home)}"
@@ -229,7 +116,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
     def phase(what: str) -> None:
         print(f"[stack {time.monotonic() - started:5.1f}s] {what}", flush=True)
 
-    stack = Stack(dotenv=_dotenv())
+    stack = Stack(dotenv=dotenv())
     airflow_home = tmp_path / "airflow"
     # Test-only settings for a 2-core machine and loopback-only listening; everything else is the compose file's.
     airflow_extra = {
@@ -237,6 +124,9 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        # The scheduler's health-check server: on loopback and the port its health check is pointed at here.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(stack.port("airflow-scheduler", 8974)),
         # Parse the DAG files once (they do not change during the test), not every 30 s beside the tasks.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
@@ -245,6 +135,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
     metadata = f"{pg}/airflow"
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(postgres(stack))
+        cleanup.enter_context(redis(stack, tmp_path))
         processes = Processes(tmp_path)
         cleanup.callback(processes.stop)
 
@@ -290,8 +181,8 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         processes.start("demo-data", [*loader, *DEMO_ARGS], stack.env("demo-data"))
 
         # Airflow, once airflow-init completed: the api-server (tasks report through its execution API), scheduler,
-        # dag-processor, triggerer. Their log servers bind every interface (not configurable in Airflow 3.3):
-        # skipped here, where the task logs are on the one shared disk.
+        # dag-processor, triggerer and the Celery worker. Their log servers bind every interface (not configurable in
+        # Airflow 3.3): skipped here, where the task logs are on the one shared disk.
         processes.finish("airflow-init")
         phase("airflow-init done")
         for name, extra in (
@@ -299,9 +190,10 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
             ("airflow-scheduler", ["--skip-serve-logs"]),
             ("airflow-dag-processor", []),
             ("airflow-triggerer", ["--skip-serve-logs"]),
+            ("airflow-worker", ["--skip-serve-logs"]),
         ):
             processes.start(name, [*stack.command(name), *extra], stack.env(name, **airflow_extra))
-        assert _sql(metadata, "SELECT slots FROM slot_pool WHERE pool = 'mlops_registry'") == [(1,)]
+        assert sql(metadata, "SELECT slots FROM slot_pool WHERE pool = 'mlops_registry'") == [(1,)]
 
         loaded = processes.finish("demo-data")
         assert "{'raw': 8, 'labels': 10}" in loaded and "{'champion': '1'}" in loaded, loaded
@@ -314,10 +206,21 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         api_port = stack.port("airflow-apiserver", 8080)
         wait_for(lambda: http_ok(f"http://127.0.0.1:{api_port}/api/v2/version"), "airflow api-server", timeout=120)
         wait_for(
-            lambda: len(_sql(metadata, f"SELECT dag_id FROM dag WHERE dag_id IN {DOWNSTREAM}")) == len(DOWNSTREAM),
+            lambda: len(sql(metadata, f"SELECT dag_id FROM dag WHERE dag_id IN {DOWNSTREAM}")) == len(DOWNSTREAM),
             "the dag-processor parsing the DAGs",
             timeout=120,
         )
+
+        # The compose file's health checks, run against the processes (each as its container would run it), beside
+        # the chain below (each Airflow one is an interpreter importing Airflow); all of them must pass.
+        def healthy(name: str) -> None:
+            env = {**stack.env(name, **airflow_extra), "HOSTNAME": socket.gethostname()}  # as in a container
+            wait_for(lambda: _healthy(stack.health_check(name), env), f"{name}'s health check", timeout=120)
+
+        checked = ("redis", *(s for s in SERVICES if s.startswith("airflow-") and "healthcheck" in SERVICES[s]))
+        pool = ThreadPoolExecutor(len(checked))
+        cleanup.callback(pool.shutdown)
+        health = [pool.submit(healthy, name) for name in checked]
         airflow_env = stack.env("airflow-scheduler", **airflow_extra)
         unpause = ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", f"^({'|'.join(DOWNSTREAM)})$"]
         processes.start("unpause", unpause, airflow_env)
@@ -345,15 +248,18 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         phase("batch_scoring done")
         _wait_for_run(metadata, "drift_monitoring__credit_default", airflow_home, timeout=180, day=DAY)
         chain = time.monotonic() - started - setup
+        for check in health:
+            check.result()
+        phase("every Airflow service's and Redis's health check passed")
         phase("drift_monitoring done")
 
         # Scored on the stack's Dask workers, with the champion, into the lake on S3: one run per day (the manual
         # run of LABELED and the asset-triggered run keyed DAY).
-        keyed = _sql(metadata, f"SELECT partition_key, run_type FROM dag_run WHERE dag_id = '{DOWNSTREAM[0]}'")
+        keyed = sql(metadata, f"SELECT partition_key, run_type FROM dag_run WHERE dag_id = '{DOWNSTREAM[0]}'")
         assert set(keyed) == {(DAY.isoformat(), "asset_triggered"), (None, "manual")}
-        drifts = _sql(metadata, f"SELECT partition_key FROM dag_run WHERE dag_id = '{DOWNSTREAM[1]}'")
+        drifts = sql(metadata, f"SELECT partition_key FROM dag_run WHERE dag_id = '{DOWNSTREAM[1]}'")
         assert sorted(drifts) == [(LABELED.isoformat(),), (DAY.isoformat(),)]  # each scored day checked, once
-        scored = _sql(
+        scored = sql(
             metadata, "SELECT value FROM xcom WHERE dag_id = 'batch_scoring__credit_default' AND task_id = 'score'"
         )
         results = [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in scored]
@@ -390,7 +296,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         }
         assert performance[DAY.isoformat()]["scored_rows"] == result["rows_scored"]
         assert f"realized_{config.model.metric}" in performance[LABELED.isoformat()]
-        assert _sql(f"{pg}/mlflow", "SELECT name FROM registered_models") == [(config.model.name,)]
+        assert sql(f"{pg}/mlflow", "SELECT name FROM registered_models") == [(config.model.name,)]
         reports = s3.list_objects_v2(Bucket="mlops", Prefix=f"lake/reports/date={DAY.isoformat()}/")
         assert reports["KeyCount"] > 0
         assert s3.list_objects_v2(Bucket="mlflow")["KeyCount"] > 0

@@ -3,7 +3,7 @@
 The scheduler (LocalExecutor), the DAG processor and the API server run as the `airflow` console script, the way
 `make airflow-ui` starts them (the entry point matters: it is what Dask's spawned workers used to re-import). Every
 listener is on 127.0.0.1, the API port is a free one, and :meth:`AirflowStack.stop` kills each process group it
-started.
+started. Other components (Celery workers) start with :meth:`AirflowStack.launch` and stop with the rest.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def makefile_airflow_ui_env() -> dict[str, str]:
     return dict(pattern.findall((REPO / "Makefile").read_text()))
 
 
-def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str]) -> dict[str, str]:
-    """The environment of every component: what `make airflow-ui` sets, plus a temporary home and fast polling."""
+def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str | None]) -> dict[str, str]:
+    """The environment of every component: what `make airflow-ui` sets, plus a temporary home and fast polling;
+    then ``extra``, where None removes a setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "DASK_", "MLOPS_"))}
     env.update(makefile_airflow_ui_env())
     env.update(
@@ -75,13 +76,13 @@ def stack_env(home: Path, port: int, password_file: Path, extra: dict[str, str])
         }
     )
     env.update(extra)
-    return env
+    return {name: value for name, value in env.items() if value is not None}
 
 
 class AirflowStack:
     """API server, scheduler and DAG processor on ``home``; ``api`` calls the REST API with a bearer token."""
 
-    def __init__(self, home: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, home: Path, extra_env: dict[str, str | None]) -> None:
         self.home = home
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -90,6 +91,7 @@ class AirflowStack:
         password_file.write_text(json.dumps({USER: self.password}))
         self.env = stack_env(home, self.port, password_file, extra_env)
         self.processes: dict[str, subprocess.Popen] = {}
+        self.killed: dict[str, subprocess.Popen] = {}  # by kill(): no longer watched or stopped
         self.token: str | None = None
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
@@ -121,21 +123,44 @@ class AirflowStack:
                     raise
                 time.sleep(2)
 
-    def start(self, database: Path, timeout: float = 120) -> None:
-        """Start the components on a copy of ``database`` (a migrated metadata DB holding the registry pool)."""
-        shutil.copyfile(database, self.home / "airflow.db")
-        commands = {
-            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            "scheduler": ["scheduler", "--skip-serve-logs"],
-            "dag-processor": ["dag-processor"],
-        }
-        for name, args in commands.items():
-            log = (self.home / f"{name}.out").open("w")
-            self.processes[name] = subprocess.Popen(
-                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+    def start(self, database: Path | None, timeout: float = 120) -> None:
+        """Start the components on a copy of ``database`` (a migrated SQLite metadata DB holding the registry
+        pool), or on the database the environment names (None: migrated already)."""
+        if database is not None:
+            shutil.copyfile(database, self.home / "airflow.db")
+        self.launch("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"])
+        self.launch("scheduler", ["scheduler", "--skip-serve-logs"])
+        self.launch("dag-processor", ["dag-processor"])
         self.wait_for(self._api_up, timeout, "the API server to answer")
         self.token = self._token()
+
+    def launch(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start `airflow *args` as component ``name``, in a process group (a session) of its own."""
+        with (self.home / f"{name}.out").open("w") as log:
+            process = subprocess.Popen(
+                [AIRFLOW, *args],
+                env={**self.env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[name] = process
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL component ``name`` and every process it started, as a machine or container dies: its own
+        process group and its descendants' (Airflow's task runner puts each task in a group of its own)."""
+        import psutil
+
+        process = self.processes.pop(name)
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        for member in tree:
+            try:
+                member.kill()
+            except psutil.NoSuchProcess:
+                pass
+        process.wait()
+        self.killed[name] = process
 
     def _api_up(self) -> bool:
         try:
@@ -181,7 +206,7 @@ class AirflowStack:
 
     def log_tails(self, lines: int = 40) -> str:
         tails = []
-        for name in self.processes:
+        for name in [*self.processes, *self.killed]:
             text = (self.home / f"{name}.out").read_text(errors="replace").splitlines()[-lines:]
             tails.append(f"--- {name} ---\n" + "\n".join(text))
         return "\n".join(tails)
