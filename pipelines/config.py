@@ -234,6 +234,22 @@ class MonitoringConfig(_Strict):
         " reference's outputs are the model's on its own training rows, which differ from live outputs even on"
         " stable days",
     )
+    multivariate_variance: float = Field(
+        default=0.65,
+        gt=0,
+        lt=1,
+        description="multivariate drift: share of the reference's variance the PCA's kept components explain",
+    )
+    multivariate_sigmas: float = Field(
+        default=3.0,
+        gt=0,
+        description="multivariate drift: the window's reconstruction error drifts above the reference chunks' mean"
+        " plus this many of their standard deviations",
+    )
+    multivariate_trigger: bool = Field(
+        default=True,
+        description="retrain when the multivariate signal (PCA reconstruction error) passes its threshold",
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"

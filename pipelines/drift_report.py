@@ -83,6 +83,7 @@ def publish_report(
     share: float,
     realized: float | None,
     realized_rows: int,
+    multivariate: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """The day's summary and report (rendered, or its inputs when ``snapshot`` is None: drawn later by
     :func:`render_pending`) into the day's reports partition, and an MLflow run with the drift metrics and the
@@ -93,6 +94,7 @@ def publish_report(
         "drift_share": share,
         "columns": verdicts,
         "missing_share_rise": missing,
+        "multivariate": multivariate,
     }
     lake = Lake.from_config(config)
     tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
@@ -102,6 +104,9 @@ def publish_report(
         if realized is not None:
             metrics[realized_metric(config.model.metric)] = realized
         metrics["realized_rows"] = realized_rows
+        if multivariate is not None:
+            metrics.update({f"multivariate_{k}": multivariate[k] for k in ("error", "threshold")})
+            metrics["multivariate_drifted"] = float(multivariate["drifted"])
         registry.log(run_id, metrics=metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

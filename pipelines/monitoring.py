@@ -24,6 +24,7 @@ from pipelines.drift_report import ReportInputs, publish_report
 from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, import_evidently
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
+from pipelines.multivariate_drift import reconstruction_drift
 from pipelines.records import jsonable
 from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
 from pipelines.storage import Lake, Table
@@ -47,6 +48,7 @@ class DriftResult:
     all_missing: list[str] = field(default_factory=list)  # features entirely missing in the window (untestable)
     output_column: str | None = None  # the model output whose drift was tested
     output_drift: dict[str, Any] | None = None  # its verdict: score, threshold, method, drifted
+    multivariate: dict[str, Any] | None = None  # PCA reconstruction error vs its threshold (multivariate_drift)
     realized_metric: float | None = None
     realized_rows: int = 0
     realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
@@ -175,6 +177,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
     drift = assess_drift(
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
+    multivariate = multivariate_drift(config, reference_x, current, numerical, categorical, output)
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
     champion_metric = _champion_metric(registry, config, champion)
     report_url, run_id = publish_report(
@@ -189,6 +192,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         drift.drift_share,
         realized,
         realized_rows,
+        multivariate,
     )
     result = DriftResult(
         day=day.isoformat(),
@@ -203,6 +207,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         all_missing=empty,
         output_column=output,
         output_drift=verdicts[output],
+        multivariate=multivariate,
         realized_metric=realized,
         realized_rows=realized_rows,
         champion_metric=champion_metric,
@@ -211,16 +216,40 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         experiment_id=registry.experiment_id,
     )
     log.info(
-        "drift %s: share %.2f (%s), output drifted: %s, realized %s=%s",
+        "drift %s: share %.2f (%s), output drifted: %s, multivariate: %s, realized %s=%s",
         day,
         drift.drift_share,
         drift.drifted_columns,
         verdicts[output]["drifted"],
+        multivariate,
         config.model.metric,
         realized,
     )
     metrics.write_drift(config.model.name, champion.version, day, drift.drift_share, realized)
     return result
+
+
+def multivariate_drift(
+    config: Config,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    output: str,
+) -> dict[str, Any] | None:
+    """The window's multivariate signal (:mod:`pipelines.multivariate_drift`) over the tested features (the model
+    output left out: it is a function of them, not a feature), on every row of the window."""
+    features = [c for c in numerical if c != output]
+    found = reconstruction_drift(
+        reference,
+        model_input(current, config),
+        features,
+        categorical,
+        variance=config.monitoring.multivariate_variance,
+        sigmas=config.monitoring.multivariate_sigmas,
+        seed=config.training.seed,
+    )
+    return found.as_dict() if found is not None else None
 
 
 def _champion_metric(registry: Registry, config: Config, champion: ModelRef) -> float | None:

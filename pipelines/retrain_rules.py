@@ -28,13 +28,14 @@ class Signal:
 
 def retrain_signals(config: Config, drift: DriftResult) -> list[Signal]:
     """Every signal the retraining gate weighs, each a configurable trigger with its own line: the drift share, the
-    model output's drift, a rise of missing values (a feature entirely missing counts: no drift test can see it) and
-    the realized metric's drop below training."""
+    model output's drift, a rise of missing values (a feature entirely missing counts: no drift test can see it), a
+    change in how the features move together (multivariate) and the realized metric's drop below training."""
     monitoring = config.monitoring
     return [
         _share_signal(drift, monitoring.drift_share_threshold),
         _output_signal(drift, monitoring.output_drift_trigger),
         _missing_signal(drift, monitoring.missing_share_threshold, monitoring.missing_trigger),
+        _multivariate_signal(drift, monitoring.multivariate_trigger),
         _metric_signal(config, drift),
     ]
 
@@ -70,6 +71,18 @@ def _missing_signal(drift: DriftResult, threshold: float, enabled: bool) -> Sign
     if not enabled:
         return Signal(False, f"{line}; monitoring.missing_trigger is off")
     return Signal(True, line)
+
+
+def _multivariate_signal(drift: DriftResult, enabled: bool) -> Signal:
+    found = drift.multivariate
+    if found is None:
+        return Signal(False, "multivariate drift: not computed")
+    numbers = f"{found['method']} {found['error']:.4f}, threshold {found['threshold']:.4f} from reference chunks"
+    if not found["drifted"]:
+        return Signal(False, f"multivariate drift: none ({numbers})")
+    if not enabled:
+        return Signal(False, f"multivariate drift ({numbers}); monitoring.multivariate_trigger is off")
+    return Signal(True, f"multivariate drift: the features' joint structure changed ({numbers})")
 
 
 def _metric_signal(config: Config, drift: DriftResult) -> Signal:

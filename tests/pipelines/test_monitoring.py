@@ -85,7 +85,10 @@ def test_stable_days_do_not_trigger_and_drifted_days_do(lake):
     assert drifted.realized_metric is not None and drifted.realized_metric < drifted.champion_metric - 0.1
     decision = retrain_reason(lake, drifted, DAYS[8])
     assert decision.retrain and decision.reason == "; ".join(decision.triggers)
-    assert [t.split(" ")[0] for t in decision.triggers] == ["drift", "realized"], decision.triggers
+    assert [t.split(" ")[0] for t in decision.triggers] == ["drift", "multivariate", "realized"], decision.triggers
+    # the multivariate signal's threshold is learned from the champion's reference: calm on the stable day
+    assert not stable.multivariate["drifted"] and drifted.multivariate["drifted"], (stable, drifted)
+    assert stable.multivariate["threshold"] == pytest.approx(drifted.multivariate["threshold"], rel=0.2)
 
 
 def test_report_is_in_the_lake_and_in_mlflow(lake):
@@ -98,6 +101,11 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert run.data.tags["model_version"] == result.model_version and run.data.tags["kind"] == "drift"
     assert run.data.metrics["drift_share"] == pytest.approx(result.drift_share)
     assert "drift_score.income" in run.data.metrics and "realized_roc_auc" in run.data.metrics
+    assert run.data.metrics["multivariate_error"] == pytest.approx(result.multivariate["error"])
+    assert run.data.metrics["multivariate_threshold"] == pytest.approx(result.multivariate["threshold"])
+    assert (
+        summary["multivariate"]["drifted"] is True and summary["multivariate"]["method"] == "PCA reconstruction error"
+    )
 
     # The report is built as the pipeline decides: its dataset-drift test uses the configured share, over the
     # features only (the model output has its own drift metric), so its count is the pipeline's.
