@@ -250,6 +250,18 @@ class MonitoringConfig(_Strict):
         default=True,
         description="retrain when the multivariate signal (PCA reconstruction error) passes its threshold",
     )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="categorical features whose values are monitored apart (e.g. [region, product]): drift share"
+        " and realized metric per value in the report and MLflow, and a value whose metric falls past"
+        " segment_metric_drop_threshold triggers retraining; the promotion guard checks each value too",
+    )
+    segment_metric_drop_threshold: float = Field(
+        default=0.1,
+        ge=0,
+        description="retrain when a segment value's realized metric on the newest labeled day (at least min_rows"
+        " labeled rows) is this much below the champion's training metric",
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"
@@ -287,6 +299,12 @@ class PromotionConfig(_Strict):
         default=300, ge=50, description="bootstrap resamples for the gain's interval and the performance table's"
     )
     min_samples: int = Field(default=200, ge=10, description="a holdout with fewer labeled rows never promotes")
+    max_segment_loss: float = Field(
+        default=0.02,
+        ge=0,
+        description="a challenger that wins overall is kept out if, on a monitoring.segments value with at least"
+        " min_samples holdout rows, its gain's paired bootstrap interval (at confidence) lies below -max_segment_loss",
+    )
 
 
 CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
@@ -448,6 +466,16 @@ class Config(_Strict):
 
     serving: ServingConfig = Field(default_factory=ServingConfig, description="the online model server")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="alert channels and events")
+
+    @model_validator(mode="after")
+    def _segments_are_categorical(self) -> Config:
+        unknown = [c for c in self.monitoring.segments if c not in self.dataset.features.categorical]
+        if unknown:
+            raise ValueError(
+                f"monitoring.segments {unknown} are not in dataset.features.categorical"
+                f" {self.dataset.features.categorical}: a segment is a categorical feature"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

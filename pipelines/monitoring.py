@@ -27,6 +27,7 @@ from pipelines.modeling import model_input, score_metric
 from pipelines.multivariate_drift import reconstruction_drift
 from pipelines.records import jsonable
 from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
+from pipelines.segments import metric_by_segment, segment_drift
 from pipelines.storage import Lake, Table
 from pipelines.table_format import concat
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
@@ -49,6 +50,8 @@ class DriftResult:
     output_column: str | None = None  # the model output whose drift was tested
     output_drift: dict[str, Any] | None = None  # its verdict: score, threshold, method, drifted
     multivariate: dict[str, Any] | None = None  # PCA reconstruction error vs its threshold (multivariate_drift)
+    segments: dict[str, Any] = field(default_factory=dict)  # column -> value -> rows, drift share, realized metric
+    labeled_segments: dict[str, Any] | None = None  # the newest labeled day's metric per segment value (the trigger)
     realized_metric: float | None = None
     realized_rows: int = 0
     realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
@@ -119,15 +122,45 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
     without enough labels; with delayed labels, usually None: the performance table fills it in later)."""
     if not config.dataset.labels or current.empty:
         return None, 0
-    logged = current[current["logical_date"].astype(str) == day.isoformat()]
-    labels = read_labels(config, logged[config.dataset.key].astype(str), as_of=day)
-    known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
-        labels, on=config.dataset.key
-    )
+    known = day_labeled(config, current, day)
     if len(known) < config.monitoring.min_rows or known[config.dataset.target].nunique() < 2:
         return None, len(known)
     output = known[PROBABILITY] if config.task == "classification" else known[PREDICTION]
     return score_metric(config, known[config.dataset.target], output), len(known)
+
+
+def day_labeled(config: Config, current: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The window's rows logged on ``day`` whose labels had arrived by its end, with their label."""
+    logged = current[current["logical_date"].astype(str) == day.isoformat()]
+    labels = read_labels(config, logged[config.dataset.key].astype(str), as_of=day)
+    return logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
+        labels, on=config.dataset.key
+    )
+
+
+def segment_table(
+    config: Config,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    output: str,
+    day: date,
+) -> dict[str, Any]:
+    """Per ``monitoring.segments`` column and value: the window's drift share against the reference's rows of the
+    value, and the realized metric on the day's rows labeled by its end (:mod:`pipelines.segments`)."""
+    segments = config.monitoring.segments
+    if not segments:
+        return {}
+    features = [c for c in numerical if c != output]
+    table = segment_drift(reference, current, features, categorical, segments, config.monitoring.min_rows)
+    if config.dataset.labels:
+        labeled = day_labeled(config, current[[config.dataset.key, "logical_date", output, *segments]], day)
+        for column, values in metric_by_segment(config, labeled, output, segments).items():
+            for value, metric in values.items():
+                entry = table[column].setdefault(value, {"rows": 0, "drift_share": None})
+                entry.update(realized_metric=metric["value"], realized_rows=metric["rows"])
+    return table
 
 
 def check_drift(config: Config, day: date, registry: Registry | None = None, render: bool = True) -> DriftResult:
@@ -178,6 +211,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
     multivariate = multivariate_drift(config, reference_x, current, numerical, categorical, output)
+    segments = segment_table(config, reference_x, current, numerical, categorical, output, day)
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
     champion_metric = _champion_metric(registry, config, champion)
     report_url, run_id = publish_report(
@@ -193,6 +227,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         realized,
         realized_rows,
         multivariate,
+        segments,
     )
     result = DriftResult(
         day=day.isoformat(),
@@ -208,6 +243,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         output_column=output,
         output_drift=verdicts[output],
         multivariate=multivariate,
+        segments=segments,
         realized_metric=realized,
         realized_rows=realized_rows,
         champion_metric=champion_metric,

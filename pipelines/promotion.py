@@ -27,7 +27,7 @@ from pipelines.model_artifacts import load_model
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.performance import holdout_days
 from pipelines.promotion_record import Decision, find_decision, mark_applied, record_decision, tag_version
-from pipelines.promotion_rules import gain_interval, metric_gain, promotion_verdict
+from pipelines.promotion_rules import gain_interval, guarded_verdict, metric_gain, promotion_verdict, segment_gains
 from pipelines.records import defined, jsonable
 from pipelines.registry import (
     CHALLENGER,
@@ -133,6 +133,13 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
     )
     promotion = config.promotion
     promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
+    segments = config.monitoring.segments
+    gains = (
+        segment_gains(config, holdout[segments], y, outputs[champion.version], outputs[challenger.version])
+        if segments
+        else []
+    )
+    promoted, why = guarded_verdict(promotion, promoted, why, gains)
     return Decision(
         model_name=config.model.name,
         promoted=promoted,
@@ -151,6 +158,7 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
         confidence=promotion.confidence,
         holdout=f"{days[0]}..{days[-1]}",
         trigger=trigger,
+        segments=[g.as_dict() for g in gains],
     )
 
 

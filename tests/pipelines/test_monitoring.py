@@ -116,6 +116,31 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert any(m["metric_name"].startswith("ValueDrift(column=probability,") for m in report["metrics"])
 
 
+def test_segments_are_in_the_report_mlflow_and_the_decision(lake):
+    """Per region: the window's drift share against the reference's rows of the region and the day's realized
+    metric, in the summary and the drift run; the decision weighs the newest labeled day's metric per region."""
+    from pipelines.retrain_gate import decide_retraining
+
+    config = with_section(lake, "monitoring", segments=["region"])
+    result = check_drift(config, DAYS[8])
+    regions = result.segments["region"]
+    assert sorted(regions) == ["central", "east", "north", "south", "west"]
+    assert sum(r["rows"] for r in regions.values()) == result.rows_current
+    assert all(r["drift_share"] is not None and r["reference_rows"] >= 100 for r in regions.values()), regions
+    assert "region" not in {c for r in regions.values() for c in r["drifted_columns"]}  # constant inside a segment
+    assert any(r["realized_metric"] is not None for r in regions.values())
+    summary = json.loads((Path(result.report_url) / "drift_summary.json").read_text())
+    assert summary["segments"]["region"] == json.loads(json.dumps(regions))
+    metrics = MlflowClient(lake.tracking_uri).get_run(result.mlflow_run_id).data.metrics
+    assert metrics["segment.region.north.drift_share"] == pytest.approx(regions["north"]["drift_share"])
+
+    decision = decide_retraining(config, result)
+    [line] = [s for s in decision["signals"] if s.startswith("segment")]
+    assert f"of {DAYS[8]}" in line, line  # labels known at once here: the day itself is the newest labeled one
+    metrics = MlflowClient(lake.tracking_uri).get_run(result.mlflow_run_id).data.metrics
+    assert "realized_segment.region.north.value" in metrics and metrics["realized_segment.region.north.rows"] > 100
+
+
 def test_every_decision_is_recorded_on_the_days_run_and_report(lake):
     """Retrain or not, the decision is on the day's drift run (tags, description) and on top of its HTML report,
     a later decision of the day replaces the banner rather than stacking one, and a skipped day gets a run of its
