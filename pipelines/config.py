@@ -299,6 +299,15 @@ class PromotionConfig(_Strict):
         default=300, ge=50, description="bootstrap resamples for the gain's interval and the performance table's"
     )
     min_samples: int = Field(default=200, ge=10, description="a holdout with fewer labeled rows never promotes")
+    approval: Literal["automatic", "required"] = Field(
+        default="automatic",
+        description="required: a promotion waits in the retraining DAG for a person to approve it (Airflow's"
+        " ApprovalOperator, with the decision, both metrics, the interval and the segment table); rejecting it"
+        " or letting it time out keeps the champion",
+    )
+    approval_timeout_hours: float = Field(
+        default=72, gt=0, description="a promotion not answered within this many hours is rejected"
+    )
     max_segment_loss: float = Field(
         default=0.02,
         ge=0,

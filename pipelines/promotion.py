@@ -80,11 +80,14 @@ def evaluate_and_promote(
     trigger: str,
     run_key: str = "none",
     registry: Registry | None = None,
+    hold: bool = False,
 ) -> Decision:
     """Score champion and challenger on the same newest labeled days (labels arrived by ``day``); promote only on a
     significant margin. Safe to retry: the decision is recorded, keyed by ``run_key`` (the Airflow run id), the day
     and the challenger, before anything acts on it, and a retry returns that record and finishes what it says
-    (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed."""
+    (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed.
+    ``hold`` (``promotion.approval: required``): a promotion is recorded and left for a person to approve
+    (:mod:`pipelines.approval`); a challenger kept out is settled at once."""
     registry = registry or connect(config)
     decision = find_decision(registry, config, day, challenger_version, run_key)
     if decision is None:
@@ -93,6 +96,10 @@ def evaluate_and_promote(
         )
     else:
         log.warning("v%s was already decided on %s in run %s: a retry", challenger_version, day, decision.mlflow_run_id)
+    if hold and decision.promoted:
+        registry.set_tags(decision.mlflow_run_id, {Tag.APPROVAL: "pending"})
+        log.info("promotion of %s v%s awaits approval (%s)", config.model.name, challenger_version, decision.reason)
+        return decision
     apply_decision(registry, config, decision, day)
     log.info(
         "promotion decision for %s v%s: %s (%s)",
