@@ -145,6 +145,7 @@ def build(model: Model) -> None:
             body="{{ " + xcom + "['approval_body'] }}",
             defaults="Reject",  # what a timeout answers
             response_timeout=timedelta(hours=approval_timeout_hours),
+            on_success_callback=_keep_answer,
         )
 
         def settle() -> dict:
@@ -158,7 +159,7 @@ def build(model: Model) -> None:
             registry = connect(config)
             decision = context["ti"].xcom_pull(task_ids="evaluate_and_promote")
             held = Decision(**{k: v for k, v in decision.items() if k in Decision.__dataclass_fields__})
-            answer = answer_of(context["ti"].xcom_pull(task_ids="approve"))
+            answer = answer_of(context["ti"].xcom_pull(task_ids="approve", key=ANSWER))
             applied = settle_approval(config, registry, held, answer, day)
             alert_once(registry, held.mlflow_run_id, lambda: notify_promotion(config, context, applied.as_dict()))
             return {**applied.as_dict(), "approval": answer.outcome, "approved_by": answer.by}
@@ -177,6 +178,17 @@ def build(model: Model) -> None:
         awaiting_approval(decided) >> approve >> promote_approved() >> keep_champion()
 
     retraining()
+
+
+ANSWER = "answer"  # the approve task's XCom holding the answer
+
+
+def _keep_answer(context) -> None:
+    """The answer (option, who, when) as an XCom of its own: on Reject the ApprovalOperator skips what follows it
+    and Airflow then pushes no return value, so the task that keeps the champion would not learn who rejected."""
+    summary = context["task"].hitl_summary
+    answer = {key: summary.get(key) for key in ("chosen_options", "responded_by_user", "responded_at")}
+    context["ti"].xcom_push(ANSWER, answer)
 
 
 for_each_model(build)
