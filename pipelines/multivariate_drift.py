@@ -57,10 +57,12 @@ def _encoder(numerical: list[str], categorical: list[str]) -> Any:
     return make_pipeline(ColumnTransformer(parts, sparse_threshold=0.0), StandardScaler())
 
 
-def _categories_as_text(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-    return frame.assign(
-        **{c: frame[c].astype(object).where(frame[c].notna(), MISSING).astype(str) for c in categorical}
-    )
+def _prepared(frame: pd.DataFrame, numerical: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Numbers as floats with infinities as missing (imputed, as the per-column tests leave them out), categories as
+    text with missing as a category of its own."""
+    numbers = {c: frame[c].astype("float64").replace([np.inf, -np.inf], np.nan) for c in numerical}
+    categories = {c: frame[c].astype(object).where(frame[c].notna(), MISSING).astype(str) for c in categorical}
+    return pd.DataFrame({**numbers, **categories}, index=frame.index)
 
 
 def reconstruction_drift(
@@ -80,9 +82,7 @@ def reconstruction_drift(
 
     if len(reference) < 20 or current.empty or not (numerical or categorical):
         return None
-    columns = [*numerical, *categorical]
-    reference = _categories_as_text(reference[columns], categorical)
-    current = _categories_as_text(current[columns], categorical)
+    reference, current = _prepared(reference, numerical, categorical), _prepared(current, numerical, categorical)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(reference))
     fit, calibration = reference.iloc[order[: len(order) // 2]], reference.iloc[order[len(order) // 2 :]]
