@@ -262,6 +262,12 @@ class MonitoringConfig(_Strict):
         description="retrain when a segment value's realized metric on the newest labeled day (at least min_rows"
         " labeled rows) is this much below the champion's training metric",
     )
+    estimate_resamples: int = Field(
+        default=100,
+        ge=20,
+        description="draws of the estimated metric's interval (CBPE: calibration refitted on a bootstrap of the"
+        " champion's holdout, labels drawn from it); each costs ~3 ms a day",
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"

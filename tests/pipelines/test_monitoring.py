@@ -116,6 +116,26 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert any(m["metric_name"].startswith("ValueDrift(column=probability,") for m in report["metrics"])
 
 
+def test_each_scored_days_performance_row_has_the_estimate_from_its_scores(lake):
+    """CBPE's estimate (calibration stored with the champion at training) is in every row with its interval; on the
+    stable days it lies near the realized metric, on the drifted ones (the demo's concept drift: the features'
+    relation to default changes) it stays high while the realized metric falls: what CBPE cannot see."""
+    from pipelines.performance import read_performance
+
+    rows = read_performance(lake).set_index("date")
+    assert (rows["estimated_note"] == "").all() and len(rows) == 7
+    assert (
+        (rows["estimated_ci_low"] < rows["estimated_value"]) & (rows["estimated_value"] < rows["estimated_ci_high"])
+    ).all()
+    stable, drifted = rows.loc[[d.isoformat() for d in DAYS[3:6]]], rows.loc[[d.isoformat() for d in DAYS[6:]]]
+    assert ((stable["estimated_value"] - stable["value"]).abs() < 0.07).all(), stable
+    assert ((drifted["estimated_value"] - drifted["value"]) > 0.15).all(), drifted
+    client = MlflowClient(lake.tracking_uri)
+    experiment = client.get_experiment_by_name(lake.mlflow.experiment).experiment_id
+    [run] = client.search_runs([experiment], f"tags.kind = 'performance' and tags.day = '{DAYS[4]}'")
+    assert run.data.metrics["estimated_roc_auc"] == pytest.approx(rows.loc[DAYS[4].isoformat(), "estimated_value"])
+
+
 def test_segments_are_in_the_report_mlflow_and_the_decision(lake):
     """Per region: the window's drift share against the reference's rows of the region and the day's realized
     metric, in the summary and the drift run; the decision weighs the newest labeled day's metric per region."""
