@@ -1,8 +1,10 @@
 """Drift monitoring: the prediction log of recent days against the champion's training reference, with Evidently.
 
 Per day it produces an Evidently report (data drift per feature and of the model's output), a missing-value check
-(Evidently drops NaNs before its tests, so a jump in missing values is checked here), and, when labels for logged
-keys have arrived, the champion's realized metric. Reports go to ``<root>/reports/date=D/`` and to an MLflow run
+(Evidently drops NaNs before its tests, so a jump in missing values is checked here), a multivariate signal (how the
+features move together: :mod:`pipelines.multivariate_drift`), the drift share and realized metric per value of
+``monitoring.segments`` (:mod:`pipelines.segments`), and, when labels for logged keys have arrived, the champion's
+realized metric. Reports go to ``<root>/reports/date=D/`` and to an MLflow run
 tagged with the model version, whose metrics chart drift over time in the MLflow UI.
 """
 
