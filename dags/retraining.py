@@ -16,6 +16,13 @@ after unpausing) it skips and says so; so does a scheduled run when no day has b
 used (the champion's window, the holdouts challengers were judged on), e.g. the weekly run after unpausing over
 old data. Promotions and rollbacks share the `mlops_registry` pool (one slot), so two
 never run at once. **Params**: `date`, `reason`.
+
+With `promotion.approval: required` a promotion verdict is recorded but not acted on: `approve` (Airflow's
+`ApprovalOperator`) shows the decision with both metrics, the interval, the segment table and links to the decision
+run, the challenger version and the drift report, and waits (no worker slot held) in the UI's *Required actions*.
+**Approve** moves `champion` (`promote_approved`); **Reject**, or no answer within
+`promotion.approval_timeout_hours`, keeps the champion (`keep_champion`). Who answered and when is recorded on the
+challenger version and the decision run. A challenger kept out by the verdict asks nobody.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from _alerts import notify_promotion
-from _schedule import partition_day, timetable
+from _schedule import parsed_config, partition_day, timetable
 from _support import (
     PARAMS,
     REGISTRY_POOL,
@@ -38,7 +45,10 @@ from _support import (
 
 
 def build(model: Model) -> None:
-    """The retraining DAG of one model."""
+    """The retraining DAG of one model (with the approval tasks when its config requires approval)."""
+    promotion = parsed_config(model.config).promotion
+    approval_required = promotion.approval == "required"
+    approval_timeout_hours = promotion.approval_timeout_hours
 
     @model_dag(
         model,
@@ -76,7 +86,7 @@ def build(model: Model) -> None:
         def evaluate_and_promote(challenger_version: str) -> dict:
             """Champion vs challenger on the same holdout; promote only on a significant margin. A retry of this task
             finds the decision its first try recorded (keyed by this run, the day and the challenger) and neither
-            decides nor alerts again."""
+            decides nor alerts again. With approval required, a promotion is recorded and waits for `approve`."""
             from pipelines.promotion import evaluate_and_promote as decide
             from pipelines.registry import alert_once, connect
 
@@ -84,14 +94,101 @@ def build(model: Model) -> None:
             config = run_config(model, context)
             day, reason = partition_day(context), context["params"]["reason"]
             registry = connect(config)
+            hold = config.promotion.approval == "required"
             with stderr_to_log():
-                decision = decide(config, day, challenger_version, reason, run_key=context["run_id"], registry=registry)
+                decision = decide(
+                    config, day, challenger_version, reason, run_key=context["run_id"], registry=registry, hold=hold
+                )
+            if hold and decision.promoted:
+                return {**decision.as_dict(), **_request(config, registry, decision, day)}
             alert_once(registry, decision.mlflow_run_id, lambda: notify_promotion(config, context, decision.as_dict()))
-            return decision.as_dict()
+            return {**decision.as_dict(), "awaiting_approval": False}
 
-        evaluate_and_promote(train_challenger())
+        decided = evaluate_and_promote(train_challenger())
+        if approval_required:
+            _approval(decided)
+
+    def _request(config, registry, decision, day) -> dict:
+        """The approval request's subject and body, with links to the decision run, the version and the report."""
+        from mlops_links import drift_report_url, mlflow_url
+
+        from pipelines.approval import approval_request, drift_run_of
+
+        experiment, drift_run = registry.experiment_id, drift_run_of(registry, config, day)
+        links = {
+            "Challenger version in MLflow": mlflow_url(decision.as_dict()),
+            "Decision run in MLflow": mlflow_url(
+                {"experiment_id": experiment, "mlflow_run_id": decision.mlflow_run_id}
+            ),
+            f"Drift report of {day}": drift_report_url(
+                {"report_url": "-", "experiment_id": experiment, "mlflow_run_id": drift_run}
+            ),
+        }
+        subject, body = approval_request(decision, links)
+        return {"awaiting_approval": True, "approval_subject": subject, "approval_body": body}
+
+    def _approval(decided) -> None:
+        """evaluate -> (a promotion waits) approve -> promote_approved, or keep_champion on reject or timeout."""
+        from datetime import timedelta
+
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        @task.short_circuit
+        def awaiting_approval(decision: dict) -> bool:
+            """Only a promotion verdict asks a person; a challenger kept out was settled already."""
+            return bool(decision["awaiting_approval"])
+
+        xcom = "ti.xcom_pull(task_ids='evaluate_and_promote')"
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject="{{ " + xcom + "['approval_subject'] }}",
+            body="{{ " + xcom + "['approval_body'] }}",
+            defaults="Reject",  # what a timeout answers
+            response_timeout=timedelta(hours=approval_timeout_hours),
+            on_success_callback=_keep_answer,
+        )
+
+        def settle() -> dict:
+            """The held decision (evaluate's) applied as `approve` answered."""
+            from pipelines.approval import answer_of, settle_approval
+            from pipelines.promotion_record import Decision
+            from pipelines.registry import alert_once, connect
+
+            context = get_current_context()
+            config, day = run_config(model, context), partition_day(context)
+            registry = connect(config)
+            decision = context["ti"].xcom_pull(task_ids="evaluate_and_promote")
+            held = Decision(**{k: v for k, v in decision.items() if k in Decision.__dataclass_fields__})
+            answer = answer_of(context["ti"].xcom_pull(task_ids="approve", key=ANSWER))
+            applied = settle_approval(config, registry, held, answer, day)
+            alert_once(registry, held.mlflow_run_id, lambda: notify_promotion(config, context, applied.as_dict()))
+            return {**applied.as_dict(), "approval": answer.outcome, "approved_by": answer.by}
+
+        @task(pool=REGISTRY_POOL)
+        def promote_approved() -> dict:
+            """Approved: move `champion` to the challenger; record who approved and when. (Skipped on reject.)"""
+            return settle()
+
+        @task(pool=REGISTRY_POOL, trigger_rule="all_skipped")
+        def keep_champion() -> dict:
+            """Rejected, or not answered in time (promote_approved skipped): the champion stays; record who
+            rejected (or the timeout) and when."""
+            return settle()
+
+        awaiting_approval(decided) >> approve >> promote_approved() >> keep_champion()
 
     retraining()
+
+
+ANSWER = "answer"  # the approve task's XCom holding the answer
+
+
+def _keep_answer(context) -> None:
+    """The answer (option, who, when) as an XCom of its own: on Reject the ApprovalOperator skips what follows it
+    and Airflow then pushes no return value, so the task that keeps the champion would not learn who rejected."""
+    summary = context["task"].hitl_summary
+    answer = {key: summary.get(key) for key in ("chosen_options", "responded_by_user", "responded_at")}
+    context["ti"].xcom_push(ANSWER, answer)
 
 
 for_each_model(build)

@@ -425,6 +425,40 @@ class MonitoringConfig(_Strict):
         " reference's outputs are the model's on its own training rows, which differ from live outputs even on"
         " stable days",
     )
+    multivariate_variance: float = Field(
+        default=0.65,
+        gt=0,
+        lt=1,
+        description="multivariate drift: share of the reference's variance the PCA's kept components explain",
+    )
+    multivariate_sigmas: float = Field(
+        default=3.0,
+        gt=0,
+        description="multivariate drift: the window's reconstruction error drifts above the reference chunks' mean"
+        " plus this many of their standard deviations",
+    )
+    multivariate_trigger: bool = Field(
+        default=True,
+        description="retrain when the multivariate signal (PCA reconstruction error) passes its threshold",
+    )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="categorical features whose values are monitored apart (e.g. [region, product]): drift share"
+        " and realized metric per value in the report and MLflow, and a value whose metric falls past"
+        " segment_metric_drop_threshold triggers retraining; the promotion guard checks each value too",
+    )
+    segment_metric_drop_threshold: float = Field(
+        default=0.1,
+        ge=0,
+        description="retrain when a segment value's realized metric on the newest labeled day (at least min_rows"
+        " labeled rows) is this much below the champion's training metric",
+    )
+    estimate_resamples: int = Field(
+        default=100,
+        ge=20,
+        description="draws of the estimated metric's interval (CBPE: calibration refitted on a bootstrap of the"
+        " champion's holdout, labels drawn from it); each costs ~3 ms a day",
+    )
     cooldown_days: int = Field(default=3, ge=0, description="no second retraining within this many days")
     min_new_labels: int = Field(
         default=500, ge=0, description="labeled rows newer than the champion's window needed to retrain"
@@ -462,6 +496,21 @@ class PromotionConfig(_Strict):
         default=300, ge=50, description="bootstrap resamples for the gain's interval and the performance table's"
     )
     min_samples: int = Field(default=200, ge=10, description="a holdout with fewer labeled rows never promotes")
+    approval: Literal["automatic", "required"] = Field(
+        default="automatic",
+        description="required: a promotion waits in the retraining DAG for a person to approve it (Airflow's"
+        " ApprovalOperator, with the decision, both metrics, the interval and the segment table); rejecting it"
+        " or letting it time out keeps the champion",
+    )
+    approval_timeout_hours: float = Field(
+        default=72, gt=0, description="a promotion not answered within this many hours is rejected"
+    )
+    max_segment_loss: float = Field(
+        default=0.02,
+        ge=0,
+        description="a challenger that wins overall is kept out if, on a monitoring.segments value with at least"
+        " min_samples holdout rows, its gain's paired bootstrap interval (at confidence) lies below -max_segment_loss",
+    )
 
 
 CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
@@ -647,6 +696,16 @@ class Config(_Strict):
         default_factory=FeatureStoreConfig, description="the Feast store the declared aggregates are served from"
     )
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="alert channels and events")
+
+    @model_validator(mode="after")
+    def _segments_are_categorical(self) -> Config:
+        unknown = [c for c in self.monitoring.segments if c not in self.dataset.features.categorical]
+        if unknown:
+            raise ValueError(
+                f"monitoring.segments {unknown} are not in dataset.features.categorical"
+                f" {self.dataset.features.categorical}: a segment is a categorical feature"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

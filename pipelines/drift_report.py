@@ -28,6 +28,7 @@ import pandas as pd
 from pipelines.config import Config
 from pipelines.drift_tests import evidently_drift
 from pipelines.registry import ModelRef, Registry, RunKind, Tag, realized_metric, tracked_run
+from pipelines.segments import segment_metrics_for_mlflow
 from pipelines.storage import Lake, Table
 
 REPORT_FOLDER = "drift"  # the drift run's artifact folder
@@ -83,6 +84,8 @@ def publish_report(
     share: float,
     realized: float | None,
     realized_rows: int,
+    multivariate: dict[str, Any] | None = None,
+    segments: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """The day's summary and report (rendered, or its inputs when ``snapshot`` is None: drawn later by
     :func:`render_pending`) into the day's reports partition, and an MLflow run with the drift metrics and the
@@ -93,6 +96,8 @@ def publish_report(
         "drift_share": share,
         "columns": verdicts,
         "missing_share_rise": missing,
+        "multivariate": multivariate,
+        "segments": segments or {},
     }
     lake = Lake.from_config(config)
     tags = {Tag.DAY: day.isoformat(), Tag.MODEL_NAME: champion.name, Tag.MODEL_VERSION: champion.version}
@@ -102,6 +107,10 @@ def publish_report(
         if realized is not None:
             metrics[realized_metric(config.model.metric)] = realized
         metrics["realized_rows"] = realized_rows
+        if multivariate is not None:
+            metrics.update({f"multivariate_{k}": multivariate[k] for k in ("error", "threshold")})
+            metrics["multivariate_drifted"] = float(multivariate["drifted"])
+        metrics.update(segment_metrics_for_mlflow("segment", segments or {}))
         registry.log(run_id, metrics=metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -1,8 +1,10 @@
 """Drift monitoring: the prediction log of recent days against the champion's training reference, with Evidently.
 
 Per day it produces an Evidently report (data drift per feature and of the model's output), a missing-value check
-(Evidently drops NaNs before its tests, so a jump in missing values is checked here), and, when labels for logged
-keys have arrived, the champion's realized metric. Reports go to ``<root>/reports/date=D/`` and to an MLflow run
+(Evidently drops NaNs before its tests, so a jump in missing values is checked here), a multivariate signal (how the
+features move together: :mod:`pipelines.multivariate_drift`), the drift share and realized metric per value of
+``monitoring.segments`` (:mod:`pipelines.segments`), and, when labels for logged keys have arrived, the champion's
+realized metric. Reports go to ``<root>/reports/date=D/`` and to an MLflow run
 tagged with the model version, whose metrics chart drift over time in the MLflow UI.
 """
 
@@ -25,8 +27,10 @@ from pipelines.drift_report import ReportInputs, publish_report
 from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, import_evidently
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
+from pipelines.multivariate_drift import reconstruction_drift
 from pipelines.records import jsonable
 from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
+from pipelines.segments import metric_by_segment, segment_drift
 from pipelines.storage import Lake, Table
 from pipelines.table_format import concat
 from pipelines.training import PREDICTION, PROBABILITY, REFERENCE_ARTIFACT, read_labels
@@ -48,6 +52,9 @@ class DriftResult:
     all_missing: list[str] = field(default_factory=list)  # features entirely missing in the window (untestable)
     output_column: str | None = None  # the model output whose drift was tested
     output_drift: dict[str, Any] | None = None  # its verdict: score, threshold, method, drifted
+    multivariate: dict[str, Any] | None = None  # PCA reconstruction error vs its threshold (multivariate_drift)
+    segments: dict[str, Any] = field(default_factory=dict)  # column -> value -> rows, drift share, realized metric
+    labeled_segments: dict[str, Any] | None = None  # the newest labeled day's metric per segment value (the trigger)
     realized_metric: float | None = None
     realized_rows: int = 0
     realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
@@ -128,15 +135,45 @@ def realized_metric(config: Config, current: pd.DataFrame, day: date) -> tuple[f
     without enough labels; with delayed labels, usually None: the performance table fills it in later)."""
     if not config.dataset.labels or current.empty:
         return None, 0
-    logged = current[current["logical_date"].astype(str) == day.isoformat()]
-    labels = read_labels(config, logged[config.dataset.key].astype(str), as_of=day)
-    known = logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
-        labels, on=config.dataset.key
-    )
+    known = day_labeled(config, current, day)
     if len(known) < config.monitoring.min_rows or known[config.dataset.target].nunique() < 2:
         return None, len(known)
     output = known[PROBABILITY] if config.task == "classification" else known[PREDICTION]
     return score_metric(config, known[config.dataset.target], output), len(known)
+
+
+def day_labeled(config: Config, current: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The window's rows logged on ``day`` whose labels had arrived by its end, with their label."""
+    logged = current[current["logical_date"].astype(str) == day.isoformat()]
+    labels = read_labels(config, logged[config.dataset.key].astype(str), as_of=day)
+    return logged.assign(**{config.dataset.key: logged[config.dataset.key].astype(str)}).merge(
+        labels, on=config.dataset.key
+    )
+
+
+def segment_table(
+    config: Config,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    output: str,
+    day: date,
+) -> dict[str, Any]:
+    """Per ``monitoring.segments`` column and value: the window's drift share against the reference's rows of the
+    value, and the realized metric on the day's rows labeled by its end (:mod:`pipelines.segments`)."""
+    segments = config.monitoring.segments
+    if not segments:
+        return {}
+    features = [c for c in numerical if c != output]
+    table = segment_drift(reference, current, features, categorical, segments, config.monitoring.min_rows)
+    if config.dataset.labels:
+        labeled = day_labeled(config, current[[config.dataset.key, "logical_date", output, *segments]], day)
+        for column, values in metric_by_segment(config, labeled, output, segments).items():
+            for value, metric in values.items():
+                entry = table[column].setdefault(value, {"rows": 0, "drift_share": None})
+                entry.update(realized_metric=metric["value"], realized_rows=metric["rows"])
+    return table
 
 
 def check_drift(config: Config, day: date, registry: Registry | None = None, render: bool = True) -> DriftResult:
@@ -186,6 +223,8 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
     drift = assess_drift(
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
+    multivariate = multivariate_drift(config, reference_x, current, numerical, categorical, output)
+    segments = segment_table(config, reference_x, current, numerical, categorical, output, day)
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
     champion_metric = _champion_metric(registry, config, champion)
     report_url, run_id = publish_report(
@@ -200,6 +239,8 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         drift.drift_share,
         realized,
         realized_rows,
+        multivariate,
+        segments,
     )
     result = DriftResult(
         day=day.isoformat(),
@@ -214,6 +255,8 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         all_missing=empty,
         output_column=output,
         output_drift=verdicts[output],
+        multivariate=multivariate,
+        segments=segments,
         realized_metric=realized,
         realized_rows=realized_rows,
         champion_metric=champion_metric,
@@ -222,16 +265,40 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
         experiment_id=registry.experiment_id,
     )
     log.info(
-        "drift %s: share %.2f (%s), output drifted: %s, realized %s=%s",
+        "drift %s: share %.2f (%s), output drifted: %s, multivariate: %s, realized %s=%s",
         day,
         drift.drift_share,
         drift.drifted_columns,
         verdicts[output]["drifted"],
+        multivariate,
         config.model.metric,
         realized,
     )
     metrics.write_drift(config.model.name, champion.version, day, drift.drift_share, realized)
     return result
+
+
+def multivariate_drift(
+    config: Config,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    output: str,
+) -> dict[str, Any] | None:
+    """The window's multivariate signal (:mod:`pipelines.multivariate_drift`) over the tested features (the model
+    output left out: it is a function of them, not a feature), on every row of the window."""
+    features = [c for c in numerical if c != output]
+    found = reconstruction_drift(
+        reference,
+        model_input(current, config),
+        features,
+        categorical,
+        variance=config.monitoring.multivariate_variance,
+        sigmas=config.monitoring.multivariate_sigmas,
+        seed=config.training.seed,
+    )
+    return found.as_dict() if found is not None else None
 
 
 def _champion_metric(registry: Registry, config: Config, champion: ModelRef) -> float | None:

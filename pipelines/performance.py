@@ -55,6 +55,10 @@ class DayPerformance:
     labels_as_of: str
     computed_at: float  # epoch seconds: a rescoring after it makes the day due again
     note: str = ""  # why there is no value or interval, in words
+    estimated_value: float = float("nan")  # CBPE's estimate from the scores alone (pipelines.estimated_performance)
+    estimated_ci_low: float = float("nan")
+    estimated_ci_high: float = float("nan")
+    estimated_note: str = ""  # why there is no estimate
     run_id: str = ""  # the day's MLflow run (performance-D), reopened by the next update without a search
 
     def as_dict(self) -> dict[str, Any]:
@@ -197,6 +201,7 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
         version = ",".join(sorted(frame["model_version"].astype(str).unique()))
         if labels_changed(stored.get(day), len(frame), labeled, version):
             row = evaluate_day(config, day, frame, labels, as_of)
+            row = with_estimate(config, registry, row, frame, stored.get(day))
             rows.append(replace(row, run_id=log_performance(registry, row, _run_id(stored.get(day)))))
     # one commit for the run's rows: an update rewrites a few days at a time, each of them a commit before
     lake.write_days(Table.PERFORMANCE, {date.fromisoformat(r.date): pd.DataFrame([r.as_dict()]) for r in rows})
@@ -242,6 +247,9 @@ def log_performance(registry: Registry, row: DayPerformance, run_id: str | None 
         "labeled_rows": row.labeled_rows,
         "label_share": row.label_share,
         "scored_rows": row.scored_rows,
+        f"estimated_{row.metric}": row.estimated_value,
+        f"estimated_{row.metric}_ci_low": row.estimated_ci_low,
+        f"estimated_{row.metric}_ci_high": row.estimated_ci_high,
     }
     step = (date.fromisoformat(row.labels_as_of) - day).days
     update = {
@@ -269,6 +277,39 @@ def log_performance(registry: Registry, row: DayPerformance, run_id: str | None 
     registry.log(run_id, **update)
     registry.end_run(run_id)
     return run_id
+
+
+def with_estimate(
+    config: Config,
+    registry: Registry,
+    row: DayPerformance,
+    predictions: pd.DataFrame,
+    stored: Mapping[str, Any] | None,
+) -> DayPerformance:
+    """The row with CBPE's estimate of the day's metric and its interval: computed from the day's scores on its
+    first row (the day it is scored) and carried over while the same version's scores stand (it does not depend on
+    the labels; recomputing it as they arrive would only cost time)."""
+    from pipelines.estimated_performance import estimate, load_calibration
+
+    if config.task != "classification":
+        return replace(row, estimated_note="no estimate for regression yet")
+    if stored is not None and str(stored["model_version"]) == row.model_version and "estimated_value" in stored:
+        fields = ("estimated_value", "estimated_ci_low", "estimated_ci_high", "estimated_note")
+        if stored["scored_rows"] == row.scored_rows:
+            carried = {k: float(stored[k]) for k in fields[:3]}
+            note = stored["estimated_note"]
+            return replace(row, **carried, estimated_note=note if isinstance(note, str) else "")
+    calibration = load_calibration(registry, config.model.name, row.model_version)
+    scores = predictions[output_column(config)].to_numpy(dtype=np.float64)
+    resamples, confidence = config.monitoring.estimate_resamples, config.promotion.confidence
+    found = estimate(config.model.metric, scores, calibration, resamples, confidence, config.training.seed)
+    return replace(
+        row,
+        estimated_value=found.value,
+        estimated_ci_low=found.ci_low,
+        estimated_ci_high=found.ci_high,
+        estimated_note=found.note,
+    )
 
 
 def trigger_day(rows: pd.DataFrame, champion_version: str, min_share: float, day: date) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from pipelines.model_artifacts import load_model
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.performance import holdout_days
 from pipelines.promotion_record import Decision, find_decision, mark_applied, record_decision, tag_version
-from pipelines.promotion_rules import gain_interval, metric_gain, promotion_verdict
+from pipelines.promotion_rules import gain_interval, guarded_verdict, metric_gain, promotion_verdict, segment_gains
 from pipelines.records import defined, jsonable
 from pipelines.registry import (
     CHALLENGER,
@@ -80,11 +80,14 @@ def evaluate_and_promote(
     trigger: str,
     run_key: str = "none",
     registry: Registry | None = None,
+    hold: bool = False,
 ) -> Decision:
     """Score champion and challenger on the same newest labeled days (labels arrived by ``day``); promote only on a
     significant margin. Safe to retry: the decision is recorded, keyed by ``run_key`` (the Airflow run id), the day
     and the challenger, before anything acts on it, and a retry returns that record and finishes what it says
-    (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed."""
+    (alias moves and version tags are idempotent) instead of deciding again on a registry it may have changed.
+    ``hold`` (``promotion.approval: required``): a promotion is recorded and left for a person to approve
+    (:mod:`pipelines.approval`); a challenger kept out is settled at once."""
     registry = registry or connect(config)
     decision = find_decision(registry, config, day, challenger_version, run_key)
     if decision is None:
@@ -93,6 +96,10 @@ def evaluate_and_promote(
         )
     else:
         log.warning("v%s was already decided on %s in run %s: a retry", challenger_version, day, decision.mlflow_run_id)
+    if hold and decision.promoted:
+        registry.set_tags(decision.mlflow_run_id, {Tag.APPROVAL: "pending"})
+        log.info("promotion of %s v%s awaits approval (%s)", config.model.name, challenger_version, decision.reason)
+        return decision
     apply_decision(registry, config, decision, day)
     log.info(
         "promotion decision for %s v%s: %s (%s)",
@@ -133,6 +140,13 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
     )
     promotion = config.promotion
     promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
+    segments = config.monitoring.segments
+    gains = (
+        segment_gains(config, holdout[segments], y, outputs[champion.version], outputs[challenger.version])
+        if segments
+        else []
+    )
+    promoted, why = guarded_verdict(promotion, promoted, why, gains)
     return Decision(
         model_name=config.model.name,
         promoted=promoted,
@@ -151,6 +165,7 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
         confidence=promotion.confidence,
         holdout=f"{days[0]}..{days[-1]}",
         trigger=trigger,
+        segments=[g.as_dict() for g in gains],
     )
 
 

@@ -11,7 +11,7 @@ checks whether it was already done.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -60,6 +60,7 @@ class Decision:
     holdout: str
     trigger: str
     mlflow_run_id: str = ""
+    segments: list[dict[str, Any]] = field(default_factory=list)  # per segment value: n, both metrics, gain, interval
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -108,7 +109,10 @@ def record_decision(registry: Registry, config: Config, decision: Decision, day:
     with tracked_run(registry, RunKind.PROMOTION, name, tags) as run_id:
         registry.log(
             run_id,
-            metrics={k: v for k, v in fields.items() if isinstance(v, float)},  # None (undefined) left out
+            metrics={
+                **{k: v for k, v in fields.items() if isinstance(v, float)},  # None (undefined) left out
+                **segment_metrics(decision),
+            },
             params={
                 k: v
                 for k, v in fields.items()
@@ -167,5 +171,36 @@ def decision_description(decision: Decision, day: date) -> str:
             f"- why: {decision.reason}",
             f"- trigger: {decision.trigger}",
             f"- decision run: {decision.mlflow_run_id}",
+            *segment_lines(decision),
         ]
     )
+
+
+def segment_metrics(decision: Decision) -> dict[str, float]:
+    """The segment table's defined numbers as flat MLflow metrics (``segment.region.north.gain``)."""
+    from pipelines.segments import metric_name
+
+    return {
+        metric_name("segment", s["segment"], s["value"], k): float(s[k])
+        for s in decision.segments
+        for k in ("n", "champion_metric", "challenger_metric", "gain", "ci_low", "ci_high")
+        if s[k] is not None
+    }
+
+
+def segment_lines(decision: Decision) -> list[str]:
+    """The decision's segment table as Markdown (none without ``monitoring.segments``)."""
+    if not decision.segments:
+        return []
+    rows = [
+        f"| {s['segment']}={s['value']} | {s['n']} | {_number(s['champion_metric'], '.4f')} |"
+        f" {_number(s['challenger_metric'], '.4f')} | {_number(s['gain'], '+.4f')} |"
+        f" {_interval(s['ci_low'], s['ci_high'])} | {s['problem']} |"
+        for s in decision.segments
+    ]
+    head = ["", "| segment | rows | champion | challenger | gain | interval | note |", "|---|---|---|---|---|---|---|"]
+    return [*head, *rows]
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return f"[{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else "-"

@@ -7,12 +7,14 @@ undefined on one class, an interval no resample supports) keeps the champion, wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipelines.config import Config, PromotionConfig
-from pipelines.modeling import paired_bootstrap, resampled_metric, unresamplable
+from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
 from pipelines.records import defined
 
 
@@ -84,3 +86,71 @@ def promotion_verdict(
         f"gain {gain:.4f} >= {policy.min_improvement},"
         f" {policy.confidence:.0%} interval [{interval.low:.4f}, {interval.high:.4f}] above 0",
     )
+
+
+@dataclass(frozen=True)
+class SegmentGain:
+    """Champion and challenger on one segment value's rows of the holdout: both metrics, the gain and its interval
+    (None where undefined or not judged: fewer than ``promotion.min_samples`` rows, said in ``problem``)."""
+
+    segment: str
+    value: str
+    n: int
+    champion_metric: float | None
+    challenger_metric: float | None
+    gain: float | None
+    ci_low: float | None
+    ci_high: float | None
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def segment_gains(
+    config: Config, segments: pd.DataFrame, y: np.ndarray, champion: np.ndarray, challenger: np.ndarray
+) -> list[SegmentGain]:
+    """Per column of ``segments`` (the holdout's ``monitoring.segments`` columns, row for row with ``y`` and the
+    outputs) and per value: the paired bootstrap of the gain inside the segment (:func:`gain_interval`), for the
+    values with at least ``promotion.min_samples`` rows; smaller ones are listed, not judged."""
+    y, champion, challenger = np.asarray(y), np.asarray(champion), np.asarray(challenger)
+    gains = []
+    for column in segments.columns:
+        values = segments[column].astype(object)
+        for value in sorted(str(v) for v in values.dropna().unique()):
+            mask = (values.astype(str).eq(value) & values.notna()).to_numpy()
+            n = int(mask.sum())
+            if n < config.promotion.min_samples:
+                problem = f"{n} rows < promotion.min_samples {config.promotion.min_samples}: not judged"
+                gains.append(SegmentGain(column, value, n, None, None, None, None, None, problem))
+                continue
+            ys, old, new = y[mask], champion[mask], challenger[mask]
+            one_class = config.task == "classification" and len(np.unique(ys)) < 2
+            metrics = [None if one_class else defined(metric_value(config.model.metric, ys, o)) for o in (old, new)]
+            gain = None if None in metrics else metric_gain(config, metrics[1], metrics[0])
+            interval = gain_interval(config, ys, old, new)
+            gains.append(SegmentGain(column, value, n, *metrics, gain, interval.low, interval.high, interval.problem))
+    return gains
+
+
+def segment_guard(policy: PromotionConfig, gains: list[SegmentGain]) -> str | None:
+    """Why a challenger that wins overall is kept out, or None: the first segment value (of those judged) whose
+    gain interval lies wholly below ``-promotion.max_segment_loss``, i.e. worse there by more than the allowed loss
+    at ``promotion.confidence``, named with its numbers. Pure."""
+    for found in gains:
+        if found.ci_high is not None and found.gain is not None and found.ci_high < -policy.max_segment_loss:
+            return (
+                f"worse on segment {found.segment}={found.value} ({found.n} rows): gain {found.gain:.4f},"
+                f" {policy.confidence:.0%} interval [{found.ci_low:.4f}, {found.ci_high:.4f}] below"
+                f" -max_segment_loss {policy.max_segment_loss}"
+            )
+    return None
+
+
+def guarded_verdict(policy: PromotionConfig, promoted: bool, why: str, gains: list[SegmentGain]) -> tuple[bool, str]:
+    """The overall verdict, then the segment guard: a challenger promoted overall is kept out when a segment
+    loses (:func:`segment_guard`), and the reason names the segment and keeps the overall reason. Pure."""
+    if not promoted:
+        return promoted, why
+    guard = segment_guard(policy, gains)
+    return (False, f"{guard}; overall: {why}") if guard else (promoted, why)

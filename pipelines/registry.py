@@ -69,6 +69,9 @@ class Tag:
     DECISION_REASON = "decision.reason"
     DECISION_TRIGGERS = "decision.triggers"
     APPLIED = "applied"  # on a promotion record: "pending" until the registry says what it says, then "true"
+    APPROVAL = "approval"  # on a promotion record awaiting a person: "pending", then "approved", "rejected", ...
+    APPROVED_BY = "approval.by"
+    APPROVED_AT = "approval.at"
     ALERTED = "alerted"  # on a decision's run: the channels its alert went through ("none": no channel)
     FROM_VERSION = "from_version"
     TO_VERSION = "to_version"

@@ -14,11 +14,12 @@ from typing import Any
 
 from pipelines.config import Config
 from pipelines.drift_report import annotate_report, decision_banner
-from pipelines.monitoring import DriftResult
+from pipelines.monitoring import DriftResult, output_column
 from pipelines.performance import holdout_days
 from pipelines.records import jsonable
 from pipelines.registry import Registry, RunKind, Tag, connect, require_alias
 from pipelines.retrain_rules import RetrainDecision, nothing_new, retrain_decision
+from pipelines.segments import labeled_segment_metrics, segment_metrics_for_mlflow
 from pipelines.storage import Lake, Table
 from pipelines.training import read_labels
 
@@ -46,8 +47,22 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
     if row is None:
         return replace(drift, realized_metric=None, realized_rows=0, realized_day=None)
     return replace(
-        drift, realized_metric=float(row["value"]), realized_rows=int(row["labeled_rows"]), realized_day=row["date"]
+        drift,
+        realized_metric=float(row["value"]),
+        realized_rows=int(row["labeled_rows"]),
+        realized_day=row["date"],
+        labeled_segments=_labeled_segments(config, str(row["date"]), drift.day),
     )
+
+
+def _labeled_segments(config: Config, labeled_day: str, day: str) -> dict[str, Any] | None:
+    """The labeled day's realized metric per segment value, on the labels known by ``day`` (no segments: None)."""
+    if not config.monitoring.segments:
+        return None
+    found = labeled_segment_metrics(
+        config, date.fromisoformat(labeled_day), date.fromisoformat(day), output_column(config)
+    )
+    return {"day": labeled_day, "segments": found}
 
 
 def retrain_reason(
@@ -70,9 +85,10 @@ def retrain_reason(
         ]
         return max([d for d in started if d < day] + ([date.fromisoformat(tag)] if tag else []), default=None)
 
-    return retrain_decision(
+    decision = retrain_decision(
         config, drift, day, last_retrain, lambda: _labels_since_champion(config, registry, day), force=force
     )
+    return replace(decision, labeled_segments=drift.labeled_segments) if drift.labeled_segments else decision
 
 
 def decide_retraining(
@@ -113,6 +129,9 @@ def record_retrain_decision(
         [f"**{title}** ({config.model.name} v{drift.model_version})", "", reason, "", *(f"- {x}" for x in lines)]
     )
     run_id = drift.mlflow_run_id or _decision_run(registry, config, drift.day)
+    if decision.labeled_segments:
+        flat = segment_metrics_for_mlflow("realized_segment", decision.labeled_segments["segments"])
+        registry.log(run_id, metrics=flat)
     registry.set_tags(
         run_id, {Tag.DECISION: verdict, Tag.DECISION_REASON: reason, Tag.DECISION_TRIGGERS: triggers, Tag.NOTE: note}
     )

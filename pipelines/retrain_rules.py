@@ -28,15 +28,17 @@ class Signal:
 
 def retrain_signals(config: Config, drift: DriftResult) -> list[Signal]:
     """Every signal the retraining gate weighs, each a configurable trigger with its own line: the drift share, the
-    model output's drift, a rise of missing values (a feature entirely missing counts: no drift test can see it) and
-    the realized metric's drop below training."""
+    model output's drift, a rise of missing values (a feature entirely missing counts: no drift test can see it), a
+    change in how the features move together (multivariate) and the realized metric's drop below training."""
     monitoring = config.monitoring
-    return [
+    signals = [
         _share_signal(drift, monitoring.drift_share_threshold),
         _output_signal(drift, monitoring.output_drift_trigger),
         _missing_signal(drift, monitoring.missing_share_threshold, monitoring.missing_trigger),
+        _multivariate_signal(drift, monitoring.multivariate_trigger),
         _metric_signal(config, drift),
     ]
+    return [*signals, _segment_signal(config, drift)] if monitoring.segments else signals
 
 
 def _share_signal(drift: DriftResult, threshold: float) -> Signal:
@@ -72,6 +74,40 @@ def _missing_signal(drift: DriftResult, threshold: float, enabled: bool) -> Sign
     return Signal(True, line)
 
 
+def _multivariate_signal(drift: DriftResult, enabled: bool) -> Signal:
+    found = drift.multivariate
+    if found is None:
+        return Signal(False, "multivariate drift: not computed")
+    numbers = f"{found['method']} {found['error']:.4f}, threshold {found['threshold']:.4f} from reference chunks"
+    if not found["drifted"]:
+        return Signal(False, f"multivariate drift: none ({numbers})")
+    if not enabled:
+        return Signal(False, f"multivariate drift ({numbers}); monitoring.multivariate_trigger is off")
+    return Signal(True, f"multivariate drift: the features' joint structure changed ({numbers})")
+
+
+def _segment_signal(config: Config, drift: DriftResult) -> Signal:
+    """Fires for each segment value whose realized metric on the newest labeled day is at least
+    ``monitoring.segment_metric_drop_threshold`` below the champion's training metric; every value is named."""
+    metric, threshold = config.model.metric, config.monitoring.segment_metric_drop_threshold
+    labeled = drift.labeled_segments
+    if not labeled or drift.champion_metric is None:
+        return Signal(False, f"segments: realized {metric} per segment not known (no labeled day)")
+    fallen, judged = [], 0
+    for column, values in sorted(labeled["segments"].items()):
+        for value, entry in sorted(values.items()):
+            if entry["value"] is None:
+                continue
+            judged += 1
+            drop = -metric_gain(config, entry["value"], drift.champion_metric)
+            if drop >= threshold:
+                fallen.append(f"{column}={value} {entry['value']:.4f} ({drop:.4f} below, {entry['rows']} rows)")
+    day = labeled["day"]
+    if fallen:
+        return Signal(True, f"segment realized {metric} of {day} fell by >= {threshold}: {', '.join(fallen)}")
+    return Signal(False, f"segments: no realized {metric} of {day} fell by {threshold} ({judged} values judged)")
+
+
 def _metric_signal(config: Config, drift: DriftResult) -> Signal:
     metric, threshold = config.model.metric, config.monitoring.metric_drop_threshold
     if drift.realized_metric is None or drift.champion_metric is None:
@@ -94,6 +130,7 @@ class RetrainDecision:
     reason: str
     triggers: list[str] = field(default_factory=list)  # the signals that called for retraining
     signals: list[str] = field(default_factory=list)  # every signal's line, for the record
+    labeled_segments: dict[str, Any] | None = None  # the per-segment metrics weighed (monitoring.segments)
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))

@@ -155,8 +155,34 @@ def test_task_graphs(bag, model):
     retrain = dags["retraining"]
     assert retrain.get_task("train_challenger").downstream_task_ids == {"evaluate_and_promote"}
     assert retrain.get_task("evaluate_and_promote").pool == "mlops_registry"
+    assert set(retrain.task_dict) == {"train_challenger", "evaluate_and_promote"}  # approval: automatic
     assert dags["model_rollback"].get_task("rollback").pool == "mlops_registry"  # one pool for every model
     assert isinstance(dags["model_rollback"].timetable, NullTimetable)
+
+
+def test_approval_required_puts_airflows_approval_operator_between_the_verdict_and_the_alias_move(
+    monkeypatch, tmp_path
+):
+    from itertools import pairwise
+
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from dag_runs import load_bag
+    from lakes import write_config
+
+    path = write_config(
+        tmp_path, tmp_path, mlflow_store=False, promotion={"approval": "required", "approval_timeout_hours": 6}
+    )
+    monkeypatch.setenv("MLOPS_CONFIG", str(path))
+    dag = load_bag().dags["retraining__credit_default"]
+    chain = ["train_challenger", "evaluate_and_promote", "awaiting_approval", "approve", "promote_approved"]
+    for upstream, downstream in pairwise(chain):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+    approve = dag.get_task("approve")
+    assert isinstance(approve, ApprovalOperator) and approve.defaults == ["Reject"]  # a timeout rejects
+    assert approve.response_timeout.total_seconds() == 6 * 3600
+    keep = dag.get_task("keep_champion")
+    assert keep.upstream_task_ids == {"promote_approved"} and keep.trigger_rule == "all_skipped"
+    assert {dag.get_task(t).pool for t in ("promote_approved", "keep_champion")} == {"mlops_registry"}
 
 
 def test_mlops_config_selects_one_model_and_mlops_configs_a_glob(monkeypatch, tmp_path):

@@ -72,6 +72,7 @@ def test_invalid_yaml_is_named(tmp_path):
         (lambda c: c["dataset"]["features"].update(numerical=[], categorical=[]), "dataset.features"),
         (lambda c: c["dataset"]["checks"].update(unknown={"min": 0}), "checks name columns that are not features"),
         (lambda c: c["dataset"]["features"]["numerical"].append("customer_id"), "may not also be features"),
+        (lambda c: c["monitoring"].update(segments=["income"]), "monitoring.segments ['income'] are not in"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, mutate, key):

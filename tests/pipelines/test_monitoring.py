@@ -85,7 +85,10 @@ def test_stable_days_do_not_trigger_and_drifted_days_do(lake):
     assert drifted.realized_metric is not None and drifted.realized_metric < drifted.champion_metric - 0.1
     decision = retrain_reason(lake, drifted, DAYS[8])
     assert decision.retrain and decision.reason == "; ".join(decision.triggers)
-    assert [t.split(" ")[0] for t in decision.triggers] == ["drift", "realized"], decision.triggers
+    assert [t.split(" ")[0] for t in decision.triggers] == ["drift", "multivariate", "realized"], decision.triggers
+    # the multivariate signal's threshold is learned from the champion's reference: calm on the stable day
+    assert not stable.multivariate["drifted"] and drifted.multivariate["drifted"], (stable, drifted)
+    assert stable.multivariate["threshold"] == pytest.approx(drifted.multivariate["threshold"], rel=0.2)
 
 
 def test_report_is_in_the_lake_and_in_mlflow(lake):
@@ -98,6 +101,11 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert run.data.tags["model_version"] == result.model_version and run.data.tags["kind"] == "drift"
     assert run.data.metrics["drift_share"] == pytest.approx(result.drift_share)
     assert "drift_score.income" in run.data.metrics and "realized_roc_auc" in run.data.metrics
+    assert run.data.metrics["multivariate_error"] == pytest.approx(result.multivariate["error"])
+    assert run.data.metrics["multivariate_threshold"] == pytest.approx(result.multivariate["threshold"])
+    assert (
+        summary["multivariate"]["drifted"] is True and summary["multivariate"]["method"] == "PCA reconstruction error"
+    )
 
     # The report is built as the pipeline decides: its dataset-drift test uses the configured share, over the
     # features only (the model output has its own drift metric), so its count is the pipeline's.
@@ -106,6 +114,51 @@ def test_report_is_in_the_lake_and_in_mlflow(lake):
     assert count["config"]["drift_share"] == lake.monitoring.drift_share_threshold == 0.15
     assert count["value"]["share"] == pytest.approx(result.drift_share)
     assert any(m["metric_name"].startswith("ValueDrift(column=probability,") for m in report["metrics"])
+
+
+def test_each_scored_days_performance_row_has_the_estimate_from_its_scores(lake):
+    """CBPE's estimate (calibration stored with the champion at training) is in every row with its interval; on the
+    stable days it lies near the realized metric, on the drifted ones (the demo's concept drift: the features'
+    relation to default changes) it stays high while the realized metric falls: what CBPE cannot see."""
+    from pipelines.performance import read_performance
+
+    rows = read_performance(lake).set_index("date")
+    assert (rows["estimated_note"] == "").all() and len(rows) == 7
+    assert (
+        (rows["estimated_ci_low"] < rows["estimated_value"]) & (rows["estimated_value"] < rows["estimated_ci_high"])
+    ).all()
+    stable, drifted = rows.loc[[d.isoformat() for d in DAYS[3:6]]], rows.loc[[d.isoformat() for d in DAYS[6:]]]
+    assert ((stable["estimated_value"] - stable["value"]).abs() < 0.07).all(), stable
+    assert ((drifted["estimated_value"] - drifted["value"]) > 0.15).all(), drifted
+    client = MlflowClient(lake.tracking_uri)
+    experiment = client.get_experiment_by_name(lake.mlflow.experiment).experiment_id
+    [run] = client.search_runs([experiment], f"tags.kind = 'performance' and tags.day = '{DAYS[4]}'")
+    assert run.data.metrics["estimated_roc_auc"] == pytest.approx(rows.loc[DAYS[4].isoformat(), "estimated_value"])
+
+
+def test_segments_are_in_the_report_mlflow_and_the_decision(lake):
+    """Per region: the window's drift share against the reference's rows of the region and the day's realized
+    metric, in the summary and the drift run; the decision weighs the newest labeled day's metric per region."""
+    from pipelines.retrain_gate import decide_retraining
+
+    config = with_section(lake, "monitoring", segments=["region"])
+    result = check_drift(config, DAYS[8])
+    regions = result.segments["region"]
+    assert sorted(regions) == ["central", "east", "north", "south", "west"]
+    assert sum(r["rows"] for r in regions.values()) == result.rows_current
+    assert all(r["drift_share"] is not None and r["reference_rows"] >= 100 for r in regions.values()), regions
+    assert "region" not in {c for r in regions.values() for c in r["drifted_columns"]}  # constant inside a segment
+    assert any(r["realized_metric"] is not None for r in regions.values())
+    summary = json.loads((Path(result.report_url) / "drift_summary.json").read_text())
+    assert summary["segments"]["region"] == json.loads(json.dumps(regions))
+    metrics = MlflowClient(lake.tracking_uri).get_run(result.mlflow_run_id).data.metrics
+    assert metrics["segment.region.north.drift_share"] == pytest.approx(regions["north"]["drift_share"])
+
+    decision = decide_retraining(config, result)
+    [line] = [s for s in decision["signals"] if s.startswith("segment")]
+    assert f"of {DAYS[8]}" in line, line  # labels known at once here: the day itself is the newest labeled one
+    metrics = MlflowClient(lake.tracking_uri).get_run(result.mlflow_run_id).data.metrics
+    assert "realized_segment.region.north.value" in metrics and metrics["realized_segment.region.north.rows"] > 100
 
 
 def test_every_decision_is_recorded_on_the_days_run_and_report(lake):

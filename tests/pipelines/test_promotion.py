@@ -141,3 +141,24 @@ def test_rollback_swaps_the_two_champions_and_records_why(demo):
     assert _aliases(store, name) == {"champion": "2", "previous_champion": "1"}
     with pytest.raises(RegistryError, match="has no 'previous_champion' alias"):
         rollback(demo, "nothing to go back to", registry=_registry(name, 1, champion="1"))
+
+
+def test_a_decision_records_its_segment_table_on_the_run_and_the_version(demo):
+    from pipelines.promotion_record import record_decision
+
+    name = demo.model.name
+    store = _registry(name, 2, champion="1", challenger="2")
+    north = {
+        "segment": "region", "value": "north", "n": 600, "champion_metric": 0.71, "challenger_metric": 0.55,
+        "gain": -0.16, "ci_low": -0.2, "ci_high": -0.12, "problem": "",
+    }  # fmt: skip
+    small = {**north, "value": "central", "n": 90, "gain": None, "ci_low": None, "ci_high": None, "problem": "few"}
+    kept = replace(_decision(name, promoted=False), reason="worse on segment region=north", segments=[north, small])
+    recorded = record_decision(store, demo, kept, DAY, "manual__1")
+    run = store.run(recorded.mlflow_run_id)
+    assert run.metrics["segment.region.north.gain"] == -0.16 and "segment.region.central.gain" not in run.metrics
+    assert store.record(recorded.mlflow_run_id, "decision.json")["segments"] == [north, small]
+    apply_decision(store, demo, recorded, DAY)
+    description = store.version(name, "2").description
+    assert "| region=north | 600 | 0.7100 | 0.5500 | -0.1600 | [-0.2000, -0.1200] |  |" in description
+    assert "| region=central | 90 | 0.7100 | 0.5500 | undefined | - | few |" in description

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from lakes import with_section
 
-from pipelines.modeling import unresamplable
-from pipelines.promotion_rules import GainInterval, gain_interval, promotion_verdict
+from pipelines.modeling import metric_value, unresamplable
+from pipelines.promotion_rules import (
+    GainInterval,
+    gain_interval,
+    guarded_verdict,
+    promotion_verdict,
+    segment_gains,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -112,3 +119,43 @@ def test_resamples_that_still_hold_one_class_give_no_interval(demo):
         p.endswith("of 50 bootstrap resamples of the 60 holdout rows hold a single class, where roc_auc is undefined")
         for p in missed
     )
+
+
+def _segmented_holdout(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Four regions of 600 rows and a small one of 100: the challenger separates the classes far better than the
+    champion everywhere but in ``north``, where its scores are noise and the champion's still follow the labels."""
+    rng = np.random.default_rng(seed)
+    regions = np.repeat(["north", "south", "east", "west", "central"], [600, 600, 600, 600, 100])
+    y = (rng.random(len(regions)) < 0.3).astype(int)
+    champion = 0.35 * y + rng.random(len(y))
+    challenger = np.where(regions == "north", rng.random(len(y)), 0.9 * y + rng.random(len(y)))
+    return pd.DataFrame({"region": regions}), y, champion, challenger
+
+
+def test_a_challenger_that_wins_overall_but_loses_a_segment_is_kept_out_naming_it(demo):
+    config = with_section(demo, "promotion", bootstrap=100, max_segment_loss=0.02)
+    segments, y, champion, challenger = _segmented_holdout()
+    overall = gain_interval(config, y, champion, challenger)
+    gain = metric_value("roc_auc", y, challenger) - metric_value("roc_auc", y, champion)
+    promoted, why = promotion_verdict(config.promotion, False, len(y), gain, overall)
+    assert promoted, why  # without the guard it would be promoted
+    gains = segment_gains(config, segments, y, champion, challenger)
+    assert [(g.value, g.n) for g in gains] == [
+        ("central", 100),
+        ("east", 600),
+        ("north", 600),
+        ("south", 600),
+        ("west", 600),
+    ]
+    small = gains[0]
+    assert small.gain is None and small.problem == "100 rows < promotion.min_samples 200: not judged"
+    north = next(g for g in gains if g.value == "north")
+    assert north.gain < -0.1 and north.ci_high < -0.02 and north.champion_metric > north.challenger_metric
+    kept, reason = guarded_verdict(config.promotion, promoted, why, gains)
+    assert not kept
+    assert reason.startswith(f"worse on segment region=north (600 rows): gain {north.gain:.4f}, 95% interval [")
+    assert reason.endswith(f"below -max_segment_loss 0.02; overall: {why}")
+    # a loss inside the allowance, or on a segment too small to judge, does not keep it out
+    lenient = with_section(config, "promotion", max_segment_loss=1.0)
+    assert guarded_verdict(lenient.promotion, promoted, why, gains) == (True, why)
+    assert guarded_verdict(config.promotion, promoted, why, [small]) == (True, why)

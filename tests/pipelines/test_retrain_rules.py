@@ -51,6 +51,7 @@ QUIET = [
     "drift share 0.10 < 0.15",
     "model output probability stable (Wasserstein distance (normed) 0.2100, threshold 0.1)",
     "no feature's missing share rose by more than 0.1",
+    "multivariate drift: not computed",
     "realized roc_auc 0.7100 vs 0.7200 at training: drop 0.0100 < 0.03",
 ]
 
@@ -61,7 +62,7 @@ def _never() -> None:
 
 def _triggers(config: Config, drift: DriftResult) -> list[str]:
     decision = retrain_decision(config, drift, DAY, lambda: None, lambda: 9999)
-    assert decision.retrain is bool(decision.triggers) and len(decision.signals) == 4
+    assert decision.retrain is bool(decision.triggers) and len(decision.signals) == 5
     return decision.triggers
 
 
@@ -103,6 +104,20 @@ def test_a_feature_entirely_missing_triggers_though_no_drift_test_can_see_it(dem
     # The feature is left out of the drift share (no test runs on an empty column): the missing signal catches it.
     drift = _drift(**CALM, missing={"region": 0.05}, all_missing=["region"])
     assert _triggers(demo, drift) == ["missing values rose by more than 0.1: region entirely missing"]
+
+
+def test_multivariate_drift_alone_triggers_with_its_own_reason(demo):
+    found = {"method": "PCA reconstruction error", "error": 1.24, "threshold": 0.92, "drifted": True}
+    drift = replace(_drift(**CALM), multivariate=found)
+    line = (
+        "multivariate drift: the features' joint structure changed"
+        " (PCA reconstruction error 1.2400, threshold 0.9200 from reference chunks)"
+    )
+    assert _triggers(demo, drift) == [line]
+    off = retrain_decision(with_section(demo, "monitoring", multivariate_trigger=False), drift, DAY, _never, _never)
+    assert not off.retrain and any(s.endswith("monitoring.multivariate_trigger is off") for s in off.signals)
+    calm = replace(drift, multivariate={**found, "error": 0.9, "drifted": False})
+    assert _triggers(demo, calm) == []
 
 
 def test_a_realized_metric_drop_alone_triggers(demo):

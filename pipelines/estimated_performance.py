@@ -1,0 +1,157 @@
+"""Estimated performance while labels are pending: confidence-based performance estimation (CBPE).
+
+A scored day's realized metric is known only as its labels arrive, days later. CBPE estimates it on the day of
+scoring from the scores alone: the champion's scores are calibrated (an isotonic map fitted at training on the
+champion's holdout, where labels are known), and a calibrated score is the expected label, so the confusion matrix
+and the ROC curve have expected values over the day's rows. Its interval is where the realized metric would fall if
+the calibration holds, with the calibration's own error: ``monitoring.estimate_resamples`` times the map is refitted
+on a bootstrap of the holdout and the day's labels are drawn as Bernoulli(its probabilities); the percentile
+interval at ``promotion.confidence``.
+
+Its limit, in its own words: it assumes the relation between features and target holds (a calibrated score stays
+a probability). It sees covariate shift (more rows where the model is unsure), not concept drift (the same rows
+now defaulting differently): there only the realized metric catches it.
+
+Why not NannyML's CBPE: NannyML 0.13.1 does not install beside the project's pins (it requires tenacity>=9 through
+its dependencies while the lock's feast needs tenacity<9, and it brings xgboost, lightgbm, gcsfs and a telemetry
+client); the estimator for the classification metrics used here is ~60 lines. ROC AUC and accuracy are estimated;
+other metrics (and regression, whose direct loss estimation needs a model of the loss) have no estimate yet.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_ARTIFACT = "calibration/calibration.json"
+ESTIMATED = ("roc_auc", "accuracy")  # the metrics CBPE estimates here
+
+
+HOLDOUT_ROWS = 20_000  # holdout pairs kept with the calibration (its bootstrap), sampled beyond that
+
+
+def fit_calibration(y: np.ndarray, scores: np.ndarray, seed: int = 42) -> dict[str, list[float]]:
+    """An isotonic map from scores to the share of positives (its knots), with the holdout it was fitted on (at most
+    ``HOLDOUT_ROWS`` pairs), so the interval can include the map's own uncertainty; JSON, stored with the model."""
+    y, scores = np.asarray(y, float), np.asarray(scores, float)
+    if len(y) > HOLDOUT_ROWS:
+        keep = np.random.default_rng(seed).choice(len(y), HOLDOUT_ROWS, replace=False)
+        y, scores = y[keep], scores[keep]
+    knots = _isotonic(y, scores)
+    return {**knots, "holdout_y": y.tolist(), "holdout_scores": scores.tolist()}
+
+
+def _isotonic(y: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, y)
+    return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+
+
+def calibrated(calibration: dict[str, list[float]], scores: np.ndarray) -> np.ndarray:
+    return np.interp(np.asarray(scores, float), calibration["x"], calibration["y"])
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(scores)
+
+
+def _auc(labels: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of ``labels`` (0/1 or expected labels in [0, 1]) for scores with these average ranks:
+    the Mann-Whitney statistic, weighted by the labels."""
+    positives = labels.sum(axis=-1)
+    negatives = labels.shape[-1] - positives
+    rank_sum = labels @ ranks
+    # with expected labels the pairs of a row with itself count p(1-p)/2: subtracted as the exact statistic does
+    own = (labels * (1 - labels)).sum(axis=-1) / 2 if labels.dtype.kind == "f" else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rank_sum - positives * (positives + 1) / 2 - own) / (positives * negatives)
+
+
+def expected_metric(metric: str, scores: np.ndarray, probability: np.ndarray) -> float | None:
+    """The metric's expected value when each row is positive with its calibrated ``probability`` (None: not
+    estimated for this metric)."""
+    if metric == "roc_auc":
+        return float(_auc(probability.astype(float), _average_ranks(scores)))
+    if metric == "accuracy":
+        return float(np.where(scores >= 0.5, probability, 1 - probability).mean())
+    return None
+
+
+def simulated_interval(
+    metric: str, scores: np.ndarray, calibration: dict[str, Any], resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """Percentile interval of the realized metric: each of ``resamples`` draws refits the calibration on a bootstrap
+    of its holdout (the map's own error) and draws the day's labels as Bernoulli(that map's probabilities)."""
+    rng = np.random.default_rng(seed)
+    ranks = _average_ranks(scores) if metric == "roc_auc" else None
+    holdout_y, holdout_scores = np.asarray(calibration["holdout_y"]), np.asarray(calibration["holdout_scores"])
+    drawn = np.empty(resamples)
+    for i in range(resamples):
+        rows = rng.integers(0, len(holdout_y), len(holdout_y))
+        probability = calibrated(_isotonic(holdout_y[rows], holdout_scores[rows]), scores)
+        labels = (rng.random(len(scores)) < probability).astype(np.float64)
+        drawn[i] = _auc(labels, ranks) if metric == "roc_auc" else (labels == (scores >= 0.5)).mean()
+    drawn = drawn[np.isfinite(drawn)]
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(drawn, tail)), float(np.percentile(drawn, 100 - tail))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    ci_low: float
+    ci_high: float
+    note: str = ""
+
+
+def estimate(
+    metric: str,
+    scores: np.ndarray,
+    calibration: dict[str, Any] | None,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Estimate:
+    """CBPE's estimate of ``metric`` on rows with these scores, and its interval; NaN and why when it has none."""
+    nan = float("nan")
+    if calibration is None:
+        return Estimate(nan, nan, nan, "no calibration stored with the model version")
+    if metric not in ESTIMATED:
+        return Estimate(nan, nan, nan, f"{metric} is not estimated (CBPE here: {', '.join(ESTIMATED)})")
+    scores = np.asarray(scores, float)
+    if len(scores) < 2:
+        return Estimate(nan, nan, nan, f"{len(scores)} scored rows")
+    probability = calibrated(calibration, scores)
+    value = expected_metric(metric, scores, probability)
+    low, high = simulated_interval(metric, scores, calibration, resamples, confidence, seed)
+    return Estimate(float(value), low, high)
+
+
+def log_calibration(registry: Any, run_id: str, y: np.ndarray, scores: np.ndarray) -> None:
+    """Fit the calibration on a model's holdout and store it with the model's run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(CALIBRATION_ARTIFACT).name
+        path.write_text(json.dumps(fit_calibration(np.asarray(y), np.asarray(scores))))
+        registry.log_artifact(run_id, path, str(Path(CALIBRATION_ARTIFACT).parent))
+
+
+def load_calibration(registry: Any, model_name: str, version: str) -> dict[str, list[float]] | None:
+    """The calibration stored with a model version's run, or None (a version trained before it was stored, or a
+    day scored by several versions)."""
+    if "," in version:
+        return None
+    run_id = registry.version(model_name, version).run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = registry.download_artifact(str(run_id), CALIBRATION_ARTIFACT, Path(tmp))
+        except FileNotFoundError:
+            return None
+        return json.loads(Path(path).read_text())
