@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,18 +91,36 @@ def simulated_interval(
 ) -> tuple[float, float]:
     """Percentile interval of the realized metric: each of ``resamples`` draws refits the calibration on a bootstrap
     of its holdout (the map's own error) and draws the day's labels as Bernoulli(that map's probabilities)."""
-    rng = np.random.default_rng(seed)
-    ranks = _average_ranks(scores) if metric == "roc_auc" else None
-    holdout_y, holdout_scores = np.asarray(calibration["holdout_y"]), np.asarray(calibration["holdout_scores"])
-    drawn = np.empty(resamples)
-    for i in range(resamples):
-        rows = rng.integers(0, len(holdout_y), len(holdout_y))
-        probability = calibrated(_isotonic(holdout_y[rows], holdout_scores[rows]), scores)
-        labels = (rng.random(len(scores)) < probability).astype(np.float64)
-        drawn[i] = _auc(labels, ranks) if metric == "roc_auc" else (labels == (scores >= 0.5)).mean()
+    maps = refitted_maps(calibration, resamples, seed)
+    probability = np.stack([np.interp(scores, x, y) for x, y in maps])  # (resamples, rows)
+    labels = (np.random.default_rng([seed, len(scores)]).random(probability.shape) < probability).astype(np.float64)
+    drawn = _auc(labels, _average_ranks(scores)) if metric == "roc_auc" else (labels == (scores >= 0.5)).mean(axis=1)
     drawn = drawn[np.isfinite(drawn)]
     tail = (1 - confidence) / 2 * 100
     return float(np.percentile(drawn, tail)), float(np.percentile(drawn, 100 - tail))
+
+
+def refitted_maps(calibration: dict[str, Any], resamples: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The calibration refitted on ``resamples`` bootstraps of its holdout (knots of each map): they depend on the
+    model version's holdout alone, so they are fitted once per version and process and reused for every scored day
+    (refitting them per day was most of a day's estimate)."""
+    holdout_y = np.asarray(calibration["holdout_y"], dtype=np.float64)
+    holdout_scores = np.asarray(calibration["holdout_scores"], dtype=np.float64)
+    key = (holdout_y.tobytes(), holdout_scores.tobytes(), resamples, seed)
+    if key not in _MAPS:
+        rng = np.random.default_rng(seed)
+        maps = []
+        for _ in range(resamples):
+            rows = rng.integers(0, len(holdout_y), len(holdout_y))
+            knots = _isotonic(holdout_y[rows], holdout_scores[rows])
+            maps.append((np.asarray(knots["x"]), np.asarray(knots["y"])))
+        while len(_MAPS) >= 4:  # a few versions at a time (a retraining's challenger beside the champion)
+            _MAPS.pop(next(iter(_MAPS)))
+        _MAPS[key] = maps
+    return _MAPS[key]
+
+
+_MAPS: dict[tuple[bytes, bytes, int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
 
 
 @dataclass(frozen=True)
@@ -145,13 +164,23 @@ def log_calibration(registry: Any, run_id: str, y: np.ndarray, scores: np.ndarra
 
 def load_calibration(registry: Any, model_name: str, version: str) -> dict[str, list[float]] | None:
     """The calibration stored with a model version's run, or None (a version trained before it was stored, or a
-    day scored by several versions)."""
+    day scored by several versions). Kept for as long as ``registry`` (a run of days estimates every day with one
+    connection; a version's artifact never changes)."""
     if "," in version:
         return None
-    run_id = registry.version(model_name, version).run_id
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = registry.download_artifact(str(run_id), CALIBRATION_ARTIFACT, Path(tmp))
-        except FileNotFoundError:
-            return None
-        return json.loads(Path(path).read_text())
+    held = _CALIBRATIONS.setdefault(registry, {})
+    if (model_name, version) not in held:
+        run_id = registry.version(model_name, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = registry.download_artifact(str(run_id), CALIBRATION_ARTIFACT, Path(tmp))
+            except FileNotFoundError:
+                held[model_name, version] = None
+            else:
+                held[model_name, version] = json.loads(Path(path).read_text())
+    return held[model_name, version]
+
+
+_CALIBRATIONS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, Any] | None]] = (
+    weakref.WeakKeyDictionary()
+)
