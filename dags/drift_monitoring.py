@@ -39,10 +39,10 @@ draw the HTML later, `make reports`), and threshold overrides (empty = the confi
 from __future__ import annotations
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, get_current_context, task
+from airflow.sdk import Param, PokeReturnValue, get_current_context, task
 
 from _alerts import notify_drift
-from _schedule import partition_day, per_day, run_of_days
+from _schedule import parsed_config, partition_day, per_day, run_of_days
 from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config
 
 THRESHOLDS = {
@@ -83,21 +83,35 @@ def build(model: Model) -> None:
         doc=__doc__,
     )
     def drift_monitoring():
-        @task
-        def days_to_check() -> list[str]:
+        # a backstop only: days_to_check stops waiting itself after monitoring.window_wait_minutes
+        wait_s = parsed_config(model.config).monitoring.window_wait_minutes * 60 + 600
+
+        @task.sensor(poke_interval=30, timeout=wait_s, mode="reschedule")
+        def days_to_check() -> PokeReturnValue:
             """The run's day (or run of days), less the days whose predictions have been checked already (a day's
-            predictions are checked once, never again against whichever model is champion now)."""
-            from pipelines.backlog import already_checked
+            predictions are checked once, never again against whichever model is champion now). Waits first, freeing
+            its worker slot between looks, while an earlier day of the window is extracted but not scored yet (a
+            backfill's days finish out of order), up to `monitoring.window_wait_minutes`."""
+            from datetime import UTC, datetime
+
+            from pipelines.backlog import already_checked, unscored_in_window
 
             context = get_current_context()
-            config = run_config(model, context)
-            days = []
-            for day in run_of_days(context):
+            config, days = run_config(model, context), run_of_days(context)
+            waiting = unscored_in_window(config, days)
+            waited = datetime.now(UTC) - (context["dag_run"].start_date or datetime.now(UTC))
+            if waiting and waited.total_seconds() < config.monitoring.window_wait_minutes * 60:
+                print(f"waiting for the scoring of {[d.isoformat() for d in waiting]}, in the window of {days[0]}")
+                return PokeReturnValue(is_done=False)
+            if waiting:
+                print(f"checking without {[d.isoformat() for d in waiting]}: not scored after {waited} (a failed run?)")
+            due = []
+            for day in days:
                 if already_checked(config, day):
                     print(f"the predictions of {day} have been checked already: not checking them again")
                 else:
-                    days.append(day.isoformat())
-            return days
+                    due.append(day.isoformat())
+            return PokeReturnValue(is_done=True, xcom_value=due)
 
         @task(multiple_outputs=False)
         def check(days: list[str]) -> dict:

@@ -1,4 +1,5 @@
-"""What the chain's partitions cannot express: a day's predictions are checked for drift once.
+"""What the chain's partitions cannot express: a day's predictions are checked for drift once, and after the
+days before it in its window.
 
 The chain runs on Airflow's partitioned assets (``dags/_schedule.py``): every predictions event for day D starts
 one ``drift_monitoring`` run keyed D, so rescoring a day checks it again and no day is lost. A run that no new
@@ -7,11 +8,16 @@ champion may have changed since, and past reports and MLflow drift runs record w
 run is tagged ``predictions`` with the predictions it checked (the scoring run that wrote them and when, as written
 in the predictions themselves: no clocks compared), and a day is due exactly when its current predictions are not
 the recorded ones.
+
+Partitions carry no order: a backfill extracts several days at once, and a later day that finishes first is scored
+and checked first, its drift window missing the day before it (scored moments later). A check therefore waits for
+the earlier days of its window that are extracted but not scored yet (:func:`unscored_in_window`), bounded by
+``monitoring.window_wait_minutes`` (a day whose scoring fails for good must not hold the checks after it forever).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from pipelines.config import Config
@@ -62,3 +68,21 @@ def check_predictions(config: Config, day: date, registry: Registry | None = Non
     if result.mlflow_run_id and written is not None:
         registry.set_tags(result.mlflow_run_id, {Tag.PREDICTIONS: written})
     return result
+
+
+def unscored_in_window(config: Config, days: list[date]) -> list[date]:
+    """The days a check of ``days`` should wait for: extracted, not scored, before the last of ``days`` and inside
+    the first one's window (``monitoring.window_days``), and not before the first day ever scored (the first
+    training window is extracted and never scored). Two reads of the tables' logs."""
+    lake = Lake.from_config(config)
+    scored = set(lake.days(Table.PREDICTIONS))
+    if not scored or not days:
+        return []
+    first = max(min(days) - timedelta(days=config.monitoring.window_days - 1), min(scored))
+    return unscored(lake.days(Table.FEATURES), scored, first, max(days), set(days))
+
+
+def unscored(extracted: list[date], scored: set[date], first: date, last: date, own: set[date]) -> list[date]:
+    """Of the extracted days from ``first`` up to (not including) ``last``, those not scored and not the run's own.
+    Pure."""
+    return [d for d in extracted if first <= d < last and d not in scored and d not in own]

@@ -394,6 +394,12 @@ class ScoringConfig(_Strict):
 class MonitoringConfig(_Strict):
     sample_rate: float = Field(default=0.1, ge=0, le=1, description="share of keys logged with features + prediction")
     window_days: int = Field(default=3, ge=1, description="days of the prediction log compared with the reference")
+    window_wait_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="a check waits up to this long for earlier days of its window that are extracted but not yet"
+        " scored (a backfill's days finish out of order); then it checks without them, saying so",
+    )
     min_rows: int = Field(default=100, ge=1, description="fewer logged rows in the window: the check is skipped")
     report_rows: int = Field(
         default=10_000,

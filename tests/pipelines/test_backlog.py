@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from lakes import days, write_config
 
-from pipelines.backlog import already_checked, check_predictions, predictions_written
+from pipelines.backlog import already_checked, check_predictions, predictions_written, unscored, unscored_in_window
 from pipelines.config import load_config
 from pipelines.errors import InvariantError
 from pipelines.registry import RunKind, Tag, connect
@@ -79,3 +79,23 @@ def test_a_drift_check_records_the_predictions_it_checked(build_lake, dask_clien
 
     score_day(config, D4, "score-2", dask_client)
     assert not already_checked(config, D4)
+
+
+@pytest.mark.unit
+def test_a_check_waits_for_the_earlier_days_of_its_window_that_are_extracted_and_not_scored(tmp_path):
+    """A backfill's later day scored first must not be checked before the day before it is scored: it waits for
+    extracted, unscored days inside its window, never for days before the first scored one (the first training
+    window), nor for its run's own days or days after it."""
+    d = days(8)
+    assert unscored(d, {d[3], d[5]}, d[3], d[6], {d[6]}) == [d[4]]
+    assert unscored(d, {d[3], d[4], d[5]}, d[3], d[6], {d[6]}) == []
+    config = load_config(write_config(tmp_path, tmp_path, mlflow_store=False, monitoring={"window_days": 3}))
+    lake = Lake.from_config(config)
+    for day in d[:6]:
+        lake.write(Table.FEATURES, day, pd.DataFrame({"k": [1]}))
+    assert unscored_in_window(config, [d[5]]) == []  # nothing scored yet: nothing to wait for
+    for day in (d[3], d[5]):
+        lake.write(Table.PREDICTIONS, day, pd.DataFrame({"k": [1]}))
+    assert unscored_in_window(config, [d[5]]) == [d[4]]  # d[1], d[2]: extracted, before the first scored day
+    assert unscored_in_window(config, [d[3]]) == []
+    assert unscored_in_window(config, [d[4], d[5]]) == []  # its own day
