@@ -105,3 +105,11 @@ def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
         model = mlflow.sklearn.load_model(uri)
     log.info("loaded %s on %s", uri, device)
     return model
+
+
+def load_mapped(ref: ModelRef, tracking_uri: str) -> Any:
+    """A torch version whose weights are memory-mapped from its artifact, not read: a page is read when a tensor is
+    first used. So the client sizes a sharded model's layers without reading them, and a stage reads only its own
+    layers' pages. Not cached: a stage keeps the layers it needs and lets the rest go."""
+    use_store(tracking_uri)
+    return mlflow.pytorch.load_model(ref.uri, map_location="cpu", mmap=True)

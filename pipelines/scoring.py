@@ -24,11 +24,12 @@ retry cannot fix (``pipelines.errors``), which fail at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client, get_worker
 
-from pipelines import metrics, model_artifacts, registry
+from pipelines import metrics, model_artifacts, registry, sharding
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
@@ -112,6 +113,7 @@ class ScoreResult:
     predictions_url: str
     dead_letter_url: str
     prediction_log_url: str
+    stages: list[dict[str, Any]] = field(default_factory=list)  # a sharded model's stages: layers, worker, bytes
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -171,14 +173,21 @@ def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
     return columns
 
 
-def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ()) -> PieceResult:
+def score_piece(
+    piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = (), stages: list[Any] | None = None
+) -> PieceResult:
     """Score one row group into ``<attempt>-<index>.parquet`` of each output's day (not committed); ``duplicates``
-    are positions to dead-letter."""
+    are positions to dead-letter; ``stages``, a sharded model's stages as [actor, worker address]
+    (:mod:`pipelines.sharding`)."""
     config = job.config
     columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
     frame = job.lake.read_row_group(piece.url, piece.row_group, columns)
-    device = _device(job)
-    model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
+    if stages:
+        device = "cpu"  # of this task: the stages' own devices are recorded by the sharded run
+        model = sharding.sharded_model(job.model, config.tracking_uri, stages, config.scoring.shard_batch_rows)
+    else:
+        device = _device(job)
+        model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
     scores = score_frame(frame, model, config, duplicates)
 
     name = f"{job.attempt}-{piece.index:05d}.parquet"
@@ -273,19 +282,27 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
     where["retries"] = config.scoring.batch_retries
     schemas = {table: lake.schema(table) for table in OUTPUTS}
     job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
-    results = client.gather(client.map(score_piece, pieces, job=job, pure=False, **where))
-    duplicates = cross_piece_duplicates(results)
-    if duplicates:
-        log.warning(
-            "%d rows repeat a key seen in an earlier row group: dead-lettering them",
-            sum(map(len, duplicates.values())),
-        )
-        redo = [pieces[i] for i in duplicates]
-        again = client.gather(
-            [client.submit(score_piece, p, job, duplicates[p.index], pure=False, **where) for p in redo]
-        )
-        results = [next((a for a in again if a.index == r.index), r) for r in results]
-    result = _totals(lake, day, model, results)
+    with contextlib.ExitStack() as running:
+        if model.flavor == "torch" and config.scoring.shards > 1:
+            pipeline = running.enter_context(sharding.stages(client, job))
+            # The tasks only pre- and post-process (the stages hold the layers): any worker, not only GPU ones.
+            score = functools.partial(pipeline.score, score_piece, retries=config.scoring.batch_retries)
+        else:
+            pipeline = None
+            if model.flavor == "torch":
+                sharding.check_unsharded(client, job, resource_workers(client, GPU) if use_gpu else None)
+            score = functools.partial(_score_pieces, client, job, where)
+        results = score(pieces, {})
+        duplicates = cross_piece_duplicates(results)
+        if duplicates:
+            log.warning(
+                "%d rows repeat a key seen in an earlier row group: dead-lettering them",
+                sum(map(len, duplicates.values())),
+            )
+            again = score([pieces[i] for i in duplicates], duplicates)
+            results = [next((a for a in again if a.index == r.index), r) for r in results]
+        stage_info = pipeline.info() if pipeline is not None else []
+    result = replace(_totals(lake, day, model, results), stages=stage_info)
     if result.rows_in != result.rows_scored + result.rows_dead_lettered:
         raise InvariantError(
             f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
@@ -323,6 +340,14 @@ def score_day(config: Config, day: date, run_id: str, client: Client) -> ScoreRe
         time.monotonic() - started,
     )
     return result
+
+
+def _score_pieces(
+    client: Client, job: ScoringJob, where: dict[str, Any], pieces: list[Piece], duplicates: dict[int, tuple[int, ...]]
+) -> list[PieceResult]:
+    """One task per piece, anywhere ``where`` allows: each worker loads the whole model (once, cached)."""
+    futures = [client.submit(score_piece, p, job, duplicates.get(p.index, ()), pure=False, **where) for p in pieces]
+    return client.gather(futures)
 
 
 def _totals(lake: Lake, day: date, model: registry.ModelRef, results: list[PieceResult]) -> ScoreResult:
