@@ -1,6 +1,6 @@
 """Sharding benchmark: what cutting a torch network into stages on different workers costs and what it buys.
 
-    .venv/bin/python bench/sharding.py                  # 8 hidden layers of 4096 (about 0.5 GiB), 16,384 rows
+    .venv/bin/python bench/sharding.py                  # 8 hidden layers of 4096 (about 0.5 GiB), 8,192 rows
     .venv/bin/python bench/sharding.py --width 2048 --rows 50000
     .venv/bin/python bench/sharding.py --smoke          # 5 layers of 256, 2,000 rows (CI); --out DIR for the results
 
@@ -130,7 +130,7 @@ def measure(client, workdir: Path, args: argparse.Namespace, shards: int, model_
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=16_384, help="rows of the scored day")
+    parser.add_argument("--rows", type=int, default=8192, help="rows of the scored day")
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--width", type=int, default=4096, help="units of each hidden layer")
     parser.add_argument("--layers", type=int, default=8, help="hidden layers (width x width weights each)")
