@@ -29,6 +29,7 @@ import collections
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,15 +38,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from distributed import Client, Future, as_completed, get_client, wait
+from distributed import Client, Future, as_completed, get_worker, wait
 
 from pipelines import model_artifacts, shard_plan
 from pipelines.errors import StageLost
 
 log = logging.getLogger(__name__)
 
-ALIVE_POLL_S = 2.0
+ALIVE_POLL_S = 2.0  # a stage call this slow asks whether its stage's worker is still in the cluster
 MAX_REBUILDS = 3  # stages lost in one run before it gives up (Airflow's task retry then starts the day over)
+NOTICE_S = 30.0  # a call found its stage's worker gone: how long the scheduler may take to say so too
+REJOIN_S = 120.0  # a lost stage waits this long for a worker to place it on (a nanny restarting the dead one)
 
 
 def parameter_bytes(module: Any) -> int:
@@ -77,7 +80,6 @@ class Stage:
     def info(self) -> dict[str, Any]:
         """Where this stage is and what it holds: for the run's result, the tests and the benchmark."""
         import psutil
-        from distributed import get_worker
 
         return {
             "layers": list(self.layers),
@@ -106,10 +108,19 @@ class _Call:
             try:
                 return self.future.result(timeout=ALIVE_POLL_S)
             except TimeoutError:
-                if self.address not in get_client().scheduler_info(n_workers=-1)["workers"]:
+                if self.address not in _workers_now():
                     raise StageLost(f"stage {self.stage}: its worker {self.address} left the cluster") from None
             except OSError as exc:  # the worker went away mid-call (CommClosedError is an OSError too)
                 raise StageLost(f"stage {self.stage} on {self.address}: {type(exc).__name__}: {exc}") from exc
+
+
+def _workers_now() -> set[str]:
+    """The scheduler's workers, asked now from inside a task: the task's own client is asynchronous, and its
+    ``scheduler_info()`` is a cache of cluster totals without the workers."""
+    from distributed.utils import sync
+
+    worker = get_worker()
+    return set(sync(worker.loop, worker.scheduler.identity, n_workers=-1)["workers"])
 
 
 def flow(x: np.ndarray, stages: Sequence[Callable[[np.ndarray], Any]], batch_rows: int, in_flight: int) -> np.ndarray:
@@ -194,6 +205,7 @@ class StagePipeline:
     futures: list[Future]
     addresses: list[str]
     rebuilds: int = 0
+    rounds: int = 0  # submissions of score_piece tasks: each after the first writes files of its own names
     device: str = "cpu"  # the stages' devices, e.g. cuda, or cpu+cuda with stages on GPU and on CPU workers
 
     @classmethod
@@ -241,8 +253,17 @@ class StagePipeline:
         """Each stage's worker, device, parameter bytes and worker RSS, asked of the actors themselves."""
         return [f.result().info().result() for f in self.futures]
 
-    def lost(self) -> list[int]:
-        return [i for i, f in enumerate(self.futures) if f.status != "finished"]
+    def lost(self, patience: float = 0.0) -> list[int]:
+        """Stages whose actor erred or whose worker left the cluster. A task can see its stage's worker gone (a
+        closed connection) before the scheduler does: then this waits up to ``patience`` seconds for it."""
+        deadline = time.monotonic() + patience
+        while True:
+            present = {slot.address for slot in worker_slots(self.client)}
+            pairs = enumerate(zip(self.futures, self.addresses, strict=True))
+            lost = [i for i, (future, address) in pairs if future.status != "finished" or address not in present]
+            if lost or time.monotonic() >= deadline:
+                return lost
+            time.sleep(0.5)
 
     def score(
         self, score_piece: Callable[..., Any], pieces: Sequence[Any], duplicates: dict[int, tuple[int, ...]], **where
@@ -251,17 +272,15 @@ class StagePipeline:
         the stage is rebuilt elsewhere. Any other failure (after Dask's retries) is raised as it is."""
         results: dict[int, Any] = {}
         todo = list(pieces)
-        job = self.job
         while todo:
+            # Each round's files have names of their own, so a task of an earlier round still running against a
+            # lost stage can never overwrite a later round's piece.
+            self.rounds += 1
+            job = replace(self.job, attempt=f"{self.job.attempt}r{self.rounds - 1}") if self.rounds > 1 else self.job
+            stages = [[future, address] for future, address in zip(self.futures, self.addresses, strict=True)]
             futures = {
                 self.client.submit(
-                    score_piece,
-                    piece,
-                    job,
-                    duplicates.get(piece.index, ()),
-                    stages=[[f, a] for f, a in zip(self.futures, self.addresses, strict=True)],
-                    pure=False,
-                    **where,
+                    score_piece, piece, job, duplicates.get(piece.index, ()), stages=stages, pure=False, **where
                 ): piece
                 for piece in todo
             }
@@ -274,7 +293,7 @@ class StagePipeline:
                     failed.append((futures[future], future.exception()))
             if not failed:
                 break
-            lost = self.lost()
+            lost = self.lost(NOTICE_S if any(isinstance(e, StageLost) for _, e in failed) else 0.0)
             if not lost:
                 raise failed[0][1]
             self.rebuilds += 1
@@ -283,8 +302,11 @@ class StagePipeline:
             log.warning(
                 "stage(s) %s lost with their worker: rebuilding them and redoing %d row group(s)", lost, len(failed)
             )
+            try:  # a free worker for each lost stage: the cluster back to at least one worker per stage
+                self.client.wait_for_workers(len(self.cut), timeout=REJOIN_S)
+            except TimeoutError:
+                pass  # placement names what is missing
             self._place(lost)
-            job = replace(self.job, attempt=f"{self.job.attempt}r{self.rebuilds}")  # fresh files for redone pieces
             todo = [piece for piece, _ in failed]
         return [results[p.index] for p in pieces]
 
