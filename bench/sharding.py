@@ -1,6 +1,6 @@
 """Sharding benchmark: what cutting a torch network into stages on different workers costs and what it buys.
 
-    .venv/bin/python bench/sharding.py                  # 8 hidden layers of 4096 (about 0.5 GiB), 8,192 rows
+    .venv/bin/python bench/sharding.py                  # 9 hidden layers of 4096 (0.5 GiB), 8,192 rows, 3 repeats
     .venv/bin/python bench/sharding.py --width 2048 --rows 50000
     .venv/bin/python bench/sharding.py --smoke          # 5 layers of 256, 2,000 rows (CI); --out DIR for the results
 
@@ -9,7 +9,9 @@ scores the same day with ``score_day`` (the function the DAG task calls) on one 
 worker processes with ``scoring.shards`` = 4, 2 and 1: the layers cut into 4 and 2 stages, each stage an actor on
 its own worker (released when its run ends), then unsharded (every worker loads the whole network, keeps it cached
 and scores its own row groups), last, so that no cached whole model inflates a sharded run's memory. Each setting
-scores once to warm up (imports, page cache) and is then timed once.
+scores once to warm up (imports, page cache); then each is timed ``--repeats`` times, interleaved (4, 2, 1, 4, 2,
+1, ...), and the median is printed. Workers run torch on ``--threads`` threads each (default 1, as each runs one
+task at a time), so four workers on fewer cores do not fight over them.
 
 For each it prints rows/s, the ratio to unsharded, and per worker the weights held (the actors' parameter bytes;
 unsharded, the whole model on each) and the worker's RSS. Expect sharding to hold 1/N of the weights per worker
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 from datetime import date
@@ -95,21 +98,25 @@ def _rss(dask_worker) -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
-def measure(client, workdir: Path, args: argparse.Namespace, shards: int, model_bytes: int) -> tuple[dict, np.ndarray]:
-    """Score the day twice with ``shards``; the second run is timed. Returns the figures and the day's
-    probabilities (in key order)."""
+def timed(client, config, label: str) -> tuple[float, object]:
     from pipelines.scoring import score_day
+
+    started = time.perf_counter()
+    result = score_day(config, DAY, label, client)
+    return time.perf_counter() - started, result
+
+
+def first_pass(client, workdir: Path, args: argparse.Namespace, shards: int, model_bytes: int) -> tuple[dict, object]:
+    """Warm up, then one timed run with its memory figures; returns the figures and the day's probabilities (in key
+    order)."""
     from pipelines.storage import Lake, Table
 
     config = make_config(workdir, args, shards)
-    score_day(config, DAY, f"warm-{shards}", client)
-    started = time.perf_counter()
-    result = score_day(config, DAY, f"timed-{shards}", client)
-    seconds = time.perf_counter() - started
-    rss = client.run(_rss)
+    timed(client, config, f"warm-{shards}")
+    seconds, result = timed(client, config, f"timed-{shards}-0")
     if shards == 1:
-        held = [model_bytes] * len(rss)  # every worker that scored loaded the whole network
-        worker_rss = max(rss.values())
+        rss = client.run(_rss)
+        held, worker_rss = [model_bytes] * len(rss), max(rss.values())  # every worker loaded the whole network
     else:
         held = [s["parameter_bytes"] for s in result.stages]
         worker_rss = max(s["worker_rss_bytes"] for s in result.stages)
@@ -119,8 +126,7 @@ def measure(client, workdir: Path, args: argparse.Namespace, shards: int, model_
         "workers": args.workers,
         "rows": result.rows_in,
         "scored": result.rows_scored,
-        "seconds": seconds,
-        "rows_per_s": result.rows_in / seconds,
+        "times": [seconds],
         "weights_per_worker_mib": max(held) / MIB,
         "weights_share": max(held) / model_bytes,
         "worker_rss_mib": worker_rss / MIB,
@@ -133,13 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, default=8192, help="rows of the scored day")
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--width", type=int, default=4096, help="units of each hidden layer")
-    parser.add_argument("--layers", type=int, default=8, help="hidden layers (width x width weights each)")
+    parser.add_argument("--layers", type=int, default=9, help="hidden layers (the 8 after the first: width x width)")
     parser.add_argument("--partition-rows", type=int, default=2048, help="rows per row group = per scoring task")
     parser.add_argument("--workers", type=int, default=4, help="CPU worker processes (at least the most shards)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker process (OMP_NUM_THREADS)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each setting, interleaved (median)")
     return _results.add_arguments(parser)
 
 
-SMOKE = {"rows": 2_000, "width": 256, "layers": 5, "partition_rows": 500}
+SMOKE = {"rows": 2_000, "width": 256, "layers": 5, "partition_rows": 500, "repeats": 1}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,12 +169,22 @@ def main(argv: list[str] | None = None) -> None:
 
         from pipelines.cluster import local_cluster
 
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the workers' torch threads (they inherit it)
         with local_cluster(args.workers) as cluster, Client(cluster) as client:
-            for shards in sorted(SHARDS, reverse=True):
-                figures, probabilities[shards] = measure(client, Path(tmp), args, shards, model_bytes)
+            for shards in sorted(SHARDS, reverse=True):  # sharded first: no cached whole model in their memory
+                figures, probabilities[shards] = first_pass(client, Path(tmp), args, shards, model_bytes)
                 rows.insert(0, figures)
-                print(f"shards={shards}: {figures['rows_per_s']:,.0f} rows/s", flush=True)
+                print(f"shards={shards}: {figures['rows'] / figures['times'][0]:,.0f} rows/s", flush=True)
+            for repeat in range(1, args.repeats):  # interleaved, so a change in the machine's load hits each alike
+                for row in rows:
+                    config = make_config(Path(tmp), args, row["shards"])
+                    row["times"].append(timed(client, config, f"timed-{row['shards']}-{repeat}")[0])
+                rates = ", ".join(f"shards={r['shards']}: {r['rows'] / r['times'][-1]:,.0f}" for r in rows)
+                print(f"repeat {repeat}: {rates} rows/s", flush=True)
 
+    for row in rows:
+        row["seconds"] = statistics.median(row.pop("times"))
+        row["rows_per_s"] = row["rows"] / row["seconds"]
     base = rows[0]["rows_per_s"]
     for row in rows:
         row["ratio_to_unsharded"] = row["rows_per_s"] / base
