@@ -10,6 +10,9 @@ and removing the day's previous ones, and only when rows in == scored + dead-let
 exactly once. Files of a failed run, or left over by a task whose result was not the one gathered, are in no
 commit: no reader sees them, and ``vacuum`` deletes them (:mod:`pipelines.storage`).
 
+A torch model too large for one worker is cut into stages held by several (``scoring.shards``,
+:mod:`pipelines.sharding`): the same pieces, files and accounting, with the layers' work done by the stages.
+
 A row that cannot be scored never sinks its batch: inputs are checked row by row first (missing key, a value
 that is not a number or not finite, a duplicated key), and a batch the model rejects is split in halves until the
 rows that fail alone are found. Those rows go to the dead-letter partition with the error. What is decided about

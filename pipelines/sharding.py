@@ -250,8 +250,16 @@ class StagePipeline:
         )
 
     def info(self) -> list[dict[str, Any]]:
-        """Each stage's worker, device, parameter bytes and worker RSS, asked of the actors themselves."""
-        return [f.result().info().result() for f in self.futures]
+        """Each stage's worker, device, parameter bytes and worker RSS, asked of the actors themselves (a stage lost
+        after the last row group was scored is reported as lost: the day's rows are all there)."""
+        found = []
+        for stage, (future, address) in enumerate(zip(self.futures, self.addresses, strict=True)):
+            try:
+                found.append(future.result().info().result())
+            except (RuntimeError, OSError):  # the actor's worker is gone
+                layers = [self.cut[stage].start, self.cut[stage].stop]
+                found.append({"layers": layers, "worker": address, "device": "lost", "parameter_bytes": 0})
+        return found
 
     def lost(self, patience: float = 0.0) -> list[int]:
         """Stages whose actor erred or whose worker left the cluster. A task can see its stage's worker gone (a
