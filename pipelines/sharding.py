@@ -333,7 +333,8 @@ def stages(client: Client, job: Any) -> Iterator[StagePipeline]:
 
 
 def check_unsharded(client: Client, job: Any, eligible: set[str] | None) -> None:
-    """Unsharded, a torch model must fit each worker that may load it (all, or ``eligible``)."""
+    """Unsharded, a torch model must fit each worker that may load it (all, or ``eligible``); its size is its
+    artifact's, listed by the store (this runs on every unsharded torch run: no download, no torch import)."""
     slots = [s for s in worker_slots(client) if eligible is None or s.address in eligible]
     if any(s.memory_limit for s in slots):
-        shard_plan.check_whole_model_fits(sum(layer_bytes(job.model, job.config.tracking_uri)), slots)
+        shard_plan.check_whole_model_fits(model_artifacts.stored_bytes(job.model, job.config.tracking_uri), slots)
