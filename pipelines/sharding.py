@@ -294,11 +294,12 @@ class StagePipeline:
             }
             failed: list[tuple[Any, BaseException]] = []
             for future in as_completed(futures):
-                if future.status == "finished":
+                try:  # a finished result can still be lost: it lives on the worker that computed it until gathered
                     result = results[futures[future].index] = future.result()
-                    result.device = self.device  # where the layers ran; the task only pre- and post-processed
-                else:
-                    failed.append((futures[future], future.exception()))
+                except Exception as exc:  # noqa: BLE001 (the piece failed or its result was lost: sorted out below)
+                    failed.append((futures[future], exc))
+                    continue
+                result.device = self.device  # where the layers ran; the task only pre- and post-processed
             if not failed:
                 break
             lost = self.lost(NOTICE_S if any(isinstance(e, StageLost) for _, e in failed) else 0.0)

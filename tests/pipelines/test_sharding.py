@@ -264,10 +264,16 @@ def test_a_model_larger_than_a_worker_scores_sharded_where_unsharded_it_cannot(e
     assert cluster.run(os.getpid) == pids  # no worker died on the way
 
 
-def _stage_worker(client, stage: int) -> str | None:
-    """The worker holding stage ``stage`` of the run in flight (its actor's key names it), if it has started."""
-    held = client.run(lambda dask_worker: list(dask_worker.state.actors))
-    return next((a for a, keys in held.items() if any(k.startswith(f"stage-{stage}-") for k in keys)), None)
+def _actors(client) -> dict[str, list[str]]:
+    """Each worker's actor keys (a stage's key names its stage: ``stage-<i>-<run>``)."""
+    return client.run(lambda dask_worker: list(dask_worker.state.actors))
+
+
+def _stage_worker(client, stage: int, before: set[str]) -> str | None:
+    """The worker holding stage ``stage`` of the run in flight (not an actor of an earlier run still being released)."""
+    held = _actors(client)
+    new = [(address, k) for address, keys in held.items() for k in keys if k not in before]
+    return next((address for address, k in new if k.startswith(f"stage-{stage}-")), None)
 
 
 @pytest.mark.integration
@@ -283,19 +289,28 @@ def test_a_killed_stage_worker_is_rebuilt_elsewhere_and_nothing_is_lost_or_dupli
     sharded = _sharded(env, 2, shard_batch_rows=2)  # a few rows per stage call: a run long enough to kill a stage in
 
     outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.update(result=score_day(sharded, day, "killed", cluster)))
+
+    def run() -> None:
+        try:
+            outcome["result"] = score_day(sharded, day, "killed", cluster)
+        except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
+            outcome["error"] = exc
+
+    before = {k for keys in _actors(cluster).values() for k in keys}
+    runner = threading.Thread(target=run)
     runner.start()
     folder = Path(lake.partition(Table.PREDICTIONS, day))
     committed = {Path(f) for f in lake.files(Table.PREDICTIONS, day)}
     deadline = time.monotonic() + 60  # a few row groups written, not yet committed: the run is in flight
     while time.monotonic() < deadline and len(set(folder.glob("*.parquet")) - committed) < 4:
         time.sleep(0.02)
-    victim = _stage_worker(cluster, 1)
-    assert victim is not None
+    victim = _stage_worker(cluster, 1, before)
+    assert victim is not None, outcome
     os.kill(cluster.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
     runner.join(timeout=120)
     assert not runner.is_alive()
 
+    assert "error" not in outcome, outcome
     result = outcome["result"]
     assert result.rows_in == result.rows_scored + result.rows_dead_lettered
     assert result.rows_scored == clean.rows_scored == VALID_ROWS
