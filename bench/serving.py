@@ -17,7 +17,10 @@ request, unique keys, bodies prepared before sending) measures
   (c) the RSS of the server and its scoring child over ``--requests`` requests (start, each tenth, end; goal: flat), and
   (d) after a SIGTERM, online rows in the prediction log = answered requests whose key is sampled (goal: equal).
 The load generator shares the machine's cores with the server, and so do any other processes: latencies measured
-on a busy machine include time the server spends waiting for a core (the load average is printed).
+on a busy machine include time the server spends waiting for a core (the load average is printed), unless
+``--server-cores`` gives the server and its scoring child cores of their own and the benchmark is started under
+``taskset`` on the others (``taskset -c 8-15 bench/serving.py --server-cores 0-7``, as ``scripts/gpu_check.sh`` runs
+it): the fair test of the p99 goal. Both sets of cores are printed.
 """
 
 from __future__ import annotations
@@ -115,13 +118,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(config_path: Path, serving: dict, workdir: Path, name: str) -> tuple[subprocess.Popen, int]:
+def start_server(
+    config_path: Path, serving: dict, workdir: Path, name: str, cores: str | None = None
+) -> tuple[subprocess.Popen, int]:
+    """``python -m pipelines.serving`` on a free port, ready; with ``cores`` (a ``taskset -c`` list), the server and
+    its scoring child (which inherits the affinity) run on those cores only."""
     raw = yaml.safe_load(config_path.read_text())
     raw["serving"] = serving
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     port = free_port()
     command = [sys.executable, "-m", "pipelines.serving", "--config", str(path), "--port", str(port)]
+    if cores is not None:
+        command = ["taskset", "-c", cores, *command]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"],
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -360,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-minutes", type=float, default=30.0, help="bound on the memory run's time")
     parser.add_argument("--rows-per-day", type=int, default=2000, help="demo events a day the model is trained on")
     parser.add_argument("--workdir", type=Path, help="prepare the registry here once and reuse it (default: temp)")
+    parser.add_argument(
+        "--server-cores",
+        help="taskset -c list for the server and its scoring child, e.g. 0-7; start this benchmark (the load"
+        " generator) under taskset on the other cores (scripts/gpu_check.sh does) so neither waits for the other",
+    )
     return _results.add_arguments(parser)
 
 
@@ -387,7 +401,9 @@ def main(argv: list[str] | None = None) -> None:
         prefix = f"run{time.time_ns()}"  # the keys of this run, in a log a reused workdir may already hold
         results: dict[str, float] = {}
 
-        off, port = start_server(config_path, {"max_batch_rows": 1, "max_wait_ms": 0}, workdir, "off")
+        off, port = start_server(
+            config_path, {"max_batch_rows": 1, "max_wait_ms": 0}, workdir, "off", args.server_cores
+        )
         try:
             load = Load(rows, key, event_time, f"{prefix}-off")
             uvloop.run(closed_loop(port, path, load, args.clients, warm_up_s, 10**9))  # warm up
@@ -397,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
             stop(off)
         errors = load.errors
 
-        on, port = start_server(config_path, {"log_flush_s": 5.0}, workdir, "on")
+        on, port = start_server(config_path, {"log_flush_s": 5.0}, workdir, "on", args.server_cores)
         try:
             load = Load(rows, key, event_time, f"{prefix}-on")
             uvloop.run(closed_loop(port, path, load, args.clients, warm_up_s, 10**9))
@@ -423,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n== Serving benchmark ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f};"
         " one row per request) =="
+    )
+    print(
+        f"cores: load generator {sorted(os.sched_getaffinity(0))},"
+        f" server and its scoring child {args.server_cores or 'shared with it (no --server-cores)'}"
     )
     print(
         f"saturation, {args.clients} clients (closed loop): batching off (max_batch_rows=1)"

@@ -56,12 +56,16 @@ class WorkerProcess(SubprocessWorker):
         self.process = await asyncio.create_subprocess_exec(*cmd, env=env)
 
 
-def worker_specs(n_workers: int, gpu_workers: int) -> dict[str, dict[str, Any]]:
+def worker_specs(
+    n_workers: int, gpu_workers: int, memory_limit: str | int | None = None, gpu_devices: int | None = None
+) -> dict[str, dict[str, Any]]:
     """SpecCluster worker specs: ``n_workers`` CPU workers and ``gpu_workers`` GPU workers, one thread each.
 
     Each is a Nanny in its own interpreter (so a killed worker process is restarted). Each GPU worker declares
-    ``GPU=1`` and sees one device; when there are GPU workers, the CPU workers declare ``CPU=1`` so sklearn tasks
-    can be kept off the GPU ones.
+    ``GPU=1`` and sees one device (``CUDA_VISIBLE_DEVICES``): its own, or, given ``gpu_devices``, device
+    ``i % gpu_devices``, so several worker processes can feed one GPU. When there are GPU workers, the CPU workers
+    declare ``CPU=1`` so sklearn tasks can be kept off the GPU ones. ``memory_limit`` (e.g. ``"1GiB"``) is each
+    worker's; Dask's default otherwise (the machine's memory shared out).
     """
 
     def spec(name: str, resources: dict[str, int] | None, env: dict[str, str] | None) -> dict[str, Any]:
@@ -74,16 +78,25 @@ def worker_specs(n_workers: int, gpu_workers: int) -> dict[str, dict[str, Any]]:
             "death_timeout": ORPHAN_TIMEOUT_S,
             **({"resources": resources} if resources else {}),
             **({"env": env} if env else {}),
+            **({"memory_limit": memory_limit} if memory_limit is not None else {}),
         }
         return {"cls": WorkerProcess, "options": {"name": name, "worker_kwargs": options}}
 
     cpu_resources = {CPU: 1} if gpu_workers else None
     specs = {f"cpu-{i}": spec(f"cpu-{i}", cpu_resources, None) for i in range(n_workers)}
-    specs.update({f"gpu-{i}": spec(f"gpu-{i}", {GPU: 1}, {"CUDA_VISIBLE_DEVICES": str(i)}) for i in range(gpu_workers)})
+    devices = gpu_devices or gpu_workers or 1
+    specs.update(
+        {f"gpu-{i}": spec(f"gpu-{i}", {GPU: 1}, {"CUDA_VISIBLE_DEVICES": str(i % devices)}) for i in range(gpu_workers)}
+    )
     return specs
 
 
-def local_cluster(n_workers: int | None = None, gpu_workers: int = 0) -> SpecCluster:
+def local_cluster(
+    n_workers: int | None = None,
+    gpu_workers: int = 0,
+    memory_limit: str | int | None = None,
+    gpu_devices: int | None = None,
+) -> SpecCluster:
     """A scheduler in this process on 127.0.0.1 and CPU + GPU worker processes, returned once all have joined.
 
     CPU workers default to one per core. Built from public ``SpecCluster`` worker specs; see the module docstring
@@ -93,7 +106,7 @@ def local_cluster(n_workers: int | None = None, gpu_workers: int = 0) -> SpecClu
         "cls": Scheduler,
         "options": {"host": "127.0.0.1", "port": 0, "dashboard": True, "dashboard_address": "127.0.0.1:0"},
     }
-    specs = worker_specs(n_workers or os.cpu_count() or 1, gpu_workers)
+    specs = worker_specs(n_workers or os.cpu_count() or 1, gpu_workers, memory_limit, gpu_devices)
     cluster = SpecCluster(workers=specs, scheduler=scheduler, name="mlops-local", silence_logs=logging.WARNING)
     try:
         cluster.wait_for_workers(len(specs), timeout=START_TIMEOUT_S)

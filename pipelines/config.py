@@ -377,6 +377,18 @@ class ScoringConfig(_Strict):
     )
     partition_rows: int = Field(default=250_000, ge=1, description="rows per Parquet row group = rows per Dask task")
     torch_batch_rows: int = Field(default=65_536, ge=1, description="rows per forward pass of a torch model")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        description="torch: contiguous stages the network's layers are cut into (about equal parameter bytes), each"
+        " held by its own Dask worker, for a model too large for one worker; it buys capacity, not speed."
+        " 1: the whole model on every worker",
+    )
+    shard_batch_rows: int = Field(
+        default=4096,
+        ge=1,
+        description="with shards > 1: rows per micro-batch flowing stage to stage (2 x shards of them in flight)",
+    )
     batch_retries: int = Field(
         default=2,
         ge=0,
@@ -719,6 +731,15 @@ class Config(_Strict):
         if self.model.metric not in allowed:
             raise ValueError(
                 f"model.metric {self.model.metric!r} is not a {self.task} metric; choose from {sorted(allowed)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shards_need_torch(self) -> Config:
+        if self.scoring.shards > 1 and self.model.flavor != "torch":
+            raise ValueError(
+                f"scoring.shards {self.scoring.shards} cuts a torch network into stages; model.flavor is"
+                f" {self.model.flavor!r} (leave scoring.shards at 1)"
             )
         return self
 

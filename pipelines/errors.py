@@ -25,3 +25,8 @@ class RegistryError(RuntimeError):
 class InvariantError(RuntimeError):
     """A guarantee the code itself must keep was broken (e.g. rows in != scored + dead-lettered): a bug to fix,
     which a retry would only repeat; nothing is published."""
+
+
+class StageLost(RuntimeError):
+    """A worker holding a stage of a sharded model is gone (or cannot be reached): the rows are not at fault, so
+    they are never dead-lettered for it; the piece is redone once the stage is rebuilt (:mod:`pipelines.sharding`)."""

@@ -105,3 +105,18 @@ def _load(uri: str, flavor: str, tracking_uri: str, device: str) -> Any:
         model = mlflow.sklearn.load_model(uri)
     log.info("loaded %s on %s", uri, device)
     return model
+
+
+def load_mapped(ref: ModelRef, tracking_uri: str) -> Any:
+    """A torch version whose weights are memory-mapped from its artifact, not read: a page is read when a tensor is
+    first used. So the client sizes a sharded model's layers without reading them, and a stage reads only its own
+    layers' pages. Not cached: a stage keeps the layers it needs and lets the rest go."""
+    use_store(tracking_uri)
+    return mlflow.pytorch.load_model(ref.uri, map_location="cpu", mmap=True)
+
+
+def stored_bytes(ref: ModelRef, tracking_uri: str) -> int:
+    """Bytes of a torch version's serialized network (its weights, and a small pickle around them) as the artifact
+    store lists them: nothing is downloaded or unpickled, so an unsharded run can afford to ask every time."""
+    use_store(tracking_uri)
+    return sum(f.file_size or 0 for f in mlflow.artifacts.list_artifacts(artifact_uri=f"{ref.uri}/data"))

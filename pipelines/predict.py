@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.contract import DUPLICATE, RowContract
+from pipelines.errors import StageLost
 
 HASH_BUCKETS = 10_000
 
@@ -63,10 +64,12 @@ def predict_isolating(model: Any, x: pd.DataFrame, task: str) -> tuple[pd.DataFr
     """Predictions for the rows that can be scored and an error for each row that cannot.
 
     The whole batch is tried once (a model is deterministic: the same rows would fail again); if it fails, each
-    half is tried on its own, down to single rows.
+    half is tried on its own, down to single rows. A lost stage of a sharded model is no fault of the rows: raised.
     """
     try:
         return _predict(model, x, task), pd.Series(dtype=object)
+    except StageLost:
+        raise
     except Exception as exc:  # noqa: BLE001 (any model error: isolate the rows that cause it)
         error = f"{type(exc).__name__}: {exc}"
     if len(x) == 1:

@@ -10,6 +10,9 @@ and removing the day's previous ones, and only when rows in == scored + dead-let
 exactly once. Files of a failed run, or left over by a task whose result was not the one gathered, are in no
 commit: no reader sees them, and ``vacuum`` deletes them (:mod:`pipelines.storage`).
 
+A torch model too large for one worker is cut into stages held by several (``scoring.shards``,
+:mod:`pipelines.sharding`): the same pieces, files and accounting, with the layers' work done by the stages.
+
 A row that cannot be scored never sinks its batch: inputs are checked row by row first (missing key, a value
 that is not a number or not finite, a duplicated key), and a batch the model rejects is split in halves until the
 rows that fail alone are found. Those rows go to the dead-letter partition with the error. What is decided about
@@ -28,7 +31,8 @@ import functools
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -36,7 +40,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client, get_worker
 
-from pipelines import metrics, model_artifacts, registry
+from pipelines import metrics, model_artifacts, registry, sharding
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
@@ -112,6 +116,7 @@ class ScoreResult:
     predictions_url: str
     dead_letter_url: str
     prediction_log_url: str
+    stages: list[dict[str, Any]] = field(default_factory=list)  # a sharded model's stages: layers, worker, bytes
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -171,14 +176,21 @@ def _stamp(job: ScoringJob, rows: int) -> dict[str, Any]:
     return columns
 
 
-def score_piece(piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = ()) -> PieceResult:
+def score_piece(
+    piece: Piece, job: ScoringJob, duplicates: tuple[int, ...] = (), stages: list[Any] | None = None
+) -> PieceResult:
     """Score one row group into ``<attempt>-<index>.parquet`` of each output's day (not committed); ``duplicates``
-    are positions to dead-letter."""
+    are positions to dead-letter; ``stages``, a sharded model's stages as [actor, worker address]
+    (:mod:`pipelines.sharding`)."""
     config = job.config
     columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
     frame = job.lake.read_row_group(piece.url, piece.row_group, columns)
-    device = _device(job)
-    model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
+    if stages:
+        device = "cpu"  # of this task: the stages' own devices are recorded by the sharded run
+        model = sharding.sharded_model(job.model, config.tracking_uri, stages, config.scoring.shard_batch_rows)
+    else:
+        device = _device(job)
+        model = model_artifacts.load_model(job.model, config.tracking_uri, device, config.scoring.torch_batch_rows)
     scores = score_frame(frame, model, config, duplicates)
 
     name = f"{job.attempt}-{piece.index:05d}.parquet"
@@ -296,11 +308,14 @@ def score_days(config: Config, days: list[date], run_id: str, client: Client) ->
     where["retries"] = config.scoring.batch_retries
     columns = [config.dataset.key, config.dataset.event_time, *config.dataset.features.all]
 
-    def submit(day: date, pieces: list[Piece]) -> _Submitted:
+    def new_job(day: date) -> ScoringJob:
         schemas = {table: lake.schema(table) for table in OUTPUTS}
-        job = ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
-        return _Submitted(job, pieces, client.map(score_piece, pieces, job=job, pure=False, **where), where)
+        return ScoringJob(config, lake, model, run_id, day, datetime.now(UTC), uuid.uuid4().hex[:12], schemas, use_gpu)
 
+    if model.flavor == "torch" and config.scoring.shards > 1:  # a day at a time through the run's stages
+        return [_score_sharded(lake, client, new_job(day), plan_pieces(lake, day, columns)) for day in days]
+    if model.flavor == "torch":
+        sharding.check_unsharded(client, new_job(days[0]), resource_workers(client, GPU) if use_gpu else None)
     results: list[ScoreResult] = []
     pending = list(days)
     while pending:
@@ -308,10 +323,16 @@ def score_days(config: Config, days: list[date], run_id: str, client: Client) ->
         batch, pending = (pending[:1], pending[1:]) if alone else (pending, [])
         started = time.monotonic()
         planned = [(day, plan_pieces(lake, day, columns)) for day in batch]  # an unreadable file: no day scored
-        submitted = [submit(day, pieces) for day, pieces in planned]
+        submitted = []
+        for day, pieces in planned:
+            job = new_job(day)
+            futures = client.map(score_piece, pieces, job=job, pure=False, **where)
+            submitted.append(_Submitted(job, pieces, futures, where))
         try:
             for day_job in submitted:
-                results.append(_publish(lake, client, day_job, started))
+                redo = functools.partial(_score_pieces, client, day_job.job, where)
+                scored = _redone(client.gather(day_job.futures), day_job.pieces, redo)
+                results.append(_publish(lake, day_job.job, scored, [], started))
                 started = time.monotonic()
         except BaseException:
             client.cancel([future for day_job in submitted for future in day_job.futures])  # unpublished days
@@ -319,25 +340,40 @@ def score_days(config: Config, days: list[date], run_id: str, client: Client) ->
     return results
 
 
-def _publish(lake: Lake, client: Client, submitted: _Submitted, started: float) -> ScoreResult:
-    """Gather one day's pieces, redo the row groups holding keys seen earlier in the day, check the day's row
-    accounting and commit its three outputs (predictions last)."""
-    job, pieces, where = submitted.job, submitted.pieces, submitted.where
+def _score_sharded(lake: Lake, client: Client, job: ScoringJob, pieces: list[Piece]) -> ScoreResult:
+    """One day through a sharded model's stages (:mod:`pipelines.sharding`), built for the day and released."""
+    started = time.monotonic()
+    with sharding.stages(client, job) as pipeline:
+        # The tasks only pre- and post-process (the stages hold the layers): any worker, not only GPU ones.
+        score = functools.partial(pipeline.score, score_piece, retries=job.config.scoring.batch_retries)
+        results = _redone(score(pieces, {}), pieces, score)
+        stage_info = pipeline.info()
+    return _publish(lake, job, results, stage_info, started)
+
+
+def _redone(
+    results: list[PieceResult],
+    pieces: list[Piece],
+    score: Callable[[list[Piece], dict[int, tuple[int, ...]]], list[PieceResult]],
+) -> list[PieceResult]:
+    """The day's pieces with those holding keys seen earlier in the day scored again, those rows dead-lettered."""
+    duplicates = cross_piece_duplicates(results)
+    if not duplicates:
+        return results
+    log.warning(
+        "%d rows repeat a key seen in an earlier row group: dead-lettering them", sum(map(len, duplicates.values()))
+    )
+    again = score([pieces[i] for i in duplicates], duplicates)
+    return [next((a for a in again if a.index == r.index), r) for r in results]
+
+
+def _publish(
+    lake: Lake, job: ScoringJob, results: list[PieceResult], stage_info: list[dict[str, Any]], started: float
+) -> ScoreResult:
+    """Check one scored day's row accounting and commit its three outputs (predictions last)."""
     config, day, model = job.config, job.day, job.model
     source = lake.partition(Table.FEATURES, day)
-    results = client.gather(submitted.futures)
-    duplicates = cross_piece_duplicates(results)
-    if duplicates:
-        log.warning(
-            "%d rows repeat a key seen in an earlier row group: dead-lettering them",
-            sum(map(len, duplicates.values())),
-        )
-        redo = [pieces[i] for i in duplicates]
-        again = client.gather(
-            [client.submit(score_piece, p, job, duplicates[p.index], pure=False, **where) for p in redo]
-        )
-        results = [next((a for a in again if a.index == r.index), r) for r in results]
-    result = _totals(lake, day, model, results)
+    result = replace(_totals(lake, day, model, results), stages=stage_info)
     if result.rows_in != result.rows_scored + result.rows_dead_lettered:
         raise InvariantError(
             f"scoring {source}: {result.rows_in} rows in but {result.rows_scored} scored"
@@ -375,6 +411,14 @@ def _publish(lake: Lake, client: Client, submitted: _Submitted, started: float) 
         time.monotonic() - started,
     )
     return result
+
+
+def _score_pieces(
+    client: Client, job: ScoringJob, where: dict[str, Any], pieces: list[Piece], duplicates: dict[int, tuple[int, ...]]
+) -> list[PieceResult]:
+    """One task per piece, anywhere ``where`` allows: each worker loads the whole model (once, cached)."""
+    futures = [client.submit(score_piece, p, job, duplicates.get(p.index, ()), pure=False, **where) for p in pieces]
+    return client.gather(futures)
 
 
 def _totals(lake: Lake, day: date, model: registry.ModelRef, results: list[PieceResult]) -> ScoreResult:

@@ -60,8 +60,12 @@ class TabularNet(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The network's input: the fitted preprocessing's output as float32 (what a sharded model's stages get)."""
+        return np.asarray(self.preprocess.transform(frame), dtype=np.float32)
+
     def _matrix(self, frame: pd.DataFrame) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(self.preprocess.transform(frame), dtype=np.float32))
+        return torch.as_tensor(self.matrix(frame))
 
     def fit(self, frame: pd.DataFrame, y: pd.Series) -> TabularNet:
         """Fit the preprocessing, then the network with Adam on mini-batches (CPU or the module's device)."""
@@ -101,12 +105,20 @@ class TabularNet(nn.Module):
                 parts.append(self(chunk.to(self.device, non_blocking=True)).float().cpu().numpy())
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        positive = expit(self._outputs(frame).astype(np.float64))
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of raw outputs (however they were computed: here, or by a sharded model's stages)."""
+        positive = expit(outputs.astype(np.float64))
         return np.column_stack([1.0 - positive, positive])
 
-    def predict(self, frame: pd.DataFrame) -> Any:
+    def values(self, outputs: np.ndarray) -> Any:
+        """``predict`` of raw outputs: class labels, or regression values in the target's units."""
         if self.task == "classification":
             assert self.classes_ is not None
-            return self.classes_[(self.predict_proba(frame)[:, 1] >= 0.5).astype(int)]
-        return self._outputs(frame).astype(np.float64) * self.target_std + self.target_mean
+            return self.classes_[(self.probabilities(outputs)[:, 1] >= 0.5).astype(int)]
+        return outputs.astype(np.float64) * self.target_std + self.target_mean
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.probabilities(self._outputs(frame))
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return self.values(self._outputs(frame))
