@@ -63,8 +63,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 # Every test (markers: unit, integration, e2e; see pyproject.toml), and the unit tests alone (well under a minute).
+# Two pytest processes (pytest-xdist), each test file whole in one of them (its module fixtures built once): most
+# tests wait on servers, clusters and DAG runs, so two processes share two cores well. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: venv test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m unit -q
