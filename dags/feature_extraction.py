@@ -106,7 +106,7 @@ def build(model: Model) -> None:
             notify_quarantine(config, context, result)
             return result
 
-        @task
+        @task(multiple_outputs=False)
         def materialize(extracted: dict) -> dict:
             """Materialize the extracted day's declared aggregates into the Feast online store the model server
             reads (nothing to do, and nothing imported, when the config declares none)."""

@@ -164,12 +164,12 @@ def build(model: Model) -> None:
             alert_once(registry, held.mlflow_run_id, lambda: notify_promotion(config, context, applied.as_dict()))
             return {**applied.as_dict(), "approval": answer.outcome, "approved_by": answer.by}
 
-        @task(pool=REGISTRY_POOL)
+        @task(multiple_outputs=False, pool=REGISTRY_POOL)
         def promote_approved() -> dict:
             """Approved: move `champion` to the challenger; record who approved and when. (Skipped on reject.)"""
             return settle()
 
-        @task(pool=REGISTRY_POOL, trigger_rule="all_skipped")
+        @task(multiple_outputs=False, pool=REGISTRY_POOL, trigger_rule="all_skipped")
         def keep_champion() -> dict:
             """Rejected, or not answered in time (promote_approved skipped): the champion stays; record who
             rejected (or the timeout) and when."""
