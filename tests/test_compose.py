@@ -92,8 +92,8 @@ def _health_check(name: str) -> str:
 
 def test_health_checks_and_start_order():
     """Every long-running service of the data path says when it is up, each the way Airflow's own compose file
-    checks it; services wait for what they need to be healthy, not merely started. (The monitoring images, whose
-    tools cannot be checked here, and the one-shot services have none.)"""
+    checks it; services wait for what they need to be healthy, not merely started. (The one-shot services have
+    none; the monitoring images' checks use their own wget, which cannot be run here.)"""
     checks = {name: _health_check(name) for name in SERVICES if "healthcheck" in SERVICES[name]}
     expected = {
         "postgres": "pg_isready -U ${POSTGRES_USER}",
@@ -109,6 +109,11 @@ def test_health_checks_and_start_order():
         "mlflow": "http://localhost:5000/health",
         "minio": "mc ready local",
         "serving": "http://localhost:8000/readyz",
+        "dask-worker": "http://localhost:8789/health",
+        "dask-worker-gpu": "http://localhost:8789/health",
+        "batch-metrics": "http://localhost:9100/metrics",
+        "prometheus": "http://localhost:9090/-/healthy",
+        "grafana": "http://localhost:3000/api/health",
     }
     assert set(checks) == set(expected)
     for name, fragment in expected.items():
