@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.drift_tests import evidently_drift
-from pipelines.registry import ModelRef, Registry, RunKind, Tag, realized_metric, tracked_run
+from pipelines.registry import ModelRef, Registry, RunKind, Tag, finite_metrics, realized_metric, tracked_run
 from pipelines.segments import segment_metrics_for_mlflow
 from pipelines.storage import Lake, Table
 
@@ -108,7 +108,7 @@ def publish_report(
             metrics[realized_metric(config.model.metric)] = realized
         metrics["realized_rows"] = realized_rows
         if multivariate is not None:
-            metrics.update({f"multivariate_{k}": multivariate[k] for k in ("error", "threshold")})
+            metrics.update(finite_metrics({f"multivariate_{k}": multivariate[k] for k in ("error", "threshold")}))
             metrics["multivariate_drifted"] = float(multivariate["drifted"])
         metrics.update(segment_metrics_for_mlflow("segment", segments or {}))
         registry.log(run_id, metrics=metrics)

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.records import jsonable
+
 MISSING = "__missing__"  # a missing category, one-hot encoded as a value of its own
 
 
@@ -38,7 +40,8 @@ class MultivariateDrift:
     method: str = "PCA reconstruction error"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON for XCom and the drift result: an undefined number is null (:func:`pipelines.records.jsonable`)."""
+        return jsonable(asdict(self))
 
 
 def _encoder(numerical: list[str], categorical: list[str]) -> Any:

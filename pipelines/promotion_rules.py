@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipelines.config import Config, PromotionConfig
 from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
-from pipelines.records import defined
+from pipelines.records import defined, jsonable
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class SegmentGain:
     problem: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON for XCom and the decision record: an undefined number is null (:func:`pipelines.records.jsonable`)."""
+        return jsonable(asdict(self))
 
 
 def segment_gains(

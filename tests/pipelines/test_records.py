@@ -17,9 +17,11 @@ import pytest
 from pipelines.drift_run import DaysChecked
 from pipelines.features import ExtractResult
 from pipelines.monitoring import DriftResult
+from pipelines.multivariate_drift import MultivariateDrift
 from pipelines.performance import DayPerformance
 from pipelines.promotion import Rollback
 from pipelines.promotion_record import Decision
+from pipelines.promotion_rules import SegmentGain
 from pipelines.records import defined, jsonable
 from pipelines.retrain_rules import RetrainDecision
 from pipelines.scoring import ScoreResult
@@ -27,7 +29,7 @@ from pipelines.training import TrainResult
 
 pytestmark = pytest.mark.unit
 
-# Every dataclass whose as_dict (as_json for the performance rows) a DAG task returns.
+# Every dataclass whose as_dict (as_json for the performance rows) a DAG task returns, or that a result holds.
 TASK_RESULTS = [
     ExtractResult,
     ScoreResult,
@@ -37,6 +39,8 @@ TASK_RESULTS = [
     Decision,
     Rollback,
     RetrainDecision,
+    MultivariateDrift,
+    SegmentGain,
 ]
 
 
