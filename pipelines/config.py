@@ -426,6 +426,12 @@ class MonitoringConfig(_Strict):
         ge=0,
         description="retrain when the realized metric of the newest labeled day is this much below training",
     )
+    estimated_drop_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        description="retrain when the checked day's estimated metric (CBPE, from its scores alone, before any label)"
+        " is this much below training; null: off. The estimate sees covariate shift, not concept drift",
+    )
     missing_share_threshold: float = Field(
         default=0.1,
         gt=0,

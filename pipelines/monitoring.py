@@ -58,6 +58,7 @@ class DriftResult:
     realized_metric: float | None = None
     realized_rows: int = 0
     realized_day: str | None = None  # the day the realized metric is of (for the retrain trigger: a labeled day)
+    estimated_metric: float | None = None  # the checked day's CBPE estimate (performance table), for its trigger
     champion_metric: float | None = None
     report_url: str | None = None
     mlflow_run_id: str | None = None

@@ -328,6 +328,17 @@ def trigger_day(rows: pd.DataFrame, champion_version: str, min_share: float, day
     return usable.sort_values("date").iloc[-1].to_dict()
 
 
+def estimated_on(rows: pd.DataFrame, champion_version: str, day: date) -> float | None:
+    """The CBPE estimate of ``day``'s row when ``champion_version`` scored it (None: no row, another version, or no
+    estimate). Pure."""
+    if rows.empty or "estimated_value" not in rows:
+        return None
+    on_day = rows["date"].astype(str) == day.isoformat()
+    found = rows[on_day & (rows["model_version"].astype(str) == champion_version)]
+    value = float(found["estimated_value"].iloc[-1]) if len(found) else float("nan")
+    return value if np.isfinite(value) else None
+
+
 def newest_labeled_days(shares: Mapping[date, float], n: int, min_share: float) -> list[date]:
     """The newest ``n`` days whose label share reaches ``min_share``, oldest first. Pure."""
     return sorted(sorted((d for d, s in shares.items() if s >= min_share), reverse=True)[:n])

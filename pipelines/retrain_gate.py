@@ -32,16 +32,14 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
     day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels.
     Only days within ``monitoring.label_horizon_days`` count (the champion scores every day, so its newest labeled
     day is a few days old)."""
-    from pipelines.performance import recent_performance, trigger_day
+    from pipelines.performance import estimated_on, recent_performance, trigger_day
 
+    rows = recent_performance(config, date.fromisoformat(drift.day)) if config.dataset.labels else None
+    if rows is not None and champion_version is not None:
+        drift = replace(drift, estimated_metric=estimated_on(rows, champion_version, date.fromisoformat(drift.day)))
     row = (
-        trigger_day(
-            recent_performance(config, date.fromisoformat(drift.day)),
-            champion_version,
-            config.monitoring.min_label_share,
-            date.fromisoformat(drift.day),
-        )
-        if champion_version is not None and config.dataset.labels
+        trigger_day(rows, champion_version, config.monitoring.min_label_share, date.fromisoformat(drift.day))
+        if champion_version is not None and rows is not None
         else None
     )
     if row is None:

@@ -38,7 +38,21 @@ def retrain_signals(config: Config, drift: DriftResult) -> list[Signal]:
         _multivariate_signal(drift, monitoring.multivariate_trigger),
         _metric_signal(config, drift),
     ]
+    if monitoring.estimated_drop_threshold is not None:
+        signals.append(_estimated_signal(config, drift, monitoring.estimated_drop_threshold))
     return [*signals, _segment_signal(config, drift)] if monitoring.segments else signals
+
+
+def _estimated_signal(config: Config, drift: DriftResult, threshold: float) -> Signal:
+    """The checked day's estimated metric (no labels needed) against training: the early warning of a covariate
+    shift that moves rows to where the model is unsure; blind to concept drift, which the realized metric catches."""
+    metric = config.model.metric
+    if drift.estimated_metric is None or drift.champion_metric is None:
+        return Signal(False, f"estimated {metric} not known (no calibration, or a metric CBPE does not estimate)")
+    drop = -metric_gain(config, drift.estimated_metric, drift.champion_metric)
+    if drop >= threshold:
+        return Signal(True, f"estimated {metric} {drift.estimated_metric:.4f} is {drop:.4f} below training")
+    return Signal(False, f"estimated {metric} {drift.estimated_metric:.4f}: drop {drop:.4f} < {threshold}")
 
 
 def _share_signal(drift: DriftResult, threshold: float) -> Signal:

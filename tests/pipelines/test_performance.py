@@ -193,3 +193,17 @@ def test_holdout_is_the_newest_days_labeled_by_the_run_day_and_refused_without_o
     with pytest.raises(DataError, match=r"no promotion holdout: no extracted day up to 2026-10-02 has") as error:
         performance.holdout_days(strict, D[1])
     assert "(newest days: 2026-10-02: 0%, 2026-10-01: 34%)" in str(error.value)
+
+
+def test_the_estimate_weighed_is_the_checked_days_of_the_champions_scores():
+    rows = pd.DataFrame(
+        [
+            {**_row(D[5], 0, D[5]), "estimated_value": 0.66},
+            {**_row(D[6], 0, D[6], version="2"), "estimated_value": 0.7},  # another version scored it
+            {**_row(D[7], 0, D[7]), "estimated_value": float("nan")},  # no estimate
+        ]
+    )
+    assert performance.estimated_on(rows, "1", D[5]) == 0.66
+    assert performance.estimated_on(rows, "1", D[6]) is None
+    assert performance.estimated_on(rows, "1", D[7]) is None
+    assert performance.estimated_on(rows.drop(columns="estimated_value"), "1", D[5]) is None

@@ -127,6 +127,20 @@ def test_a_realized_metric_drop_alone_triggers(demo):
     assert "realized roc_auc not known (0 labeled rows)" in unknown.signals and not unknown.retrain
 
 
+def test_an_estimated_drop_triggers_only_when_configured(demo):
+    """The checked day's CBPE estimate against training: off by default (no line weighed), then a trigger of its own
+    that fires before any label of the day has arrived."""
+    early = replace(_drift(share=0.0, realized=None), estimated_metric=0.61)
+    assert _triggers(demo, early) == []  # off: monitoring.estimated_drop_threshold is null
+    armed = with_section(demo, "monitoring", estimated_drop_threshold=0.05)
+    decision = retrain_decision(armed, early, DAY, lambda: None, lambda: 9999)
+    assert decision.triggers == ["estimated roc_auc 0.6100 is 0.1100 below training"]
+    calm = retrain_decision(armed, replace(early, estimated_metric=0.70), DAY, _never, _never)
+    assert not calm.retrain and "estimated roc_auc 0.7000: drop 0.0200 < 0.05" in calm.signals
+    unknown = retrain_decision(armed, replace(early, estimated_metric=None), DAY, _never, _never)
+    assert not unknown.retrain and any(s.startswith("estimated roc_auc not known") for s in unknown.signals)
+
+
 def test_cooldown_refuses_before_labels_are_counted(demo):
     decision = retrain_decision(demo, _drift(), DAY, lambda: date(2026, 10, 16), _never)
     assert not decision.retrain
