@@ -73,6 +73,8 @@ def test_the_dask_cluster_is_the_compose_files_with_a_cpu_and_a_gpu_worker_group
     assert "nvidia.com/gpu" not in cpu_worker["resources"]["limits"]
     assert SERVICES["dask-worker"]["deploy"]["replicas"] == cluster["worker"]["replicas"]
     assert scheduler["readinessProbe"]["httpGet"]["path"] == "/health"  # the compose file's health check
+    for worker in (cpu_worker, gpu_worker):
+        assert worker["readinessProbe"]["httpGet"]["path"] == "/health"
 
 
 def test_airflow_runs_the_compose_files_image_settings_and_celery_workers():
