@@ -281,7 +281,6 @@ class _Submitted:
     job: ScoringJob
     pieces: list[Piece]
     futures: list[Any]
-    where: dict[str, Any]
 
 
 def score_days(config: Config, days: list[date], run_id: str, client: Client) -> list[ScoreResult]:
@@ -327,7 +326,7 @@ def score_days(config: Config, days: list[date], run_id: str, client: Client) ->
         for day, pieces in planned:
             job = new_job(day)
             futures = client.map(score_piece, pieces, job=job, pure=False, **where)
-            submitted.append(_Submitted(job, pieces, futures, where))
+            submitted.append(_Submitted(job, pieces, futures))
         try:
             for day_job in submitted:
                 redo = functools.partial(_score_pieces, client, day_job.job, where)
