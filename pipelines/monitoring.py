@@ -27,7 +27,7 @@ from pipelines.drift_report import ReportInputs, publish_report
 from pipelines.drift_tests import assess_drift, columns_to_test, drift_verdicts, import_evidently
 from pipelines.errors import DataError
 from pipelines.modeling import model_input, score_metric
-from pipelines.multivariate_drift import reconstruction_drift
+from pipelines.multivariate_drift import Reconstruction, fit_reconstruction
 from pipelines.records import jsonable
 from pipelines.registry import ModelRef, Registry, connect, holdout_metric, require_alias
 from pipelines.segments import metric_by_segment, segment_drift
@@ -224,7 +224,7 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
     drift = assess_drift(
         verdicts, output, reference_x, current, features, empty, config.monitoring.missing_share_threshold
     )
-    multivariate = multivariate_drift(config, reference_x, current, numerical, categorical, output)
+    multivariate = multivariate_drift(config, registry, champion, reference_x, current, numerical, categorical, output)
     segments = segment_table(config, reference_x, current, numerical, categorical, output, day)
     realized, realized_rows = realized_metric(config, current[[config.dataset.key, "logical_date", output]], day)
     champion_metric = _champion_metric(registry, config, champion)
@@ -281,6 +281,8 @@ def check_drift(config: Config, day: date, registry: Registry | None = None, ren
 
 def multivariate_drift(
     config: Config,
+    registry: Registry,
+    champion: ModelRef,
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numerical: list[str],
@@ -288,18 +290,25 @@ def multivariate_drift(
     output: str,
 ) -> dict[str, Any] | None:
     """The window's multivariate signal (:mod:`pipelines.multivariate_drift`) over the tested features (the model
-    output left out: it is a function of them, not a feature), on every row of the window."""
+    output left out: it is a function of them, not a feature), on every row of the window.
+
+    The PCA fitted on the champion's reference is kept for as long as ``registry``, as the reference itself is
+    (:func:`load_reference`): it depends only on the reference and the columns, and fitting it was most of the cost."""
     features = [c for c in numerical if c != output]
-    found = reconstruction_drift(
-        reference,
-        model_input(current, config),
-        features,
-        categorical,
-        variance=config.monitoring.multivariate_variance,
-        sigmas=config.monitoring.multivariate_sigmas,
-        seed=config.training.seed,
-    )
+    monitoring = config.monitoring
+    seed, variance = config.training.seed, monitoring.multivariate_variance
+    key = (str(champion.run_id), tuple(features), tuple(categorical), variance, seed)
+    held = _RECONSTRUCTIONS.setdefault(registry, {})
+    if key not in held:
+        held[key] = fit_reconstruction(reference, features, categorical, variance=variance, seed=seed)
+    fitted, window = held[key], model_input(current, config)
+    found = None if fitted is None else fitted.drift(window, sigmas=monitoring.multivariate_sigmas)
     return found.as_dict() if found is not None else None
+
+
+_RECONSTRUCTIONS: weakref.WeakKeyDictionary[Registry, dict[tuple[Any, ...], Reconstruction | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _champion_metric(registry: Registry, config: Config, champion: ModelRef) -> float | None:

@@ -15,7 +15,7 @@ is ~40 lines of), and the method is small enough to state whole here; pure, no I
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,66 @@ def _prepared(frame: pd.DataFrame, numerical: list[str], categorical: list[str])
     return pd.DataFrame({**numbers, **categories}, index=frame.index)
 
 
+@dataclass(frozen=True)
+class Reconstruction:
+    """A PCA fitted on half of one reference, with the other half's reconstruction errors: what every window checked
+    against that reference shares. Fitting it is most of a check's multivariate cost, and the reference changes only
+    with the champion, so a run of days fits it once (:func:`pipelines.monitoring.multivariate_drift` keeps it)."""
+
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...]
+    encoder: Any
+    pca: Any
+    reference_errors: np.ndarray  # of the calibration half
+    rng_state: dict[str, Any]  # the generator after the split: each window draws its chunks from the same state
+
+    def errors(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's reconstruction error (the rows prepared as the reference was)."""
+        x = self.encoder.transform(frame)
+        return np.linalg.norm(x - self.pca.inverse_transform(self.pca.transform(x)), axis=1)
+
+    def drift(self, current: pd.DataFrame, *, sigmas: float = 3.0, chunks: int = 100) -> MultivariateDrift | None:
+        """The window's mean error against the threshold from reference chunks the window's size; None for an
+        empty window."""
+        if current.empty:
+            return None
+        window_errors = self.errors(_prepared(current, list(self.numerical), list(self.categorical)))
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.rng_state
+        rows, reference = len(window_errors), self.reference_errors
+        chunk_means = np.array([reference[rng.integers(0, len(reference), rows)].mean() for _ in range(chunks)])
+        mean, spread = float(chunk_means.mean()), float(chunk_means.std(ddof=1))
+        error, threshold = float(window_errors.mean()), mean + sigmas * spread
+        return MultivariateDrift(
+            error=error,
+            threshold=threshold,
+            reference_error=mean,
+            components=int(self.pca.n_components_),
+            chunks=chunks,
+            rows=rows,
+            drifted=bool(error > threshold),
+        )
+
+
+def fit_reconstruction(
+    reference: pd.DataFrame, numerical: list[str], categorical: list[str], *, variance: float = 0.65, seed: int = 42
+) -> Reconstruction | None:
+    """The PCA of one half of the reference and the other half's errors; None when the reference is too small to
+    fit on one half and calibrate on the other (under 20 rows) or there is no feature."""
+    from sklearn.decomposition import PCA
+
+    if len(reference) < 20 or not (numerical or categorical):
+        return None
+    reference = _prepared(reference, numerical, categorical)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(reference))
+    fit, calibration = reference.iloc[order[: len(order) // 2]], reference.iloc[order[len(order) // 2 :]]
+    encoder = _encoder(numerical, categorical).fit(fit)
+    pca = PCA(n_components=variance, svd_solver="full").fit(encoder.transform(fit))
+    fitted = Reconstruction(tuple(numerical), tuple(categorical), encoder, pca, np.empty(0), rng.bit_generator.state)
+    return replace(fitted, reference_errors=fitted.errors(calibration))
+
+
 def reconstruction_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -79,37 +139,7 @@ def reconstruction_drift(
     chunks: int = 100,
     seed: int = 42,
 ) -> MultivariateDrift | None:
-    """The window's reconstruction error and its threshold from reference chunks; None when the reference is too
-    small to fit on one half and calibrate on the other (under 20 rows) or the window is empty."""
-    from sklearn.decomposition import PCA
-
-    if len(reference) < 20 or current.empty or not (numerical or categorical):
-        return None
-    reference, current = _prepared(reference, numerical, categorical), _prepared(current, numerical, categorical)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(reference))
-    fit, calibration = reference.iloc[order[: len(order) // 2]], reference.iloc[order[len(order) // 2 :]]
-    encoder = _encoder(numerical, categorical).fit(fit)
-    encoded = encoder.transform(fit)
-    pca = PCA(n_components=variance, svd_solver="full").fit(encoded)
-
-    def errors(frame: pd.DataFrame) -> np.ndarray:
-        x = encoder.transform(frame)
-        return np.linalg.norm(x - pca.inverse_transform(pca.transform(x)), axis=1)
-
-    reference_errors, window_errors = errors(calibration), errors(current)
-    rows = len(window_errors)
-    chunk_means = np.array(
-        [reference_errors[rng.integers(0, len(reference_errors), rows)].mean() for _ in range(chunks)]
-    )
-    mean, spread = float(chunk_means.mean()), float(chunk_means.std(ddof=1))
-    error, threshold = float(window_errors.mean()), mean + sigmas * spread
-    return MultivariateDrift(
-        error=error,
-        threshold=threshold,
-        reference_error=mean,
-        components=int(pca.n_components_),
-        chunks=chunks,
-        rows=rows,
-        drifted=bool(error > threshold),
-    )
+    """The window's reconstruction error and its threshold from reference chunks, fitted afresh (see
+    :class:`Reconstruction` to fit once for many windows); None when the reference is too small or the window empty."""
+    fitted = fit_reconstruction(reference, numerical, categorical, variance=variance, seed=seed)
+    return None if fitted is None else fitted.drift(current, sigmas=sigmas, chunks=chunks)

@@ -136,7 +136,9 @@ def _day_of(value: str) -> date | None:
 class _OpenTables(threading.local):
     """Per thread, the tables opened so far, each brought to its newest version on the next open
     (``update_incremental`` reads only the commits made since: a tenth of loading the table again, whose cost grows
-    with the commits since its last checkpoint; a day's run opens its tables hundreds of times).
+    with the commits since its last checkpoint; a day's run opens its tables hundreds of times). Commits are numbered
+    files, so when the file after the version held is absent there is nothing to read and the table is returned as
+    held: most opens find no new commit, and a file's absence costs a stat (a HEAD on S3), not a pass over the log.
 
     A table deleted and made again at the same URL (a test's lake, a demo started over) must not be updated from
     the old one's state: the log file of the version held is looked up first, and a different or missing file
@@ -155,6 +157,8 @@ class _OpenTables(threading.local):
         held = self.tables.get(url)
         if held is not None and held[2] and _log_entry(fs_of, url, held[1]) == held[2]:
             opened = held[0]
+            if not _log_entry(fs_of, url, held[1] + 1):  # no commit since: one look at a file, not a log replay
+                return opened
             opened.update_incremental()  # also past the commits made through this object (writes, column adds)
         else:
             try:

@@ -66,3 +66,14 @@ def test_the_threshold_is_learned_from_reference_chunks_and_narrows_with_the_win
     assert small.reference_error == pytest.approx(large.reference_error, rel=0.05)
     assert small.threshold - small.reference_error > 2 * (large.threshold - large.reference_error)
     assert reconstruction_drift(reference.head(10), _frame(200, seed=6), NUMERICAL, CATEGORICAL) is None
+
+
+def test_a_reconstruction_fitted_once_checks_each_window_as_a_fresh_fit_does():
+    """The check keeps one fit per champion for a run of days: each window must get what a fit of its own gives."""
+    from pipelines.multivariate_drift import fit_reconstruction
+
+    reference = _frame(4000, seed=1)
+    fitted = fit_reconstruction(reference, NUMERICAL, CATEGORICAL)
+    for window in (_frame(300, seed=7), _frame(1500, seed=8, broken=True), _frame(300, seed=7)):
+        fresh = reconstruction_drift(reference, window, NUMERICAL, CATEGORICAL)
+        assert fitted.drift(window) == fresh
