@@ -24,6 +24,7 @@ from pipelines.errors import DataError
 log = logging.getLogger(__name__)
 
 REASON = "quarantine_reason"
+COERCION = ("coerce_dtype(", "dtype(")  # pandera's checks of a column's type: failing, they hide its other checks
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _reason(column: str, check: str, contract: RowContract) -> str:
         return f"{column}: {MISSING}"
     if check == "field_uniqueness":
         return f"{column}: {DUPLICATE}"
-    if check.startswith(("coerce_dtype(", "dtype(")):
+    if check.startswith(COERCION):
         return f"{column}: {NOT_A_TIME if column == contract.event_time else NOT_A_NUMBER}"
     return f"{column}: {check}"
 
@@ -94,7 +95,9 @@ def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Spl
     """Validate ``frame`` (already restricted to one day); rows in == valid rows + quarantined rows.
 
     A value that cannot be coerced hides the column's other checks (pandera cannot run them on the raw column),
-    so validation repeats on the remaining rows until it passes, collecting each pass's failing rows.
+    so validation repeats on the remaining rows until it passes, collecting each pass's failing rows. A pass whose
+    failures include no coercion ran every check on every row: the rest are valid as it coerced them, with no pass
+    again (the usual day, a few bad rows, is validated once).
     """
     columns = [dataset.key, dataset.event_time, *dataset.features.raw]
     require_columns(frame, columns, source)
@@ -111,6 +114,9 @@ def split_valid(frame: pd.DataFrame, dataset: DatasetConfig, source: str) -> Spl
                 cases = errors.failure_cases[["column", "check"]].drop_duplicates().to_dict("records")
                 raise DataError(f"{source}: {len(frame)} rows fail the schema as a whole: {cases}") from errors
             reasons = pd.concat([reasons, found])
+            if not errors.failure_cases["check"].astype(str).str.startswith(COERCION).any():
+                valid = errors.data.drop(index=found.index)
+                break
     quarantined = frame.loc[reasons.index].astype("string").assign(**{REASON: reasons.to_numpy()})
     if len(quarantined):
         log.warning("%s: %d of %d rows quarantined (%s)", source, len(quarantined), len(frame), _summary(reasons))

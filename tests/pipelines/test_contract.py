@@ -104,3 +104,18 @@ def test_the_contract_reads_every_rule_from_the_config(config):
     assert contract.columns["region"].allowed == {"north", "south", "east", "west"}
     assert age.value_problem(17.5) == ("greater_than_equal", "below the minimum 18")
     assert age.value_problem(None) is None and age.value_problem(math.nan)[0] == "finite_number"
+
+
+@pytest.mark.parametrize("coercible", [True, False])
+def test_extraction_keeps_the_valid_rows_as_a_validation_of_them_alone_gives_them(config, coercible):
+    """One pass when no value fails its type, several when one does: either way the valid rows and their types are
+    what validating the valid rows alone returns."""
+    from pipelines.validation import build_schema
+
+    rows = [r for r in _rows(config) if coercible is False or r["customer_id"] != "text-income"]
+    frame = pd.DataFrame(rows)
+    split = split_valid(frame, config.dataset, "corpus.parquet")
+    valid_rows = frame[frame["customer_id"].isin(["ok-1", "ok-null-features", "ok-2"])].drop_duplicates("customer_id")
+    expected = build_schema(config.dataset).validate(valid_rows.reset_index(drop=True))
+    pd.testing.assert_frame_equal(split.valid, expected)
+    assert len(split.valid) + len(split.quarantined) == len(frame)
