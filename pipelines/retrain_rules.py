@@ -124,6 +124,9 @@ def _segment_signal(config: Config, drift: DriftResult) -> Signal:
 
 def _metric_signal(config: Config, drift: DriftResult) -> Signal:
     metric, threshold = config.model.metric, config.monitoring.metric_drop_threshold
+    window = config.monitoring.metric_window_days
+    if window > 1:  # a low-volume model's metric: over the trailing window ending on the labeled day
+        metric = f"{metric} over the {window} days to {drift.realized_day}" if drift.realized_day else metric
     if drift.realized_metric is None or drift.champion_metric is None:
         return Signal(False, f"realized {metric} not known ({drift.realized_rows} labeled rows)")
     drop = -metric_gain(config, drift.realized_metric, drift.champion_metric)
