@@ -96,6 +96,7 @@ def test_a_low_volume_models_window_has_a_metric_where_its_days_have_none_and_th
     assert early["window_labeled_rows"] == 72 and early["window_below_min"] and np.isnan(early["window_value"])
     assert early["window_note"] == "72 labeled rows; monitoring.min_rows is 100"
     assert fed.realized_metric == pytest.approx(window["window_value"]) and fed.realized_rows == 168
+    assert fed.estimated_metric == pytest.approx(window["window_estimated_value"])  # the estimated-drop trigger's
     assert metric_line.fired, metric_line
     assert metric_line.line.startswith(f"realized roc_auc over the 7 days to {D[7]} ")
 
