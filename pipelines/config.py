@@ -429,8 +429,9 @@ class MonitoringConfig(_Strict):
     estimated_drop_threshold: float | None = Field(
         default=None,
         ge=0,
-        description="retrain when the checked day's estimated metric (CBPE, from its scores alone, before any label)"
-        " is this much below training; null: off. The estimate sees covariate shift, not concept drift",
+        description="retrain when the checked day's estimated metric (CBPE, or direct loss estimation for regression:"
+        " from its scores alone, before any label) is this much below training; null: off. The estimate sees"
+        " covariate shift, not concept drift",
     )
     missing_share_threshold: float = Field(
         default=0.1,
