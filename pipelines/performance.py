@@ -195,7 +195,7 @@ def _predictions(config: Config, days: list[date]) -> dict[date, pd.DataFrame]:
     rows = lake.read_days(Table.PREDICTIONS, days, [key, output_column(config), "model_version", "date"])
     needed = list(dict.fromkeys([*features_needed(config), *config.monitoring.segments]))
     if needed:
-        features = lake.read_days(Table.FEATURES, days, [key, *needed, "date"])
+        features = lake.read_days(Table.FEATURES, days, [key, *needed, "date"]).drop_duplicates([key, "date"])
         on = [key, "date"]
         rows = rows.assign(**{key: rows[key].astype(str), "date": rows["date"].astype(str)}).merge(
             features.assign(**{key: features[key].astype(str), "date": features["date"].astype(str)}), on=on, how="left"
