@@ -429,8 +429,9 @@ class MonitoringConfig(_Strict):
     estimated_drop_threshold: float | None = Field(
         default=None,
         ge=0,
-        description="retrain when the checked day's estimated metric (CBPE, from its scores alone, before any label)"
-        " is this much below training; null: off. The estimate sees covariate shift, not concept drift",
+        description="retrain when the checked day's estimated metric (CBPE, or direct loss estimation for regression:"
+        " from its scores alone, before any label) is this much below training; null: off. The estimate sees"
+        " covariate shift, not concept drift",
     )
     missing_share_threshold: float = Field(
         default=0.1,
@@ -498,6 +499,15 @@ class MonitoringConfig(_Strict):
     )
     label_horizon_days: int = Field(
         default=90, ge=1, description="scored days are revisited for arriving labels for this many days"
+    )
+    metric_window_days: int = Field(
+        default=1,
+        ge=1,
+        le=92,
+        description="the performance table's realized and estimated metric (with their intervals) also over the"
+        " trailing window of this many scored days ending on each day, with the window's labeled rows and a flag when"
+        " they are fewer than min_rows; above 1 the metric-drop and estimated-drop triggers read the window's figures:"
+        " a low-volume model (tens of rows a day) gets a metric where each day alone has too few rows. 1: the day",
     )
 
 

@@ -28,8 +28,11 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.errors import DataError, RegistryError
+from pipelines.estimation import estimate_rows, features_needed
 from pipelines.modeling import metric_value, paired_bootstrap, resampled_metric, unresamplable
 from pipelines.monitoring import output_column
+from pipelines.performance_segments import segment_metrics, segment_rows
+from pipelines.performance_window import rows_due, window_changed, window_of
 from pipelines.records import jsonable
 from pipelines.registry import Registry, RunKind, Tag, connect, finite_metrics, realized_metric
 from pipelines.storage import Lake, Table
@@ -60,6 +63,21 @@ class DayPerformance:
     estimated_ci_high: float = float("nan")
     estimated_note: str = ""  # why there is no estimate
     run_id: str = ""  # the day's MLflow run (performance-D), reopened by the next update without a search
+    # the same over the monitoring.metric_window_days scored days ending on the day (pipelines.performance_window)
+    window_days: int = 1
+    window_first: str = ""  # the window's first scored day
+    window_scored_rows: int = 0
+    window_labeled_rows: int = 0
+    window_label_share: float = 0.0
+    window_value: float = float("nan")
+    window_ci_low: float = float("nan")
+    window_ci_high: float = float("nan")
+    window_note: str = ""
+    window_min_rows: int = 0  # the minimum sample (monitoring.min_rows) the window's labeled rows are held to
+    window_below_min: bool = True  # fewer labeled rows in the window than window_min_rows: no metric yet
+    window_estimated_value: float = float("nan")
+    window_estimated_ci_low: float = float("nan")
+    window_estimated_ci_high: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,9 +188,18 @@ def recent_performance(config: Config, as_of: date) -> pd.DataFrame:
 
 
 def _predictions(config: Config, days: list[date]) -> dict[date, pd.DataFrame]:
-    """Each day's scored rows (key, output, model version), from one read of the days' files."""
-    columns = [config.dataset.key, output_column(config), "model_version"]
-    rows = Lake.from_config(config).read_days(Table.PREDICTIONS, days, [*columns, "date"])
+    """Each day's scored rows (key, output, model version), from one read of the days' files; with the features an
+    estimate or a segment reads (regression's loss model, ``monitoring.segments``) joined on the key."""
+    key = config.dataset.key
+    lake = Lake.from_config(config)
+    rows = lake.read_days(Table.PREDICTIONS, days, [key, output_column(config), "model_version", "date"])
+    needed = list(dict.fromkeys([*features_needed(config), *config.monitoring.segments]))
+    if needed:
+        features = lake.read_days(Table.FEATURES, days, [key, *needed, "date"]).drop_duplicates([key, "date"])
+        on = [key, "date"]
+        rows = rows.assign(**{key: rows[key].astype(str), "date": rows["date"].astype(str)}).merge(
+            features.assign(**{key: features[key].astype(str), "date": features["date"].astype(str)}), on=on, how="left"
+        )
     by_day = dict(tuple(rows.groupby(rows.pop("date").astype(str), sort=False)))
     return {day: by_day.get(day.isoformat(), rows.iloc[:0]).reset_index(drop=True) for day in days}
 
@@ -187,24 +214,48 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
     written = lake.written_at(Table.PREDICTIONS)
     scored = in_horizon(sorted(written), as_of, config.monitoring.label_horizon_days)
     stored = {date.fromisoformat(str(r["date"])): r for r in recent_performance(config, as_of).to_dict("records")}
+    window_days = config.monitoring.metric_window_days
     due = days_to_revisit({d: written[d] for d in scored}, stored, as_of)
+    due = rows_due(due, scored, stored, as_of, window_days)  # and the days whose window holds a due day
     if not due:
         return []
-    predictions = _predictions(config, due)
+    windows = {day: window_of(day, written, window_days) for day in due}
+    predictions = _predictions(config, sorted({d for days in windows.values() for d in days}))
     keys = pd.concat([p[config.dataset.key].astype(str) for p in predictions.values()], ignore_index=True)
     labels = read_labels(config, keys, as_of=as_of)
     known = set(labels[config.dataset.key])
     registry = registry or connect(config)
-    rows = []
-    for day, frame in predictions.items():
+    rows, segments = [], {}
+    for day in due:
+        frame = predictions[day]
         labeled = int(frame[config.dataset.key].astype(str).isin(known).sum())
         version = ",".join(sorted(frame["model_version"].astype(str).unique()))
-        if labels_changed(stored.get(day), len(frame), labeled, version):
+        window = pd.concat([predictions[d] for d in windows[day]], ignore_index=True) if window_days > 1 else frame
+        window_labeled = int(window[config.dataset.key].astype(str).isin(known).sum())
+        if labels_changed(stored.get(day), len(frame), labeled, version) or (
+            window_days > 1 and window_changed(stored.get(day), len(window), window_labeled)
+        ):
             row = evaluate_day(config, day, frame, labels, as_of)
             row = with_estimate(config, registry, row, frame, stored.get(day))
-            rows.append(replace(row, run_id=log_performance(registry, row, _run_id(stored.get(day)))))
+            row = with_window(config, registry, row, windows[day], window, labels)
+            extra = {}
+            if config.monitoring.segments:
+                found = segment_rows(
+                    config,
+                    row.date,
+                    row.model_version,
+                    row.labels_as_of,
+                    frame,
+                    labels,
+                    lambda rows, v=row.model_version: estimate_rows(config, registry, v, rows),
+                )
+                segments.update({day: found} if len(found) else {})
+                extra = segment_metrics(found)
+            rows.append(replace(row, run_id=log_performance(registry, row, _run_id(stored.get(day)), extra)))
     # one commit for the run's rows: an update rewrites a few days at a time, each of them a commit before
     lake.write_days(Table.PERFORMANCE, {date.fromisoformat(r.date): pd.DataFrame([r.as_dict()]) for r in rows})
+    if segments:
+        lake.write_days(Table.PERFORMANCE_SEGMENTS, segments)
     for row in rows:
         log.info(
             "performance %s (v%s) as of %s: %d of %d rows labeled, %s %.4f [%.4f, %.4f]%s",
@@ -232,12 +283,16 @@ def _day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() * 1000)
 
 
-def log_performance(registry: Registry, row: DayPerformance, run_id: str | None = None) -> str:
+def log_performance(
+    registry: Registry, row: DayPerformance, run_id: str | None = None, extra: Mapping[str, float] | None = None
+) -> str:
     """One run per scored day (``performance-D``, started at D's midnight so runs sort by day), reopened as labels
     arrive. Each update logs the metrics at ``step`` = days since D and at D's timestamp: in the MLflow UI's charts,
     x = time plots the realized metric over the scored days, x = step shows a day filling in. A value not known yet
     (NaN) is left out. ``run_id``: the day's run as the table's row names it, written to in one call (no search);
-    looked up by its tags when there is none or the store no longer has it. Returns the run's id."""
+    looked up by its tags when there is none or the store no longer has it. ``extra``: more metrics of the day (its
+    segments'); with ``monitoring.metric_window_days`` above 1, the window's figures as ``window_<name>``. Returns
+    the run's id."""
     day = date.fromisoformat(row.date)
     metric = realized_metric(row.metric)
     values = {
@@ -250,7 +305,18 @@ def log_performance(registry: Registry, row: DayPerformance, run_id: str | None 
         f"estimated_{row.metric}": row.estimated_value,
         f"estimated_{row.metric}_ci_low": row.estimated_ci_low,
         f"estimated_{row.metric}_ci_high": row.estimated_ci_high,
+        **(extra or {}),
     }
+    if row.window_days > 1:
+        values.update(
+            {
+                f"window_{metric}": row.window_value,
+                f"window_{metric}_ci_low": row.window_ci_low,
+                f"window_{metric}_ci_high": row.window_ci_high,
+                "window_labeled_rows": row.window_labeled_rows,
+                f"window_estimated_{row.metric}": row.window_estimated_value,
+            }
+        )
     step = (date.fromisoformat(row.labels_as_of) - day).days
     update = {
         "metrics": finite_metrics(values),
@@ -286,23 +352,17 @@ def with_estimate(
     predictions: pd.DataFrame,
     stored: Mapping[str, Any] | None,
 ) -> DayPerformance:
-    """The row with CBPE's estimate of the day's metric and its interval: computed from the day's scores on its
-    first row (the day it is scored) and carried over while the same version's scores stand (it does not depend on
-    the labels; recomputing it as they arrive would only cost time)."""
-    from pipelines.estimated_performance import estimate, load_calibration
-
-    if config.task != "classification":
-        return replace(row, estimated_note="no estimate for regression yet")
+    """The row with the estimate of the day's metric and its interval (CBPE for classification, direct loss
+    estimation for regression: :mod:`pipelines.estimation`): computed from the day's scores on its first row (the
+    day it is scored) and carried over while the same version's scores stand (it does not depend on the labels;
+    recomputing it as they arrive would only cost time)."""
     if stored is not None and str(stored["model_version"]) == row.model_version and "estimated_value" in stored:
         fields = ("estimated_value", "estimated_ci_low", "estimated_ci_high", "estimated_note")
         if stored["scored_rows"] == row.scored_rows:
             carried = {k: float(stored[k]) for k in fields[:3]}
             note = stored["estimated_note"]
             return replace(row, **carried, estimated_note=note if isinstance(note, str) else "")
-    calibration = load_calibration(registry, config.model.name, row.model_version)
-    scores = predictions[output_column(config)].to_numpy(dtype=np.float64)
-    resamples, confidence = config.monitoring.estimate_resamples, config.promotion.confidence
-    found = estimate(config.model.metric, scores, calibration, resamples, confidence, config.training.seed)
+    found = estimate_rows(config, registry, row.model_version, predictions)
     return replace(
         row,
         estimated_value=found.value,
@@ -312,30 +372,69 @@ def with_estimate(
     )
 
 
-def trigger_day(rows: pd.DataFrame, champion_version: str, min_share: float, day: date) -> dict[str, Any] | None:
+def with_window(
+    config: Config,
+    registry: Registry,
+    row: DayPerformance,
+    days: list[date],
+    window: pd.DataFrame,
+    labels: pd.DataFrame,
+) -> DayPerformance:
+    """The row with its window's figures (:mod:`pipelines.performance_window`): the realized metric and its
+    interval on the labeled rows of the window's scored ``days`` (their rows: ``window``), the estimate from their
+    scores, the counts and the minimum sample. A one-day window is the day itself (nothing computed again)."""
+    if config.monitoring.metric_window_days == 1:
+        over, found = row, (row.estimated_value, row.estimated_ci_low, row.estimated_ci_high)
+    else:
+        over = evaluate_day(config, date.fromisoformat(row.date), window, labels, date.fromisoformat(row.labels_as_of))
+        estimated = estimate_rows(config, registry, over.model_version, window)
+        found = (estimated.value, estimated.ci_low, estimated.ci_high)
+    return replace(
+        row,
+        window_days=config.monitoring.metric_window_days,
+        window_first=days[0].isoformat() if days else row.date,
+        window_scored_rows=over.scored_rows,
+        window_labeled_rows=over.labeled_rows,
+        window_label_share=over.label_share,
+        window_value=over.value,
+        window_ci_low=over.ci_low,
+        window_ci_high=over.ci_high,
+        window_note=over.note,
+        window_min_rows=config.monitoring.min_rows,
+        window_below_min=over.labeled_rows < config.monitoring.min_rows,
+        window_estimated_value=found[0],
+        window_estimated_ci_low=found[1],
+        window_estimated_ci_high=found[2],
+    )
+
+
+def trigger_day(
+    rows: pd.DataFrame, champion_version: str, min_share: float, day: date, prefix: str = ""
+) -> dict[str, Any] | None:
     """The newest day up to ``day`` scored by ``champion_version`` that counts as labeled (``min_share`` of its rows)
-    and has a realized metric: what the metric-drop retrain trigger compares with the training metric. Pure."""
-    if rows.empty:
+    and has a realized metric: what the metric-drop retrain trigger compares with the training metric. ``prefix``
+    ``"window_"``: the day's window counts and has the metric (``monitoring.metric_window_days``). Pure."""
+    if rows.empty or f"{prefix}value" not in rows:
         return None
     usable = rows[
         (rows["date"].astype(str) <= day.isoformat())
         & (rows["model_version"].astype(str) == str(champion_version))
-        & (rows["label_share"] >= min_share)
-        & rows["value"].notna()
+        & (rows[f"{prefix}label_share"] >= min_share)
+        & rows[f"{prefix}value"].notna()
     ]
     if usable.empty:
         return None
     return usable.sort_values("date").iloc[-1].to_dict()
 
 
-def estimated_on(rows: pd.DataFrame, champion_version: str, day: date) -> float | None:
-    """The CBPE estimate of ``day``'s row when ``champion_version`` scored it (None: no row, another version, or no
-    estimate). Pure."""
-    if rows.empty or "estimated_value" not in rows:
+def estimated_on(rows: pd.DataFrame, champion_version: str, day: date, prefix: str = "") -> float | None:
+    """The estimate of ``day``'s row (``prefix`` ``"window_"``: of its window) when ``champion_version`` scored it
+    (None: no row, another version, or no estimate). Pure."""
+    if rows.empty or f"{prefix}estimated_value" not in rows:
         return None
     on_day = rows["date"].astype(str) == day.isoformat()
     found = rows[on_day & (rows["model_version"].astype(str) == champion_version)]
-    value = float(found["estimated_value"].iloc[-1]) if len(found) else float("nan")
+    value = float(found[f"{prefix}estimated_value"].iloc[-1]) if len(found) else float("nan")
     return value if np.isfinite(value) else None
 
 

@@ -16,6 +16,7 @@ from pipelines.config import Config
 from pipelines.drift_report import annotate_report, decision_banner
 from pipelines.monitoring import DriftResult, output_column
 from pipelines.performance import holdout_days
+from pipelines.performance_window import WINDOW
 from pipelines.records import jsonable
 from pipelines.registry import Registry, RunKind, Tag, connect, require_alias
 from pipelines.retrain_rules import RetrainDecision, nothing_new, retrain_decision
@@ -31,14 +32,17 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
     performance table), in place of the just-checked day's, whose labels have mostly not arrived yet; none such
     day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels.
     Only days within ``monitoring.label_horizon_days`` count (the champion scores every day, so its newest labeled
-    day is a few days old)."""
+    day is a few days old). With ``monitoring.metric_window_days`` above 1, the figures of the day's trailing window
+    stand for the day's (labeled share, metric, rows, estimate): a low-volume model's days alone have none."""
     from pipelines.performance import estimated_on, recent_performance, trigger_day
 
-    rows = recent_performance(config, date.fromisoformat(drift.day)) if config.dataset.labels else None
+    day = date.fromisoformat(drift.day)
+    prefix = WINDOW if config.monitoring.metric_window_days > 1 else ""  # a low-volume model's trailing window
+    rows = recent_performance(config, day) if config.dataset.labels else None
     if rows is not None and champion_version is not None:
-        drift = replace(drift, estimated_metric=estimated_on(rows, champion_version, date.fromisoformat(drift.day)))
+        drift = replace(drift, estimated_metric=estimated_on(rows, champion_version, day, prefix))
     row = (
-        trigger_day(rows, champion_version, config.monitoring.min_label_share, date.fromisoformat(drift.day))
+        trigger_day(rows, champion_version, config.monitoring.min_label_share, day, prefix)
         if champion_version is not None and rows is not None
         else None
     )
@@ -46,8 +50,8 @@ def with_labeled_realized(config: Config, drift: DriftResult, champion_version: 
         return replace(drift, realized_metric=None, realized_rows=0, realized_day=None)
     return replace(
         drift,
-        realized_metric=float(row["value"]),
-        realized_rows=int(row["labeled_rows"]),
+        realized_metric=float(row[f"{prefix}value"]),
+        realized_rows=int(row[f"{prefix}labeled_rows"]),
         realized_day=row["date"],
         labeled_segments=_labeled_segments(config, str(row["date"]), drift.day),
     )

@@ -44,11 +44,12 @@ def retrain_signals(config: Config, drift: DriftResult) -> list[Signal]:
 
 
 def _estimated_signal(config: Config, drift: DriftResult, threshold: float) -> Signal:
-    """The checked day's estimated metric (no labels needed) against training: the early warning of a covariate
-    shift that moves rows to where the model is unsure; blind to concept drift, which the realized metric catches."""
+    """The checked day's estimated metric (no labels needed: CBPE, or DLE for regression) against training: the early
+    warning of a covariate shift that moves rows to where the model is unsure or errs more; blind to concept drift,
+    which the realized metric catches."""
     metric = config.model.metric
     if drift.estimated_metric is None or drift.champion_metric is None:
-        return Signal(False, f"estimated {metric} not known (no calibration, or a metric CBPE does not estimate)")
+        return Signal(False, f"estimated {metric} not known (nothing stored to estimate it with, or not estimated)")
     drop = -metric_gain(config, drift.estimated_metric, drift.champion_metric)
     if drop >= threshold:
         return Signal(True, f"estimated {metric} {drift.estimated_metric:.4f} is {drop:.4f} below training")
@@ -124,6 +125,9 @@ def _segment_signal(config: Config, drift: DriftResult) -> Signal:
 
 def _metric_signal(config: Config, drift: DriftResult) -> Signal:
     metric, threshold = config.model.metric, config.monitoring.metric_drop_threshold
+    window = config.monitoring.metric_window_days
+    if window > 1:  # a low-volume model's metric: over the trailing window ending on the labeled day
+        metric = f"{metric} over the {window} days to {drift.realized_day}" if drift.realized_day else metric
     if drift.realized_metric is None or drift.champion_metric is None:
         return Signal(False, f"realized {metric} not known ({drift.realized_rows} labeled rows)")
     drop = -metric_gain(config, drift.realized_metric, drift.champion_metric)

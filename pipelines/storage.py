@@ -94,6 +94,7 @@ class Table(StrEnum):
     SHADOW_LOG = "shadow_log"  # online predictions of a shadow challenger: never served, so kept out of the log
     REPORTS = "reports"  # files, not a Delta table (see the module docstring)
     PERFORMANCE = "performance"  # per scored day: the realized metric so far, filled in as labels arrive
+    PERFORMANCE_SEGMENTS = "performance_segments"  # per scored day and monitoring.segments value: the same, long
 
 
 PARTITIONS: dict[Table, tuple[str, ...]] = {Table.PREDICTION_LOG: (DATE, SOURCE), Table.SHADOW_LOG: (DATE, SOURCE)}

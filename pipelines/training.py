@@ -22,6 +22,7 @@ import pandas as pd
 from pipelines import model_artifacts, sources
 from pipelines.config import Config
 from pipelines.estimated_performance import log_calibration
+from pipelines.loss_estimation import log_loss_holdout
 from pipelines.modeling import build_model, evaluate, model_input, model_output
 from pipelines.records import defined, jsonable
 from pipelines.registry import Registry, RunKind, Tag, connect, crown_if_vacant, holdout_metric, tracked_run
@@ -245,8 +246,11 @@ def train_and_register(
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
             _reference_sample(config, days, model, features_version).to_parquet(path, index=False)
             registry.log_artifact(run_id, path, str(Path(REFERENCE_ARTIFACT).parent))
+        output = model_output(model, x_holdout, config.task)
         if config.task == "classification":  # what estimated performance calibrates the scores with
-            log_calibration(registry, run_id, y_holdout.to_numpy(), model_output(model, x_holdout, config.task))
+            log_calibration(registry, run_id, y_holdout.to_numpy(), output)
+        else:  # what direct loss estimation fits the model of the loss on
+            log_loss_holdout(registry, run_id, x_holdout, output, y_holdout.to_numpy())
         version = registry.register_version(name, source, run_id)
     metric_value = scores[config.model.metric]
     registry.set_version_tag(name, version, holdout_metric(config.model.metric), f"{metric_value:.6f}")

@@ -168,6 +168,15 @@ def test_regression_trains_and_scores_through_the_same_path(build_lake, dask_cli
     assert result.rows_scored == len(predictions) == 592
     assert "probability" not in predictions.columns and predictions["prediction"].dtype == "float64"
 
+    # the day's performance row has DLE's estimate of the RMSE from the day of scoring, before any label arrives
+    from pipelines.performance import update_performance
+
+    [row] = update_performance(config, DAY)
+    assert row.labeled_rows == 0 and row.estimated_note == ""
+    assert row.estimated_ci_low < row.estimated_value < row.estimated_ci_high
+    [later] = update_performance(config, DAY + timedelta(days=3))  # every label in: the realized RMSE
+    assert later.estimated_value == row.estimated_value and later.value == pytest.approx(row.estimated_value, rel=0.1)
+
 
 def test_workers_keep_models_of_two_registries_apart(lake, trained, build_lake, dask_client):
     """Two MLflow stores each hold a ``credit_default`` v1; a worker that loaded one must not serve it for the other."""
