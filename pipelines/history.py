@@ -38,7 +38,6 @@ from pipelines import sources, storage
 from pipelines.config import Config, HistoryTable
 from pipelines.errors import DataError
 from pipelines.sources import FileEntry, day_bounds, event_times
-from pipelines.storage import Lake
 from pipelines.validation import REASON
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,9 @@ def _times(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(parsed.dt.as_unit("us"), UTC_MICROS)])
 
 
-def _quarantine(config: Config, name: str, table: HistoryTable, url: str, keyless, undated) -> None:
+def _quarantine(
+    config: Config, name: str, table: HistoryTable, url: str, keyless: pd.Series, undated: pd.Series
+) -> None:
     """The file's rows without a time or a key, with the reason, as the table's quarantine file of ``url``
     (replaced whole; removed when the file has none)."""
     bad = (keyless | undated).to_numpy()
@@ -100,7 +101,7 @@ def _quarantine(config: Config, name: str, table: HistoryTable, url: str, keyles
         reasons[undated.to_numpy()[bad]] = f"{table.event_time}: missing or unparseable"
         frame = rows.assign(**{REASON: reasons, SOURCE_FILE: url})
         log.warning("history %s: %s has %d row(s) without key or time; quarantined", name, url, len(frame))
-    Lake.from_config(config).write_undated(url, frame, f"{QUARANTINE_FOLDER}/{name}")
+    storage.Lake.from_config(config).write_undated(url, frame, f"{QUARANTINE_FOLDER}/{name}")
 
 
 def _index_file(config: Config, name: str, table: HistoryTable, url: str) -> FileEntry:
@@ -133,7 +134,7 @@ def index(config: Config, name: str) -> dict[str, FileEntry]:
         before = known.get(url)
         had_bad_rows = before is not None and before.version != entry.version and before.undated + before.keyless > 0
         if had_bad_rows and entry.undated + entry.keyless == 0:  # rewritten clean (its footer may have settled it)
-            Lake.from_config(config).write_undated(url, pd.DataFrame(), f"{QUARANTINE_FOLDER}/{name}")
+            storage.Lake.from_config(config).write_undated(url, pd.DataFrame(), f"{QUARANTINE_FOLDER}/{name}")
     return entries
 
 
