@@ -129,10 +129,7 @@ def late_days(config: Config, day: date) -> list[date]:
     current = lineage.definitions_hash(config)
     longest = history.longest_windows(config)
     for name, entries in history.indexes(config).items():
-
-        def recorded(record: dict[str, Any], name: str = name) -> dict[str, str] | None:
-            return record.get(lineage.HISTORY, {}).get(name, {}) if record.get(lineage.DEFINITIONS) == current else None
-
+        recorded = partial(lineage.history_seen, table=name, current=current)
         reaches = partial(history.reaches, config.dataset.history[name], longest[name])
         stale.update(
             sources.stale_days(config, entries, day, Table.FEATURES, history.index_name(name), reaches, recorded)

@@ -73,6 +73,14 @@ def stale_days(records: Mapping[date, Mapping[str, Any]], days: list[date], curr
     return [d for d in days if records.get(d, {}).get(DEFINITIONS) != current]
 
 
+def history_seen(record: Mapping[str, Any], table: str, current: str) -> dict[str, str] | None:
+    """The history file versions (url -> version) of ``table`` a day's record says its windows saw; None for a day
+    computed with other definitions than ``current`` (training's business, not late data). Pure."""
+    if record.get(DEFINITIONS) != current:
+        return None
+    return dict(record.get(HISTORY, {}).get(table, {}))
+
+
 def merged_history(day_history: list[Mapping[str, Mapping[str, str]]]) -> dict[str, dict[str, str]]:
     """Per history table, every file version the days' windows could see (a later day's version of a file wins)."""
     merged: dict[str, dict[str, str]] = {}
