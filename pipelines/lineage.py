@@ -9,8 +9,9 @@ history tables they read, without where those live) and hashed (:func:`definitio
 - training recomputes, in memory, the days of its window whose record names other definitions (or none: days
   extracted before lineage was recorded), and records the hash, the rendered list and the history files on the run
   and the version (:class:`pipelines.registry.Tag`);
-- scoring refuses a champion whose recorded definitions are not the config's (:func:`require_own_definitions`),
-  and a day computed with definitions other than the champion's.
+- batch scoring refuses a champion whose recorded definitions are not the config's (:func:`require_own_definitions`),
+  and a day computed with definitions other than the champion's; the model server refuses to load such a version
+  (it keeps serving the one it has, and reports the reload error).
 
 A version registered before lineage was recorded (no hash tag) is scored with a warning, not refused: refusing
 would stop every deployment on upgrade, and its days were computed with whatever the config said then, as before.
@@ -90,20 +91,20 @@ def merged_history(day_history: list[Mapping[str, Mapping[str, str]]]) -> dict[s
     return {table: dict(sorted(files.items())) for table, files in sorted(merged.items())}
 
 
-def mismatch(name: str, version: str, recorded: str | None, current: str) -> str | None:
-    """Why the champion must not score with the config's definitions (None: it may). Pure."""
+def mismatch(name: str, version: str, recorded: str | None, current: str, role: str = "champion") -> str | None:
+    """Why the version must not score with the config's definitions (None: it may). Pure."""
     if recorded is None or recorded == current:
         return None
     return (
-        f"champion {name} v{version} was trained with feature definitions {recorded}, but the config's definitions"
+        f"{role} {name} v{version} was trained with feature definitions {recorded}, but the config's definitions"
         f" are {current}: scoring it would feed it features computed other than it learned. Either train a version"
         f" on the current definitions and promote it (model_training or retraining), or revert dataset.features and"
         f" dataset.history to v{version}'s (its training run's artifact {RECORD_ARTIFACT} lists them)"
     )
 
 
-def require_own_definitions(registry: Registry, champion: ModelRef, config: Config) -> str:
-    """The champion's recorded definitions hash, which must be the config's (:class:`DefinitionMismatch` names both
+def require_own_definitions(registry: Registry, champion: ModelRef, config: Config, role: str = "champion") -> str:
+    """The version's recorded definitions hash, which must be the config's (:class:`DefinitionMismatch` names both
     and what to do). A version without one (trained before lineage was recorded) is accepted with a warning."""
     from pipelines.registry import Tag
 
@@ -111,14 +112,15 @@ def require_own_definitions(registry: Registry, champion: ModelRef, config: Conf
     recorded = registry.version(champion.name, champion.version).tags.get(Tag.FEATURE_DEFINITIONS)
     if recorded is None:
         log.warning(
-            "champion %s v%s records no feature definitions (trained before lineage was recorded): scoring it with"
+            "%s %s v%s records no feature definitions (trained before lineage was recorded): scoring it with"
             " the config's (%s) unchecked",
+            role,
             champion.name,
             champion.version,
             current,
         )
         return current
-    problem = mismatch(champion.name, champion.version, recorded, current)
+    problem = mismatch(champion.name, champion.version, recorded, current, role)
     if problem:
         raise DefinitionMismatch(problem)
     return recorded

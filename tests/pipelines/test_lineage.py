@@ -56,13 +56,13 @@ def test_the_hash_is_stable_and_changes_with_every_definition_but_not_with_where
     assert rendered["history"]["payments"]["delay_hours"] == 1 and "source" not in rendered["history"]["payments"]
 
 
-def _champion(recorded: str | None) -> MemoryRegistry:
+def _champion(recorded: str | None, name: str = "m") -> MemoryRegistry:
     store = MemoryRegistry()
     with tracked_run(store, RunKind.TRAINING, "train") as run_id:
-        store.register_version("m", "models:/m-1", run_id)
+        store.register_version(name, "models:/m-1", run_id)
     if recorded is not None:
-        store.set_version_tag("m", "1", Tag.FEATURE_DEFINITIONS, recorded)
-    store.set_alias("m", CHAMPION, "1")
+        store.set_version_tag(name, "1", Tag.FEATURE_DEFINITIONS, recorded)
+    store.set_alias(name, CHAMPION, "1")
     return store
 
 
@@ -99,3 +99,11 @@ def test_days_computed_with_other_definitions_are_recomputed_for_training_and_re
     merged = lineage.merged_history([{"p": {"a": "1", "b": "1"}}, {"p": {"b": "2"}, "q": {"c": "1"}}])
     assert merged == {"p": {"a": "1", "b": "2"}, "q": {"c": "1"}}
     assert lineage.files_hash(merged["p"]) == lineage.files_hash({"b": "2", "a": "1"}) != lineage.files_hash({})
+
+
+def test_the_model_server_refuses_to_load_a_version_of_other_definitions(declared):
+    from pipelines.serving.engine import load_version
+
+    store = _champion(lineage.definitions_hash(_changed(declared, window=[7, 30, 90])), declared.model.name)
+    with pytest.raises(DefinitionMismatch, match=rf"champion {declared.model.name} v1 was trained with"):
+        load_version(declared, store, CHAMPION)  # refused before any artifact is loaded
