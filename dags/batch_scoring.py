@@ -10,8 +10,11 @@ PyTorch), and publishes, per day:
 - `prediction_log/date=YYYY-MM-DD/`: a `monitoring.sample_rate` share of keys (chosen by key hash, so stable)
   with their features and prediction, for drift monitoring.
 
-Rows in = rows scored + rows dead-lettered, checked on every run; above `scoring.max_dead_letter_share` the task
-fails and publishes only the dead letters. A rerun replaces the day's partitions.
+A champion trained with feature definitions other than the config's (a window, a filter, a delay changed since) is
+never scored: the run fails naming both definition hashes; train and promote a version on the new definitions, or
+revert the config (docs: "Declared features", Lineage). Rows in = rows scored + rows dead-lettered, checked on every
+run; above `scoring.max_dead_letter_share` the task fails and publishes only the dead letters. A rerun replaces the
+day's partitions.
 
 **Runs** once per day that `feature_extraction__<model>` publishes: each `mlops.features.<model>` event is keyed by
 its day, and the scheduler starts one run per key (a partitioned asset), so the run's **partition key** is the day

@@ -18,7 +18,9 @@ appends). Only the source files whose event-time range can hold the day are read
 `quality.min_rows`, far fewer than the preceding days (`quality.min_volume_ratio`), or too many quarantined rows
 (`quality.max_quarantine_share`) fails with the numbers and publishes nothing; so does a day before
 `schedule.start_date`. A source file that arrived after an extracted day and can hold rows of it (late data) makes
-this run extract that day again too. Each extracted day emits a `mlops.features.<model>` event keyed by that day
+this run extract that day again too; so does a history file (`dataset.history`) landing late whose events fall in
+an extracted day's windows. History rows without a key or a time are quarantined per table
+(`quarantine/_history/<table>/`). Each extracted day emits a `mlops.features.<model>` event keyed by that day
 (a late day under its own key), which starts that model's `batch_scoring__<model>` for that day. A published day with
 at least `alerts.quarantine_warn_share` of its rows quarantined, or a day the gate refuses, sends a `quarantine`
 alert (README "Alerts").

@@ -29,9 +29,10 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines import history
-from pipelines.config import Aggregate, Config, FeatureSpec, HistoryTable
+from pipelines.config import Aggregate, Config, FeatureSpec
 from pipelines.expressions import parse
 from pipelines.history import ENTITY, TIME
+from pipelines.sources import FileEntry
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +133,22 @@ def by_table(features: FeatureSpec) -> dict[str, list[Aggregate]]:
     return grouped
 
 
-def _events_for(config: Config, name: str, table: HistoryTable, longest: int, times: pd.Series) -> pa.Table:
+def _events_for(
+    config: Config, name: str, longest: int, times: pd.Series, entries: dict[str, FileEntry] | None
+) -> pa.Table:
     """The table's events the rows can see: from the earliest cut-off minus the longest window to the latest."""
-    delay = timedelta(hours=table.delay_hours)
+    delay = timedelta(hours=config.dataset.history[name].delay_hours)
     start = times.min() - delay - timedelta(days=longest)
     end = times.max() - delay
-    return history.read_events(config, name, start.to_pydatetime(), end.to_pydatetime())
+    return history.read_events(config, name, start.to_pydatetime(), end.to_pydatetime(), entries)
 
 
-def add_declared(config: Config, frame: pd.DataFrame) -> pd.DataFrame:
+def add_declared(
+    config: Config, frame: pd.DataFrame, indexes: dict[str, dict[str, FileEntry]] | None = None
+) -> pd.DataFrame:
     """``frame`` (rows with their event time and join keys) with every declared feature added: the aggregates of
-    each history table, point-in-time, then the derived features. Rows keep their order and index."""
+    each history table, point-in-time, then the derived features. Rows keep their order and index. ``indexes``:
+    the history tables' file indexes (:func:`pipelines.history.indexes`) when the caller has them."""
     features = config.dataset.features
     if not features.computed:
         return frame
@@ -154,7 +160,7 @@ def add_declared(config: Config, frame: pd.DataFrame) -> pd.DataFrame:
             computed = pd.DataFrame({c: pd.Series(dtype="float64") for a in aggregates for c in a.outputs})
         else:
             longest = max(w for a in aggregates for w in a.windows)
-            events = _events_for(config, name, table, longest, times)
+            events = _events_for(config, name, longest, times, (indexes or {}).get(name))
             rows = _rows(out, table.on, config.dataset.event_time, table.delay_hours)
             computed = point_in_time(rows, events, aggregates)
         out = pd.concat([out, computed], axis=1)

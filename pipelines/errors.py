@@ -30,3 +30,8 @@ class InvariantError(RuntimeError):
 class StageLost(RuntimeError):
     """A worker holding a stage of a sharded model is gone (or cannot be reached): the rows are not at fault, so
     they are never dead-lettered for it; the piece is redone once the stage is rebuilt (:mod:`pipelines.sharding`)."""
+
+
+class DefinitionMismatch(RegistryError):
+    """The champion was trained with feature definitions other than the config's (or a day was computed with
+    others): scoring would feed it features it never learned; retrain on the new definitions or revert the config."""

@@ -8,6 +8,12 @@ the row counts): a day already extracted that a later file can hold is reported 
 extracted again. Before publishing, the day's volume and quarantine share are checked (:mod:`pipelines.quality`);
 a failing day publishes nothing.
 
+History tables take part in the same bookkeeping: the day's record names the history file versions its windows
+could see and the hash of the feature definitions that computed it (:mod:`pipelines.lineage`), so a late history
+file makes the days it reaches due again (:func:`late_days`), and training can tell a day computed with other
+definitions and compute it again (:func:`build_day`, which publishes nothing). A history file's rows without a key
+or a time are quarantined when the file is indexed (:mod:`pipelines.history`).
+
 The valid rows gain the features declared in the config (``dataset.features.aggregates`` over the history tables,
 and ``derived``), computed point-in-time by :mod:`pipelines.aggregates`: training and scoring read them from the
 features table like the raw columns, so both see the values computed here for the row's own day.
@@ -16,21 +22,21 @@ features table like the raw columns, so both see the values computed here for th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pandas as pd
 
-from pipelines import quality, sources
+from pipelines import history, lineage, quality, sources
 from pipelines.aggregates import add_declared
 from pipelines.config import Config, DatasetConfig
 from pipelines.errors import DataError, QualityGateError
 from pipelines.records import jsonable
 from pipelines.sources import day_bounds, event_times, read_source
 from pipelines.storage import Lake, Table
-from pipelines.validation import REASON, require_columns, split_valid
+from pipelines.validation import REASON, Split, require_columns, split_valid
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ class ExtractResult:
     undated: int  # rows without a usable event time in the files read for the day (quarantined when first indexed)
     features_url: str
     quarantine_url: str
+    # per history table, the rows of the files the day's windows could see: in = valid + quarantined (no key or time)
+    history: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -114,8 +122,19 @@ def source_landed(config: Config, day: date, now: datetime) -> bool:
 
 
 def late_days(config: Config, day: date) -> list[date]:
-    """Days other than ``day`` already extracted without a source file that can hold their rows: extract again."""
-    return sources.stale_days(config, index_events(config), day, Table.FEATURES)
+    """Days other than ``day`` already extracted without a source file that can hold their rows, or without a
+    history file whose events fall in their windows (a day computed with other definitions is training's business,
+    not late data): extract them again."""
+    stale = set(sources.stale_days(config, index_events(config), day, Table.FEATURES))
+    current = lineage.definitions_hash(config)
+    longest = history.longest_windows(config)
+    for name, entries in history.indexes(config).items():
+        recorded = partial(lineage.history_seen, table=name, current=current)
+        reaches = partial(history.reaches, config.dataset.history[name], longest[name])
+        stale.update(
+            sources.stale_days(config, entries, day, Table.FEATURES, history.index_name(name), reaches, recorded)
+        )
+    return sorted(stale)
 
 
 def _check_quality(config: Config, day: date, rows: pd.DataFrame, quarantined: pd.DataFrame, span: str) -> None:
@@ -131,12 +150,24 @@ def _check_quality(config: Config, day: date, rows: pd.DataFrame, quarantined: p
     )
 
 
-def extract_features(config: Config, day: date) -> ExtractResult:
-    """Validate the day's raw rows and publish the features and quarantine partitions; rows in = valid + quarantined."""
-    config.schedule.require_day(day)
+@dataclass(frozen=True)
+class Day:
+    """One day as extraction computes it, before anything is published."""
+
+    rows: pd.DataFrame  # every row of the source files on the day
+    split: Split  # the rows, valid or quarantined
+    features: pd.DataFrame  # the valid rows with their declared features: the columns the features table holds
+    files: list[sources.FileEntry]  # the source files read
+    entries: dict[str, sources.FileEntry]  # the source's whole index
+    history: dict[str, dict[str, str]]  # per history table, the file versions (url -> version) its windows could see
+    history_rows: dict[str, dict[str, int]]  # per history table, the rows of those files (in, valid, quarantined)
+
+
+def build_day(config: Config, day: date) -> Day:
+    """Read, validate and compute one day with the config's definitions, publishing nothing: what extraction
+    publishes, and what training computes again for a day extracted with other definitions."""
     dataset = config.dataset
     options = config.storage.options
-    lake = Lake.from_config(config)
     entries = index_events(config)
     files = sources.overlapping(entries.values(), day)
     frames = []
@@ -148,30 +179,45 @@ def extract_features(config: Config, day: date) -> ExtractResult:
     columns = [dataset.key, dataset.event_time, *dataset.features.raw, *dataset.join_keys, SOURCE_FILE]
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     split = split_valid(rows, dataset, f"{dataset.source} [{day}]")
-    first_last = sources.span(entries.values())
-    _check_quality(config, day, rows, split.quarantined, "..".join(map(str, first_last)) if first_last else "no days")
-    valid = add_declared(config, split.valid)  # point-in-time: only events before each row's time
+    indexes = history.indexes(config)
+    valid = add_declared(config, split.valid, indexes)  # point-in-time: only events before each row's time
     keep = [dataset.key, dataset.event_time, *dataset.join_keys, *dataset.features.all]
     if dataset.target in valid.columns:
         keep.append(dataset.target)
+    longest = history.longest_windows(config)
+    seen = {n: history.day_files(e, dataset.history[n], longest[n], day) for n, e in indexes.items()}
+    counted = {n: history.accounting(indexes[n][url] for url in seen[n]) for n in indexes}
+    return Day(rows, split, valid[keep], files, entries, seen, counted)
+
+
+def extract_features(config: Config, day: date) -> ExtractResult:
+    """Validate the day's raw rows and publish the features and quarantine partitions; rows in = valid + quarantined."""
+    config.schedule.require_day(day)
+    lake = Lake.from_config(config)
+    built = build_day(config, day)
+    rows, split = built.rows, built.split
+    first_last = sources.span(built.entries.values())
+    _check_quality(config, day, rows, split.quarantined, "..".join(map(str, first_last)) if first_last else "no days")
     counts = {"rows_in": len(rows), "rows_valid": len(split.valid), "rows_quarantined": len(split.quarantined)}
+    record = {
+        **sources.build_record(built.files, counts),
+        lineage.DEFINITIONS: lineage.definitions_hash(config),
+        lineage.HISTORY: built.history,
+    }
     # Quarantine first: the features commit carries the day's record, so a crash in between leaves the day stale.
     quarantine_url = lake.write(Table.QUARANTINE, day, split.quarantined)
     features_url = lake.write(
-        Table.FEATURES,
-        day,
-        valid[keep],
-        row_group_rows=config.scoring.partition_rows,
-        record=sources.build_record(files, counts),
+        Table.FEATURES, day, built.features, row_group_rows=config.scoring.partition_rows, record=record
     )
     result = ExtractResult(
         day=day.isoformat(),
         rows_in=len(rows),
         rows_valid=len(split.valid),
         rows_quarantined=len(split.quarantined),
-        undated=sum(e.undated for e in files),
+        undated=sum(e.undated for e in built.files),
         features_url=features_url,
         quarantine_url=quarantine_url,
+        history=built.history_rows,
     )
     log.info(
         "features %s: %d in, %d valid, %d quarantined from %d of %d source files",
@@ -179,7 +225,7 @@ def extract_features(config: Config, day: date) -> ExtractResult:
         result.rows_in,
         result.rows_valid,
         result.rows_quarantined,
-        len(files),
-        len(entries),
+        len(built.files),
+        len(built.entries),
     )
     return result

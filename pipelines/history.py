@@ -7,6 +7,16 @@ settle it, else one read of the time column), and keeps its event-time range in 
 ``[earliest cut-off - longest window, latest cut-off)``, so a day's features cost the days inside the longest
 window, not the table's whole history (bench/features.py measures 30 against 365 days of history).
 
+Bad rows: a row without an event time or an entity key can feed no feature. Indexing a file version finds them
+(the footer's null counts settle it for Parquet, else the read of the key and time columns) and quarantines them,
+with a reason, to one file per source file (``quarantine/_history/<table>/<file>.parquet``, replaced when the file
+changes, so a rerun never duplicates them); the index counts them per file (``undated``, ``keyless``), so per
+table rows in = valid + quarantined (:func:`accounting`). Reads skip them.
+
+Late events: a day's features depend on the history files whose events fall in its windows (:func:`window`). The
+day's record names those files' versions (:func:`day_files`); a file landing or changing later that reaches an
+extracted day makes it due again (:func:`pipelines.features.late_days`), as a late file of the scored rows does.
+
 Events come back as one Arrow table with fixed types (the entity as text, the time as UTC microseconds, declared
 numerical columns as float64, categorical ones as text), which :mod:`pipelines.aggregates` hands to DuckDB without
 a copy.
@@ -15,7 +25,8 @@ a copy.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from functools import partial
 
 import pandas as pd
@@ -26,12 +37,15 @@ import pyarrow.parquet as pq
 from pipelines import sources, storage
 from pipelines.config import Config, HistoryTable
 from pipelines.errors import DataError
-from pipelines.sources import FileEntry, event_times
+from pipelines.sources import FileEntry, day_bounds, event_times
+from pipelines.validation import REASON
 
 log = logging.getLogger(__name__)
 
 ENTITY, TIME = "__entity", "__time"  # the names the engine gives a table's entity and event-time columns
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+QUARANTINE_FOLDER = "_history"  # under the quarantine table: <table>/<file>.parquet, rows without key or time
+SOURCE_FILE = "source_file"
 
 
 def index_name(name: str) -> str:
@@ -73,20 +87,93 @@ def _times(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(parsed.dt.as_unit("us"), UTC_MICROS)])
 
 
-def _index_file(config: Config, table: HistoryTable, url: str) -> FileEntry:
-    """A history file's event-time range, from one read of its time column."""
-    times = _times(_read_file(url, table, config.storage.options, [table.event_time]).column(0))
+def _quarantine(
+    config: Config, name: str, table: HistoryTable, url: str, keyless: pd.Series, undated: pd.Series
+) -> None:
+    """The file's rows without a time or a key, with the reason, as the table's quarantine file of ``url``
+    (replaced whole; removed when the file has none)."""
+    bad = (keyless | undated).to_numpy()
+    frame = pd.DataFrame()
+    if bad.any():
+        columns = [table.entity, table.event_time, *table.columns]
+        rows = _read_file(url, table, config.storage.options, columns).to_pandas()[bad].astype("string")
+        reasons = pd.Series(f"{table.entity}: missing key", index=rows.index)
+        reasons[undated.to_numpy()[bad]] = f"{table.event_time}: missing or unparseable"
+        frame = rows.assign(**{REASON: reasons, SOURCE_FILE: url})
+        log.warning("history %s: %s has %d row(s) without key or time; quarantined", name, url, len(frame))
+    storage.Lake.from_config(config).write_undated(url, frame, f"{QUARANTINE_FOLDER}/{name}")
+
+
+def _index_file(config: Config, name: str, table: HistoryTable, url: str) -> FileEntry:
+    """A history file's event-time range (of its rows with a key), from one read of its key and time columns; rows
+    without a time or a key are quarantined."""
+    data = _read_file(url, table, config.storage.options, [table.entity, table.event_time])
+    times = _times(data.column(1))
+    undated = pd.Series(pc.is_null(times).to_numpy(zero_copy_only=False))
+    keyless = pd.Series(pc.is_null(data.column(0)).to_numpy(zero_copy_only=False)) & ~undated
+    _quarantine(config, name, table, url, keyless, undated)
+    valid = times.filter(pa.array(~(keyless | undated).to_numpy()))
     low, high = None, None
-    if times.null_count < len(times):
-        low, high = pd.Timestamp(pc.min(times).as_py()).value, pd.Timestamp(pc.max(times).as_py()).value
-    return FileEntry(url=url, version="", rows=len(times), low=low, high=high, undated=times.null_count)
+    if len(valid):
+        low, high = pd.Timestamp(pc.min(valid).as_py()).value, pd.Timestamp(pc.max(valid).as_py()).value
+    return FileEntry(
+        url=url, version="", rows=len(times), low=low, high=high, undated=int(undated.sum()), keyless=int(keyless.sum())
+    )
 
 
 def index(config: Config, name: str) -> dict[str, FileEntry]:
-    """The event-time index of every file of history table ``name``, (re)indexing only new or changed files."""
+    """The event-time index of every file of history table ``name``, (re)indexing only new or changed files (from
+    the footer alone when it shows neither a null time nor a null key)."""
     table = config.dataset.history[name]
-    read = partial(_index_file, config, table)
-    return sources.refresh(config, index_name(name), table.source, read, kind="time", column=table.event_time)
+    read = partial(_index_file, config, name, table)
+    known = sources.load_index(config, index_name(name))
+    entries = sources.refresh(
+        config, index_name(name), table.source, read, kind="time", column=table.event_time, complete=(table.entity,)
+    )
+    for url, entry in entries.items():
+        before = known.get(url)
+        had_bad_rows = before is not None and before.version != entry.version and before.undated + before.keyless > 0
+        if had_bad_rows and entry.undated + entry.keyless == 0:  # rewritten clean (its footer may have settled it)
+            storage.Lake.from_config(config).write_undated(url, pd.DataFrame(), f"{QUARANTINE_FOLDER}/{name}")
+    return entries
+
+
+def longest_windows(config: Config) -> dict[str, int]:
+    """Per history table the aggregates use, its longest window in days."""
+    longest: dict[str, int] = {}
+    for aggregate in config.dataset.features.aggregates:
+        longest[aggregate.table] = max(longest.get(aggregate.table, 0), *aggregate.windows)
+    return longest
+
+
+def indexes(config: Config) -> dict[str, dict[str, FileEntry]]:
+    """The index of every history table the aggregates use (one listing of each)."""
+    return {name: index(config, name) for name in sorted(longest_windows(config))}
+
+
+def window(table: HistoryTable, longest: int, day: date) -> tuple[datetime, datetime]:
+    """The event times any row of ``day`` can see in the table: ``[day - delay - longest, day + 1 - delay)``."""
+    start, end = day_bounds(day)
+    delay = timedelta(hours=table.delay_hours)
+    return start - delay - timedelta(days=longest), end - delay
+
+
+def day_files(entries: dict[str, FileEntry], table: HistoryTable, longest: int, day: date) -> dict[str, str]:
+    """The file versions (url -> version) whose events ``day``'s rows can see: what the day's record names."""
+    return {e.url: e.version for e in files_between(entries, *window(table, longest, day))}
+
+
+def reaches(table: HistoryTable, longest: int, entry: FileEntry, day: date) -> bool:
+    """Whether a file's events fall in ``day``'s windows (a file landing late makes such a day due again)."""
+    return bool(files_between({entry.url: entry}, *window(table, longest, day)))
+
+
+def accounting(entries: Iterable[FileEntry]) -> dict[str, int]:
+    """Rows of the files: in, valid (a key and a time) and quarantined; in = valid + quarantined."""
+    entries = list(entries)
+    rows_in = sum(e.rows for e in entries)
+    quarantined = sum(e.undated + e.keyless for e in entries)
+    return {"rows_in": rows_in, "rows_valid": rows_in - quarantined, "rows_quarantined": quarantined}
 
 
 def files_between(entries: dict[str, FileEntry], start: datetime, end: datetime) -> list[FileEntry]:
@@ -95,10 +182,13 @@ def files_between(entries: dict[str, FileEntry], start: datetime, end: datetime)
     return [e for e in entries.values() if e.low is not None and e.high is not None and e.low < high and e.high >= low]
 
 
-def read_events(config: Config, name: str, start: datetime, end: datetime) -> pa.Table:
-    """The events of history table ``name`` with ``start <= time < end``, read from the files that can hold them."""
+def read_events(
+    config: Config, name: str, start: datetime, end: datetime, entries: dict[str, FileEntry] | None = None
+) -> pa.Table:
+    """The events of history table ``name`` with a key and ``start <= time < end``, read from the files that can
+    hold them (``entries``: the table's index, when the caller has it)."""
     table = config.dataset.history[name]
-    entries = index(config, name)
+    entries = index(config, name) if entries is None else entries
     chosen = files_between(entries, start, end)
     columns = [table.entity, table.event_time, *table.columns]
     parts = [_normalised(_read_file(e.url, table, config.storage.options, columns), table) for e in chosen]
@@ -108,7 +198,8 @@ def read_events(config: Config, name: str, start: datetime, end: datetime) -> pa
     events = pa.concat_tables(parts)
     times = events.column(TIME)
     low, high = pa.scalar(pd.Timestamp(start), UTC_MICROS), pa.scalar(pd.Timestamp(end), UTC_MICROS)
-    return events.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
+    keyed = pc.is_valid(events.column(ENTITY))  # rows without a key are quarantined when the file is indexed
+    return events.filter(pc.and_(keyed, pc.and_(pc.greater_equal(times, low), pc.less(times, high))))
 
 
 def _schema(table: HistoryTable) -> pa.Schema:

@@ -83,12 +83,19 @@ class Tag:
     DATA_HASH = "data_hash"
     TASK = "task"
     FEATURES_DELTA_VERSION = "features_delta_version"  # the features table's version the window was read at
+    FEATURE_DEFINITIONS = "feature_definitions"  # the hash of the feature definitions it was trained with
+    RECOMPUTED_DAYS = "recomputed_days"  # window days computed again for changed definitions (how many)
     # on versions
     DECISION_RUN_ID = "decision.run_id"
     ROLLED_BACK = "rolled_back"
     RESTORED = "restored"
     # on the registered model
     LAST_RETRAIN = "last_retrain_day"
+
+    @staticmethod
+    def history_files(table: str) -> str:
+        """A history table's file versions a training window could see, fingerprinted (``history.payments``)."""
+        return f"history.{table}"
 
     @staticmethod
     def decision(field: str) -> str:

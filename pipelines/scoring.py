@@ -1,14 +1,16 @@
 """Batch scoring on Dask: one day's feature partition -> keyed predictions, dead letters and a prediction log.
 
-The champion alias is resolved once per run, so every row of a run is scored by the same version. The run plans its
-pieces from the features table's files of the day only (the Delta log's list, no other day looked at). Each Dask
-task reads one Parquet row group, scores it with a model cached in its worker process, and writes its own output
-files straight into each output table's folder of the day, named after the run's attempt and the row group; a
+The champion alias is resolved once per run, so every row of a run is scored by the same version, and only with the
+feature definitions it was trained with: a champion whose recorded definitions are not the config's, or a day
+computed with others, fails the run before anything is scored, naming both hashes (:mod:`pipelines.lineage`). The
+run plans its pieces from the features table's files of the day only (the Delta log's list, no other day looked at).
+Each Dask task reads one Parquet row group, scores it with a model cached in its worker process, and writes its own
+output files straight into each output table's folder of the day, named after the run's attempt and the row group; a
 retried or recomputed task (a worker lost mid-run) overwrites its own files. Only file paths, sizes, counts and key
 hashes travel back to the client, which commits each output table once, adding the files the gathered results name
 and removing the day's previous ones, and only when rows in == scored + dead-lettered: each day holds every row
-exactly once. Files of a failed run, or left over by a task whose result was not the one gathered, are in no
-commit: no reader sees them, and ``vacuum`` deletes them (:mod:`pipelines.storage`).
+exactly once. Files of a failed run, or left over by a task whose result was not the one gathered, are in no commit:
+no reader sees them, and ``vacuum`` deletes them (:mod:`pipelines.storage`).
 
 A torch model too large for one worker is cut into stages held by several (``scoring.shards``,
 :mod:`pipelines.sharding`): the same pieces, files and accounting, with the layers' work done by the stages.
@@ -40,7 +42,7 @@ import numpy as np
 import pandas as pd
 from distributed import Client, get_worker
 
-from pipelines import metrics, model_artifacts, registry, sharding
+from pipelines import lineage, metrics, model_artifacts, registry, sharding, sources
 from pipelines.cluster import CPU, GPU, resource_workers
 from pipelines.config import Config
 from pipelines.errors import DataError, InvariantError
@@ -299,7 +301,10 @@ def score_days(config: Config, days: list[date], run_id: str, client: Client) ->
         if day not in held:
             source = lake.partition(Table.FEATURES, day)
             raise DataError(f"feature partition {source} does not exist; run feature_extraction for {day} first")
-    champion = registry.require_alias(registry.connect(config), config.model.name)
+    store = registry.connect(config)
+    champion = registry.require_alias(store, config.model.name)
+    own = lineage.require_own_definitions(store, champion, config)  # never scored with definitions not its own
+    lineage.require_days_computed_with(sources.day_records(config), days, own)
     model = model_artifacts.with_flavor(champion, config.tracking_uri)  # where it runs depends on it
     where, use_gpu = placement(client, model.flavor)
     # Dask reruns a task whose worker died on its own; `retries` is for a task that raised (a transient read or

@@ -52,6 +52,7 @@ class FileEntry:
     low: int | str | None
     high: int | str | None
     undated: int = 0
+    keyless: int = 0  # a history file's rows with a time but no entity key (quarantined with the undated ones)
     settled: bool = False
 
 
@@ -114,11 +115,14 @@ def read_source(
     raise DataError(f"source file {url} is neither .csv nor .parquet")
 
 
-def footer_range(url: str, column: str, kind: Kind, options: dict[str, Any] | None = None) -> FileEntry | None:
+def footer_range(
+    url: str, column: str, kind: Kind, options: dict[str, Any] | None = None, complete: tuple[str, ...] = ()
+) -> FileEntry | None:
     """Rows and ``column``'s range from a Parquet footer alone, or None when the statistics cannot be trusted.
 
     ``kind`` "time": a timestamp column without nulls (nulls would be undated rows to quarantine, which needs the
     rows); the range is in UTC nanoseconds. ``kind`` "key": a string column; the range compares as strings.
+    ``complete``: other columns the statistics must show without nulls (a history file's entity key), else None.
     """
     if not url.endswith(".parquet"):
         return None
@@ -136,7 +140,10 @@ def footer_range(url: str, column: str, kind: Kind, options: dict[str, Any] | No
     )
     if not kind_ok(schema.field(column).type):
         return None
-    index = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)
+    paths = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if any(c not in paths for c in complete):
+        return None
+    index = paths.index(column)
     lows, highs = [], []
     for group in range(meta.num_row_groups):
         chunk = meta.row_group(group)
@@ -145,6 +152,9 @@ def footer_range(url: str, column: str, kind: Kind, options: dict[str, Any] | No
         stats = chunk.column(index).statistics
         if stats is None or not stats.has_min_max or (kind == "time" and stats.null_count != 0):
             return None
+        for other in (chunk.column(paths.index(c)).statistics for c in complete):
+            if other is None or not other.has_null_count or other.null_count != 0:
+                return None
         lows.append(stats.min)
         highs.append(stats.max)
     if kind == "time":
@@ -182,11 +192,13 @@ def refresh(
     index_file: Callable[[str], FileEntry],
     kind: Kind,
     column: str,
+    complete: tuple[str, ...] = (),
 ) -> dict[str, FileEntry]:
     """The index of every file ``pattern`` matches now.
 
     Files already indexed at their current version are not opened; others are indexed from their footer when
-    possible, else by ``index_file`` (which reads them). The updated index is saved only if something changed.
+    possible (see :func:`footer_range`, ``complete`` included), else by ``index_file`` (which reads them). The
+    updated index is saved only if something changed.
     """
     versions = list_versions(pattern, config.storage.options)
     known = load_index(config, name)
@@ -195,7 +207,7 @@ def refresh(
     for url, version in versions.items():
         entry = known.get(url)
         if entry is None or entry.version != version:
-            entry = footer_range(url, column, kind, config.storage.options) or index_file(url)
+            entry = footer_range(url, column, kind, config.storage.options, complete) or index_file(url)
             entry = replace(entry, url=url, version=version)
             fresh.append(url)
         entries[url] = entry
@@ -272,11 +284,26 @@ def recent_volumes(config: Config, day: date, days: int) -> list[int]:
     return [int(r["rows_in"]) for r in found if r and "rows_in" in r]
 
 
-def stale_days(config: Config, entries: dict[str, FileEntry], today: date, table: storage.Table) -> list[date]:
+def _files_read(record: dict[str, Any]) -> dict[str, str] | None:
+    return record.get("files", {})
+
+
+def stale_days(
+    config: Config,
+    entries: dict[str, FileEntry],
+    today: date,
+    table: storage.Table,
+    index: str = EVENTS_INDEX,
+    reaches: Callable[[FileEntry, date], bool] = covers,
+    recorded: Callable[[dict[str, Any]], dict[str, str] | None] = _files_read,
+) -> list[date]:
     """Days of ``table`` (other than ``today``) that a file they were not built from can hold: late data.
 
-    Only unsettled files are checked; a file none of whose extracted days misses it is marked settled, so the
-    check costs the new files, not the history.
+    ``reaches``: whether a file can change a day (the scored rows' files: it has events on it; a history table's:
+    its events fall in the day's windows). ``recorded``: the file versions (url -> version) a day's record says it
+    was built from, or None for a day this check does not judge. Only unsettled files of the index ``index`` are
+    checked; a file none of whose extracted days misses it is marked settled, so the check costs the new files,
+    not the history.
     """
     unsettled = [e for e in entries.values() if not e.settled]
     if not unsettled:
@@ -287,14 +314,15 @@ def stale_days(config: Config, entries: dict[str, FileEntry], today: date, table
     settled: dict[str, FileEntry] = {}
     for entry in unsettled:
         missing = []
-        for day in sorted(d for d in extracted if covers(entry, d)):
-            if records.get(day, {}).get("files", {}).get(entry.url) != entry.version:
+        for day in sorted(d for d in extracted if reaches(entry, d)):
+            files = recorded(records.get(day, {}))
+            if files is not None and files.get(entry.url) != entry.version:
                 missing.append(day)
         if missing:
-            log.warning("%s can hold rows of already extracted day(s) %s: late data", entry.url, missing)
+            log.warning("%s can change already extracted day(s) %s: late data", entry.url, missing)
             stale.update(missing)
         else:
             settled[entry.url] = replace(entry, settled=True)
     if settled:
-        save_index(config, EVENTS_INDEX, settled)
+        save_index(config, index, settled)
     return sorted(stale)

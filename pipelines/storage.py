@@ -31,8 +31,9 @@ exactly one wins and the other retries (tested with concurrent writers on moto's
 
 Not tables: the drift reports (HTML and JSON documents for people and the MLflow UI, replaced whole per day under
 ``<root>/reports/date=D/``), rows without an event time (``<root>/quarantine/_undated/<file>.parquet``: they belong
-to no day, and are keyed by the source file they came from; the leading underscore keeps them out of the Delta
-table, its readers and ``vacuum``), and the source index (a cache, :mod:`pipelines.sources`). The Lake writes and
+to no day, and are keyed by the source file they came from; a history table's rows without a time or an entity key
+go to ``<root>/quarantine/_history/<table>/<file>.parquet`` alike; the leading underscore keeps them out of the
+Delta table, its readers and ``vacuum``), and the source index (a cache, :mod:`pipelines.sources`). The Lake writes and
 reads them too, whole files only.
 
 One module of ~600 lines, above the project's ~400, because it is the whole seam: every caller's read and write of
@@ -704,12 +705,17 @@ class Lake:
             copied.append(target)
         return copied
 
-    def write_undated(self, source_url: str, df: pd.DataFrame) -> str:
-        """Quarantined rows of one source file that have no day, as one Parquet file named after it (replaced when
-        the file is indexed again). Returns its URL."""
+    def write_undated(self, source_url: str, df: pd.DataFrame, folder: str = "_undated") -> str:
+        """Quarantined rows of one source file that have no day, as one Parquet file named after it under the
+        quarantine's ``folder`` (replaced when the file is indexed again; removed when it has none left). Returns
+        its URL."""
         name = source_url.rstrip("/").rsplit("/", 1)[-1]
-        url = f"{self.table_url(Table.QUARANTINE)}/_undated/{name}.parquet"
+        url = f"{self.table_url(Table.QUARANTINE)}/{folder}/{name}.parquet"
         fs, path = self._fs(url)
+        if df.empty:
+            if fs.exists(path):
+                fs.rm(path)
+            return url
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         with fs.open(path, "wb") as handle:
             df.to_parquet(handle, index=False)

@@ -2,7 +2,13 @@
 
 The run records what a reviewer needs to trust or reproduce the version: params, holdout metrics, the training
 window, a hash of the training data, a signature, an input example and a reference sample of the training
-features (with the model's predictions) that drift checks compare live data against.
+features (with the model's predictions) that drift checks compare live data against. Its lineage too
+(:mod:`pipelines.lineage`): the features table's Delta version it read, the hash and rendered list of the feature
+definitions, and the history file versions the window's features were computed from.
+
+A window day whose features were computed with other definitions than the config's (a window, a filter, a delay
+changed since) is computed again with the current ones, in memory, by extraction's own code
+(:func:`pipelines.features.build_day`), so a challenger never trains on stale columns; the lake is left as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import model_artifacts, sources
+from pipelines import lineage, model_artifacts, sources
 from pipelines.config import Config
 from pipelines.estimated_performance import log_calibration
 from pipelines.loss_estimation import log_loss_holdout
@@ -140,12 +146,9 @@ def read_labels(config: Config, keys: Iterable[str] | None = None, as_of: date |
     return labels.drop_duplicates(dataset.key, keep="last")[[dataset.key, dataset.target]]
 
 
-def labeled_window(
-    config: Config, end_day: date, as_of: date | None = None, version: int | None = None
-) -> tuple[pd.DataFrame, list[date]]:
-    """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), joined with the labels known by the
-    end of ``as_of`` (default: ``end_day``); read from the features table's ``version`` (default its newest)."""
-    dataset = config.dataset
+def window_days(config: Config, end_day: date, version: int | None = None) -> list[date]:
+    """The extracted days of the ``window_days`` ending on ``end_day`` (inclusive), in the features table's
+    ``version`` (default its newest); none is an error saying what to run."""
     lake = Lake.from_config(config)
     wanted = {end_day - timedelta(days=i) for i in range(config.training.window_days)}
     days = [d for d in lake.days(Table.FEATURES, version) if d in wanted]
@@ -154,22 +157,69 @@ def labeled_window(
             f"no feature partitions between {min(wanted)} and {end_day} under {lake.table_url(Table.FEATURES)}; "
             "run feature_extraction for those dates first"
         )
-    frame = lake.read_days(Table.FEATURES, days, version=version)
+    return days
+
+
+@dataclass(frozen=True)
+class WindowLineage:
+    """What a window's features were computed with: the days computed again, and per history table the file
+    versions (url -> version) the days' windows could see."""
+
+    recomputed: list[date]
+    history: dict[str, dict[str, str]]
+
+
+def window_features(config: Config, days: list[date], version: int | None = None) -> tuple[pd.DataFrame, WindowLineage]:
+    """The feature rows of ``days`` with the config's definitions: read from the features table at ``version``,
+    except the days its records say were computed with other definitions (or before they were recorded), which
+    are computed again from the source and the history."""
+    from pipelines.features import build_day
+
+    records = sources.day_records(config)
+    stale = lineage.stale_days(records, days, lineage.definitions_hash(config))
+    stored = [d for d in days if d not in stale]
+    frames = [Lake.from_config(config).read_days(Table.FEATURES, stored, version=version)] if stored else []
+    seen = [records[d].get(lineage.HISTORY, {}) for d in stored]
+    if stale:
+        log.warning("features of %s were computed with other definitions: computing them again", stale)
+    for day in stale:
+        built = build_day(config, day)
+        frames.append(built.features)
+        seen.append(built.history)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame, WindowLineage(stale, lineage.merged_history(seen))
+
+
+def labeled(config: Config, frame: pd.DataFrame, days: list[date], as_of: date) -> pd.DataFrame:
+    """The window's feature rows joined with the labels known by the end of ``as_of``, sorted by event time; too
+    few labeled rows, or a classification target without two classes, is an error."""
+    dataset = config.dataset
     if dataset.labels:
         frame = frame.drop(columns=[dataset.target], errors="ignore")
-        labels = read_labels(config, frame[dataset.key], as_of=as_of or end_day)
+        labels = read_labels(config, frame[dataset.key], as_of=as_of)
         frame = frame.merge(labels, on=dataset.key, how="inner", validate="one_to_one")
     require_columns(frame, [dataset.target], f"features {days[0]}..{days[-1]}")
     frame = frame[frame[dataset.target].notna()]
     if len(frame) < config.training.min_rows:
         raise DataError(
-            f"only {len(frame)} labeled rows in {days[0]}..{days[-1]} (labels known by {as_of or end_day});"
+            f"only {len(frame)} labeled rows in {days[0]}..{days[-1]} (labels known by {as_of});"
             f" training.min_rows is {config.training.min_rows}"
         )
     if config.task == "classification" and frame[dataset.target].nunique() != 2:
         values = sorted(frame[dataset.target].unique().tolist())[:10]
         raise DataError(f"column {dataset.target}: binary classification needs exactly two classes, found {values}")
-    return frame.sort_values(dataset.event_time, kind="stable").reset_index(drop=True), days
+    return frame.sort_values(dataset.event_time, kind="stable").reset_index(drop=True)
+
+
+def labeled_window(
+    config: Config, end_day: date, as_of: date | None = None, version: int | None = None
+) -> tuple[pd.DataFrame, list[date]]:
+    """Feature rows of the ``window_days`` ending on ``end_day`` (inclusive), with the config's definitions (see
+    :func:`window_features`), joined with the labels known by the end of ``as_of`` (default: ``end_day``); read
+    from the features table's ``version`` (default its newest)."""
+    days = window_days(config, end_day, version)
+    frame, _ = window_features(config, days, version)
+    return labeled(config, frame, days, as_of or end_day), days
 
 
 def data_hash(frame: pd.DataFrame) -> str:
@@ -177,7 +227,7 @@ def data_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def _reference_sample(config: Config, days: list[date], model: Any, version: int | None) -> pd.DataFrame:
+def _reference_sample(config: Config, window: pd.DataFrame, model: Any) -> pd.DataFrame:
     """Every feature row of the training window, labeled or not, with the model's outputs: what drift checks compare
     live data with.
 
@@ -186,7 +236,7 @@ def _reference_sample(config: Config, days: list[date], model: Any, version: int
     reference drawn from them would make a stable day look drifted. Rows are sampled first, so the model predicts
     only the rows kept.
     """
-    window = model_input(Lake.from_config(config).read_days(Table.FEATURES, days, version=version), config)
+    window = model_input(window, config)
     sample = window.sample(n=min(config.training.reference_rows, len(window)), random_state=config.training.seed)
     features = sample.copy()
     sample[PREDICTION] = model.predict(features)
@@ -206,7 +256,9 @@ def train_and_register(
     default ``end_day``), score the newest ``holdout_fraction``, log everything, register a version."""
     dataset = config.dataset
     features_version = Lake.from_config(config).version(Table.FEATURES)  # read at it: "what data trained vN"
-    frame, days = labeled_window(config, end_day, as_of, features_version)
+    days = window_days(config, end_day, features_version)
+    window_frame, used = window_features(config, days, features_version)
+    frame = labeled(config, window_frame, days, as_of or end_day)
     split = int(len(frame) * (1 - config.training.holdout_fraction))
     train, holdout = frame.iloc[:split], frame.iloc[split:]
     x_train, y_train = model_input(train, config), train[dataset.target]
@@ -228,6 +280,10 @@ def train_and_register(
     window = {Tag.WINDOW_START: days[0].isoformat(), Tag.WINDOW_END: days[-1].isoformat()}
     tags = {Tag.MODEL_NAME: name, **window, Tag.DATA_HASH: data_hash(frame), Tag.REASON: reason, Tag.TASK: config.task}
     tags[Tag.FEATURES_DELTA_VERSION] = str(features_version)
+    definitions = lineage.definitions_hash(config)
+    tags[Tag.FEATURE_DEFINITIONS] = definitions
+    tags[Tag.RECOMPUTED_DAYS] = str(len(used.recomputed))
+    tags.update({Tag.history_files(table): lineage.files_hash(files) for table, files in used.history.items()})
     with tracked_run(registry, RunKind.TRAINING, f"train-{end_day.isoformat()}", tags) as run_id:
         registry.log(
             run_id,
@@ -240,11 +296,21 @@ def train_and_register(
                 "n_holdout": len(holdout),
             },
         )
+        registry.log_record(
+            run_id,
+            lineage.RECORD_ARTIFACT,
+            {
+                "definitions_hash": definitions,
+                "definitions": lineage.definitions(config),
+                "recomputed_days": [d.isoformat() for d in used.recomputed],
+                "history_files": used.history,
+            },
+        )
         example = x_train.dropna().head(5)
         source = model_artifacts.log_model(config.tracking_uri, run_id, model, config.model.flavor, example)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            _reference_sample(config, days, model, features_version).to_parquet(path, index=False)
+            _reference_sample(config, window_frame, model).to_parquet(path, index=False)
             registry.log_artifact(run_id, path, str(Path(REFERENCE_ARTIFACT).parent))
         output = model_output(model, x_holdout, config.task)
         if config.task == "classification":  # what estimated performance calibrates the scores with
@@ -254,7 +320,7 @@ def train_and_register(
         version = registry.register_version(name, source, run_id)
     metric_value = scores[config.model.metric]
     registry.set_version_tag(name, version, holdout_metric(config.model.metric), f"{metric_value:.6f}")
-    for key, value in window.items():
+    for key, value in {**window, Tag.FEATURE_DEFINITIONS: definitions}.items():
         registry.set_version_tag(name, version, key, value)
     champion = crown_if_vacant(registry, name, version)
     log.info(

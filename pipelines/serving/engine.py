@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import model_artifacts
+from pipelines import lineage, model_artifacts
 from pipelines.config import Config
 from pipelines.registry import CHAMPION, ModelRef, Registry
 from pipelines.serving.batch import Job, Stamp
@@ -73,10 +73,12 @@ class _Pending:
 
 
 def load_version(config: Config, registry: Registry, alias: str) -> Loaded | None:
-    """The version holding ``alias``, loaded like batch scoring loads it; None when no version holds it."""
+    """The version holding ``alias``, loaded like batch scoring loads it; None when no version holds it. A version
+    trained with feature definitions other than the config's is refused, as batch scoring refuses it."""
     ref = registry.alias(config.model.name, alias)
     if ref is None:
         return None
+    lineage.require_own_definitions(registry, ref, config, alias)
     ref = model_artifacts.with_flavor(ref, config.tracking_uri)  # read from the MLmodel file
     model = model_artifacts.load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows)
     return Loaded(ref, model, alias, time.time())

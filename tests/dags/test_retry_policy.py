@@ -39,5 +39,6 @@ def test_every_error_type_is_listed():
         "DataError",
         "QualityGateError",  # a DataError: the policy's DataError rule covers it
         "RegistryError",
+        "DefinitionMismatch",  # a RegistryError: the champion was trained with other feature definitions
         "InvariantError",
     }

@@ -311,3 +311,88 @@ def test_a_history_file_without_a_declared_column_is_named(declared, tmp_path):
     frame.to_parquet(tmp_path / "payments" / f"payments-{DAY}.parquet", index=False)
     with pytest.raises(DataError, match=rf"payments-{DAY}\.parquet: declared column\(s\) \['days_late', 'channel'\]"):
         extract_features(declared, DAY)
+
+
+def _payments(folder: Path, name: str, rows: list[tuple]) -> None:
+    """A payments file of ``(customer, paid_at, amount)`` rows (days_late 0, channel card); a None is missing."""
+    frame = pd.DataFrame(rows, columns=["customer", "paid_at", "amount"])
+    frame["paid_at"] = pd.to_datetime(frame["paid_at"], utc=True)
+    frame.assign(days_late=0, channel="card").to_parquet(folder / name, index=False)
+
+
+@pytest.mark.unit
+def test_history_rows_without_key_or_time_are_quarantined_per_table_once(declared, tmp_path):
+    from pipelines.history import QUARANTINE_FOLDER, accounting, index
+
+    folder, noon = tmp_path / "payments", pd.Timestamp(DAY, tz="UTC") - pd.Timedelta(hours=12)
+    rows = [("C1", noon, 10.0), (None, noon, 20.0), ("C2", None, 30.0), (None, None, 40.0), ("C3", noon, 50.0)]
+    _payments(folder, "payments-bad.parquet", rows)  # nulls in the time column: the footer cannot settle it
+    written = sum(len(pd.read_parquet(f)) for f in folder.glob("*.parquet"))
+
+    first = extract_features(declared, DAY)
+    table = accounting(index(declared, "payments").values())
+    assert table == {"rows_in": written, "rows_valid": written - 3, "rows_quarantined": 3}
+    seen = first.history["payments"]  # the files inside the day's windows, the bad one among them
+    assert seen["rows_in"] == seen["rows_valid"] + seen["rows_quarantined"] and seen["rows_quarantined"] == 3
+    quarantined = pd.read_parquet(
+        f"{declared.storage.root}/{Table.QUARANTINE}/{QUARANTINE_FOLDER}/payments/payments-bad.parquet.parquet"
+    )
+    assert sorted(quarantined["amount"].astype(float)) == [20.0, 30.0, 40.0]
+    assert sorted(quarantined[REASON]) == ["customer: missing key", *["paid_at: missing or unparseable"] * 2]
+    assert extract_features(declared, DAY).history == first.history  # a rerun: the same rows, quarantined once
+
+    _payments(folder, "payments-bad.parquet", rows[:1])  # the file fixed in place: its quarantine goes with it
+    extract_features(declared, DAY)
+    assert accounting(index(declared, "payments").values())["rows_quarantined"] == 0
+    assert not list((Path(declared.storage.root) / Table.QUARANTINE / QUARANTINE_FOLDER / "payments").iterdir())
+
+
+@pytest.mark.unit
+def test_a_late_history_file_makes_the_days_whose_windows_it_reaches_due_again(declared, tmp_path):
+    from pipelines.features import late_days
+
+    days = [DAY, DAY + timedelta(days=1)]
+    for day in days:
+        extract_features(declared, day)
+    today = DAY + timedelta(days=2)
+    assert late_days(declared, today) == []
+    before = Lake.from_config(declared).read(Table.FEATURES, DAY)
+    row = before[before["event_time"] > pd.Timestamp(DAY, tz="UTC") + pd.Timedelta(hours=2)].iloc[0]
+
+    # A payment of the row's customer before the day, landing after both days were extracted: both see it.
+    _payments(tmp_path / "payments", "payments-late.parquet", [(row["customer_id"], pd.Timestamp(DAY, tz="UTC"), 1e4)])
+    _payments(tmp_path / "payments", "payments-future.parquet", [("C1", pd.Timestamp(today, tz="UTC"), 1.0)])
+    assert late_days(declared, today) == days  # the future payment reaches no extracted day
+    assert late_days(declared, today) == days  # not forgotten until the days are extracted again
+    for day in days:
+        extract_features(declared, day)
+    assert late_days(declared, today) == []
+    after = Lake.from_config(declared).read(Table.FEATURES, DAY).set_index("customer_id").loc[row["customer_id"]]
+    assert after["paid_sum_30d"] == row["paid_sum_30d"] + 1e4
+
+
+@pytest.mark.unit
+def test_training_computes_again_the_days_extracted_with_other_definitions(declared, tmp_path):
+    import yaml
+
+    from pipelines.training import window_features
+
+    days = [DAY, DAY + timedelta(days=1)]
+    for day in days:
+        extract_features(declared, day)
+    stored, used = window_features(declared, days)
+    assert used.recomputed == [] and set(used.history) == {"payments"} and used.history["payments"]
+
+    raw = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    raw["dataset"]["features"]["aggregates"][0]["windows"] = [7, 30, 90]  # a definition changed
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(raw))
+    changed = load_config(tmp_path / "changed.yaml")
+    recomputed, used = window_features(changed, days)
+    assert used.recomputed == days and "paid_sum_90d" in recomputed.columns and "paid_sum_90d" not in stored
+    pd.testing.assert_frame_equal(recomputed[stored.columns], stored, check_dtype=False)  # the rest is unchanged
+
+    for day in days:  # extracted again with the new definitions: read, not computed
+        extract_features(changed, day)
+    published, used = window_features(changed, days)
+    assert used.recomputed == []
+    pd.testing.assert_frame_equal(published[recomputed.columns], recomputed, check_dtype=False)

@@ -151,6 +151,24 @@ def test_no_champion_is_a_clear_error(config, dask_client):
     assert not Lake.from_config(config).exists(Table.PREDICTIONS, DAY)
 
 
+def test_a_champion_is_never_scored_with_definitions_other_than_its_own(lake, trained, dask_client):
+    from pipelines import lineage
+    from pipelines.errors import DefinitionMismatch
+
+    features = lake.dataset.features
+    dropped = features.model_copy(update={"numerical": features.numerical[:-1]})  # one raw feature fewer
+    changed = lake.model_copy(update={"dataset": lake.dataset.model_copy(update={"features": dropped})})
+    before = Lake.from_config(lake).version(Table.PREDICTIONS)
+    with pytest.raises(DefinitionMismatch) as refused:
+        score_day(changed, DAY, "run-changed", dask_client)
+    own, current = lineage.definitions_hash(lake), lineage.definitions_hash(changed)
+    assert f"champion {lake.model.name} v{trained.version} was trained with feature definitions {own}" in str(
+        refused.value
+    )
+    assert f"the config's definitions are {current}" in str(refused.value) and own != current
+    assert Lake.from_config(lake).version(Table.PREDICTIONS) == before  # nothing scored, nothing published
+
+
 def test_regression_trains_and_scores_through_the_same_path(build_lake, dask_client):
     config = build_lake(
         4,

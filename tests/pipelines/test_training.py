@@ -126,3 +126,41 @@ def test_a_scheduled_retraining_skips_when_no_day_was_labeled_since_the_data_alr
         f"no day labeled since {newest} (the newest labeled day is {newest}): a challenger would be trained and "
         "judged on data already used"
     )
+
+
+@pytest.mark.integration
+def test_the_run_records_its_feature_definitions_and_a_changed_one_trains_on_recomputed_days(tmp_path, raw_data):
+    import yaml
+    from lakes import declared_features, write_config, write_payments
+
+    from pipelines import lineage
+    from pipelines.config import load_config
+
+    payments = write_payments(raw_data, tmp_path / "payments")
+    path = write_config(tmp_path, raw_data, dataset=declared_features(payments))
+    config = load_config(path)
+    first = extract_and_train(config, 2, START + timedelta(days=1))
+    raw = yaml.safe_load(path.read_text())
+    raw["dataset"]["features"]["aggregates"][0]["windows"] = [7, 30, 90]  # a definition changed since
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(raw))
+    changed = load_config(tmp_path / "changed.yaml")
+    second = train_and_register(changed, START + timedelta(days=1))
+
+    client = MlflowClient(config.tracking_uri)
+    for result, used, recomputed in ((first, config, "0"), (second, changed, "2")):
+        tags = client.get_run(result.run_id).data.tags
+        expected = lineage.definitions_hash(used)
+        assert tags["feature_definitions"] == expected and tags["recomputed_days"] == recomputed
+        assert client.get_model_version(config.model.name, result.version).tags["feature_definitions"] == expected
+        record = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/{lineage.RECORD_ARTIFACT}")
+        assert record["definitions_hash"] == expected and record["definitions"]["features"] == used.dataset.features.all
+        files = record["history_files"]["payments"]
+        assert files and all(url.startswith(str(payments)) for url in files)
+        assert tags["history.payments"] == lineage.files_hash(files)
+    assert lineage.definitions_hash(config) != lineage.definitions_hash(changed)
+    mlflow.set_tracking_uri(config.tracking_uri)
+    reference = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=second.run_id, artifact_path=REFERENCE_ARTIFACT)
+    )
+    assert reference["paid_sum_90d"].notna().all()  # trained on the recomputed columns, not stale ones
+    assert first.n_train + first.n_holdout == second.n_train + second.n_holdout
