@@ -499,6 +499,13 @@ class MonitoringConfig(_Strict):
     label_horizon_days: int = Field(
         default=90, ge=1, description="scored days are revisited for arriving labels for this many days"
     )
+    evidently_workspace: str | None = Field(
+        default="evidently_workspace",
+        description="a local folder holding Evidently's own workspace (a relative path resolves against"
+        " MLOPS_HOME; one project per model.name, shared by every config): each drift check adds its report, and"
+        " each performance row its realized and estimated metric, as the day's snapshot, which `make evidently-ui`"
+        " charts over days; null: off",
+    )
 
 
 class PromotionConfig(_Strict):
@@ -864,6 +871,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         update={
             "dataset": dataset,
             "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
+            "monitoring": config.monitoring.model_copy(
+                update={
+                    "evidently_workspace": config.monitoring.evidently_workspace
+                    and _resolve_path(config.monitoring.evidently_workspace, home)
+                }
+            ),
             "feature_store": config.feature_store.model_copy(
                 update={"repo": _resolve_path(config.feature_store.repo, home)}
             ),
