@@ -8,8 +8,9 @@ report's sample) and, per performance row, a one-row Evidently report of the rea
 **A day has one snapshot of each kind, whatever the reruns**: its id is derived from the project, the kind and the
 day (:func:`snapshot_id`), so a rerun replaces the day's file in place, with no search through the history (whose
 snapshots are large and grow with it). The file is written beside its place and renamed over it, so a crash leaves
-the old snapshot or the new one, never half a file (a torn snapshot would stop the UI from starting); its time is
-then touched so that a running UI's file watcher, which ignores the rename's temporary name, reloads it. Why not
+the old snapshot or the new one, never half a file (a torn snapshot would stop the UI from starting); its first
+byte is then written again, unchanged, because a running UI's file watcher reloads a snapshot on a write to it and
+ignores the rename (its event names the staged file). Why not
 ``Workspace.add_run``: it always mints a new id, so a rerun would duplicate the day unless every earlier snapshot
 were read to find the day's.
 
@@ -169,7 +170,10 @@ def put_snapshot(
     staged = folder / f".{sid}.json.partial"
     staged.write_text(json.dumps(model.dict(), cls=NumpyEncoder))
     os.replace(staged, target)
-    os.utime(target)  # the rename's event names the temporary file; this one names the snapshot's
+    with target.open("r+b") as written:  # its first byte written again, unchanged: see the module's docstring
+        first = written.read(1)
+        written.seek(0)
+        written.write(first)
     return sid
 
 

@@ -4,6 +4,7 @@ whose panels select the days' values (read back through Evidently's own UI stora
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date
 
 import numpy as np
@@ -21,8 +22,6 @@ from pipelines.evidently_workspace import (
     open_project,
 )
 from pipelines.performance import DayPerformance
-
-pytestmark = pytest.mark.unit
 
 NAN = float("nan")
 
@@ -90,6 +89,7 @@ def _snapshots(config) -> list[tuple[list[str], str]]:
     return sorted((run.tags, run.metadata["day"]) for run in runs)
 
 
+@pytest.mark.unit
 def test_a_rerun_replaces_its_days_snapshot_and_the_panels_chart_the_days(config):
     add_drift_snapshot(config, date(2026, 10, 17), "1", _report(config, 0.0))
     add_drift_snapshot(config, date(2026, 10, 18), "1", _report(config, 0.0))
@@ -117,6 +117,7 @@ def test_a_rerun_replaces_its_days_snapshot_and_the_panels_chart_the_days(config
     }
 
 
+@pytest.mark.unit
 def test_one_project_per_model_found_again_by_name_with_the_pipelines_panels(config):
     from evidently.ui.workspace import Workspace
 
@@ -160,8 +161,47 @@ def with_tab(dashboard, title: str):
     return dashboard.copy(update={"tabs": [*dashboard.tabs, DashboardTabModel(title=title, panels=[])]})
 
 
+@pytest.mark.unit
 def test_off_when_the_workspace_is_null(config, tmp_path):
     off = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"evidently_workspace": None})})
     assert add_drift_snapshot(off, date(2026, 10, 17), "1", _report(config, 0.0)) is None
     assert add_performance_snapshots(off, [_row("2026-10-17", 0.7, 0.7)]) == []
     assert not (tmp_path / "workspace").exists()
+
+
+@pytest.mark.integration
+def test_a_running_ui_sees_a_rerun_replace_its_day(config):
+    """Evidently's UI keeps the snapshots in memory and reloads one when its file watcher sees it written: a rerun
+    (written aside and renamed over the day's file) must reach it as a write, replacing the day's values."""
+    from evidently.ui.service.base import SeriesFilter
+    from evidently.ui.service.storage.local.base import InMemoryDataStorage, LocalState
+    from evidently.ui.service.storage.local.watcher import WorkspaceDirHandler
+    from watchdog.observers import Observer
+
+    folder = config.monitoring.evidently_workspace
+    add_performance_snapshots(config, [_row("2026-10-17", 0.60, 0.70)])
+    _, project_id = open_project(config, folder)
+    state = LocalState.load(folder, None)  # as `evidently ui` holds the workspace, with its watcher
+    storage = InMemoryDataStorage(folder, local_state=state)
+    metric = "evidently:metric_v2:MeanValue"  # as a panel's PanelMetric names it
+    watched = [
+        SeriesFilter(tags=[PERFORMANCE], metadata={}, metric=metric, metric_labels={"column": "realized_roc_auc"})
+    ]
+
+    def realized() -> list:
+        return [s.values for s in asyncio.run(storage.get_data_series(project_id, watched, None, None)).series]
+
+    assert realized() == [[0.60]]
+    observer = Observer()
+    observer.schedule(WorkspaceDirHandler(state), folder, recursive=True)
+    observer.start()
+    try:
+        add_performance_snapshots(config, [_row("2026-10-17", 0.55, 0.70), _row("2026-10-18", 0.50, 0.70)])
+        for _ in range(100):  # the watcher's thread delivers the events: wait up to 5 s for them to arrive
+            if realized() == [[0.55, 0.50]]:
+                break
+            time.sleep(0.05)
+    finally:
+        observer.stop()
+        observer.join()
+    assert realized() == [[0.55, 0.50]]
