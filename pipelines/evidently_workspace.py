@@ -10,9 +10,9 @@ day (:func:`snapshot_id`), so a rerun replaces the day's file in place, with no 
 snapshots are large and grow with it). The file is written beside its place and renamed over it, so a crash leaves
 the old snapshot or the new one, never half a file (a torn snapshot would stop the UI from starting); its first
 byte is then written again, unchanged, because a running UI's file watcher reloads a snapshot on a write to it and
-ignores the rename (its event names the staged file). Why not
-``Workspace.add_run``: it always mints a new id, so a rerun would duplicate the day unless every earlier snapshot
-were read to find the day's.
+ignores the rename (its event names the staged file). Why not ``Workspace.add_run``: it always mints a new id, so a
+rerun would duplicate the day unless every earlier snapshot were read to find the day's (and ``Workspace(path)``
+reads them all anyway: :func:`open_project`).
 
 The project is found again by its name (``model.name``); its dashboard has a tab of the pipeline's own panels,
 rewritten when the config asks for others (a feature added), leaving any other tab alone.
@@ -34,7 +34,7 @@ from pipelines.registry import realized_metric
 
 if TYPE_CHECKING:
     from evidently.sdk.models import DashboardModel, DashboardPanelPlot
-    from evidently.ui.workspace import Workspace
+    from evidently.ui.storage.local.base import LocalState
 
     from pipelines.performance import DayPerformance
 
@@ -126,28 +126,34 @@ def _look(panel: DashboardPanelPlot) -> tuple[Any, ...]:
     return panel.title, panel.subtitle, panel.size, [v.dict() for v in panel.values], panel.plot_params
 
 
-def open_project(config: Config, folder: Path) -> tuple[Workspace, uuid.UUID]:
+def open_project(config: Config, folder: Path) -> tuple[LocalState, uuid.UUID]:
     """The workspace at ``folder`` and the id of the model's project, created on first use and found again by its
-    name (the oldest, should two processes have created it at once), its dashboard as :func:`dashboard_panels`."""
-    from evidently.ui.workspace import Workspace
+    name (the oldest, should two processes have created it at once), its dashboard as :func:`dashboard_panels`.
 
-    workspace = Workspace(str(folder))
+    Through the workspace's file state (``Workspace.state``: what ``Workspace`` reads and writes projects,
+    dashboards and snapshots with), not ``Workspace(path)``, which parses every snapshot of the folder when it is
+    built (its datasets manager loads the UI's state): a cost that would grow with the history on each day's write.
+    """
+    from evidently.sdk.models import ProjectModel
+    from evidently.ui.storage.local.base import LocalState
+
+    state = LocalState(str(folder))
     name = config.model.name
-    found = sorted(workspace.search_project(name), key=lambda p: str(p.id))
+    found = sorted(pid for pid in state.list_projects() if state.read_project(pid).name == name)
     if found:
-        project_id = found[0].id
+        project_id = found[0]
     else:
         description = f"Drift checks and performance of {name}, one snapshot per day and kind (mlops pipeline)"
-        project_id = workspace.create_project(name, description).id
+        project_id = state.write_project(ProjectModel(name=name, description=description)).id
         log.info("Evidently workspace %s: project %s created for %s", folder, project_id, name)
-    updated = with_panels(workspace.get_dashboard(project_id), dashboard_panels(config))
+    updated = with_panels(state.read_dashboard(project_id), dashboard_panels(config))
     if updated is not None:
-        workspace.save_dashboard(project_id, updated)
-    return workspace, project_id
+        state.write_dashboard(project_id, updated)
+    return state, project_id
 
 
 def put_snapshot(
-    workspace: Workspace, project_id: uuid.UUID, kind: str, day: date, snapshot: Any, metadata: dict[str, str]
+    state: LocalState, project_id: uuid.UUID, kind: str, day: date, snapshot: Any, metadata: dict[str, str]
 ) -> uuid.UUID:
     """Write an Evidently snapshot as the project's ``kind`` snapshot of ``day`` (its time the day's midnight, its
     tags the kind, ``metadata`` and the day added to its own), replacing the day's earlier one. Returns its id."""
@@ -164,7 +170,7 @@ def put_snapshot(
         }
     )
     sid = snapshot_id(project_id, kind, day)
-    folder = Path(workspace.path) / str(project_id) / SNAPSHOTS_DIR_NAME
+    folder = Path(state.path) / str(project_id) / SNAPSHOTS_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sid}.json"
     staged = folder / f".{sid}.json.partial"
@@ -182,8 +188,8 @@ def add_drift_snapshot(config: Config, day: date, model_version: str, snapshot: 
     folder = workspace_path(config)
     if folder is None:
         return None
-    workspace, project_id = open_project(config, folder)
-    return put_snapshot(workspace, project_id, DRIFT, day, snapshot, {"model_version": model_version})
+    state, project_id = open_project(config, folder)
+    return put_snapshot(state, project_id, DRIFT, day, snapshot, {"model_version": model_version})
 
 
 def performance_values(row: DayPerformance) -> dict[str, float]:
@@ -205,7 +211,7 @@ def add_performance_snapshots(config: Config, rows: list[DayPerformance]) -> lis
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue
 
-    workspace, project_id = open_project(config, folder)
+    state, project_id = open_project(config, folder)
     written = []
     for row, values in known:
         data = Dataset.from_pandas(
@@ -214,5 +220,5 @@ def add_performance_snapshots(config: Config, rows: list[DayPerformance]) -> lis
         snapshot = Report([MeanValue(column=name) for name in values]).run(current_data=data)
         metadata = {"model_version": row.model_version, "labels_as_of": row.labels_as_of}
         day = date.fromisoformat(row.date)
-        written.append(put_snapshot(workspace, project_id, PERFORMANCE, day, snapshot, metadata))
+        written.append(put_snapshot(state, project_id, PERFORMANCE, day, snapshot, metadata))
     return written

@@ -84,7 +84,11 @@ def _series(config, panel_title: str) -> dict[str, list[tuple[str, float | None]
 
 def _snapshots(config) -> list[tuple[list[str], str]]:
     """The project's snapshots as (tags, day), read through the workspace's public API."""
-    workspace, project_id = open_project(config, config.monitoring.evidently_workspace)
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(config.monitoring.evidently_workspace)
+    (project,) = workspace.search_project(config.model.name)
+    project_id = project.id
     runs = [workspace.get_run(project_id, sid) for sid in workspace.list_runs(project_id)]
     return sorted((run.tags, run.metadata["day"]) for run in runs)
 
@@ -122,8 +126,10 @@ def test_one_project_per_model_found_again_by_name_with_the_pipelines_panels(con
     from evidently.ui.workspace import Workspace
 
     folder = config.monitoring.evidently_workspace
-    workspace, project_id = open_project(config, folder)
+    project_id = open_project(config, folder)[1]
+    workspace = Workspace(folder)  # Evidently's public API reads what the pipeline wrote
     assert open_project(config, folder)[1] == project_id
+    assert [p.id for p in workspace.search_project(config.model.name)] == [project_id]
     other = config.model_copy(update={"model": config.model.model_copy(update={"name": "other_model"})})
     assert open_project(other, folder)[1] != project_id
     assert sorted(p.name for p in Workspace(folder).list_projects()) == ["credit_default", "other_model"]
