@@ -23,7 +23,8 @@ export MLOPS_HOME := $(CURDIR)
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap reports lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui serve \
+.PHONY: venv demo bootstrap reports lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui \
+  evidently-ui serve \
   docs docs-serve screenshots audit lock clean
 
 venv: $(STAMP)
@@ -120,6 +121,17 @@ mlflow-ui: venv
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000 \
 	  --allowed-hosts 127.0.0.1:5000,localhost:5000
 
+# Evidently's own UI over its workspace (monitoring.evidently_workspace of MLOPS_CONFIG, default the demo's): per model
+# a project whose dashboard charts each checked day's drift and each scored day's realized and estimated metric.
+# DO_NOT_TRACK: Evidently's switch for its usage telemetry, off here.
+EVIDENTLY_PORT ?= 8002
+evidently-ui: venv
+	@workspace=$$($(BIN)/python -c 'from pipelines.config import load_config; print(load_config().monitoring.evidently_workspace or "")') \
+	  || exit 1; \
+	test -n "$$workspace" || { echo "monitoring.evidently_workspace is null in the config: no workspace"; exit 1; }; \
+	echo "Evidently UI on http://127.0.0.1:$(EVIDENTLY_PORT) (workspace $$workspace); Ctrl-C stops it"; \
+	DO_NOT_TRACK=1 $(BIN)/evidently ui --workspace "$$workspace" --host 127.0.0.1 --port $(EVIDENTLY_PORT)
+
 # The model server over the demo's registry (run `make demo` first): the champion of each config, on loopback.
 serve: venv
 	@echo "model server on http://127.0.0.1:8000 (POST /v1/models/<name>:predict, /readyz, /metrics)"
@@ -150,4 +162,4 @@ lock: venv
 	  | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt  # PyPI's spelling
 
 clean:
-	rm -rf .airflow data mlruns.db mlartifacts
+	rm -rf .airflow data mlruns.db mlartifacts evidently_workspace

@@ -13,7 +13,8 @@ features drift, and the probability drifts a little.
 - project: ``pipelines.monitoring.check_drift(config, day)``, the function the DAG's ``check`` task calls, whole:
   reading the window and the reference artifact, the per-column verdicts on all rows, the missing-value check, the
   realized metric from the labels, the Evidently report rendered on ``monitoring.report_rows`` sampled rows, the
-  HTML/JSON/summary files written to the lake and logged to an MLflow run with the metrics.
+  HTML/JSON/summary files written to the lake and logged to an MLflow run with the metrics, and the report added to
+  the Evidently workspace as the day's snapshot.
 - plain: ``Report([DataDriftPreset()]).run(current, reference)`` on the same 20 columns of the same frames, already
   in memory, with the column types declared; the report is computed, not saved (no ``save_html``/``save_json``):
   the baseline leaves out the reading and writing the project's side pays for.
@@ -70,6 +71,7 @@ def write_config(directory: Path, report_rows: int | None) -> Path:
     config["storage"]["root"] = str(directory / "lake")
     config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
     config["monitoring"].update(window_days=3, **({"report_rows": report_rows} if report_rows else {}))
+    config["monitoring"]["evidently_workspace"] = str(directory / "evidently")  # the check's whole work, not the demo's
     config["schedule"] = {"start_date": None}
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -509,6 +509,13 @@ class MonitoringConfig(_Strict):
         " they are fewer than min_rows; above 1 the metric-drop and estimated-drop triggers read the window's figures:"
         " a low-volume model (tens of rows a day) gets a metric where each day alone has too few rows. 1: the day",
     )
+    evidently_workspace: str | None = Field(
+        default="evidently_workspace",
+        description="a local folder holding Evidently's own workspace (a relative path resolves against"
+        " MLOPS_HOME; one project per model.name, shared by every config): each drift check adds its report, and"
+        " each performance row its realized and estimated metric, as the day's snapshot, which `make evidently-ui`"
+        " charts over days; null: off",
+    )
 
 
 class PromotionConfig(_Strict):
@@ -874,6 +881,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         update={
             "dataset": dataset,
             "storage": config.storage.model_copy(update={"root": _resolve_path(config.storage.root, home)}),
+            "monitoring": config.monitoring.model_copy(
+                update={
+                    "evidently_workspace": config.monitoring.evidently_workspace
+                    and _resolve_path(config.monitoring.evidently_workspace, home)
+                }
+            ),
             "feature_store": config.feature_store.model_copy(
                 update={"repo": _resolve_path(config.feature_store.repo, home)}
             ),

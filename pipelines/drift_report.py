@@ -1,5 +1,6 @@
-"""A checked day's drift report: the Evidently HTML, its JSON and summary published to the lake and logged to the
-day's MLflow run, and the retraining decision written on top of it as a banner once it is taken.
+"""A checked day's drift report: the Evidently HTML, its JSON and summary published to the lake, logged to the
+day's MLflow run and added to the Evidently workspace (:mod:`pipelines.evidently_workspace`), and the retraining
+decision written on top of it as a banner once it is taken.
 
 The report is files, not a Delta table (``<root>/reports/date=D/``): whole documents for a browser and the MLflow UI,
 not rows anyone queries; each is replaced whole (:meth:`pipelines.storage.Lake.put_files`).
@@ -27,6 +28,7 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.drift_tests import evidently_drift
+from pipelines.evidently_workspace import add_drift_snapshot
 from pipelines.registry import ModelRef, Registry, RunKind, Tag, finite_metrics, realized_metric, tracked_run
 from pipelines.segments import segment_metrics_for_mlflow
 from pipelines.storage import Lake, Table
@@ -88,8 +90,8 @@ def publish_report(
     segments: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """The day's summary and report (rendered, or its inputs when ``snapshot`` is None: drawn later by
-    :func:`render_pending`) into the day's reports partition, and an MLflow run with the drift metrics and the
-    summary and report as artifacts."""
+    :func:`render_pending`) into the day's reports partition, an MLflow run with the drift metrics and the
+    summary and report as artifacts, and the report as the day's drift snapshot in the Evidently workspace."""
     summary = {
         "day": day.isoformat(),
         "model_version": champion.version,
@@ -123,6 +125,8 @@ def publish_report(
                 registry.log_artifact(run_id, folder / SUMMARY, REPORT_FOLDER)
                 inputs.save(folder, run_id)
             lake.put_files(Table.REPORTS, day, folder)
+    if snapshot is not None:
+        add_drift_snapshot(config, day, champion.version, snapshot)
     return lake.partition(Table.REPORTS, day), run_id
 
 
@@ -170,8 +174,8 @@ def annotate_report(config: Config, registry: Registry, day: date, run_id: str |
 
 def render_pending(config: Config, registry: Registry, days: list[date] | None = None) -> list[date]:
     """Draw the deferred reports of ``days`` (default: every pending one), oldest first: the HTML (with its
-    decision banner) and JSON replace the inputs in the day's folder and join the summary in its MLflow run.
-    Returns the days drawn."""
+    decision banner) and JSON replace the inputs in the day's folder and join the summary in its MLflow run, and
+    the report is the day's drift snapshot in the Evidently workspace. Returns the days drawn."""
     lake = Lake.from_config(config)
     pending = lake.days_holding(Table.REPORTS, PENDING)
     drawn = []
@@ -191,5 +195,7 @@ def render_pending(config: Config, registry: Registry, days: list[date] | None =
                 (folder / name).unlink(missing_ok=True)
             registry.log_artifacts(run_id, folder, REPORT_FOLDER)
             lake.put_files(Table.REPORTS, day, folder)
+            version = json.loads((folder / SUMMARY).read_text())["model_version"]
+        add_drift_snapshot(config, day, str(version), snapshot)
         drawn.append(day)
     return drawn

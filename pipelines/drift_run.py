@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.backlog import check_predictions
 from pipelines.config import Config
+from pipelines.evidently_workspace import add_performance_snapshots
 from pipelines.performance import DayPerformance, update_performance
 from pipelines.records import jsonable
 from pipelines.registry import Registry, connect
@@ -57,13 +58,13 @@ def check_days(
     """
     registry = registry or connect(config)
     if not days:
-        return DaysChecked(performance=update_performance(config, as_of, registry))
+        return DaysChecked(performance=updated_performance(config, as_of, registry))
     checked: list[dict[str, Any]] = []
     performance: list[DayPerformance] = []
     decision: dict[str, Any] = {}
     for i, day in enumerate(days):
         result = check_predictions(config, day, registry, render=render)
-        performance.extend(update_performance(config, day, registry))
+        performance.extend(updated_performance(config, day, registry))
         decision = decide_retraining(config, result, force=force, registry=registry)
         checked.append(
             {
@@ -79,3 +80,11 @@ def check_days(
                 log.info("retraining on %s: days %s are left for a run after it (%s)", day, left, decision["reason"])
             return DaysChecked(checked, decision, performance, left)
     return DaysChecked(checked, decision, performance)
+
+
+def updated_performance(config: Config, as_of: date, registry: Registry) -> list[DayPerformance]:
+    """The performance table brought up to ``as_of`` (:func:`pipelines.performance.update_performance`), each row
+    it rewrote also its day's performance snapshot in the Evidently workspace (realized and estimated metric)."""
+    rows = update_performance(config, as_of, registry)
+    add_performance_snapshots(config, rows)
+    return rows

@@ -101,9 +101,9 @@ def label_partition(dag: DAG, dag_run: DagRun, day: date) -> None:
         )
 
 
-def reset_outputs(config_roots: list[str], home: Path) -> None:
-    """Start from empty lakes and registry so the summary shows this run alone."""
-    for path in (*map(Path, config_roots), home / "mlruns.db", home / "mlartifacts"):
+def reset_outputs(folders: list[str], home: Path) -> None:
+    """Start from empty lakes, registry and Evidently workspace so the summary and UIs show this run alone."""
+    for path in (*map(Path, folders), home / "mlruns.db", home / "mlartifacts"):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     single = os.environ.get("MLOPS_CONFIG")
     configs = [load_config(config_path(single))] if single else [load_config(path) for path in DEMO_CONFIGS]
     if not args.keep:
-        reset_outputs([c.storage.root for c in configs if "://" not in c.storage.root], home)
+        workspaces = [c.monitoring.evidently_workspace for c in configs if c.monitoring.evidently_workspace]
+        reset_outputs([c.storage.root for c in configs if "://" not in c.storage.root] + workspaces, home)
     raw = home / "data" / "raw"
     if not raw.exists():
         spec = demo_data.DemoSpec(start=args.start, days=max(demo_data.DemoSpec.days, args.warmup_days + args.days))
@@ -241,6 +242,7 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
         f"\n  MLflow store {config.tracking_uri}"
         "\n\nUIs:\n  make airflow-ui   -> http://127.0.0.1:8080 (DAG runs above are in its history)"
         "\n  make mlflow-ui    -> http://127.0.0.1:5000 (runs, registered versions, aliases)"
+        "\n  make evidently-ui -> http://127.0.0.1:8002 (Evidently's dashboard: drift and metric over the days)"
     )
 
 

@@ -1,7 +1,8 @@
 """Retake the documentation's screenshots (docs/img/*.png) from the outputs of `make demo`.
 
-Starts an Airflow API server over the demo's Airflow home and an MLflow UI over its store, each on a loopback port
-of its own (18080 and 15000 by default, so as not to meet `make airflow-ui` or `make mlflow-ui`), drives a headless
+Starts an Airflow API server over the demo's Airflow home, an MLflow UI over its store and Evidently's UI over its
+workspace, each on a loopback port of its own (18080, 15000 and 18002 by default, so as not to meet `make airflow-ui`,
+`make mlflow-ui` or `make evidently-ui`), drives a headless
 Chromium through the DevTools protocol (the Debian package `chromium`; no browser is downloaded), and stops what it
 started. Airflow's simple auth manager runs with ``simple_auth_manager_all_admins`` for these pages only, so no
 password is needed; nothing outside 127.0.0.1 is reached.
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from websockets.sync.client import connect
+
+from pipelines.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -164,7 +167,17 @@ def _report(day: str) -> Path:
     return found[0]
 
 
-def take(browser: Browser, airflow: str, mlflow: str, only: set[str], report_day: str) -> list[Path]:
+def _evidently_project(evidently: str) -> str:
+    """The id of the demo model's project in the Evidently UI (its API lists the workspace's projects)."""
+    with urllib.request.urlopen(f"{evidently}/api/projects") as answer:
+        projects = json.load(answer)
+    found = [p["id"] for p in projects if p["name"] == MODEL]
+    if not found:
+        raise SystemExit(f"no Evidently project {MODEL!r} in the workspace: run `make demo` first")
+    return found[0]
+
+
+def take(browser: Browser, airflow: str, mlflow: str, evidently: str, only: set[str], report_day: str) -> list[Path]:
     shots: list[Path] = []
 
     def wanted(name: str) -> bool:
@@ -220,6 +233,16 @@ def take(browser: Browser, airflow: str, mlflow: str, only: set[str], report_day
     if wanted("drift-report"):
         browser.open(_report(report_day).as_uri(), width=1400, height=1100, ready=_text_present("decision"))
         shots.append(browser.shot("drift-report"))
+    if wanted("evidently-dashboard"):
+        # ready once each of the three panels has its series loaded (a chart's legend is drawn with its data)
+        panels = "document.querySelectorAll('.MuiChartsLegend-root').length"
+        browser.open(
+            f"{evidently}/projects/{_evidently_project(evidently)}",
+            width=1600,
+            height=1250,
+            ready=f"{_text_present('Drift score per feature')} && {panels} >= 3",
+        )
+        shots.append(browser.shot("evidently-dashboard"))
     return shots
 
 
@@ -227,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--airflow-port", type=int, default=18080)
     parser.add_argument("--mlflow-port", type=int, default=15000)
+    parser.add_argument("--evidently-port", type=int, default=18002)
     parser.add_argument("--report-day", default="2026-10-18", help="the day whose drift report is shown")
     parser.add_argument("--only", action="append", default=[], help="one screenshot by name (repeatable)")
     args = parser.parse_args(argv)
@@ -241,6 +265,10 @@ def main(argv: list[str] | None = None) -> None:
 
     airflow = f"http://127.0.0.1:{args.airflow_port}"
     mlflow = f"http://127.0.0.1:{args.mlflow_port}"
+    evidently = f"http://127.0.0.1:{args.evidently_port}"
+    workspace = load_config(REPO / "include/config/demo.yaml").monitoring.evidently_workspace
+    if not workspace or not Path(workspace).is_dir():
+        raise SystemExit(f"no Evidently workspace ({workspace}): run `make demo` first")
     env = {
         **os.environ,
         "PATH": f"{BIN}:{os.environ['PATH']}",
@@ -279,6 +307,22 @@ def main(argv: list[str] | None = None) -> None:
                 logs / "mlflow.log",
             )
         )
+        stack.enter_context(
+            _process(
+                [
+                    str(BIN / "evidently"),
+                    "ui",
+                    "--workspace",
+                    workspace,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(args.evidently_port),
+                ],
+                {**env, "DO_NOT_TRACK": "1"},  # Evidently's usage telemetry off
+                logs / "evidently.log",
+            )
+        )
         devtools = _free_port()
         stack.enter_context(
             _process(
@@ -302,10 +346,11 @@ def main(argv: list[str] | None = None) -> None:
         try:
             _wait_http(f"{airflow}/api/v2/monitor/health")
             _wait_http(f"{mlflow}/health")
+            _wait_http(f"{evidently}/api/version")
             _wait_http(f"http://127.0.0.1:{devtools}/json/version", timeout=60)
-            shots = take(Browser(devtools), airflow, mlflow, set(args.only), args.report_day)
+            shots = take(Browser(devtools), airflow, mlflow, evidently, set(args.only), args.report_day)
         except BaseException:
-            for name in ("api.log", "mlflow.log", "chromium.log"):
+            for name in ("api.log", "mlflow.log", "evidently.log", "chromium.log"):
                 tail = (logs / name).read_text().splitlines()[-15:]
                 print(f"--- {name}\n" + "\n".join(tail), file=sys.stderr)
             raise

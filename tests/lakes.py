@@ -55,6 +55,7 @@ def write_config(directory: Path, raw: Path, *, mlflow_store: bool = True, **ove
         shutil.copyfile(_empty_mlflow_store(), directory / "mlruns.db")
     config["model"]["params"] = {"max_iter": 50}
     config["scoring"] = {"partition_rows": 250, "n_workers": 2}
+    config["monitoring"]["evidently_workspace"] = str(directory / "evidently")  # not the checkout's
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
     path = directory / "config.yaml"

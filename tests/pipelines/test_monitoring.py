@@ -423,3 +423,31 @@ def test_a_deferred_report_ends_as_one_drawn_at_once(own_registry):
     assert count["value"]["share"] == pytest.approx(deferred.drift_share)  # drawn from the same samples and roles
     assert check_drift(config, day).drift_share == deferred.drift_share  # and the verdicts do not depend on it
     assert render_pending(config, store) == []
+
+
+def test_each_checked_day_is_one_snapshot_in_the_evidently_workspace(lake):
+    """Every check adds its report to the Evidently workspace as the day's drift snapshot; checking the day again
+    replaces it, and a deferred report joins when it is drawn."""
+    from evidently.ui.workspace import Workspace
+
+    from pipelines.drift_report import render_pending
+
+    wanted = {DAYS[3].isoformat(), DAYS[6].isoformat()}
+
+    def drift_snapshots() -> dict:
+        workspace = Workspace(lake.monitoring.evidently_workspace)
+        (project,) = workspace.search_project(lake.model.name)
+        runs = (workspace.get_run(project.id, sid) for sid in workspace.list_runs(project.id))
+        return {run.metadata["day"]: run for run in runs if run.tags == ["drift"] and run.metadata["day"] in wanted}
+
+    check_drift(lake, DAYS[6])
+    again = check_drift(lake, DAYS[6])
+    check_drift(lake, DAYS[3], render=False)
+    assert list(drift_snapshots()) == [DAYS[6].isoformat()]
+    assert render_pending(lake, registry.connect(lake), [DAYS[3]]) == [DAYS[3]]
+    snapshots = drift_snapshots()
+    assert sorted(snapshots) == sorted(wanted)
+    rerun = snapshots[DAYS[6].isoformat()]
+    count = next(v for v in rerun.metric_results.values() if type(v).__name__ == "CountValue")
+    assert count.share.value == pytest.approx(again.drift_share)  # the window whole in the report's sample here
+    assert rerun.metadata["model_version"] == again.model_version
