@@ -11,15 +11,16 @@ of daily runs would have it. A scheduled run holds one day, and does the same th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pipelines.backlog import check_predictions
 from pipelines.config import Config
-from pipelines.evidently_workspace import add_performance_snapshots
-from pipelines.performance import DayPerformance, update_performance
+from pipelines.evidently_workspace import add_performance_snapshots, workspace_path
+from pipelines.performance import DayPerformance, read_performance, update_performance
 from pipelines.records import jsonable
 from pipelines.registry import Registry, connect
 from pipelines.retrain_gate import decide_retraining
@@ -54,7 +55,8 @@ def check_days(
 
     ``as_of`` is the run's own day: with no day to check (its predictions were checked already) the performance
     table is still brought up to it. ``force`` retrains on the first day checked. ``render`` False leaves the HTML
-    reports to be drawn later (:func:`pipelines.drift_report.render_pending`).
+    reports to be drawn later (:func:`pipelines.drift_report.render_pending`), and the performance rows' Evidently
+    snapshots with them (:func:`deferred_performance_snapshots`).
     """
     registry = registry or connect(config)
     if not days:
@@ -64,7 +66,7 @@ def check_days(
     decision: dict[str, Any] = {}
     for i, day in enumerate(days):
         result = check_predictions(config, day, registry, render=render)
-        performance.extend(updated_performance(config, day, registry))
+        performance.extend(updated_performance(config, day, registry, snapshots=render))
         decision = decide_retraining(config, result, force=force, registry=registry)
         checked.append(
             {
@@ -82,9 +84,32 @@ def check_days(
     return DaysChecked(checked, decision, performance)
 
 
-def updated_performance(config: Config, as_of: date, registry: Registry) -> list[DayPerformance]:
+def updated_performance(
+    config: Config, as_of: date, registry: Registry, snapshots: bool = True
+) -> list[DayPerformance]:
     """The performance table brought up to ``as_of`` (:func:`pipelines.performance.update_performance`), each row
-    it rewrote also its day's performance snapshot in the Evidently workspace (realized and estimated metric)."""
+    it rewrote also its day's performance snapshot in the Evidently workspace (realized and estimated metric) unless
+    ``snapshots`` is False (deferred with the reports: a one-row Evidently report per row costs ~25 ms, a tenth of a
+    history day's budget)."""
     rows = update_performance(config, as_of, registry)
-    add_performance_snapshots(config, rows)
+    if snapshots:
+        add_performance_snapshots(config, rows)
     return rows
+
+
+def deferred_performance_snapshots(config: Config, days: list[date]) -> int:
+    """The Evidently snapshots of the performance rows that runs with deferred reports rewrote as of ``days``
+    (their ``labels_as_of``), as those rows stand now: drawn with the days' reports, off the runs' path. A row
+    rewritten again since, as of a later day, is left to that day's. Returns the snapshots written."""
+    if not days or workspace_path(config) is None:
+        return 0
+    as_of = {d.isoformat() for d in days}
+    horizon = config.monitoring.label_horizon_days
+    span = [max(days) - timedelta(days=i) for i in range((max(days) - min(days)).days + horizon)]
+    fields = {f.name for f in dataclasses.fields(DayPerformance)}
+    rows = [
+        DayPerformance(**{k: v for k, v in record.items() if k in fields})
+        for record in read_performance(config, span).to_dict("records")
+        if str(record["labels_as_of"]) in as_of
+    ]
+    return len(add_performance_snapshots(config, rows))

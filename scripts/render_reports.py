@@ -3,7 +3,8 @@
 
 For the config in ``MLOPS_CONFIG``: every day of the lake's reports whose HTML is still to be drawn gets its
 Evidently HTML (with the retraining decision on top) and JSON, in the day's reports folder and in its MLflow drift
-run, as a report drawn at once has them (``--day`` limits it to some days). Drawing one report again after its
+run, as a report drawn at once has them, and the day's drift and performance snapshots in the Evidently workspace
+(``--day`` limits it to some days). Drawing one report again after its
 inputs are gone is not possible; a drawn report is not drawn twice.
 """
 
@@ -17,6 +18,7 @@ from datetime import date
 
 from pipelines.config import load_config
 from pipelines.drift_report import render_pending
+from pipelines.drift_run import deferred_performance_snapshots
 from pipelines.registry import connect
 
 
@@ -25,7 +27,9 @@ def render(config_path: str | None = None, days: list[date] | None = None) -> li
     function of plain arguments: ``make bootstrap`` runs it in a process of its own while it goes on."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     config = load_config(config_path)
-    return render_pending(config, connect(config), days)
+    drawn = render_pending(config, connect(config), days)
+    deferred_performance_snapshots(config, drawn)  # the performance rows those runs rewrote, to Evidently's UI too
+    return drawn
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -451,3 +451,24 @@ def test_each_checked_day_is_one_snapshot_in_the_evidently_workspace(lake):
     count = next(v for v in rerun.metric_results.values() if type(v).__name__ == "CountValue")
     assert count.share.value == pytest.approx(again.drift_share)  # the window whole in the report's sample here
     assert rerun.metadata["model_version"] == again.model_version
+
+
+def test_deferred_performance_snapshots_are_the_rows_rewritten_as_of_the_days_drawn(lake, tmp_path):
+    """A run with deferred reports leaves its performance rows' snapshots to the drawing: the rows whose labels are
+    as of the days drawn, as they stand, and no other."""
+    from evidently.ui.workspace import Workspace
+
+    from pipelines.drift_run import deferred_performance_snapshots
+    from pipelines.performance import read_performance
+
+    monitoring = lake.monitoring.model_copy(update={"evidently_workspace": str(tmp_path / "workspace")})
+    config = lake.model_copy(update={"monitoring": monitoring})
+    table = read_performance(config)
+    known = table[table["value"].notna() | table["estimated_value"].notna()]
+    assert set(table["labels_as_of"]) == {DAYS[9].isoformat()} and len(known) >= 5
+    assert deferred_performance_snapshots(config, [DAYS[8]]) == 0  # as of another day: left to it
+    assert deferred_performance_snapshots(config, [DAYS[9]]) == len(known)
+    workspace = Workspace(monitoring.evidently_workspace)
+    (project,) = workspace.search_project(config.model.name)
+    runs = [workspace.get_run(project.id, sid) for sid in workspace.list_runs(project.id)]
+    assert sorted(r.metadata["day"] for r in runs if r.tags == ["performance"]) == sorted(known["date"].astype(str))
