@@ -20,4 +20,7 @@ COPY scripts ./scripts
 # named volume copies the owner of the folder it is mounted on)
 RUN useradd --create-home --uid 50000 mlops && mkdir -p /opt/mlops/metrics /opt/mlops/airflow/logs \
  && chown -R mlops /opt/mlops
+# NannyML's own switch for its usage telemetry: off in every process of the image, should NannyML be installed in it
+# (the image installs requirements.txt only; NannyML is a test dependency, requirements-test.txt)
+ENV NML_DISABLE_USAGE_LOGGING=1
 USER mlops

@@ -9,6 +9,7 @@ TORCH_INDEX ?=
 PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 # Airflow's standalone mode starts its components as `airflow ...` subprocesses: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -19,11 +20,13 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__API__PORT := 8080
 export MLOPS_HOME := $(CURDIR)
+# NannyML's own switch for its usage telemetry (read on every call): off wherever it is imported, tests included.
+export NML_DISABLE_USAGE_LOGGING := 1
 # The UIs' signing keys come from the environment; without one, a random key per `make` invocation.
 export AIRFLOW__API_AUTH__JWT_SECRET ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 export AIRFLOW__API__SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_hex(32))')
 
-.PHONY: venv demo bootstrap reports lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui \
+.PHONY: venv test-deps demo bootstrap reports lint test test-fast test-tools bench-smoke airflow-db airflow-ui mlflow-ui \
   evidently-ui serve \
   docs docs-serve screenshots audit lock clean
 
@@ -34,6 +37,14 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q $(PIP_TORCH) -r requirements.txt -c constraints.txt
 	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+# What only the tests need (requirements-test.txt: NannyML, the estimators' oracle), pinned in the same lock; the demo
+# and the image do without it.
+test-deps: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt constraints.txt
+	$(BIN)/pip install -q -r requirements-test.txt -c constraints.txt
 	touch $@
 
 airflow-db: $(AIRFLOW_HOME)/.initialized
@@ -67,10 +78,10 @@ lint: venv
 # Two pytest processes (pytest-xdist), each test file whole in one of them (its module fixtures built once): most
 # tests wait on servers, clusters and DAG runs, so two processes share two cores well. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-test: venv test-tools
+test: venv test-deps test-tools
 	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-test-fast: venv
+test-fast: venv test-deps
 	$(BIN)/python -m pytest -m unit -q
 
 # Every benchmark (bench/*.py; _*.py are their shared helpers) at its smoke size: the same code path and figures in
@@ -157,7 +168,7 @@ audit: venv
 	$(BIN)/pip install -q pip-audit==2.10.1
 	$(BIN)/pip-audit --strict --no-deps --disable-pip -r constraints.txt
 
-lock: venv
+lock: venv test-deps
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e' \
 	  | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > constraints.tmp && mv constraints.tmp constraints.txt  # PyPI's spelling
 

@@ -27,6 +27,7 @@ os.environ.update(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "NML_DISABLE_USAGE_LOGGING": "1",  # NannyML's usage telemetry (the estimators' oracle), off before any import
     }
 )
 for name in ("MLOPS_CONFIG", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
