@@ -9,8 +9,9 @@ reference, and the other half is cut into chunks the size of the checked window 
 threshold is the chunks' mean error plus ``monitoring.multivariate_sigmas`` standard deviations (NannyML's default
 threshold, three). Both halves are out of the fit's sample as the window is, so a stable window sits among them.
 
-Why not NannyML itself: it is not among the project's installed packages (the lock holds scikit-learn, which this
-is ~40 lines of), and the method is small enough to state whole here; pure, no I/O.
+Why not NannyML itself: it is a test dependency only, too heavy for every worker that runs a check (see
+:mod:`pipelines.estimated_performance`); the lock holds scikit-learn, which this is ~40 lines of, and the method is
+small enough to state whole here; pure, no I/O.
 """
 
 from __future__ import annotations
