@@ -445,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         lookup_path = workdir / LOOKUP
         lookup_rows = request_rows(lookup_path)
         lookup_s = lookup_seconds(lookup_path, lookup_rows)
+        declared = len(load_config(lookup_path).dataset.features.computed)
         path = f"/v1/models/{config.model.name}:predict"
         key, event_time = config.dataset.key, config.dataset.event_time
         prefix = f"run{time.time_ns()}"  # the keys of this run, in a log a reused workdir may already hold
@@ -525,7 +526,6 @@ def main(argv: list[str] | None = None) -> None:
         )
     p50_lookup, p99_lookup = np.percentile(looked_up.latency, [50, 99])
     p50_body, p99_body = np.percentile(half.latency, [50, 99])
-    declared = len(load_config(lookup_path).dataset.features.computed)
     print(
         f"with the feature lookup (requests carry the key, the account and the raw fields; the"
         f" {len(config.dataset.features.all)} raw features + {declared} declared ones from the Feast online store,"

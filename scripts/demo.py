@@ -108,7 +108,7 @@ def label_partition(dag: DAG, dag_run: DagRun, day: date) -> None:
 
 
 def reset_outputs(config_roots: list[str], home: Path) -> None:
-    """Start from empty lakes and registry so the summary shows this run alone."""
+    """Start from empty lakes, registry and online stores so the summary shows this run alone."""
     for path in (*map(Path, config_roots), home / "mlruns.db", home / "mlartifacts"):
         if path.is_dir():
             shutil.rmtree(path)
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     single = os.environ.get("MLOPS_CONFIG")
     configs = [load_config(config_path(single))] if single else [load_config(path) for path in DEMO_CONFIGS]
     if not args.keep:
-        reset_outputs([c.storage.root for c in configs if "://" not in c.storage.root], home)
+        local = [c.storage.root for c in configs if "://" not in c.storage.root]
+        reset_outputs([*local, *(str(Path(c.feature_store.repo) / c.model.name) for c in configs)], home)
     if not all((home / "data" / kind).exists() for kind in ("raw", "labels", "payments")):
         spec = demo_data.DemoSpec(start=args.start, days=max(demo_data.DemoSpec.days, args.warmup_days + args.days))
         print(f"generating demo data: {demo_data.generate(home / 'data', spec)}")
