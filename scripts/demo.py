@@ -131,11 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
 
     home = project_home()
     single = os.environ.get("MLOPS_CONFIG")
     configs = [load_config(config_path(single))] if single else [load_config(path) for path in DEMO_CONFIGS]
+    if any(config.online_features for config in configs):
+        import feast  # noqa: F401  # its import turns DeprecationWarnings back on ("once"): before the filter below
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"dask\.")  # Feast's offline reads, each day
     if not args.keep:
         local = [c.storage.root for c in configs if "://" not in c.storage.root]
         reset_outputs([*local, *(str(Path(c.feature_store.repo) / c.model.name) for c in configs)], home)
