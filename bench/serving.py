@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> None:
         f" SQLite): saturation {results['lookup']:.0f} req/s"
         f" ({results['lookup'] / results['on']:.2f} x the server with every feature in the body);"
         f" half saturation {results['lookup'] / 2:.0f} req/s open loop: p50 {p50_lookup * ms:.1f} ms,"
-        f" p99 {p99_lookup * ms:.1f} ms (every feature in the body: p50 {p50_body * ms:.1f} ms,"
+        f" p99 {p99_lookup * ms:.1f} ms (every feature in the body, at {rate:.0f} req/s: p50 {p50_body * ms:.1f} ms,"
         f" p99 {p99_body * ms:.1f} ms); lookup of a full batch in process {lookup_s * ms:.1f} ms;"
         f" {keyed.errors} errors"
     )

@@ -87,7 +87,8 @@ def _payments(spec: DemoSpec) -> pd.DataFrame:
 
     An account pays every ``period`` days (7 to 28, its own) from a random phase, a few hours either way; its amount
     varies around the account's level; a payment is late with the account's own probability (riskier accounts more
-    often), more often and smaller from ``drift_day`` on.
+    often), more often and smaller from ``drift_day`` on. Cached per spec (events and files need the same frame):
+    callers must not change it.
     """
     rng = np.random.default_rng([spec.seed, 10**6])
     n, total = spec.accounts, spec.history_days + spec.days
@@ -127,7 +128,7 @@ def _history_terms(accounts: pd.Series, times: pd.Series, payments: pd.DataFrame
     return terms.assign(since=(rows["t"] - last).dt.total_seconds() / 86_400)
 
 
-def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFrame | None = None) -> np.ndarray:
+def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFrame) -> np.ndarray:
     """Logistic ground truth; after the drift the risk drivers change (a concept change, not only a shift). The
     account's payment history (``history``, see :func:`_history_terms`) adds its own risk, the same before and
     after: late payments, small payments, a long silence, or no history at all."""
@@ -150,15 +151,14 @@ def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFra
         + frame["employment_type"].map(employment).fillna(0.0)
         + (0.9 if drifted else 0.0) * (frame["product"] == "credit_card")
     )
-    if history is not None:
-        known = history["mean_paid"].notna()
-        logit = (
-            logit
-            + 0.6 * history["late"].to_numpy()
-            - np.where(known, 0.6 * np.log(history["mean_paid"].fillna(200) / 200), 0.0)
-            + np.where(known, 0.03 * history["since"].fillna(0).clip(upper=60), 0.9)
-            - 0.6
-        )
+    known = history["mean_paid"].notna()
+    logit = (
+        logit
+        + 0.6 * history["late"].to_numpy()
+        - np.where(known, 0.6 * np.log(history["mean_paid"].fillna(200) / 200), 0.0)
+        + np.where(known, 0.03 * history["since"].fillna(0).clip(upper=60), 0.9)
+        - 0.6
+    )
     return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype=float)))
 
 
