@@ -83,8 +83,12 @@ def prepare(directory: Path, scored_days: int, rows_per_day: int) -> dict[str, s
     spec = replace(demo_data.DemoSpec(), start=START, days=days, rows_per_day=rows_per_day, drift_day=days // 2)
     demo_data.generate(directory / "data", spec)
     config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
+    features = {k: config["dataset"]["features"][k] for k in ("numerical", "categorical")}  # raw: comparable runs
     config["dataset"].update(
-        source=str(directory / "data" / "raw" / "*.parquet"), labels=str(directory / "data" / "labels" / "*.parquet")
+        source=str(directory / "data" / "raw" / "*.parquet"),
+        labels=str(directory / "data" / "labels" / "*.parquet"),
+        features=features,
+        history={},
     )
     config["storage"]["root"] = str(directory / "lake")
     config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"

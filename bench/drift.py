@@ -66,6 +66,7 @@ def write_config(directory: Path, report_rows: int | None) -> Path:
         source=str(directory / "raw" / "*.parquet"),
         labels=str(directory / "labels" / "*.parquet"),
         features={"numerical": NUMERICAL, "categorical": CATEGORICAL},
+        history={},
         checks={},
     )
     config["storage"]["root"] = str(directory / "lake")

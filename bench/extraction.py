@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write_config(directory: Path, source: str, labels: str) -> Path:
     config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
-    config["dataset"].update(source=source, labels=labels)
+    features = {k: config["dataset"]["features"][k] for k in ("numerical", "categorical")}  # raw: the source's cost
+    config["dataset"].update(source=source, labels=labels, features=features, history={})
     config["storage"]["root"] = str(directory / "lake")
     config["schedule"] = {"start_date": None}
     path = directory / "config.yaml"

@@ -105,6 +105,7 @@ def _config(workdir: Path, folder: Path) -> Path:
     }
     aggregate = {"name": "paid", "table": "payments", "column": "amount", "functions": list(FUNCTIONS)}
     config["dataset"]["features"]["aggregates"] = [{**aggregate, "windows": list(WINDOWS)}]
+    config["dataset"]["features"]["derived"] = {}  # the demo's derived feature names the demo's aggregates
     config["storage"]["root"] = str(workdir / "lake")
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -15,7 +15,11 @@ request, unique keys, bodies prepared before sending) measures
       max_wait_ms + the model's predict time for a full batch (``predict_frame``, measured here, in process). The
       client's own overhead is printed beside it: how late it sent (p99) and the CPU it and the server used;
   (c) the RSS of the server and its scoring child over ``--requests`` requests (start, each tenth, end; goal: flat), and
-  (d) after a SIGTERM, online rows in the prediction log = answered requests whose key is sampled (goal: equal).
+  (d) after a SIGTERM, online rows in the prediction log = answered requests whose key is sampled (goal: equal);
+  (e) the same model served with the demo's declared features (payments aggregates, a derived feature): requests
+      carry the key, the account and the raw fields only, and the server looks the aggregates up in the Feast
+      online store (SQLite, materialized from the extracted days): saturation, latency at half of it (open loop)
+      and the in-process lookup of a full batch, beside (a)-(b) with every feature in the body.
 The load generator shares the machine's cores with the server, and so do any other processes: latencies measured
 on a busy machine include time the server spends waiting for a core (the load average is printed), unless
 ``--server-cores`` gives the server and its scoring child cores of their own and the benchmark is started under
@@ -54,29 +58,73 @@ LOG_DAY = date(2031, 6, 1)
 GRACE_S = 60  # a load loop waits at most this long past its time for the answers still due, then fails
 
 
+LOOKUP = "lookup.yaml"  # beside config.yaml: the demo's declared features, looked up in the Feast online store
+
+
 def prepare(workdir: Path, rows_per_day: int = 2000) -> Path:
-    """Demo data, features for four days and one trained champion in a temporary lake and registry."""
+    """Demo data, then twice features for four days and one trained champion, each in its own lake and registry:
+    ``config.yaml`` with the demo's raw features only (every feature in the request body) and ``lookup.yaml`` with
+    its declared features too (their Feast online store materialized from the extracted days)."""
     from pipelines import demo_data
     from pipelines.config import load_config
+    from pipelines.feature_store import materialize_day
     from pipelines.features import extract_features
     from pipelines.training import train_and_register
 
     spec = demo_data.DemoSpec(rows_per_day=rows_per_day, days=5)
     demo_data.generate(workdir / "data", spec)
-    raw = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
-    raw["dataset"]["source"] = str(workdir / "data/raw/*.parquet")
-    raw["dataset"]["labels"] = str(workdir / "data/labels/*.parquet")
-    raw["storage"]["root"] = str(workdir / "lake")
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{workdir / 'mlruns.db'}"
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    _results.empty_mlflow_store(workdir / "mlruns.db")
-    config = load_config(path)
-    for i in range(4):
-        extract_features(config, spec.start + timedelta(days=i))
-    with threadpool_limits(1):  # setup, not measured: a small model, and OpenMP spins on a busy machine
-        train_and_register(config, spec.start + timedelta(days=3))
-    return path
+    for name, declared in (("config.yaml", False), (LOOKUP, True)):
+        raw = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
+        dataset, stem = raw["dataset"], name.removesuffix(".yaml")
+        dataset["source"] = str(workdir / "data/raw/*.parquet")
+        dataset["labels"] = str(workdir / "data/labels/*.parquet")
+        if declared:
+            dataset["history"]["payments"]["source"] = str(workdir / "data/payments/*.parquet")
+            raw["feature_store"] = {"repo": str(workdir / "feature_repo")}
+        else:
+            dataset.pop("history")
+            dataset["features"] = {k: dataset["features"][k] for k in ("numerical", "categorical")}
+        raw["storage"]["root"] = str(workdir / "lake" / stem)
+        raw["mlflow"]["tracking_uri"] = f"sqlite:///{workdir / f'mlruns-{stem}.db'}"
+        (workdir / name).write_text(yaml.safe_dump(raw))
+        _results.empty_mlflow_store(workdir / f"mlruns-{stem}.db")
+        config = load_config(workdir / name)
+        for i in range(4):
+            extract_features(config, spec.start + timedelta(days=i))
+            materialize_day(config, spec.start + timedelta(days=i))  # nothing to do without declared features
+        with threadpool_limits(1):  # setup, not measured: a small model, and OpenMP spins on a busy machine
+            train_and_register(config, spec.start + timedelta(days=3))
+    return workdir / "config.yaml"
+
+
+def request_rows(config_path: Path, n: int = 5000) -> list[dict]:
+    """Request rows from the extracted features: the key and what a caller sends (every feature, or with declared
+    features the join keys and the raw fields only: the server looks the rest up)."""
+    from pipelines.config import load_config
+
+    config = load_config(config_path)
+    dataset = config.dataset
+    fields = [*dataset.join_keys, *dataset.features.raw] if config.online_features else dataset.features.all
+    features = pd.read_parquet(Path(config.storage.root) / "features")[[dataset.key, *fields]].head(n)
+    return features.astype(object).where(features.notna(), None).to_dict("records")
+
+
+def lookup_seconds(config_path: Path, rows: list[dict]) -> float:
+    """Median time, in process, of the server's feature step for one full batch: the Feast online lookup of its
+    rows' aggregates and the derived features (:class:`pipelines.serving.online_features.OnlineFeatures`)."""
+    from pipelines.config import load_config
+    from pipelines.serving.online_features import OnlineFeatures
+
+    config = load_config(config_path)
+    features = OnlineFeatures(config)
+    features.start()
+    batch = rows[: config.serving.max_batch_rows]
+    times = []
+    for _ in range(30):
+        started = time.perf_counter()
+        features.complete(batch)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[5:]))
 
 
 def batch_seconds(config_path: Path, rows: list[dict]) -> tuple[float, float]:
@@ -355,7 +403,7 @@ def prepared(workdir: Path | None, tmp: Path, rows_per_day: int) -> Path:
     """The benchmark's config: prepared once in ``workdir`` (and reused from there), or in a temporary folder."""
     if workdir is None:
         return prepare(tmp, rows_per_day)
-    if not (workdir / "config.yaml").exists():
+    if not (workdir / LOOKUP).exists():
         workdir.mkdir(parents=True, exist_ok=True)
         prepare(workdir, rows_per_day)
     return workdir / "config.yaml"
@@ -392,10 +440,12 @@ def main(argv: list[str] | None = None) -> None:
         workdir = config_path.parent
         config = load_config(config_path)
         defaults = config.serving
-        features = pd.read_parquet(Path(config.storage.root) / "features")
-        features = features[[config.dataset.key, *config.dataset.features.all]].head(5000)
-        rows = features.astype(object).where(features.notna(), None).to_dict("records")
+        rows = request_rows(config_path)
         predict_s, step_s = batch_seconds(config_path, rows)
+        lookup_path = workdir / LOOKUP
+        lookup_rows = request_rows(lookup_path)
+        lookup_s = lookup_seconds(lookup_path, lookup_rows)
+        declared = len(load_config(lookup_path).dataset.features.computed)
         path = f"/v1/models/{config.model.name}:predict"
         key, event_time = config.dataset.key, config.dataset.event_time
         prefix = f"run{time.time_ns()}"  # the keys of this run, in a log a reused workdir may already hold
@@ -434,6 +484,16 @@ def main(argv: list[str] | None = None) -> None:
             stop(on)
         sampled, logged = count_logged(config_path, load.answered, f"{prefix}-on")
 
+        served, port = start_server(lookup_path, {"log_flush_s": 5.0}, workdir, "lookup", args.server_cores)
+        try:
+            keyed = Load(lookup_rows, key, event_time, f"{prefix}-lookup")
+            uvloop.run(closed_loop(port, path, keyed, args.clients, warm_up_s, 10**9))
+            results["lookup"] = uvloop.run(closed_loop(port, path, keyed, args.clients, args.seconds, 10**9))
+            looked_up = uvloop.run(open_loop(port, path, keyed, results["lookup"] / 2, args.seconds, served.pid))
+            print(f"with the feature lookup: {results['lookup']:.0f} req/s", flush=True)
+        finally:
+            stop(served)
+
     goal = defaults.max_wait_ms / 1000 + predict_s  # the batch wait plus one batch
     ms = 1000
     print(
@@ -464,6 +524,18 @@ def main(argv: list[str] | None = None) -> None:
             f" | client send lag p99 {np.percentile(run.send_lag, 99) * ms:.1f} ms,"
             f" CPU cores used: client {run.client_cpu:.2f}, server {run.server_cpu:.2f}"
         )
+    p50_lookup, p99_lookup = np.percentile(looked_up.latency, [50, 99])
+    p50_body, p99_body = np.percentile(half.latency, [50, 99])
+    print(
+        f"with the feature lookup (requests carry the key, the account and the raw fields; the"
+        f" {len(config.dataset.features.all)} raw features + {declared} declared ones from the Feast online store,"
+        f" SQLite): saturation {results['lookup']:.0f} req/s"
+        f" ({results['lookup'] / results['on']:.2f} x the server with every feature in the body);"
+        f" half saturation {results['lookup'] / 2:.0f} req/s open loop: p50 {p50_lookup * ms:.1f} ms,"
+        f" p99 {p99_lookup * ms:.1f} ms (every feature in the body, at {rate:.0f} req/s: p50 {p50_body * ms:.1f} ms,"
+        f" p99 {p99_body * ms:.1f} ms); lookup of a full batch in process {lookup_s * ms:.1f} ms;"
+        f" {keyed.errors} errors"
+    )
     p99 = np.percentile(half.latency, 99)
     print(
         f"goal: p99 at half saturation <= max_wait_ms {defaults.max_wait_ms:g} + batch predict"
@@ -496,11 +568,16 @@ def main(argv: list[str] | None = None) -> None:
             "client_cpu_cores": r.client_cpu,
             "server_cpu_cores": r.server_cpu,
         }
-        for name, r, at in (("half", half, rate), ("quarter", quarter, rate / 2))
+        for name, r, at in (
+            ("half", half, rate),
+            ("quarter", quarter, rate / 2),
+            ("with the feature lookup: half", looked_up, results["lookup"] / 2),
+        )
     ]
     record.goal("saturation_ratio_on_off", results["on"] / results["off"], 5, at_most=False)
     record.goal("p99_half_saturation_over_goal", p99 / goal, 1.0)
     record.check("no_answered_log_row_lost", sampled == logged)
+    record.check("feature_lookup_requests_answered", keyed.errors == 0 and len(keyed.answered) > 0)
     record.write(
         {
             "cores": os.cpu_count(),
@@ -510,6 +587,7 @@ def main(argv: list[str] | None = None) -> None:
             "serving_defaults": {"max_batch_rows": defaults.max_batch_rows, "max_wait_ms": defaults.max_wait_ms},
             "batch_predict_ms": predict_s * ms,
             "batch_step_ms": step_s * ms,
+            "batch_lookup_ms": lookup_s * ms,
             "p99_goal_ms": goal * ms,
             "p99_half_ms": p99 * ms,
             "p99_over_goal": p99 / goal,

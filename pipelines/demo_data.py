@@ -7,11 +7,23 @@ arrive a day late (in the next day's file) and a few rows are broken on purpose,
 event time and quarantine bad rows. From ``drift_day`` on, two features shift (income falls, credit utilization
 rises) and the relation between features and default changes, so a model trained on the early weeks gets
 measurably worse.
+
+Each row is a credit decision (``customer_id`` is the row's own key, unique, which the labels join on) for a loan
+account (``account_id``). Accounts recur: a day's rows draw from a pool of accounts, so most come back across
+days, and a share are new accounts never seen before. Every pooled account pays its installments into a payments
+history (``payments/payments-<day>.parquet``, one file per day by payment time, starting ``history_days`` before
+the first day, so the 90-day windows are filled from the start): about every one to four weeks, an amount around
+the account's own level, and now and then late (``days_late > 0``), more often for riskier accounts. The default
+risk depends on that history as the demo's declared features see it (late payments and mean payment over the last
+90 days, days since the last payment, no history at all), so the aggregates matter to the model. From
+``drift_day`` on, payments turn later and smaller, so the aggregated features drift too, slowly, as their windows
+fill with drifted payments.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +49,13 @@ class DemoSpec:
     late_share: float = 0.01  # events that arrive in the next day's file
     bad_rows_per_day: int = 12
     label_delay_days: tuple[int, int] = (1, 3)  # a label arrives this many whole days after its event day (inclusive)
+    accounts_per_row: float = 3.0  # the account pool: this many accounts per row of a day (so accounts recur)
+    new_account_share: float = 0.1  # rows of accounts without any payment history (new customers)
+    history_days: int = 90  # the payments history starts this many days before ``start``
+
+    @property
+    def accounts(self) -> int:
+        return max(1, round(self.accounts_per_row * self.rows_per_day))
 
 
 def _draw_features(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFrame:
@@ -62,8 +81,57 @@ def _draw_features(rng: np.random.Generator, n: int, drifted: bool) -> pd.DataFr
     return frame
 
 
-def _default_probability(frame: pd.DataFrame, drifted: bool) -> np.ndarray:
-    """Logistic ground truth; after the drift the risk drivers change (a concept change, not only a shift)."""
+@functools.lru_cache(maxsize=2)
+def _payments(spec: DemoSpec) -> pd.DataFrame:
+    """Every pooled account's installments from ``history_days`` before ``start`` to the last day, by payment time.
+
+    An account pays every ``period`` days (7 to 28, its own) from a random phase, a few hours either way; its amount
+    varies around the account's level; a payment is late with the account's own probability (riskier accounts more
+    often), more often and smaller from ``drift_day`` on. Cached per spec (events and files need the same frame):
+    callers must not change it.
+    """
+    rng = np.random.default_rng([spec.seed, 10**6])
+    n, total = spec.accounts, spec.history_days + spec.days
+    period = rng.integers(7, 29, size=n).astype(float)
+    level = rng.lognormal(5.3, 0.5, size=n)
+    late_rate = 0.02 + 0.35 * rng.beta(1.5, 6, size=n)
+    steps = np.arange(int(np.ceil(total / 7)) + 1)
+    offsets = rng.random(n)[:, None] * period[:, None] + steps[None, :] * period[:, None]  # days from history start
+    account, step = np.nonzero(offsets < total)
+    days = offsets[account, step] + rng.normal(0, 0.1, size=len(account))
+    days = np.clip(days, 0, total - 1e-6)
+    drifted = days >= spec.history_days + spec.drift_day
+    late = rng.random(len(account)) < late_rate[account] * np.where(drifted, 2.5, 1.0)
+    origin = pd.Timestamp(spec.start - timedelta(days=spec.history_days), tz="UTC")
+    amount = level[account] * rng.lognormal(0, 0.15, size=len(account)) * np.where(drifted, 0.8, 1.0)
+    payments = pd.DataFrame(
+        {
+            "account_id": pd.Series(account).map("A{:07d}".format),
+            "paid_at": (origin + pd.to_timedelta(np.floor(days * 86_400), unit="s")).astype("datetime64[us, UTC]"),
+            "amount": amount.round(2),
+            "days_late": np.where(late, rng.integers(1, 45, size=len(account)), 0).astype(float),
+        }
+    )
+    return payments.sort_values("paid_at", kind="stable").reset_index(drop=True)
+
+
+def _history_terms(accounts: pd.Series, times: pd.Series, payments: pd.DataFrame) -> pd.DataFrame:
+    """What the ground truth knows of each row's account as of the row's time (the 90 days before it): late
+    payments, mean payment, days since the last payment (missing without one)."""
+    rows = pd.DataFrame({"account_id": accounts.to_numpy(), "t": times.to_numpy(), "row": np.arange(len(accounts))})
+    joined = rows.merge(payments, on="account_id")
+    joined = joined[(joined["paid_at"] < joined["t"]) & (joined["paid_at"] >= joined["t"] - pd.Timedelta(days=90))]
+    grouped = joined.assign(late=joined["days_late"] > 0).groupby("row")
+    terms = pd.DataFrame({"late": grouped["late"].sum().astype(float), "mean_paid": grouped["amount"].mean()})
+    terms = terms.reindex(range(len(accounts))).assign(late=lambda f: f["late"].fillna(0.0))
+    last = grouped["paid_at"].max().reindex(range(len(accounts)))
+    return terms.assign(since=(rows["t"] - last).dt.total_seconds() / 86_400)
+
+
+def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFrame) -> np.ndarray:
+    """Logistic ground truth; after the drift the risk drivers change (a concept change, not only a shift). The
+    account's payment history (``history``, see :func:`_history_terms`) adds its own risk, the same before and
+    after: late payments, small payments, a long silence, or no history at all."""
     income = frame["income"].fillna(50_000)
     debt = frame["debt_ratio"].fillna(0.3)
     region = {"north": 0.0, "south": 0.4, "east": -0.2, "west": 0.1, "central": 0.2}
@@ -82,6 +150,14 @@ def _default_probability(frame: pd.DataFrame, drifted: bool) -> np.ndarray:
         + frame["region"].map(region)
         + frame["employment_type"].map(employment).fillna(0.0)
         + (0.9 if drifted else 0.0) * (frame["product"] == "credit_card")
+    )
+    known = history["mean_paid"].notna()
+    logit = (
+        logit
+        + 0.6 * history["late"].to_numpy()
+        - np.where(known, 0.6 * np.log(history["mean_paid"].fillna(200) / 200), 0.0)
+        + np.where(known, 0.03 * history["since"].fillna(0).clip(upper=60), 0.9)
+        - 0.6
     )
     return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype=float)))
 
@@ -112,13 +188,15 @@ def _day_events(spec: DemoSpec, index: int) -> tuple[pd.DataFrame, pd.DataFrame]
     day_start = datetime.combine(spec.start + timedelta(days=index), datetime.min.time(), tzinfo=UTC)
     seconds = np.sort(rng.integers(0, 86_400, size=n))
     keys = [f"C{index:03d}{i:06d}" for i in range(n)]
-    events = pd.DataFrame(
-        {"customer_id": keys, "event_time": pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s")}
-    )
+    pooled = pd.Series(rng.integers(0, spec.accounts, size=n)).map("A{:07d}".format)
+    new = pd.Series([f"N{index:03d}{i:06d}" for i in range(n)])
+    accounts = pooled.where(rng.random(n) >= spec.new_account_share, new)
+    times = pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s")
+    events = pd.DataFrame({"customer_id": keys, "account_id": accounts, "event_time": times})
     events = pd.concat([events, features], axis=1)
-    labels = pd.DataFrame(
-        {"customer_id": keys, "defaulted": (rng.random(n) < _default_probability(features, drifted)).astype(int)}
-    )
+    history = _history_terms(accounts, pd.Series(times), _payments(spec))
+    probability = _default_probability(features, drifted, history)
+    labels = pd.DataFrame({"customer_id": keys, "defaulted": (rng.random(n) < probability).astype(int)})
     return _break_rows(rng, events, spec.bad_rows_per_day), labels.assign(label_time=_label_times(spec, index, n))
 
 
@@ -133,15 +211,15 @@ def _label_times(spec: DemoSpec, index: int, n: int) -> pd.Series:
 
 
 def generate(out_dir: str | Path, spec: DemoSpec = DemoSpec()) -> dict[str, int]:
-    """Write ``raw/events-<day>.parquet`` for every day and ``labels/labels-<day>.parquet`` for every day labels
-    arrive on; return row counts.
+    """Write ``raw/events-<day>.parquet`` for every day, ``labels/labels-<day>.parquet`` for every day labels
+    arrive on and ``payments/payments-<day>.parquet`` for every day of the payments history; return row counts.
 
     An events file named for day D holds most of D's events plus the late share of D-1's, as an arrival feed would;
     a labels file named for day D holds the labels that became known on D (of events 1 to 3 days older).
     """
     out = Path(out_dir)
-    (out / "raw").mkdir(parents=True, exist_ok=True)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
+    for folder in ("raw", "labels", "payments"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
     carried = pd.DataFrame()
     rows = 0
     labels = []
@@ -157,8 +235,11 @@ def generate(out_dir: str | Path, spec: DemoSpec = DemoSpec()) -> dict[str, int]
         arriving.to_parquet(out / "raw" / f"events-{day.isoformat()}.parquet", index=False)
         rows += len(arriving)
     _write_labels(out / "labels", pd.concat(labels, ignore_index=True))
-    log.info("wrote %d raw events over %d days to %s", rows, spec.days, out)
-    return {"days": spec.days, "rows": rows}
+    payments = _payments(spec)
+    for day, part in payments.groupby(payments["paid_at"].dt.date):
+        part.reset_index(drop=True).to_parquet(out / "payments" / f"payments-{day.isoformat()}.parquet", index=False)
+    log.info("wrote %d raw events over %d days and %d payments to %s", rows, spec.days, len(payments), out)
+    return {"days": spec.days, "rows": rows, "payments": len(payments)}
 
 
 def _write_labels(folder: Path, labels: pd.DataFrame) -> None:
@@ -171,7 +252,7 @@ def _write_labels(folder: Path, labels: pd.DataFrame) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="data", help="folder for raw/ and labels/")
+    parser.add_argument("--out", default="data", help="folder for raw/, labels/ and payments/")
     parser.add_argument("--start", type=date.fromisoformat, default=DemoSpec.start)
     parser.add_argument("--days", type=int, default=DemoSpec.days)
     parser.add_argument("--rows-per-day", type=int, default=DemoSpec.rows_per_day)

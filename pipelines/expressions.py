@@ -6,8 +6,10 @@ which runs nothing), and only a whitelist of node kinds is accepted: names, numb
 unary minus, comparisons, ``and``/``or``/``not`` and the functions in :data:`FUNCTIONS`. Anything else (an
 attribute, a subscript, a lambda, a call of any other name) is an :class:`ExpressionError` naming what is refused.
 The accepted tree is then turned into a DuckDB SQL expression (filters run inside the aggregation query) or
-computed over pandas columns (derived features, and the brute-force oracle of the tests), with the same meaning:
-a missing value stays missing through arithmetic, a comparison with it is false, and a division by zero is missing.
+computed over pandas columns (derived features, and the brute-force oracle of the tests; in
+:mod:`pipelines.expression_frame`, so that checking a config's expressions, which every DAG file does when it
+parses, loads no pandas), with the same meaning: a missing value stays missing through arithmetic, a comparison
+with it is false, and a division by zero is missing.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import ast
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # name -> (arguments, numpy function, SQL function)
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any], str]] = {
@@ -29,8 +33,8 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any], str]] = {
     "min": (2, np.fmin, "least"),
     "max": (2, np.fmax, "greatest"),
 }
-_ARITHMETIC = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul)}
-_COMPARE = {
+ARITHMETIC = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul)}
+COMPARE = {
     ast.Lt: ("<", operator.lt),
     ast.LtE: ("<=", operator.le),
     ast.Gt: (">", operator.gt),
@@ -62,10 +66,9 @@ class Expression:
 
     def evaluate(self, frame: pd.DataFrame) -> pd.Series:
         """The expression over ``frame``'s columns: numbers as float (missing: NaN), conditions as bool."""
-        value = _evaluate(self.tree, frame)
-        if not isinstance(value, pd.Series):
-            value = pd.Series(value, index=frame.index)
-        return value
+        from pipelines.expression_frame import evaluate
+
+        return evaluate(self.tree, frame)
 
 
 def parse(text: str) -> Expression:
@@ -91,9 +94,9 @@ def _allowed(node: ast.AST, text: str) -> None:
             raise ExpressionError(f"{text!r}: {ast.unparse(node)} is not an allowed call; allowed: {allowed}")
         return
     kinds = (ast.Name, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Load, ast.And, ast.Or, ast.Not, ast.USub)
-    operators = (*_ARITHMETIC, ast.Div, *_COMPARE)
+    operators = (*ARITHMETIC, ast.Div, *COMPARE)
     if isinstance(node, kinds) or isinstance(node, operators):
-        if isinstance(node, ast.BinOp) and type(node.op) not in (*_ARITHMETIC, ast.Div):
+        if isinstance(node, ast.BinOp) and type(node.op) not in (*ARITHMETIC, ast.Div):
             raise ExpressionError(f"{text!r}: operator {type(node.op).__name__} is not allowed (use + - * /)")
         return
     raise ExpressionError(f"{text!r}: {type(node).__name__} ({ast.unparse(node)!r}) is not allowed")
@@ -110,14 +113,14 @@ def _sql(node: ast.expr, quote: Callable[[str], str]) -> str:
         left, right = _sql(node.left, quote), _sql(node.right, quote)
         if isinstance(node.op, ast.Div):
             return f"(CAST({left} AS DOUBLE) / NULLIF(CAST({right} AS DOUBLE), 0))"
-        return f"({left} {_ARITHMETIC[type(node.op)][0]} {right})"
+        return f"({left} {ARITHMETIC[type(node.op)][0]} {right})"
     if isinstance(node, ast.UnaryOp):
         inner = _sql(node.operand, quote)
         return f"(NOT coalesce({inner}, false))" if isinstance(node.op, ast.Not) else f"(-{inner})"
     if isinstance(node, ast.Compare):
         parts, left = [], node.left
         for op, right in zip(node.ops, node.comparators, strict=True):
-            parts.append(f"coalesce({_sql(left, quote)} {_COMPARE[type(op)][0]} {_sql(right, quote)}, false)")
+            parts.append(f"coalesce({_sql(left, quote)} {COMPARE[type(op)][0]} {_sql(right, quote)}, false)")
             left = right
         return "(" + " AND ".join(parts) + ")"
     if isinstance(node, ast.BoolOp):
@@ -135,67 +138,3 @@ def _sql(node: ast.expr, quote: Callable[[str], str]) -> str:
             return f"(CASE WHEN {args} <= -1 THEN NULL ELSE ln(1 + {args}) END)"
         return f"{name}({args})"
     raise ExpressionError(f"cannot render {ast.unparse(node)!r}")  # unreachable after parse()
-
-
-def _number(value: Any) -> Any:
-    """A column or constant as float (a text column stays text, for comparisons with strings)."""
-    if isinstance(value, pd.Series):
-        if pd.api.types.is_bool_dtype(value) or pd.api.types.is_numeric_dtype(value):
-            return value.astype("float64")
-        return value
-    return value
-
-
-def _evaluate(node: ast.expr, frame: pd.DataFrame) -> Any:
-    if isinstance(node, ast.Name):
-        return _number(frame[node.id])
-    if isinstance(node, ast.Constant):
-        return node.value if isinstance(node.value, str) else float(node.value)
-    if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, frame), _evaluate(node.right, frame)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if isinstance(node.op, ast.Div):
-                denominator = right.where(right != 0) if isinstance(right, pd.Series) else (right or np.nan)
-                return left / denominator
-            return _ARITHMETIC[type(node.op)][1](left, right)
-    if isinstance(node, ast.UnaryOp):
-        inner = _evaluate(node.operand, frame)
-        return ~_truth(inner, frame) if isinstance(node.op, ast.Not) else -inner
-    if isinstance(node, ast.Compare):
-        result = pd.Series(True, index=frame.index)
-        left = _evaluate(node.left, frame)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = _evaluate(comparator, frame)
-            result &= _truth(_COMPARE[type(op)][1](left, right), frame) & _present(left, frame) & _present(right, frame)
-            left = right
-        return result
-    if isinstance(node, ast.BoolOp):
-        values = [_truth(_evaluate(v, frame), frame) for v in node.values]
-        result = values[0]
-        for value in values[1:]:
-            result = (result & value) if isinstance(node.op, ast.And) else (result | value)
-        return result
-    if isinstance(node, ast.Call):
-        assert isinstance(node.func, ast.Name)
-        function = FUNCTIONS[node.func.id][1]
-        args = [_evaluate(a, frame) for a in node.args]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            value = function(*args)
-        if node.func.id == "log1p":  # log1p(-1) is -inf in numpy, missing in SQL
-            value = value.where(args[0] > -1) if isinstance(value, pd.Series) else value
-        return value
-    raise ExpressionError(f"cannot compute {ast.unparse(node)!r}")  # unreachable after parse()
-
-
-def _present(value: Any, frame: pd.DataFrame) -> pd.Series:
-    """Where a value is not missing (a comparison with a missing value is false, as in SQL)."""
-    if isinstance(value, pd.Series):
-        return value.notna()
-    return pd.Series(value is not None and not (isinstance(value, float) and np.isnan(value)), index=frame.index)
-
-
-def _truth(value: Any, frame: pd.DataFrame) -> pd.Series:
-    """A condition as booleans, missing as false."""
-    if isinstance(value, pd.Series):
-        return value.fillna(False).astype(bool) if value.dtype != bool else value
-    return pd.Series(bool(value), index=frame.index)

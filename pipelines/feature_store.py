@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = 3  # feast's FieldStatus.NOT_FOUND, read from the response's statuses
-
 
 def _name(text: str) -> str:
     """A Feast object name: letters, digits and underscores."""
@@ -135,6 +133,17 @@ def materialize_day(config: Config, day: date) -> dict[str, Any]:
     return {"day": day.isoformat(), "materialized": True, "rows": rows, "views": names}
 
 
+def _absent(response: Any, rows: int) -> list[bool]:
+    """Per request row, whether the store lacks its entity: no feature of the view has an event time.
+
+    Not the statuses alone: Feast's SQLite store answers a key it lacks as ``NOT_FOUND``, its Redis store as
+    ``PRESENT`` with empty values (its hash has no fields); both leave the event time unset, which a materialized
+    row always has (the time of the row it came from).
+    """
+    times = [result.event_timestamps for result in response.results]
+    return [all(t[i].seconds == 0 and t[i].nanos == 0 for t in times) for i in range(rows)]
+
+
 @dataclass
 class Lookup:
     """The aggregates of a batch of request rows (one column per feature, defaults filled in) and how many rows'
@@ -161,9 +170,7 @@ class OnlineLookup:
             refs = [f"{view_name(self.config, join_key)}:{name}" for name in features]
             response = self.store.get_online_features(features=refs, entity_rows=[{join_key: k} for k in keys])
             found = response.to_dict()
-            names = list(response.proto.metadata.feature_names.val)
-            statuses = [list(response.proto.results[names.index(name)].statuses) for name in features]
-            absent = [all(s[i] == NOT_FOUND for s in statuses) for i in range(len(rows))]
+            absent = _absent(response.proto, len(rows))
             for name in features:
                 default = self.defaults[name]
                 columns[name] = [default if gone else value for value, gone in zip(found[name], absent, strict=True)]

@@ -43,6 +43,31 @@ def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
     )
 
 
+def feature_summary(config: Config, days: list[date]) -> pd.DataFrame:
+    """Per day, the mean of each declared feature over the day's extracted rows (aggregates, then derived; missing
+    values left out), and the share of rows whose entity had no event in the window (an unfiltered
+    ``days_since_last`` without a default is missing then); empty without declared features."""
+    features = config.dataset.features
+    if not features.computed:
+        return pd.DataFrame()
+    since = [
+        a.feature("days_since_last", max(a.windows))
+        for a in features.aggregates
+        if "days_since_last" in a.functions and not a.where and a.default is None
+    ]
+    lake = Lake.from_config(config)
+    records = []
+    for day in days:
+        frame = lake.read(Table.FEATURES, day, features.computed) if lake.count_rows(Table.FEATURES, day) else None
+        if frame is None or frame.empty:
+            continue
+        record = {"date": day.isoformat(), **frame.mean().round(2).to_dict()}
+        if since:
+            record["no_history"] = f"{frame[since[0]].isna().mean():.0%}"
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
 def registry_summary(config: Config, registry: Registry | None = None) -> pd.DataFrame:
     """Every registered version of the configured model with its holdout metric, window and aliases."""
     registry = registry or connect(config)

@@ -34,7 +34,13 @@ from sqlalchemy import update
 from pipelines import demo_data, registry
 from pipelines.cluster import local_cluster
 from pipelines.config import Config, config_path, load_config, project_home
-from pipelines.summary import lake_summary, monitoring_summary, performance_summary, registry_summary
+from pipelines.summary import (
+    feature_summary,
+    lake_summary,
+    monitoring_summary,
+    performance_summary,
+    registry_summary,
+)
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 DEMO_CONFIGS = ("include/config/demo.yaml", "include/config/demo_torch.yaml")
@@ -102,7 +108,8 @@ def label_partition(dag: DAG, dag_run: DagRun, day: date) -> None:
 
 
 def reset_outputs(folders: list[str], home: Path) -> None:
-    """Start from empty lakes, registry and Evidently workspace so the summary and UIs show this run alone."""
+    """Start from empty lakes, registry, online stores and Evidently workspace so the summary and UIs show this run
+    alone."""
     for path in (*map(Path, folders), home / "mlruns.db", home / "mlartifacts"):
         if path.is_dir():
             shutil.rmtree(path)
@@ -125,16 +132,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
 
     home = project_home()
     single = os.environ.get("MLOPS_CONFIG")
     configs = [load_config(config_path(single))] if single else [load_config(path) for path in DEMO_CONFIGS]
+    if any(config.online_features for config in configs):
+        import feast  # noqa: F401  # its import turns DeprecationWarnings back on ("once"): before the filter below
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # Airflow's own, once per DAG run otherwise
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"dask\.")  # Feast's offline reads, each day
     if not args.keep:
+        local = [c.storage.root for c in configs if "://" not in c.storage.root]
         workspaces = [c.monitoring.evidently_workspace for c in configs if c.monitoring.evidently_workspace]
-        reset_outputs([c.storage.root for c in configs if "://" not in c.storage.root] + workspaces, home)
-    raw = home / "data" / "raw"
-    if not raw.exists():
+        stores = [str(Path(c.feature_store.repo) / c.model.name) for c in configs]
+        reset_outputs([*local, *stores, *workspaces], home)
+    if not all((home / "data" / kind).exists() for kind in ("raw", "labels", "payments")):
         spec = demo_data.DemoSpec(start=args.start, days=max(demo_data.DemoSpec.days, args.warmup_days + args.days))
         print(f"generating demo data: {demo_data.generate(home / 'data', spec)}")
 
@@ -191,8 +202,11 @@ def online_burst(config, day: date, requests: int, rows_per_request: int = 10) -
     from pipelines.serving.app import create_app
     from pipelines.storage import Lake, Table
 
+    dataset = config.dataset
     features = Lake.from_config(config).read(Table.FEATURES, day).head(requests * rows_per_request)
-    features = features.assign(**{config.dataset.event_time: features[config.dataset.event_time].astype(str)})
+    features = features.assign(**{dataset.event_time: features[dataset.event_time].astype(str)})
+    if config.online_features:  # the server looks the declared features up by account: send what a caller has
+        features = features[[dataset.key, dataset.event_time, *dataset.join_keys, *dataset.features.raw]]
     rows = features.astype(object).where(features.notna(), None).to_dict("records")
     answered, url = 0, f"/v1/models/{config.model.name}:predict"
     with TestClient(create_app([config])) as client:  # leaving it stops the server: the log is flushed
@@ -220,6 +234,14 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
     print(f"\n== {config.model.name} ({config.model.flavor}): {len(days)} dates in {elapsed:.0f}s ==\n")
     print("Rows per date (rows_in = valid + quarantined; valid = scored + dead_letter; logged = sampled predictions):")
     print(lake.to_string(index=False))
+    features = feature_summary(config, days)
+    if not features.empty:
+        tables = ", ".join(config.dataset.history)
+        print(
+            f"\nDeclared features, computed from each row's history ({tables}) before its time, then derived"
+            " (mean per date;\nno_history: rows whose entity had no event in the window, given the declared defaults):"
+        )
+        print(features.to_string(index=False))
     monitoring = monitoring_summary(config, scored).assign(champion_after=lambda f: f["date"].map(champions))
     print("\nDrift checks and retraining (drift_share: share of drifted features; decision: challenger vs champion):")
     print(monitoring.to_string(index=False))

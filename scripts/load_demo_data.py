@@ -1,10 +1,10 @@
 """Seed a deployment with the demo: its synthetic events where the config's sources are, and a first champion.
 
-The compose stack runs this once (service ``demo-data``) with ``include/stack/config.yaml``: the events and labels
-go to MinIO, so one ``feature_extraction`` run for a demo day then runs the chain (scoring needs a ``champion``,
-which ``--bootstrap`` provides by extracting the first training window and registering the first version, the
-same library calls the ``feature_extraction`` and ``model_training`` DAGs make). Running it again rewrites the same
-files and trains nothing while a champion exists.
+The compose stack runs this once (service ``demo-data``) with ``include/stack/config.yaml``: the events, labels
+and payments history go to MinIO, so one ``feature_extraction`` run for a demo day then runs the chain (scoring
+needs a ``champion``, which ``--bootstrap`` provides by extracting the first training window and registering the
+first version, the same library calls the ``feature_extraction`` and ``model_training`` DAGs make). Running it
+again rewrites the same files and trains nothing while a champion exists.
 """
 
 from __future__ import annotations
@@ -49,13 +49,17 @@ def upload(files: list[Path], folder: str, options: dict[str, Any]) -> int:
 
 
 def load(config: Config, spec: demo_data.DemoSpec) -> dict[str, int]:
-    """Generate the demo's events and labels and put them where ``dataset.source`` and ``dataset.labels`` read."""
+    """Generate the demo's events, labels and payments history and put them where ``dataset.source``,
+    ``dataset.labels`` and the config's ``payments`` history table (if it declares one) read."""
     if config.dataset.labels is None:
         raise SystemExit("the config has no dataset.labels: the demo's labels would have nowhere to go")
     counts = {}
+    targets = [("raw", config.dataset.source), ("labels", config.dataset.labels)]
+    if "payments" in config.dataset.history:
+        targets.append(("payments", config.dataset.history["payments"].source))
     with tempfile.TemporaryDirectory(prefix="demo-data-") as local:
         demo_data.generate(local, spec)
-        for kind, pattern in (("raw", config.dataset.source), ("labels", config.dataset.labels)):
+        for kind, pattern in targets:
             files = sorted((Path(local) / kind).iterdir())
             counts[kind] = upload(files, target_folder(pattern, files), config.storage.options)
             log.info("%d %s files -> %s", counts[kind], kind, pattern)

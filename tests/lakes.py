@@ -40,15 +40,26 @@ def _empty_mlflow_store() -> Path:
     return folder / "mlruns.db"
 
 
-def write_config(directory: Path, raw: Path, *, mlflow_store: bool = True, **overrides: Any) -> Path:
+def write_config(
+    directory: Path, raw: Path, *, mlflow_store: bool = True, declared: bool = False, **overrides: Any
+) -> Path:
     """The demo config pointed at ``raw`` with a lake and MLflow store inside ``directory``.
 
-    Each keyword replaces or updates one top-level section (a dict updates it, anything else replaces it). Tests
-    that never touch MLflow pass ``mlflow_store=False`` and spare themselves importing it.
+    Raw features only, unless ``declared``: then with the demo's declared features (payments aggregates and the
+    derived one) over ``raw/payments``, and its Feast repository inside ``directory``. Each keyword replaces or
+    updates one top-level section (a dict updates it, anything else replaces it). Tests that never touch MLflow pass
+    ``mlflow_store=False`` and spare themselves importing it.
     """
     config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
-    config["dataset"]["source"] = str(raw / "raw" / "*.parquet")
-    config["dataset"]["labels"] = str(raw / "labels" / "*.parquet")
+    dataset = config["dataset"]
+    dataset["source"] = str(raw / "raw" / "*.parquet")
+    dataset["labels"] = str(raw / "labels" / "*.parquet")
+    if declared:
+        dataset["history"]["payments"]["source"] = str(raw / "payments" / "*.parquet")
+        config["feature_store"] = {"repo": str(directory / "feature_repo")}
+    else:
+        dataset.pop("history")
+        dataset["features"] = {k: dataset["features"][k] for k in ("numerical", "categorical")}
     config["storage"]["root"] = str(directory / "lake")
     config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
     if mlflow_store and not (directory / "mlruns.db").exists():

@@ -220,7 +220,16 @@ def test_every_process_reads_the_stack_config_and_it_points_at_the_stack(monkeyp
     env = _compose_env("airflow-scheduler")
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
+    feast_redis = SERVICES["airflow-scheduler"]["environment"]["FEAST_REDIS"]
+    assert feast_redis == "redis:6379,db=1,password=${REDIS_PASSWORD}"  # Redis's database 1; Celery uses 0
+    monkeypatch.setenv("FEAST_REDIS", feast_redis.replace("${REDIS_PASSWORD}", "secret"))
     config = load_config(REPO / "include/stack/config.yaml")
+    assert config.online_features and config.dataset.history["payments"].source == "s3://mlops/payments/*.parquet"
+    online = {"type": "redis", "connection_string": "redis:6379,db=1,password=secret"}
+    assert config.feature_store.online_store == online
+    for name in ("serving", "airflow-worker"):  # the replicas that read and the workers that materialize
+        assert SERVICES[name]["environment"]["FEAST_REDIS"] == feast_redis, name
+    assert SERVICES["serving"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert config.dataset.source.startswith("s3://mlops/") and config.dataset.labels.startswith("s3://mlops/")
     assert config.storage.root == "s3://mlops/lake"
     assert config.storage.options == {"endpoint_url": env["AWS_ENDPOINT_URL"]} == {"endpoint_url": "http://minio:9000"}

@@ -59,7 +59,9 @@ def test_drift_triggers_retraining_promotion_and_rollback(
         tmp_path,
         raw_data,
         training={"window_days": 3},
-        monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.1},
+        # The champion has little skill to lose on the small lake (roc_auc 0.56 on its 114 holdout rows; 0.52 on
+        # the newest drifted day half labeled by day 9): a drop of 0.02 is enough to count as one.
+        monitoring={"sample_rate": 1.0, "window_days": 2, "drift_share_threshold": 0.15, "metric_drop_threshold": 0.02},
         promotion={"bootstrap": 100},
         alerts={**SMTP_ALERTS, "events": ["drift", "promotion"]},
     )

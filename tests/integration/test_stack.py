@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from compose_stack import REPO, SERVICES, Stack, dotenv, postgres, redis, sql
 from services import BIN, MLFLOW_SERVER_ENV, http_ok, port_open, wait_for
@@ -196,7 +197,7 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         assert sql(metadata, "SELECT slots FROM slot_pool WHERE pool = 'mlops_registry'") == [(1,)]
 
         loaded = processes.finish("demo-data")
-        assert "{'raw': 8, 'labels': 10}" in loaded and "{'champion': '1'}" in loaded, loaded
+        assert "{'raw': 8, 'labels': 10, 'payments': 98}" in loaded and "{'champion': '1'}" in loaded, loaded
         phase("demo-data loaded, first champion registered")
         from distributed import Client
 
@@ -278,6 +279,17 @@ def test_one_day_runs_through_the_chain_on_the_stack_started_from_the_compose_fi
         features, predictions = (Lake.from_config(config).read(t, DAY) for t in (Table.FEATURES, Table.PREDICTIONS))
         assert len(predictions) == len(features) == result["rows_scored"] > 1000
         assert set(predictions["run_id"]) == {scoring_run} and set(predictions["model_version"]) == {"1"}
+
+        # The extraction materialized the day's declared features into the stack's Redis (FEAST_REDIS): the model
+        # server's lookup answers each account's latest row of the day, as extraction computed it.
+        from pipelines.feature_store import OnlineLookup
+
+        assert config.feature_store.online_store["type"] == "redis"
+        aggregated = config.dataset.features.aggregated
+        latest = features.sort_values(config.dataset.event_time).drop_duplicates("account_id", keep="last").head(200)
+        found = OnlineLookup(config).lookup(latest[["account_id"]].to_dict("records"))
+        assert found.missing == 0
+        pd.testing.assert_frame_equal(found.values[aggregated], latest[aggregated].reset_index(drop=True))
 
         # Drift checked on the MLflow server, whose metadata is in Postgres and artifacts in S3.
         from mlflow.tracking import MlflowClient

@@ -69,7 +69,10 @@ def test_invalid_yaml_is_named(tmp_path):
         (lambda c: c["model"].update(estimator="not a path"), "model.estimator: Value error"),
         (lambda c: c["training"].update(window_days=0), "training.window_days"),
         (lambda c: c["storage"].update(bucket="x"), "storage.bucket: Extra inputs are not permitted"),
-        (lambda c: c["dataset"]["features"].update(numerical=[], categorical=[]), "dataset.features"),
+        (
+            lambda c: c["dataset"]["features"].update(numerical=[], categorical=[], aggregates=[], derived={}),
+            "dataset.features",
+        ),
         (lambda c: c["dataset"]["checks"].update(unknown={"min": 0}), "checks name columns that are not features"),
         (lambda c: c["dataset"]["features"]["numerical"].append("customer_id"), "may not also be features"),
         (lambda c: c["monitoring"].update(segments=["income"]), "monitoring.segments ['income'] are not in"),

@@ -46,3 +46,21 @@ def test_the_decision_banner_replaces_an_earlier_one_in_the_report():
     assert first.index('id="mlops-decision"') < first.index("id='root'") and "a &lt;b&gt; reason" in first
     second = with_banner(first, decision_banner("Retraining decision for D: no retrain", False, "calm", []))
     assert second.count('id="mlops-decision"') == 1 and "no retrain" in second and "a &lt;b&gt;" not in second
+
+
+def test_the_demos_declared_features_are_tested_for_drift_like_its_raw_ones():
+    """The committed demo config's aggregates and derived feature are drift-tested columns (numerical), and one
+    entirely missing in the window (no account paid in it) is flagged, not tested."""
+    from lakes import REPO
+
+    from pipelines.config import load_config
+
+    features = load_config(REPO / "include/config/demo.yaml").dataset.features
+    assert len(features.aggregated) == 7 and list(features.derived) == ["payment_burden"]
+    current = pd.DataFrame({c: [1.0, 2.0] for c in features.numbers}).assign(
+        **{c: ["a", "b"] for c in features.categorical}, payment_days_since_last_90d=[None, None]
+    )
+    numerical, categorical, empty = columns_to_test(current, features, "probability")
+    assert empty == ["payment_days_since_last_90d"]
+    assert numerical == [*features.numerical, *[c for c in features.computed if c not in empty], "probability"]
+    assert categorical == features.categorical

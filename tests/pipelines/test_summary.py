@@ -9,7 +9,13 @@ import pytest
 from lakes import days
 
 from pipelines.storage import Lake, Table
-from pipelines.summary import lake_summary, monitoring_summary, performance_summary, registry_summary
+from pipelines.summary import (
+    feature_summary,
+    lake_summary,
+    monitoring_summary,
+    performance_summary,
+    registry_summary,
+)
 
 SCORED, EXTRACTED, NOTHING = days(3)
 
@@ -102,3 +108,26 @@ def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(bu
     assert (labels["labeled"], labels["model_version"], labels["labels_as_of"]) == ("592/592", "1", "2026-10-07")
     assert labels["realized_roc_auc"] == round(realized["value"], 3)
     assert labels["interval"] == f"[{realized['ci_low']:.3f}, {realized['ci_high']:.3f}]"
+
+
+@pytest.mark.unit
+def test_feature_summary_shows_the_declared_features_per_day(tmp_path):
+    """The mean of each declared feature per extracted day, and the share of rows without history; nothing without
+    declared features."""
+    from lakes import write_config
+
+    from pipelines.config import load_config
+
+    config = load_config(write_config(tmp_path, tmp_path / "raw", mlflow_store=False, declared=True))
+    computed = config.dataset.features.computed
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], **{c: [1.0, 2.0, 3.0, 6.0] for c in computed}})
+    frame["payment_days_since_last_90d"] = [5.0, None, None, 7.0]
+    Lake.from_config(config).write(Table.FEATURES, SCORED, frame)
+
+    summary = feature_summary(config, [SCORED, EXTRACTED])
+    assert list(summary.columns) == ["date", *computed, "no_history"]
+    assert summary["date"].tolist() == [SCORED.isoformat()]  # a day without features is left out
+    assert summary["late_count_30d"].tolist() == [3.0] and summary["payment_days_since_last_90d"].tolist() == [6.0]
+    assert summary["no_history"].tolist() == ["50%"]
+    raw = load_config(write_config(tmp_path, tmp_path / "raw", mlflow_store=False))
+    assert feature_summary(raw, [SCORED]).empty
