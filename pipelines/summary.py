@@ -110,6 +110,9 @@ def performance_summary(
             record["labeled"] = f"{int(row['labeled_rows'])}/{int(row['scored_rows'])}"
             record[f"realized_{metric}"] = round(value, 3) if pd.notna(value) else None
             record["interval"] = f"[{low:.3f}, {high:.3f}]" if pd.notna(low) else "-"
+            estimate, e_low, e_high = (row.get(f"estimated_{k}", float("nan")) for k in ("value", "ci_low", "ci_high"))
+            record[f"estimated_{metric}"] = round(estimate, 3) if pd.notna(estimate) else None  # from the day's scores
+            record["estimated_interval"] = f"[{e_low:.3f}, {e_high:.3f}]" if pd.notna(e_low) else "-"
             record["labels_as_of"] = row["labels_as_of"]
         rows.append(record)
     return pd.DataFrame(rows)

@@ -247,8 +247,8 @@ def print_summary(config, days: list[date], scored: list[date], champions: dict[
     print(monitoring.to_string(index=False))
     print(
         "\nLabels arrive late: share of each scored date's rows labeled N days after it was scored, and the realized"
-        f" metric\nwith its {config.promotion.confidence:.0%} bootstrap interval as known now (performance table,"
-        " updated by drift_monitoring):"
+        f" metric\nwith its {config.promotion.confidence:.0%} bootstrap interval as known now, beside the estimate from"
+        " the scores alone, known on the\nday of scoring (performance table, updated by drift_monitoring):"
     )
     print(performance_summary(config, scored).to_string(index=False))
     print(f"\nRegistered versions of '{config.model.name}' in MLflow:")

@@ -108,6 +108,8 @@ def test_registry_and_monitoring_summaries_show_versions_checks_and_decisions(bu
     assert (labels["labeled"], labels["model_version"], labels["labels_as_of"]) == ("592/592", "1", "2026-10-07")
     assert labels["realized_roc_auc"] == round(realized["value"], 3)
     assert labels["interval"] == f"[{realized['ci_low']:.3f}, {realized['ci_high']:.3f}]"
+    assert labels["estimated_roc_auc"] == round(realized["estimated_value"], 3)  # from the scores, before labels
+    assert labels["estimated_interval"] == f"[{realized['estimated_ci_low']:.3f}, {realized['estimated_ci_high']:.3f}]"
 
 
 @pytest.mark.unit
