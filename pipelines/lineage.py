@@ -2,7 +2,7 @@
 
 A feature's values depend on its definition (a window, a filter, a table's delay), not only on the data. The
 definitions are rendered from the config (:func:`definitions`: raw columns, aggregates, derived features, and the
-history tables they read, without where those live) and hashed (:func:`definitions_hash`). Three places use it:
+history tables they read, without where those live) and hashed (:func:`definitions_hash`). Four places use it:
 
 - extraction writes the hash into the record of each day's features commit (``definitions``), with the history
   file versions the day could see (``history``), so the lake says what computed each day;
@@ -11,7 +11,9 @@ history tables they read, without where those live) and hashed (:func:`definitio
   and the version (:class:`pipelines.registry.Tag`);
 - batch scoring refuses a champion whose recorded definitions are not the config's (:func:`require_own_definitions`),
   and a day computed with definitions other than the champion's; the model server refuses to load such a version
-  (it keeps serving the one it has, and reports the reload error).
+  (it keeps serving the one it has, and reports the reload error);
+- the promotion judges a champion of other definitions on the holdout rows with features of its own definitions,
+  rebuilt from its training run's record (:func:`config_with_definitions`).
 
 A version registered before lineage was recorded (no hash tag) is scored with a warning, not refused: refusing
 would stop every deployment on upgrade, and its days were computed with whatever the config said then, as before.
@@ -136,3 +138,38 @@ def require_days_computed_with(records: Mapping[date, Mapping[str, Any]], days: 
             f"features of {found} were computed with feature definitions other than the champion's ({expected});"
             " extract those days again (feature_extraction) before scoring them"
         )
+
+
+def config_with_definitions(config: Config, record: Mapping[str, Any], what: str) -> Config:
+    """``config`` with the feature definitions of a training run's record (:data:`RECORD_ARTIFACT`) in place of its
+    own: what computes a version's features as it learned them, so the promotion can judge an older champion on its
+    own features. Each history table is read from where the config says it lives now (the record leaves sources
+    out). :class:`DefinitionMismatch` where that config cannot be built: a table the record reads is no longer
+    declared, or the rebuilt definitions do not hash to the recorded ones."""
+    from pydantic import ValidationError
+
+    rendered = record["definitions"]
+    gone = sorted(set(rendered["history"]) - set(config.dataset.history))
+    if gone:
+        raise DefinitionMismatch(
+            f"{what}'s features read history tables {gone}, which the config no longer declares (dataset.history)"
+        )
+    data = config.dataset.model_dump()
+    data["event_time"] = rendered["event_time"]
+    data["features"].update(
+        numerical=rendered["numerical"],
+        categorical=rendered["categorical"],
+        aggregates=rendered["aggregates"],
+        derived=dict(rendered["derived"]),
+    )
+    for name, table in rendered["history"].items():
+        data["history"][name] = {**table, "source": data["history"][name]["source"]}
+    try:
+        own = config.model_copy(update={"dataset": config.dataset.model_validate(data)})
+    except ValidationError as exc:
+        raise DefinitionMismatch(f"{what}'s recorded definitions do not make a valid config today: {exc}") from exc
+    if definitions_hash(own) != record["definitions_hash"]:
+        raise DefinitionMismatch(
+            f"{what}'s recorded definitions rebuild as {definitions_hash(own)}, not {record['definitions_hash']}"
+        )
+    return own

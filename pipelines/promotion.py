@@ -1,9 +1,10 @@
 """Promoting a challenger only if it beats the champion on current data, and rolling back: the registry's actions.
 
 Champion and challenger are scored on the same current holdout (the newest labeled days, which the challenger
-never trained on); :mod:`pipelines.promotion_rules` gives the verdict. The decision is recorded before anything acts
-on it (:mod:`pipelines.promotion_record`), so a retried task finishes the first try's decision rather than taking
-another. Promotion moves ``previous_champion`` to the old champion first, then ``champion`` to the challenger: an
+never trained on), each with features of its own recorded definitions (:mod:`pipelines.lineage`);
+:mod:`pipelines.promotion_rules` gives the verdict. The decision is recorded before anything acts on it
+(:mod:`pipelines.promotion_record`), so a retried task finishes the first try's decision rather than taking another.
+Promotion moves ``previous_champion`` to the old champion first, then ``champion`` to the challenger: an
 alias names one version at a time, so no reader ever sees zero or two champions, and a failure between the two
 calls leaves the old champion in place. Every decision and rollback is recorded as tags on the version and as an
 MLflow run.
@@ -20,19 +21,29 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from pipelines import lineage
 from pipelines.config import Config, load_config
-from pipelines.errors import RegistryError
+from pipelines.errors import DataError, DefinitionMismatch, RegistryError
 from pipelines.model_artifacts import load_model
 from pipelines.modeling import metric_value, model_input, model_output
 from pipelines.performance import holdout_days
 from pipelines.promotion_record import Decision, find_decision, mark_applied, record_decision, tag_version
-from pipelines.promotion_rules import gain_interval, guarded_verdict, metric_gain, promotion_verdict, segment_gains
+from pipelines.promotion_rules import (
+    GainInterval,
+    gain_interval,
+    guarded_verdict,
+    metric_gain,
+    promotion_verdict,
+    segment_gains,
+)
 from pipelines.records import defined, jsonable
 from pipelines.registry import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
+    ModelRef,
     Registry,
     RunKind,
     Tag,
@@ -121,32 +132,50 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
         update={"training": config.training.model_copy(update={"window_days": span, "min_rows": 1})}
     )
     holdout, days = labeled_window(holdout_config, held_out[-1], as_of=day)
-    x, y = model_input(holdout, config), holdout[config.dataset.target].to_numpy()
+    y = holdout[config.dataset.target].to_numpy()
     challenger = registry.version(config.model.name, challenger_version).ref
+    inputs, unjudged = {}, None
+    for ref in (champion, challenger):
+        try:
+            inputs[ref.version] = _own_input(holdout_config, registry, ref, holdout, held_out[-1], day)
+        except DefinitionMismatch as exc:
+            unjudged = unjudged or str(exc)
     outputs = {
         ref.version: model_output(
-            load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows), x, config.task
+            load_model(ref, config.tracking_uri, "cpu", config.scoring.torch_batch_rows),
+            inputs[ref.version],
+            config.task,
         )
         for ref in (champion, challenger)
+        if ref.version in inputs
     }
-    interval = gain_interval(config, y, outputs[champion.version], outputs[challenger.version])
     champion_metric, challenger_metric = (
-        _holdout_metric(config, y, outputs[ref.version]) for ref in (champion, challenger)
-    )
-    gain = (
-        metric_gain(config, challenger_metric, champion_metric)
-        if champion_metric is not None and challenger_metric is not None
-        else None
+        _holdout_metric(config, y, outputs[ref.version]) if ref.version in outputs else None
+        for ref in (champion, challenger)
     )
     promotion = config.promotion
-    promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
     segments = config.monitoring.segments
-    gains = (
-        segment_gains(config, holdout[segments], y, outputs[champion.version], outputs[challenger.version])
-        if segments
-        else []
-    )
-    promoted, why = guarded_verdict(promotion, promoted, why, gains)
+    if unjudged:  # kept out: a comparison on features one model never learned would decide nothing
+        interval, gain, gains = GainInterval(None, None, unjudged), None, []
+        promoted, why = (
+            False,
+            f"not judged on the models' own features: {unjudged};"
+            " move the champion alias by hand if the challenger is wanted",
+        )
+    else:
+        interval = gain_interval(config, y, outputs[champion.version], outputs[challenger.version])
+        gain = (
+            metric_gain(config, challenger_metric, champion_metric)
+            if champion_metric is not None and challenger_metric is not None
+            else None
+        )
+        promoted, why = promotion_verdict(promotion, challenger.version == champion.version, len(y), gain, interval)
+        gains = (
+            segment_gains(config, holdout[segments], y, outputs[champion.version], outputs[challenger.version])
+            if segments
+            else []
+        )
+        promoted, why = guarded_verdict(promotion, promoted, why, gains)
     return Decision(
         model_name=config.model.name,
         promoted=promoted,
@@ -167,6 +196,34 @@ def judge(config: Config, registry: Registry, day: date, challenger_version: str
         trigger=trigger,
         segments=[g.as_dict() for g in gains],
     )
+
+
+def _own_input(
+    holdout_config: Config, registry: Registry, ref: ModelRef, holdout: pd.DataFrame, end_day: date, day: date
+) -> pd.DataFrame:
+    """The holdout rows as ``ref`` learned to see them: the config's features if its recorded definitions are the
+    config's (or it records none: trained before lineage, judged as always), else the same rows (by key, in the
+    holdout's order) with features computed by its own definitions, the way training computes a stale day again
+    (:func:`~pipelines.training.labeled_window`). :class:`DefinitionMismatch` where its definitions cannot be
+    rebuilt (no lineage record, a history table no longer declared): it cannot be judged on its own features."""
+    recorded = registry.version(ref.name, ref.version).tags.get(Tag.FEATURE_DEFINITIONS)
+    if recorded is None or recorded == lineage.definitions_hash(holdout_config):
+        return model_input(holdout, holdout_config)
+    what = f"{ref.name} v{ref.version}"
+    try:
+        record = registry.record(ref.run_id, lineage.RECORD_ARTIFACT) if ref.run_id else None
+    except FileNotFoundError:
+        record = None
+    if record is None:
+        raise DefinitionMismatch(f"{what} records feature definitions {recorded} but no {lineage.RECORD_ARTIFACT}")
+    own = lineage.config_with_definitions(holdout_config, record, what)
+    log.warning("%s was trained with other feature definitions (%s): judged on features of its own", what, recorded)
+    frame, _ = labeled_window(own, end_day, as_of=day)
+    key = holdout_config.dataset.key
+    missing = set(holdout[key]) - set(frame[key])
+    if missing:
+        raise DataError(f"{what}: {len(missing)} holdout rows (keys) have no features by its own definitions")
+    return model_input(frame.set_index(key).loc[holdout[key]].reset_index(), own)
 
 
 def _holdout_metric(config: Config, y: np.ndarray, output: np.ndarray) -> float | None:

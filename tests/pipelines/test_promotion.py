@@ -1,10 +1,11 @@
 """The registry's side of a promotion, on the in-memory registry: where the aliases point after a decision, one
-champion under a registry failure, a decision taken once however often its task is retried, and the rollback."""
+champion under a registry failure, a decision taken once however often its task is retried, and the rollback; and,
+on a real lake and MLflow store, a champion of other feature definitions judged on features of its own."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -14,8 +15,6 @@ from pipelines.promotion import apply_decision, evaluate_and_promote, promote, r
 from pipelines.promotion_record import Decision
 from pipelines.registry import CHAMPION, RunKind, Tag, tracked_run
 from pipelines.registry_memory import MemoryRegistry
-
-pytestmark = pytest.mark.unit
 
 DAY = date(2026, 10, 9)
 
@@ -43,6 +42,7 @@ def _decision(model: str, promoted: bool, challenger: str = "2", champion: str =
     )  # fmt: skip
 
 
+@pytest.mark.unit
 def test_the_challenger_alias_names_the_last_kept_challenger_and_never_the_champion():
     kept = _registry("m", 3, champion="1", challenger="3")
     settle_challenger(kept, "m", "2", challenger_holds=True)  # v2 evaluated (e.g. by hand) and kept out
@@ -57,6 +57,7 @@ def test_the_challenger_alias_names_the_last_kept_challenger_and_never_the_champ
     assert _aliases(same, "m") == {"champion": "2"}
 
 
+@pytest.mark.unit
 def test_a_registry_failure_mid_promotion_leaves_one_champion_and_says_which():
     class Flaky(MemoryRegistry):
         def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -74,6 +75,7 @@ def test_a_registry_failure_mid_promotion_leaves_one_champion_and_says_which():
     assert [v.version for v in store.versions("m") if CHAMPION in v.aliases] == ["1"]
 
 
+@pytest.mark.unit
 def test_applying_a_decision_twice_changes_nothing_the_first_time_did(demo):
     name = demo.model.name
     store = _registry(name, 2, champion="1", challenger="2")
@@ -96,6 +98,7 @@ def test_applying_a_decision_twice_changes_nothing_the_first_time_did(demo):
     assert "decision.ci_low" not in tags and "decision.ci_high" not in tags  # undefined: no tag, never "nan"
 
 
+@pytest.mark.unit
 def test_a_retried_evaluation_finds_its_decision_and_does_not_judge_again(demo, monkeypatch):
     name = demo.model.name
     store = _registry(name, 2, champion="1", challenger="2")
@@ -116,6 +119,7 @@ def test_a_retried_evaluation_finds_its_decision_and_does_not_judge_again(demo, 
     assert judged == ["2", "2"] and len(store.find_runs(RunKind.PROMOTION, **{Tag.DAY: DAY.isoformat()})) == 2
 
 
+@pytest.mark.unit
 def test_a_record_a_dying_try_left_unfinished_is_deleted_and_the_decision_taken_again(demo, monkeypatch):
     name = demo.model.name
     store = _registry(name, 2, champion="1", challenger="2")
@@ -127,6 +131,7 @@ def test_a_record_a_dying_try_left_unfinished_is_deleted_and_the_decision_taken_
     assert [r.run_id for r in store.find_runs(RunKind.PROMOTION)] == [decision.mlflow_run_id]
 
 
+@pytest.mark.unit
 def test_rollback_swaps_the_two_champions_and_records_why(demo):
     name = demo.model.name
     store = _registry(name, 2, champion="2", previous_champion="1")
@@ -143,6 +148,7 @@ def test_rollback_swaps_the_two_champions_and_records_why(demo):
         rollback(demo, "nothing to go back to", registry=_registry(name, 1, champion="1"))
 
 
+@pytest.mark.unit
 def test_a_decision_records_its_segment_table_on_the_run_and_the_version(demo):
     from pipelines.promotion_record import record_decision
 
@@ -162,3 +168,62 @@ def test_a_decision_records_its_segment_table_on_the_run_and_the_version(demo):
     description = store.version(name, "2").description
     assert "| region=north | 600 | 0.7100 | 0.5500 | -0.1600 | [-0.2000, -0.1200] |  |" in description
     assert "| region=central | 90 | 0.7100 | 0.5500 | undefined | - | few |" in description
+
+
+@pytest.mark.integration
+def test_a_champion_of_other_definitions_is_judged_on_features_of_its_own(tmp_path, raw_data):
+    """A window renamed since the champion trained (late_count_30d -> late_count_60d): the current holdout lacks a
+    column the champion needs, so it is scored on the same rows with features of its recorded definitions, which
+    equal the ones extracted with its config; a table its definitions read no longer declared keeps the challenger
+    out, saying why."""
+    import yaml
+    from lakes import START, declared_features, extract_and_train, write_config, write_payments
+
+    from pipelines.config import load_config
+    from pipelines.model_artifacts import load_model
+    from pipelines.modeling import metric_value, model_input, model_output
+    from pipelines.performance import holdout_days
+    from pipelines.registry import connect
+    from pipelines.training import labeled_window
+
+    payments = write_payments(raw_data, tmp_path / "payments")
+    path = write_config(
+        tmp_path,
+        raw_data,
+        dataset=declared_features(payments),
+        training={"window_days": 3},
+        promotion={"bootstrap": 50},
+    )
+    config = load_config(path)
+    extract_and_train(config, 6, START + timedelta(days=2))  # the champion, v1, on the definitions extracted
+    raw = yaml.safe_load(path.read_text())
+    raw["dataset"]["features"]["aggregates"][1]["windows"] = [60]  # a definition changed since: a renamed window
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(raw))
+    changed = load_config(tmp_path / "changed.yaml")
+    day = START + timedelta(days=8)  # every extracted day labeled
+    registry = connect(changed)
+    challenger = promotion.train_challenger(changed, day, "definitions changed", registry=registry)
+
+    decision = promotion.judge(changed, registry, day, challenger, "test")
+    held_out = holdout_days(config, day)
+    span = config.training.model_copy(update={"window_days": (held_out[-1] - held_out[0]).days + 1, "min_rows": 1})
+    extracted, _ = labeled_window(config.model_copy(update={"training": span}), held_out[-1], as_of=day)
+    current, _ = labeled_window(changed.model_copy(update={"training": span}), held_out[-1], as_of=day)
+    assert "late_count_30d" not in model_input(current, changed) and "late_count_60d" in model_input(current, changed)
+    champion = load_model(registry.version(config.model.name, "1").ref, config.tracking_uri, "cpu", 1024)
+    expected = metric_value(
+        config.model.metric,
+        extracted[config.dataset.target].to_numpy(),
+        model_output(champion, model_input(extracted, config), config.task),
+    )
+    assert decision.champion_version == "1" and decision.n == len(current) == len(extracted)
+    assert decision.champion_metric == pytest.approx(expected, abs=1e-12)
+    assert decision.challenger_metric is not None and decision.difference is not None
+
+    raw["dataset"]["history"]["paid"] = raw["dataset"]["history"].pop("payments")  # the champion's table renamed
+    for aggregate in raw["dataset"]["features"]["aggregates"]:
+        aggregate["table"] = "paid"
+    (tmp_path / "renamed.yaml").write_text(yaml.safe_dump(raw))
+    kept = promotion.judge(load_config(tmp_path / "renamed.yaml"), registry, day, challenger, "test")
+    assert not kept.promoted and kept.champion_metric is None and kept.difference is None
+    assert "not judged on the models' own features" in kept.reason and "['payments']" in kept.reason
