@@ -45,7 +45,10 @@ def day_rows(rng: np.random.Generator, n: int, shifted: float, concept: bool) ->
         [_draw_features(rng, int((~drifted).sum()), False), _draw_features(rng, int(drifted.sum()), True)],
         ignore_index=True,
     )
-    probability = _default_probability(frame, concept)
+    # an account history whose terms cancel (no late payment, the reference mean payment, 20 days since the last):
+    # the relation the raw features see, as before the demo data gained payments
+    neutral = pd.DataFrame({"late": 0.0, "mean_paid": 200.0, "since": 20.0}, index=range(n))
+    probability = _default_probability(frame, concept, neutral)
     noise = rng.normal(0.0, 1.0, n) * (0.2 + 1.5 * frame["credit_utilization"].to_numpy())
     return frame.assign(
         defaulted=(rng.random(n) < probability).astype(int), loss=np.log(probability / (1 - probability)) + noise
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.config import load_config
 
     demo = load_config(REPO / "include/config/demo.yaml")
+    raw = demo.dataset.features.model_copy(update={"aggregates": [], "derived": {}})  # the generators' columns only
+    demo = demo.model_copy(update={"dataset": demo.dataset.model_copy(update={"features": raw, "history": {}})})
     regression = demo.model_copy(
         update={
             "task": "regression",
