@@ -146,15 +146,21 @@ def _absent(response: Any, rows: int) -> list[bool]:
 
 @dataclass
 class Lookup:
-    """The aggregates of a batch of request rows (one column per feature, defaults filled in) and how many rows'
-    entities the store lacked."""
+    """The aggregates of a batch of request rows (one column per feature, defaults filled in) and, per row, whether
+    the store lacked its entity."""
 
     values: pd.DataFrame
-    missing: int
+    absent: list[bool]
+
+    @property
+    def missing(self) -> int:
+        """How many rows' entities the store lacked."""
+        return sum(self.absent)
 
 
 class OnlineLookup:
-    """Reads the online store for the model server: one Feast call per entity kind per batch of rows."""
+    """Reads the online store for the model server: one Feast call per entity kind per batch of rows, each entity
+    asked once however many rows of the batch carry it."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -167,13 +173,16 @@ class OnlineLookup:
         missing = [False] * len(rows)
         for join_key, features in self.views.items():
             keys = [None if row.get(join_key) is None else str(row[join_key]) for row in rows]
+            unique = list(dict.fromkeys(keys))
+            where = {key: i for i, key in enumerate(unique)}
+            index = [where[key] for key in keys]
             refs = [f"{view_name(self.config, join_key)}:{name}" for name in features]
-            response = self.store.get_online_features(features=refs, entity_rows=[{join_key: k} for k in keys])
+            response = self.store.get_online_features(features=refs, entity_rows=[{join_key: k} for k in unique])
             found = response.to_dict()
-            absent = _absent(response.proto, len(rows))
+            gone = _absent(response.proto, len(unique))
             for name in features:
-                default = self.defaults[name]
-                columns[name] = [default if gone else value for value, gone in zip(found[name], absent, strict=True)]
-            missing = [m or a for m, a in zip(missing, absent, strict=True)]
+                default, values = self.defaults[name], found[name]
+                columns[name] = [default if gone[i] else values[i] for i in index]
+            missing = [m or gone[i] for m, i in zip(missing, index, strict=True)]
         frame = pd.DataFrame(columns, index=range(len(rows)), dtype="float64")
-        return Lookup(values=frame, missing=sum(missing))
+        return Lookup(values=frame, absent=missing)

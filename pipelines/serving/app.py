@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pipelines import registry
 from pipelines.config import Config
 from pipelines.serving import routing
-from pipelines.serving.engine import Loaded, QueueFull, RowsFailed, ServedModel
+from pipelines.serving.engine import FeatureLookupFailed, Loaded, QueueFull, RowsFailed, ServedModel
 from pipelines.serving.online_features import OnlineFeatures
 from pipelines.serving.predlog import PredictionLogWriter
 from pipelines.serving.schema import BodyError, check_rows
@@ -84,11 +84,17 @@ class Server:
             c.model.name: PredictionLogWriter(Lake.from_config(c), c.dataset.event_time, c.serving.log_flush_rows)
             for c in configs
         }
+        self.features = {c.model.name: OnlineFeatures(c) for c in configs if c.online_features}
         self.models = {
-            c.model.name: ServedModel(c, self.metrics, self._log_sink(c.model.name), self.writers[c.model.name].run_id)
+            c.model.name: ServedModel(
+                c,
+                self.metrics,
+                self._log_sink(c.model.name),
+                self.writers[c.model.name].run_id,
+                self.features.get(c.model.name),
+            )
             for c in configs
         }
-        self.features = {c.model.name: OnlineFeatures(c) for c in configs if c.online_features}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -162,11 +168,6 @@ class Server:
         champion, challenger = served.arms.get("champion"), served.arms.get("challenger")
         if champion is None:
             raise NotReady(f"model {served.name} has no champion loaded")
-        features = self.features.get(served.name)
-        if features is not None:  # the declared features, as the batch path has them for the row's entity
-            rows, missing = await asyncio.to_thread(features.complete, rows)
-            self.metrics.lookups.labels(served.name, "found").inc(len(rows) - missing)
-            self.metrics.lookups.labels(served.name, "missing").inc(missing)
         keys = [row[config.dataset.key] for row in rows]
         routed = np.zeros(len(rows), bool)
         if challenger is not None and serving.strategy in ("canary", "ab"):
@@ -254,6 +255,8 @@ def create_app(configs: list[Config]) -> FastAPI:
             return _error(422, name, "model_error", {"model_version": exc.version, "errors": detail})
         except NotReady as exc:
             return _error(503, name, "not_ready", str(exc), {"Retry-After": "5"})
+        except FeatureLookupFailed as exc:
+            return _error(503, name, "feature_lookup", str(exc), {"Retry-After": "1"})
         server.metrics.latency.labels(name).observe(time.perf_counter() - started)
         versions = sorted({p["model_version"] for p in predictions})
         return JSONResponse({"model": name, "model_versions": versions, "predictions": predictions})

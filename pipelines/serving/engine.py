@@ -10,6 +10,11 @@ Batching: requests queue; one loop takes the first, then whatever arrives within
 the model's child process by default, see :mod:`pipelines.serving.scorer`), so the loop keeps accepting requests.
 More than ``max_queue_rows`` queued rows is a :class:`QueueFull` (429), never an unbounded queue.
 
+Declared features (a model with ``online_features``): the loop completes the batch's rows in one feature-store
+lookup (:class:`pipelines.serving.online_features.OnlineFeatures`: one Feast call per entity kind, each entity once)
+before scoring it, so one-row requests share a lookup as they share a model call. A failed lookup fails that
+batch's requests with a :class:`FeatureLookupFailed` (503), never the server.
+
 Reload: a background task reads the aliases every ``reload_interval_s``; a moved alias is loaded off the event
 loop and then swapped in with one assignment. Each request takes its arms' versions when it is queued, so it is
 scored by the version it started with; a version that fails to load leaves the old one serving and is reported.
@@ -32,6 +37,7 @@ from pipelines import lineage, model_artifacts
 from pipelines.config import Config
 from pipelines.registry import CHAMPION, ModelRef, Registry
 from pipelines.serving.batch import Job, Stamp
+from pipelines.serving.online_features import OnlineFeatures
 from pipelines.serving.scorer import Scorer, make_scorer
 from pipelines.storage import Table
 
@@ -61,10 +67,14 @@ class RowsFailed(RuntimeError):
         self.version = version
 
 
+class FeatureLookupFailed(RuntimeError):
+    """The feature store could not be read for a batch: its requests fail, the next batch tries again."""
+
+
 @dataclass
 class _Pending:
     loaded: Loaded
-    rows: list[dict[str, Any]]  # checked request rows
+    rows: list[dict[str, Any]]  # checked request rows (completed with the declared features by the batch loop)
     arm: str
     table: Table  # where its logged rows go
     log_all: bool  # every row logged (an A/B test), not only the sampled keys
@@ -93,12 +103,21 @@ LogSink = Callable[[Table, pd.DataFrame], None]
 class Batcher:
     """The queue and the loop that predicts queued requests together."""
 
-    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, scorer: Scorer, run_id: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Any,
+        log_sink: LogSink,
+        scorer: Scorer,
+        run_id: str,
+        features: OnlineFeatures | None = None,
+    ) -> None:
         self.config = config
         self.run_id = run_id  # the server's, in every logged row
         self.metrics = metrics
         self.log_sink = log_sink
         self.scorer = scorer
+        self.features = features  # the declared features' reader, when the rows come without them
         self.queued_rows = 0
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
@@ -149,6 +168,8 @@ class Batcher:
             self.queued_rows -= rows
             self.metrics.queue_rows.labels(self.config.model.name).set(self.queued_rows)
             self.metrics.batch_rows.labels(self.config.model.name).observe(rows)
+            if self.features is not None:
+                batch = await self._complete(batch)
             for version in {id(p.loaded): p.loaded for p in batch}.values():
                 await self._score(version, [p for p in batch if p.loaded is version])
             # A scoring thread: let the answered requests write their responses before the next batch's thread
@@ -156,6 +177,35 @@ class Batcher:
             # process: send the next batch first, so the child scores it while this loop writes the answers.
             if self.config.serving.predict_in == "thread":
                 await asyncio.sleep(0)
+
+    async def _complete(self, batch: list[_Pending]) -> list[_Pending]:
+        """Add the declared features to every row of the batch with one lookup (in a thread: Feast blocks); the
+        requests left to score. Rows of the shadow arm are looked up too but not counted: their request was."""
+        name = self.config.model.name
+        rows = [row for p in batch for row in p.rows]
+        try:
+            completed, absent = await asyncio.to_thread(self.features.complete, rows)
+        except Exception as exc:  # noqa: BLE001 (a store outage fails this batch's requests, not the server)
+            error = FeatureLookupFailed(
+                f"feature store lookup failed for {len(rows)} row(s) of {len(batch)} request(s):"
+                f" {type(exc).__name__}: {exc}"
+            )
+            log.error("%s: %s", name, error)
+            self.metrics.errors.labels(name, "feature_lookup").inc()
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return []
+        start = 0
+        for pending in batch:
+            stop = start + len(pending.rows)
+            pending.rows = completed[start:stop]
+            if pending.arm != "shadow":
+                missing = sum(absent[start:stop])
+                self.metrics.lookups.labels(name, "found").inc(stop - start - missing)
+                self.metrics.lookups.labels(name, "missing").inc(missing)
+            start = stop
+        return batch
 
     async def _score(self, loaded: Loaded, batch: list[_Pending]) -> None:
         """Score one version's share of a batch; each request gets its rows back, or the errors of its own rows."""
@@ -193,12 +243,14 @@ class Batcher:
 class ServedModel:
     """One configured model: champion (and challenger, by the strategy), its batcher and the reload loop."""
 
-    def __init__(self, config: Config, metrics: Any, log_sink: LogSink, run_id: str) -> None:
+    def __init__(
+        self, config: Config, metrics: Any, log_sink: LogSink, run_id: str, features: OnlineFeatures | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics
         # The scorer keeps what the server may serve at once: champion and challenger, and each one's successor.
         self.scorer = make_scorer(config, keep=model_artifacts.MODEL_CACHE_SIZE)
-        self.batcher = Batcher(config, metrics, log_sink, self.scorer, run_id)
+        self.batcher = Batcher(config, metrics, log_sink, self.scorer, run_id, features)
         self.arms: dict[str, Loaded] = {}
         self.reload_errors: dict[str, str] = {}
 

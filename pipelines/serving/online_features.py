@@ -2,8 +2,9 @@
 features computed from the row's own fields, as the batch path computes them.
 
 With declared aggregates (and ``feature_store.enabled``), a request carries the key, the join keys and the raw
-features only (:mod:`pipelines.serving.schema`); the server completes each row here before routing it, so both
-arms, the log and the model see the same columns a feature row has in the lake. An entity the store lacks gets the
+features only (:mod:`pipelines.serving.schema`); the server's batcher completes a whole batch of requests' rows here
+before predicting it (one store call per batch, not per request), so both arms, the log and the model see the same
+columns a feature row has in the lake. An entity the store lacks gets the
 aggregates' declared defaults (the values a row without history gets in batch) and is counted, never an error.
 """
 
@@ -30,8 +31,11 @@ class OnlineFeatures:
 
         self._lookup = OnlineLookup(self.config)
 
-    def complete(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """``rows`` with every declared feature added (new dicts), and how many rows' entities the store lacked."""
+    def complete(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:
+        """``rows`` with every declared feature added (new dicts), and per row whether the store lacked its entity.
+
+        The server calls it once per batch (:class:`pipelines.serving.engine.Batcher`), with every queued request's
+        rows: one Feast call per entity kind, whatever the number of requests."""
         found = self._lookup.lookup(rows)
         features = self.config.dataset.features
         own = pd.DataFrame({c: [row.get(c) for row in rows] for c in features.numerical}, dtype="float64")
@@ -41,4 +45,4 @@ class OnlineFeatures:
         computed = values[features.computed].to_numpy(dtype=np.float64)
         names = features.computed
         completed = [{**row, **dict(zip(names, computed[i].tolist(), strict=True))} for i, row in enumerate(rows)]
-        return completed, found.missing
+        return completed, found.absent

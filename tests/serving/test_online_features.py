@@ -1,10 +1,12 @@
 """Declared features from extraction to training to the online server (Feast): the model trains on the columns
 extraction published; a request carries the key and the raw fields only, and a row gets the features and the
 prediction the batch path gave it; an entity the store lacks gets the declared defaults (what a row without history
-gets in batch), is answered, and is counted in /metrics."""
+gets in batch), is answered, and is counted in /metrics. One-row requests batched together share one store call."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -21,12 +23,17 @@ import pytest
 from lakes import REPO, declared_features, write_config, write_payments
 from test_server import free_port
 
-from pipelines import feature_store
+from pipelines import feature_store, registry
 from pipelines.aggregates import add_declared
 from pipelines.config import load_config
 from pipelines.features import extract_features
 from pipelines.predict import predict_frame
 from pipelines.scoring import score_day
+from pipelines.serving.app import Metrics
+from pipelines.serving.engine import Batcher, FeatureLookupFailed, load_version
+from pipelines.serving.online_features import OnlineFeatures
+from pipelines.serving.schema import check_rows
+from pipelines.serving.scorer import make_scorer
 from pipelines.storage import Lake, Table
 from pipelines.training import labeled_window, train_and_register
 
@@ -110,7 +117,8 @@ def test_a_key_only_request_gets_the_batch_features_and_prediction_and_a_missing
         assert response.status_code == 200, response.text
         alone = features.head(1).drop(columns=config.dataset.features.computed).assign(customer_id="never-seen")
         expected, _ = predict_frame(add_declared(config, alone), model, config)
-        assert response.json()["predictions"][0]["probability"] == expected["probability"].iloc[0]
+        response_probability = response.json()["predictions"][0]["probability"]
+        assert response_probability == expected["probability"].iloc[0]
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
         pattern = r'serving_feature_lookups_total\{model="credit_default",result="(\w+)"\} (\S+)'
         counts = {result: float(value) for result, value in re.findall(pattern, metrics)}
@@ -118,3 +126,54 @@ def test_a_key_only_request_gets_the_batch_features_and_prediction_and_a_missing
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+    # One-row requests queued together: one batch, one Feast call per entity kind (each entity asked once, the
+    # repeated and the never-seen one included), and each request its own row's batch prediction.
+    serving = config.serving.model_copy(update={"predict_in": "thread", "max_wait_ms": 5000.0})
+    config = config.model_copy(update={"serving": serving})
+    online = OnlineFeatures(config)
+    online.start()
+    store = online._lookup.store = CountingStore(online._lookup.store)
+    loaded = load_version(config, registry.connect(config), "champion")
+    metrics = Metrics()
+    batcher = Batcher(config, metrics, lambda table, rows: None, make_scorer(config, keep=2), "test", online)
+    requests = [*rows[:20], rows[0], new]
+    checked = [check_rows(json.dumps(row).encode(), config, 1) for row in requests]
+
+    async def serve() -> tuple[list, list]:
+        """The requests, then the same ones with the store failing, through one batch loop."""
+        loop = asyncio.create_task(batcher.run())
+        try:
+            ok = asyncio.gather(*(batcher.predict(loaded, row, "champion") for row in checked))
+            answered = await asyncio.wait_for(ok, 60)  # bounded: a dead loop fails the test, never hangs it
+            store.failing = True
+            failing = asyncio.gather(
+                *(batcher.predict(loaded, row, "champion") for row in checked), return_exceptions=True
+            )
+            return answered, await asyncio.wait_for(failing, 60)
+        finally:
+            loop.cancel()
+
+    answered, failed = asyncio.run(serve())
+    assert store.calls == len(feature_store.views(config)) + 1  # one batch of them all, then the failing batch
+    assert metrics.batch_rows.labels(config.model.name)._sum.get() == 2 * len(requests)
+    expected = [*batch.loc[[r[config.dataset.key] for r in requests[:-1]], "probability"], response_probability]
+    assert [a["probability"][0] for a in answered] == expected
+    assert metrics.lookups.labels(config.model.name, "missing")._value.get() == 1
+
+    # The store failing: that batch's requests fail with the cause named; the loop goes on.
+    assert all(isinstance(f, FeatureLookupFailed) and "store down" in str(f) for f in failed)
+    assert metrics.errors.labels(config.model.name, "feature_lookup")._value.get() == 1
+
+
+class CountingStore:
+    """The real Feast store, its online reads counted (and made to fail on demand)."""
+
+    def __init__(self, store) -> None:
+        self.store, self.calls, self.failing = store, 0, False
+
+    def get_online_features(self, **kwargs):
+        self.calls += 1
+        if self.failing:
+            raise ConnectionError("store down")
+        return self.store.get_online_features(**kwargs)
