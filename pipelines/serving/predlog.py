@@ -9,7 +9,8 @@ replaces only ``source=batch`` of the day, and an append that conflicts with its
 
 A flush happens at ``serving.log_flush_rows`` buffered rows, every ``serving.log_flush_s`` and on shutdown. A
 row is buffered before its response is sent, so a server stopped normally loses no answered row; a process killed
-outright loses at most its buffer: fewer than ``log_flush_rows`` rows, none older than ``log_flush_s``.
+outright loses at most its buffer: fewer than ``log_flush_rows`` rows, none older than ``log_flush_s``, and the rows
+of a flush under way (a full buffer is written in a thread, off the response path).
 """
 
 from __future__ import annotations
