@@ -278,3 +278,24 @@ def append_while_overwriting(lake: Any, day: date, reruns: int = 5, appends: int
     assert online_keys == sorted(f"online-{n}" for n in range(appends)), "online rows lost or duplicated"
     assert sorted(log.loc[log["source"] == "batch", "k"]) == [f"batch{reruns - 1}-{i}" for i in range(10)]
     assert lake.count_rows(Table.PREDICTION_LOG, day) == appends + 10
+
+
+def labeled_champion(config: Any, folder: Path, labels: list[Any], rng: Any, lift: float) -> tuple[Any, Any]:
+    """``labels`` as one labels file in ``folder`` (known at once: no label time) and the config pointed at it, with
+    an in-memory registry whose version 1 holds a calibration of scores that rise with the label by ``lift``: what
+    the performance table's estimate needs, without training a model."""
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.estimated_performance import log_calibration
+    from pipelines.registry import RunKind
+    from pipelines.registry_memory import MemoryRegistry
+
+    (folder / "labels").mkdir()
+    pd.concat(labels).to_parquet(folder / "labels" / "labels.parquet", index=False)
+    registry = MemoryRegistry()
+    run_id = registry.start_run(RunKind.TRAINING, "train", {})
+    y = rng.integers(0, 2, 2000)
+    log_calibration(registry, run_id, y, np.clip(y * lift + rng.random(2000) * (1 - lift), 0, 1))
+    registry.register_version(config.model.name, "source", run_id)
+    return with_section(config, "dataset", labels=str(folder / "labels" / "*.parquet"), label_time=None), registry

@@ -8,13 +8,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from lakes import START, with_section
+from lakes import START, labeled_champion, with_section
 from sklearn.metrics import roc_auc_score
 
 from pipelines import performance
-from pipelines.estimated_performance import log_calibration
 from pipelines.registry import RunKind
-from pipelines.registry_memory import MemoryRegistry
 from pipelines.storage import Lake, Table
 
 pytestmark = pytest.mark.unit
@@ -40,14 +38,7 @@ def segmented(config, tmp_path):
         labeled = int(600 * share)
         labels.append(pd.DataFrame({"customer_id": keys[:labeled], "defaulted": y[:labeled]}))
         truth[day] = pd.DataFrame({"region": region, "y": y, "score": scores, "labeled": np.arange(600) < labeled})
-    (tmp_path / "labels").mkdir()
-    pd.concat(labels).to_parquet(tmp_path / "labels" / "labels.parquet", index=False)
-    registry = MemoryRegistry()
-    run_id = registry.start_run(RunKind.TRAINING, "train", {})
-    y = rng.integers(0, 2, 2000)
-    log_calibration(registry, run_id, y, np.clip(y * 0.3 + rng.random(2000) * 0.7, 0, 1))
-    registry.register_version(config.model.name, "source", run_id)
-    config = with_section(config, "dataset", labels=str(tmp_path / "labels" / "*.parquet"), label_time=None)
+    config, registry = labeled_champion(config, tmp_path, labels, rng, lift=0.3)
     return with_section(config, "monitoring", segments=["region"]), registry, truth
 
 

@@ -9,14 +9,12 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from lakes import START, with_section
+from lakes import START, labeled_champion, with_section
 
 from pipelines import performance
-from pipelines.estimated_performance import log_calibration
 from pipelines.monitoring import DriftResult
 from pipelines.performance_window import rows_due, window_changed, window_of
 from pipelines.registry import RunKind
-from pipelines.registry_memory import MemoryRegistry
 from pipelines.retrain_gate import with_labeled_realized
 from pipelines.retrain_rules import retrain_signals
 from pipelines.storage import Lake, Table
@@ -54,14 +52,7 @@ def _low_volume(config, tmp_path, n_days: int):
         predictions = pd.DataFrame({"customer_id": keys, "probability": rng.random(ROWS_A_DAY), "model_version": "1"})
         lake.write(Table.PREDICTIONS, day, predictions)
         labels.append(pd.DataFrame({"customer_id": keys, "defaulted": rng.integers(0, 2, ROWS_A_DAY)}))
-    (tmp_path / "labels").mkdir()
-    pd.concat(labels).to_parquet(tmp_path / "labels" / "labels.parquet", index=False)
-    registry = MemoryRegistry()
-    run_id = registry.start_run(RunKind.TRAINING, "train", {})
-    y = rng.integers(0, 2, 2000)
-    log_calibration(registry, run_id, y, np.clip(y * 0.35 + rng.random(2000) * 0.65, 0, 1))
-    registry.register_version(config.model.name, "source", run_id)
-    return with_section(config, "dataset", labels=str(tmp_path / "labels" / "*.parquet"), label_time=None), registry
+    return labeled_champion(config, tmp_path, labels, rng, lift=0.35)
 
 
 @pytest.mark.parametrize("window_days", [1, 7])
