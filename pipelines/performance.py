@@ -231,9 +231,11 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
         labeled = int(frame[config.dataset.key].astype(str).isin(known).sum())
         version = ",".join(sorted(frame["model_version"].astype(str).unique()))
         window = pd.concat([predictions[d] for d in windows[day]], ignore_index=True) if window_days > 1 else frame
-        window_labeled = int(window[config.dataset.key].astype(str).isin(known).sum())
         if labels_changed(stored.get(day), len(frame), labeled, version) or (
-            window_days > 1 and window_changed(stored.get(day), len(window), window_labeled)
+            window_days > 1
+            and window_changed(
+                stored.get(day), len(window), int(window[config.dataset.key].astype(str).isin(known).sum())
+            )
         ):
             row = evaluate_day(config, day, frame, labels, as_of)
             row = with_estimate(config, registry, row, frame, stored.get(day))
