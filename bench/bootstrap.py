@@ -80,7 +80,9 @@ def prepare(directory: Path, scored_days: int, rows_per_day: int) -> dict[str, s
     from pipelines import demo_data
 
     days = WINDOW + scored_days
-    spec = replace(demo_data.DemoSpec(), start=START, days=days, rows_per_day=rows_per_day, drift_day=days // 2)
+    spec = replace(
+        demo_data.DemoSpec(), start=START, days=days, rows_per_day=rows_per_day, drift_day=days // 2, history_risk=False
+    )
     demo_data.generate(directory / "data", spec)
     config = yaml.safe_load((REPO / "include/config/demo.yaml").read_text())
     features = {k: config["dataset"]["features"][k] for k in ("numerical", "categorical")}  # raw: comparable runs

@@ -45,10 +45,7 @@ def day_rows(rng: np.random.Generator, n: int, shifted: float, concept: bool) ->
         [_draw_features(rng, int((~drifted).sum()), False), _draw_features(rng, int(drifted.sum()), True)],
         ignore_index=True,
     )
-    # an account history whose terms cancel (no late payment, the reference mean payment, 20 days since the last):
-    # the relation the raw features see, as before the demo data gained payments
-    neutral = pd.DataFrame({"late": 0.0, "mean_paid": 200.0, "since": 20.0}, index=range(n))
-    probability = _default_probability(frame, concept, neutral)
+    probability = _default_probability(frame, concept, None)  # no account history: the raw features' relation
     noise = rng.normal(0.0, 1.0, n) * (0.2 + 1.5 * frame["credit_utilization"].to_numpy())
     return frame.assign(
         defaulted=(rng.random(n) < probability).astype(int), loss=np.log(probability / (1 - probability)) + noise

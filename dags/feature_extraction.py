@@ -25,8 +25,10 @@ an extracted day's windows. History rows without a key or a time are quarantined
 at least `alerts.quarantine_warn_share` of its rows quarantined, or a day the gate refuses, sends a `quarantine`
 alert (README "Alerts").
 
-With declared aggregates (`dataset.features.aggregates`), `materialize` then loads each extracted day into the
-Feast online store generated from the config (`feature_store`), where the model server looks them up by entity key.
+With declared aggregates (`dataset.features.aggregates`) and the feature store on (`feature_store`), `materialize`
+then loads each extracted day into the Feast online store generated from the config, where the model server looks
+them up by entity key. Without them the DAG has no `materialize` task: a no-op task per day cost a history load
+~0.1 s a day of Airflow's own work.
 
 One such DAG per config file (`feature_extraction__<model>`), its config baked in. **Params**: `date` (the day, for
 a run without a partition key), `through` (a run of days: every day from the run's day to this one, each extracted
@@ -38,7 +40,7 @@ from __future__ import annotations
 from airflow.sdk import get_current_context, task
 
 from _alerts import notify_quarantine
-from _schedule import extraction_timetable, run_of_days, schedule_config
+from _schedule import extraction_timetable, parsed_config, run_of_days, schedule_config
 from _support import PARAMS, THROUGH, Model, for_each_model, model_dag, run_config
 
 
@@ -78,9 +80,10 @@ def build(model: Model) -> None:
             return source_landed(config, days[-1], datetime.now(UTC))
 
         @task
-        def days_to_extract() -> list[str]:
-            """The run's day (or run of days), plus already extracted days that a newly arrived source file can hold
-            (late data)."""
+        def days_to_extract() -> list[list[str]]:
+            """The days to extract, each list one `extract` task instance: the run's day (or its run of days, all
+            in one instance), then each already extracted day that a newly arrived source file can hold (late data)
+            in one of its own."""
             from pipelines.features import late_days
 
             context = get_current_context()
@@ -89,39 +92,54 @@ def build(model: Model) -> None:
             late = [d for d in late_days(config, days[0]) if d not in days]
             if late:
                 print(f"late data: re-extracting {[d.isoformat() for d in late]} (each is scored again under its key)")
-            return [d.isoformat() for d in (*days, *late)]
+            return [[d.isoformat() for d in days], *[[d.isoformat()] for d in late]]
 
         @task(multiple_outputs=False, outlets=[model.features])
-        def extract(day: str) -> dict:
-            """Validate one day of raw events into the feature and quarantine partitions; emit the features event
-            keyed by that day (a late day's key is its own, not the run's)."""
+        def extract(days: list[str]) -> list[dict]:
+            """Validate each day of raw events, in order, into the feature and quarantine partitions; emit the
+            features event keyed by each day (a late day's key is its own, not the run's).
+
+            A run of days is one task instance, as scoring's is: a task instance costs Airflow ~0.1 s of its own,
+            as much as extracting a day of a few thousand rows. A day that fails fails the instance there, naming
+            the day; the days before it are published (reruns replace them) but their events go with the failed
+            instance, so clearing it extracts and keys them again."""
             from datetime import date
 
             from pipelines.features import extract_features
 
             context = get_current_context()
             config = run_config(model, context)
-            result = extract_features(config, date.fromisoformat(day)).as_dict()
             event = context["outlet_events"][model.features]
-            event.add_partitions(result["day"])
-            event.extra = {"day": result["day"], "rows": result["rows_valid"]}
-            notify_quarantine(config, context, result)
-            return result
+            results = []
+            for day in days:
+                try:
+                    result = extract_features(config, date.fromisoformat(day)).as_dict()
+                except Exception as error:
+                    if len(days) > 1:
+                        error.add_note(f"extracting {day}, day {len(results) + 1} of the run's {days[0]}..{days[-1]}")
+                    raise
+                event.add_partitions(result["day"])
+                notify_quarantine(config, context, result)
+                results.append(result)
+            event.extra = {"days": [r["day"] for r in results], "rows": sum(r["rows_valid"] for r in results)}
+            return results
 
         @task(multiple_outputs=False)
-        def materialize(extracted: dict) -> dict:
-            """Materialize the extracted day's declared aggregates into the Feast online store the model server
-            reads (nothing to do, and nothing imported, when the config declares none)."""
+        def materialize(extracted: list[dict]) -> list[dict]:
+            """Materialize the extracted days' declared aggregates into the Feast online store the model server
+            reads, in day order."""
             from datetime import date
 
             from pipelines.feature_store import materialize_day
 
             config = run_config(model, get_current_context())
-            return materialize_day(config, date.fromisoformat(extracted["day"]))
+            return [materialize_day(config, date.fromisoformat(result["day"])) for result in extracted]
 
         days = days_to_extract()
         wait_for_source() >> days
-        materialize.expand(extracted=extract.expand(day=days))
+        extracted = extract.expand(days=days)
+        if parsed_config(model.config).online_features:
+            materialize.expand(extracted=extracted)
 
     feature_extraction()
 

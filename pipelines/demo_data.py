@@ -52,6 +52,7 @@ class DemoSpec:
     accounts_per_row: float = 3.0  # the account pool: this many accounts per row of a day (so accounts recur)
     new_account_share: float = 0.1  # rows of accounts without any payment history (new customers)
     history_days: int = 90  # the payments history starts this many days before ``start``
+    history_risk: bool = True  # False: defaults ignore the payments history (for configs that declare no aggregates)
 
     @property
     def accounts(self) -> int:
@@ -128,10 +129,12 @@ def _history_terms(accounts: pd.Series, times: pd.Series, payments: pd.DataFrame
     return terms.assign(since=(rows["t"] - last).dt.total_seconds() / 86_400)
 
 
-def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFrame) -> np.ndarray:
+def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFrame | None) -> np.ndarray:
     """Logistic ground truth; after the drift the risk drivers change (a concept change, not only a shift). The
     account's payment history (``history``, see :func:`_history_terms`) adds its own risk, the same before and
-    after: late payments, small payments, a long silence, or no history at all."""
+    after: late payments, small payments, a long silence, or no history at all. Without it (``None``: the spec's
+    ``history_risk`` off) the row's own features are the whole risk, so a model of the raw features alone is as good
+    as one can be, and its realized metric varies only by sampling."""
     income = frame["income"].fillna(50_000)
     debt = frame["debt_ratio"].fillna(0.3)
     region = {"north": 0.0, "south": 0.4, "east": -0.2, "west": 0.1, "central": 0.2}
@@ -151,6 +154,8 @@ def _default_probability(frame: pd.DataFrame, drifted: bool, history: pd.DataFra
         + frame["employment_type"].map(employment).fillna(0.0)
         + (0.9 if drifted else 0.0) * (frame["product"] == "credit_card")
     )
+    if history is None:
+        return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype=float)))
     known = history["mean_paid"].notna()
     logit = (
         logit
@@ -194,7 +199,7 @@ def _day_events(spec: DemoSpec, index: int) -> tuple[pd.DataFrame, pd.DataFrame]
     times = pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s")
     events = pd.DataFrame({"customer_id": keys, "account_id": accounts, "event_time": times})
     events = pd.concat([events, features], axis=1)
-    history = _history_terms(accounts, pd.Series(times), _payments(spec))
+    history = _history_terms(accounts, pd.Series(times), _payments(spec)) if spec.history_risk else None
     probability = _default_probability(features, drifted, history)
     labels = pd.DataFrame({"customer_id": keys, "defaulted": (rng.random(n) < probability).astype(int)})
     return _break_rows(rng, events, spec.bad_rows_per_day), labels.assign(label_time=_label_times(spec, index, n))

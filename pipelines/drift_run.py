@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import pandas as pd
+
 from pipelines.backlog import check_predictions
 from pipelines.config import Config
 from pipelines.evidently_workspace import add_performance_snapshots, workspace_path
-from pipelines.performance import DayPerformance, read_performance, update_performance
+from pipelines.performance import DayPerformance, read_performance, update_recent_performance
 from pipelines.records import jsonable
 from pipelines.registry import Registry, connect
 from pipelines.retrain_gate import decide_retraining
@@ -60,14 +62,15 @@ def check_days(
     """
     registry = registry or connect(config)
     if not days:
-        return DaysChecked(performance=updated_performance(config, as_of, registry))
+        return DaysChecked(performance=updated_performance(config, as_of, registry)[0])
     checked: list[dict[str, Any]] = []
     performance: list[DayPerformance] = []
     decision: dict[str, Any] = {}
     for i, day in enumerate(days):
         result = check_predictions(config, day, registry, render=render)
-        performance.extend(updated_performance(config, day, registry, snapshots=render))
-        decision = decide_retraining(config, result, force=force, registry=registry)
+        written, recent = updated_performance(config, day, registry, snapshots=render)
+        performance.extend(written)
+        decision = decide_retraining(config, result, force=force, registry=registry, performance=recent)
         checked.append(
             {
                 "day": result.day,
@@ -86,15 +89,15 @@ def check_days(
 
 def updated_performance(
     config: Config, as_of: date, registry: Registry, snapshots: bool = True
-) -> list[DayPerformance]:
-    """The performance table brought up to ``as_of`` (:func:`pipelines.performance.update_performance`), each row
-    it rewrote also its day's performance snapshot in the Evidently workspace (realized and estimated metric) unless
-    ``snapshots`` is False (deferred with the reports: a one-row Evidently report per row costs ~25 ms, a tenth of a
-    history day's budget)."""
-    rows = update_performance(config, as_of, registry)
+) -> tuple[list[DayPerformance], pd.DataFrame]:
+    """The performance table brought up to ``as_of`` (:func:`pipelines.performance.update_recent_performance`): the
+    rows it rewrote, each also its day's performance snapshot in the Evidently workspace (realized and estimated
+    metric) unless ``snapshots`` is False (deferred with the reports: a one-row Evidently report per row costs
+    ~25 ms, a tenth of a history day's budget), and the horizon's rows after it, which the day's decision reads."""
+    rows, recent = update_recent_performance(config, as_of, registry)
     if snapshots:
         add_performance_snapshots(config, rows)
-    return rows
+    return rows, recent
 
 
 def deferred_performance_snapshots(config: Config, days: list[date]) -> int:

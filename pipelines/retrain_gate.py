@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+import pandas as pd
+
 from pipelines.config import Config
 from pipelines.drift_report import annotate_report, decision_banner
 from pipelines.monitoring import DriftResult, output_column
@@ -27,18 +29,21 @@ from pipelines.training import read_labels
 log = logging.getLogger(__name__)
 
 
-def with_labeled_realized(config: Config, drift: DriftResult, champion_version: str | None) -> DriftResult:
+def with_labeled_realized(
+    config: Config, drift: DriftResult, champion_version: str | None, performance: pd.DataFrame | None = None
+) -> DriftResult:
     """The drift result with the realized metric of the newest *labeled* day the champion scored (from the
     performance table), in place of the just-checked day's, whose labels have mostly not arrived yet; none such
     day: no realized metric, so the metric-drop trigger stays silent rather than judging on a few early labels.
     Only days within ``monitoring.label_horizon_days`` count (the champion scores every day, so its newest labeled
     day is a few days old). With ``monitoring.metric_window_days`` above 1, the figures of the day's trailing window
-    stand for the day's (labeled share, metric, rows, estimate): a low-volume model's days alone have none."""
+    stand for the day's (labeled share, metric, rows, estimate): a low-volume model's days alone have none.
+    ``performance``: those rows as the day's performance update left them (default: read from the table)."""
     from pipelines.performance import estimated_on, recent_performance, trigger_day
 
     day = date.fromisoformat(drift.day)
     prefix = WINDOW if config.monitoring.metric_window_days > 1 else ""  # a low-volume model's trailing window
-    rows = recent_performance(config, day) if config.dataset.labels else None
+    rows = (performance if performance is not None else recent_performance(config, day)) if config.dataset.labels else None
     if rows is not None and champion_version is not None:
         drift = replace(drift, estimated_metric=estimated_on(rows, champion_version, day, prefix))
     row = (
@@ -68,11 +73,18 @@ def _labeled_segments(config: Config, labeled_day: str, day: str) -> dict[str, A
 
 
 def retrain_reason(
-    config: Config, drift: DriftResult, day: date, force: bool = False, registry: Registry | None = None
+    config: Config,
+    drift: DriftResult,
+    day: date,
+    force: bool = False,
+    registry: Registry | None = None,
+    performance: pd.DataFrame | None = None,
 ) -> RetrainDecision:
-    """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked."""
+    """Whether a drift result warrants retraining now, and why (or why not), with the registry and lake asked
+    (``performance``: the day's recent performance rows when the caller holds them, see
+    :func:`with_labeled_realized`)."""
     if drift.status == "checked":  # the metric-drop signal: only days whose labels have arrived
-        drift = with_labeled_realized(config, drift, drift.model_version)
+        drift = with_labeled_realized(config, drift, drift.model_version, performance)
     registry = registry or connect(config)
 
     def last_retrain() -> date | None:
@@ -94,12 +106,17 @@ def retrain_reason(
 
 
 def decide_retraining(
-    config: Config, drift: DriftResult, force: bool = False, registry: Registry | None = None
+    config: Config,
+    drift: DriftResult,
+    force: bool = False,
+    registry: Registry | None = None,
+    performance: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Retrain or not after a day's drift check (checked or skipped), and record it either way. Returns the decision
     for the DAG (``retrain``, ``reason``, ``date``, and the MLflow run and report it is recorded on)."""
     registry = registry or connect(config)
-    decision = retrain_reason(config, drift, date.fromisoformat(drift.day), force=force, registry=registry)
+    day = date.fromisoformat(drift.day)
+    decision = retrain_reason(config, drift, day, force=force, registry=registry, performance=performance)
     run_id, experiment_id = record_retrain_decision(config, registry, drift, decision)
     log.info("retrain=%s on %s: %s", decision.retrain, drift.day, decision.reason)
     return jsonable(

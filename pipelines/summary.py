@@ -14,28 +14,30 @@ from pipelines.storage import Lake, Table
 
 def lake_summary(config: Config, days: list[date]) -> pd.DataFrame:
     """Per day: rows extracted (valid + quarantined), quarantined, scored, dead-lettered, logged, and by which
-    versions."""
+    versions. One pass over each table's log and one read of the predictions' versions, whatever the days: a year's
+    summary asked the logs per day and took ~25 s."""
     lake = Lake.from_config(config)
+    tables = (Table.FEATURES, Table.QUARANTINE, Table.PREDICTIONS, Table.DEAD_LETTER, Table.PREDICTION_LOG)
+    counts = {table: lake.rows_by_day(table) for table in tables}
+    scored_days = [d for d in days if counts[Table.PREDICTIONS].get(d)]
+    scored = lake.read_days(Table.PREDICTIONS, scored_days, ["model_version", "date"])
+    versions = {
+        str(day): ",".join(sorted(frame.astype(str).unique())) for day, frame in scored.groupby("date")["model_version"]
+    }
     records = []
     for day in days:
-        valid, quarantined = lake.count_rows(Table.FEATURES, day), lake.count_rows(Table.QUARANTINE, day)
-        scored = lake.count_rows(Table.PREDICTIONS, day)
-        dead = lake.count_rows(Table.DEAD_LETTER, day) if scored is not None else None
-        logged = lake.count_rows(Table.PREDICTION_LOG, day) if scored is not None else None
-        versions = "-"
-        if scored:
-            frame = lake.read(Table.PREDICTIONS, day, ["model_version"])
-            versions = ",".join(sorted(frame["model_version"].astype(str).unique()))
+        valid, quarantined, dead, logged = (counts[t].get(day) for t in tables if t != Table.PREDICTIONS)
+        scored_rows = counts[Table.PREDICTIONS].get(day)
         records.append(
             {
                 "date": day.isoformat(),
                 "rows_in": (valid or 0) + (quarantined or 0),
                 "valid": valid,
                 "quarantined": quarantined,
-                "scored": scored,
-                "dead_letter": dead,
-                "logged": logged,
-                "model_version": versions,
+                "scored": scored_rows,
+                "dead_letter": dead if scored_rows is not None else None,
+                "logged": logged if scored_rows is not None else None,
+                "model_version": versions.get(day.isoformat(), "-"),
             }
         )
     return pd.DataFrame.from_records(records).astype(

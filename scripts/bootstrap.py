@@ -11,10 +11,16 @@ Nothing is deleted: rerunning replaces the days' partitions; an existing champio
 
 History runs in runs of days (the DAGs' ``through`` Param), not one run per DAG per day: Airflow's fixed cost of a
 run and its task instances (~0.1 s a task) was most of a day's cost at a few thousand rows. One extraction run
-takes every day; then ``--days-per-run`` days at a time are scored by the champion and checked, each day decided in
-turn; a check that retrains stops its run there, the retraining runs, and the next run starts the day after it
+takes every day; then up to ``--days-per-run`` days at a time are scored by the champion and checked, each day decided
+in turn; a check that retrains stops its run there, the retraining runs, and the next run starts the day after it
 (the days already scored after it are scored again by the new champion, as daily runs would have scored them). A
 run of days that fails is redone one day per run, so a bad day fails alone and the others go on.
+
+How long a run of days is (:func:`next_run_length`): each pair of runs costs ~2 s of its own (Airflow's run and
+task instances, the scoring submission), so long runs are cheap; but the days a run scores after a retraining are
+scored again, and retrainings come in bursts (a drift keeps firing until a challenger wins, ``cooldown_days``
+apart). So after a retraining the next run is short, and each run that retrains nothing doubles the next, up to
+``--days-per-run``.
 
 The drift runs defer their HTML reports (``defer_reports``): Evidently's drawing is pure Python, ~0.5 s a day, and
 nothing decided reads it. A process of its own draws each run's reports (scripts/render_reports.py) while the next
@@ -75,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", type=date.fromisoformat, help="first day (default: the data's)")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="last day (default: the data's)")
     parser.add_argument(
-        "--days-per-run", type=int, default=14, help="days scored and checked per DAG run (1: one run per day)"
+        "--days-per-run",
+        type=int,
+        default=56,
+        help="most days scored and checked per DAG run (1: one run per day); shorter after a retraining",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -148,9 +157,9 @@ def load_history(runs: Runs, config: Config, days: list[date], per_run: int, dra
         for day in [d for d in days if not lake.exists(Table.FEATURES, d)]:
             runs(f"feature_extraction__{name}", day)
     champions: dict[str, str] = {}
-    start = 0
+    start, length = 0, per_run
     while start < len(days):
-        chunk = days[start : start + per_run]
+        chunk = days[start : start + length]
         champion = f"v{registry.require_alias(registry.connect(config), name).version}"
         failures = len(runs.failed)
         if not (
@@ -172,7 +181,17 @@ def load_history(runs: Runs, config: Config, days: list[date], per_run: int, dra
         if retrained in chunk:
             champions[retrained.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
         start += len(done)
+        length = next_run_length(length, per_run, retrained=retrained in chunk)
     return champions
+
+
+FIRST_AFTER_RETRAINING = 7  # days: a week's run after a retraining, then doubling
+
+
+def next_run_length(length: int, most: int, retrained: bool) -> int:
+    """The next run of days' length: short after a retraining (its days are scored again if another retraining
+    follows soon), doubled after a run that retrained nothing; at most ``most``. Pure."""
+    return min(most, FIRST_AFTER_RETRAINING if retrained else 2 * length)
 
 
 def _failed(failures: list[str], outcome: str = "") -> int:

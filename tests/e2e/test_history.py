@@ -77,8 +77,8 @@ def test_a_late_file_re_extracts_its_day_and_announces_it_to_scoring(history, tm
     with create_session() as session:
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dag_run.run_id)).all()
     # One features event per extracted day, keyed by it: the late day starts its own scoring run.
-    keyed = sorted((e.partition_key, e.extra["day"]) for e in events)
-    assert keyed == [(d.isoformat(), d.isoformat()) for d in (first, START + timedelta(days=2))]
+    keyed = sorted((e.partition_key, e.extra["days"]) for e in events)
+    assert keyed == [(d.isoformat(), [d.isoformat()]) for d in (first, START + timedelta(days=2))]
 
 
 def _bootstrap_module():
@@ -194,3 +194,16 @@ def test_runs_of_days_load_history_as_one_run_per_day_does(
     assert retrained and retrained[0] < "2018-03-10"  # a retraining inside the first run of days: it stopped there
     assert len(daily["decisions"]) == 7 and len(daily["versions"]) > 1
     assert runs_of_days == daily
+
+
+@pytest.mark.unit
+def test_a_run_of_days_is_short_after_a_retraining_and_doubles_while_none_comes():
+    """Days scored after a retraining are scored again, and retrainings come in bursts: a week's run after one, then
+    twice as long each run that retrains nothing, never past ``--days-per-run`` (1: one run per day stays 1)."""
+    next_run_length = _bootstrap_module().next_run_length
+    lengths, length = [], 56
+    for retrained in (True, False, False, False, True, False):
+        length = next_run_length(length, 56, retrained)
+        lengths.append(length)
+    assert lengths == [7, 14, 28, 56, 7, 14]
+    assert next_run_length(1, 1, retrained=True) == next_run_length(1, 1, retrained=False) == 1

@@ -104,3 +104,20 @@ def test_a_rerun_of_an_earlier_day_keeps_rows_of_newer_labels(config, tmp_path):
     before = performance.read_performance(config)
     assert performance.update_performance(config, D[2], registry) == []  # D[0..2] are complete; D[3] is newer
     assert performance.read_performance(config)["computed_at"].tolist() == before["computed_at"].tolist()
+
+
+def test_an_update_returns_the_horizons_rows_as_reading_them_back_gives(config, tmp_path):
+    """The day's decision takes the horizon's rows from the update rather than reading the table again: they equal
+    what reading it back gives, a rewritten day's row replaced, and the decision's inputs come out the same."""
+    config, registry = _low_volume(config, tmp_path, 5)
+    config = with_section(config, "monitoring", metric_window_days=3)
+    performance.update_performance(config, D[3], registry)
+    lake = Lake.from_config(config)
+    rescored = lake.read(Table.PREDICTIONS, D[2]).iloc[1:]
+    lake.write(Table.PREDICTIONS, D[2], rescored)  # a row fewer: its row is rewritten
+    written, recent = performance.update_recent_performance(config, D[4], registry)
+    assert {row.date for row in written} >= {D[2].isoformat(), D[4].isoformat()}
+    back = performance.recent_performance(config, D[4])
+    pd.testing.assert_frame_equal(recent[back.columns], back, check_dtype=False)
+    drift = DriftResult(day=D[4].isoformat(), status="checked", reason="", model_version="1")
+    assert with_labeled_realized(config, drift, "1", recent) == with_labeled_realized(config, drift, "1")
