@@ -187,17 +187,17 @@ def load_history(runs: Runs, config: Config, days: list[date], per_run: int, dra
             runs(f"batch_scoring__{name}", chunk[0], through=chunk[-1])
             and runs(f"drift_monitoring__{name}", chunk[0], through=chunk[-1], defer_reports=True)
         ):
-            drawing.submit(chunk)  # what it checked before it failed
             del runs.failed[failures:]  # superseded: the days are redone one per run, and a failing day says so
             unchecked = [d for d in chunk if not already_checked(config, d)]
+            drawing.submit([d for d in chunk if d not in unchecked])  # what it checked before it failed
             print(f"  that run of days failed: its {len(unchecked)} unchecked day(s) again, one run per day")
             champions.update({d.isoformat(): champion for d in chunk if d not in unchecked})
             champions.update(run_days(runs, config, unchecked, extract=False))
             start += len(chunk)
             continue
-        drawing.submit(chunk)
         retrained = run_triggered_retraining(runs, name, chunk[-1])
         done = chunk[: chunk.index(retrained) + 1] if retrained in chunk else chunk  # the days after it: again
+        drawing.submit(done)  # the days it checked: each is drawn by one drawing only
         champions.update({d.isoformat(): champion for d in done})
         if retrained in chunk:
             champions[retrained.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"
