@@ -43,7 +43,9 @@ def with_labeled_realized(
 
     day = date.fromisoformat(drift.day)
     prefix = WINDOW if config.monitoring.metric_window_days > 1 else ""  # a low-volume model's trailing window
-    rows = (performance if performance is not None else recent_performance(config, day)) if config.dataset.labels else None
+    rows = None
+    if config.dataset.labels:
+        rows = performance if performance is not None else recent_performance(config, day)
     if rows is not None and champion_version is not None:
         drift = replace(drift, estimated_metric=estimated_on(rows, champion_version, day, prefix))
     row = (

@@ -330,9 +330,10 @@ class Lake:
         import pyarrow.fs as pa_fs
 
         fs, _ = self._fs(self.root)
-        if isinstance(fs, LocalFileSystem):
-            return pa_fs.LocalFileSystem(), lambda uri: fs._strip_protocol(uri)
-        return pa_fs.PyFileSystem(pa_fs.FSSpecHandler(fs)), lambda uri: fs._strip_protocol(uri)
+        arrow_fs = (
+            pa_fs.LocalFileSystem() if isinstance(fs, LocalFileSystem) else pa_fs.PyFileSystem(pa_fs.FSSpecHandler(fs))
+        )
+        return arrow_fs, fs._strip_protocol
 
     def read_days(
         self,
