@@ -83,7 +83,6 @@ DAY_KEY = "mlops.day"  # commit metadata: the day a commit wrote
 DAYS_KEY = "mlops.days"  # commit metadata of a commit of several days (Lake.write_days): their list, as JSON
 RECORD_KEY = "mlops.record"  # commit metadata: what the writer says about the day (sources: what it was built from)
 COMMIT_ATTEMPTS = 6
-DAY_FOLDER = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/")  # a data file's day, from its path
 PARTITION_VALUE = re.compile(r"/(\w+)=([^/]+)(?=/)")  # a data file's partition values, from its folders
 
 
@@ -307,13 +306,12 @@ class Lake:
         wanted = sorted({day.isoformat() for day in days})
         by_day: dict[str, list[Any]] = {}
         for uri in sorted(opened.file_uris(file_pruning_predicate=[(DATE, "in", wanted)])):
-            match = DAY_FOLDER.search(uri)
-            if not match:
-                continue
             values = {c: v for c, v in PARTITION_VALUE.findall(uri) if c in columns}
+            if DATE not in values:
+                continue
             where = functools.reduce(operator.and_, [pc.field(c) == v for c, v in values.items()])
             fragment = file_format.make_fragment(path_of(uri), filesystem=arrow_fs, partition_expression=where)
-            by_day.setdefault(match.group(1), []).append(fragment)
+            by_day.setdefault(values[DATE], []).append(fragment)
         found = []
         for day in days:
             fragments = by_day.get(day.isoformat())

@@ -58,9 +58,10 @@ def feature_summary(config: Config, days: list[date]) -> pd.DataFrame:
         if "days_since_last" in a.functions and not a.where and a.default is None
     ]
     lake = Lake.from_config(config)
+    extracted = lake.rows_by_day(Table.FEATURES)  # one pass over the log, not one per day
     records = []
     for day in days:
-        frame = lake.read(Table.FEATURES, day, features.computed) if lake.count_rows(Table.FEATURES, day) else None
+        frame = lake.read(Table.FEATURES, day, features.computed) if extracted.get(day) else None
         if frame is None or frame.empty:
             continue
         record = {"date": day.isoformat(), **frame.mean().round(2).to_dict()}
