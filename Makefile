@@ -64,7 +64,8 @@ demo: venv airflow-db
 bootstrap: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/bootstrap.py $(BOOTSTRAP_ARGS)
 
-# Draw the drift reports a drift_monitoring run left to draw later (its defer_reports Param); make bootstrap draws its own.
+# Draw the drift reports a drift_monitoring run left to draw later (its defer_reports Param; make bootstrap leaves a
+# history's reports to it), one process per core.
 reports: venv
 	$(BIN)/python scripts/render_reports.py $(REPORTS_ARGS)
 

@@ -172,14 +172,18 @@ def annotate_report(config: Config, registry: Registry, day: date, run_id: str |
             registry.log_artifact(run_id, report, REPORT_FOLDER)
 
 
+def pending_reports(config: Config) -> list[date]:
+    """The days whose report is still to be drawn (:func:`render_pending`), oldest first: one listing of the lake."""
+    return Lake.from_config(config).days_holding(Table.REPORTS, PENDING)
+
+
 def render_pending(config: Config, registry: Registry, days: list[date] | None = None) -> list[date]:
     """Draw the deferred reports of ``days`` (default: every pending one), oldest first: the HTML (with its
     decision banner) and JSON replace the inputs in the day's folder and join the summary in its MLflow run, and
     the report is the day's drift snapshot in the Evidently workspace. Returns the days drawn."""
     lake = Lake.from_config(config)
-    pending = lake.days_holding(Table.REPORTS, PENDING)
     drawn = []
-    for day in [d for d in pending if days is None or d in days]:
+    for day in [d for d in pending_reports(config) if days is None or d in days]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             lake.get_files(Table.REPORTS, day, folder)

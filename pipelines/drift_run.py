@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-import pandas as pd
-
 from pipelines.backlog import check_predictions
 from pipelines.config import Config
 from pipelines.evidently_workspace import add_performance_snapshots, workspace_path
-from pipelines.performance import DayPerformance, read_performance, update_recent_performance
+from pipelines.performance import DayPerformance, Horizon, read_performance, update_recent_performance
 from pipelines.records import jsonable
 from pipelines.registry import Registry, connect
 from pipelines.retrain_gate import decide_retraining
@@ -66,11 +64,12 @@ def check_days(
     checked: list[dict[str, Any]] = []
     performance: list[DayPerformance] = []
     decision: dict[str, Any] = {}
+    horizon: Horizon | None = None  # each day's update starts from the rows the one before it left
     for i, day in enumerate(days):
         result = check_predictions(config, day, registry, render=render)
-        written, recent = updated_performance(config, day, registry, snapshots=render)
+        written, horizon = updated_performance(config, day, registry, snapshots=render, previous=horizon)
         performance.extend(written)
-        decision = decide_retraining(config, result, force=force, registry=registry, performance=recent)
+        decision = decide_retraining(config, result, force=force, registry=registry, performance=horizon.rows)
         checked.append(
             {
                 "day": result.day,
@@ -88,16 +87,17 @@ def check_days(
 
 
 def updated_performance(
-    config: Config, as_of: date, registry: Registry, snapshots: bool = True
-) -> tuple[list[DayPerformance], pd.DataFrame]:
+    config: Config, as_of: date, registry: Registry, snapshots: bool = True, previous: Horizon | None = None
+) -> tuple[list[DayPerformance], Horizon]:
     """The performance table brought up to ``as_of`` (:func:`pipelines.performance.update_recent_performance`): the
     rows it rewrote, each also its day's performance snapshot in the Evidently workspace (realized and estimated
     metric) unless ``snapshots`` is False (deferred with the reports: a one-row Evidently report per row costs
-    ~25 ms, a tenth of a history day's budget), and the horizon's rows after it, which the day's decision reads."""
-    rows, recent = update_recent_performance(config, as_of, registry)
+    ~25 ms, a tenth of a history day's budget), and the horizon's rows after it, which the day's decision reads and
+    the next day's update starts from (``previous``)."""
+    rows, horizon = update_recent_performance(config, as_of, registry, previous)
     if snapshots:
         add_performance_snapshots(config, rows)
-    return rows, recent
+    return rows, horizon
 
 
 def deferred_performance_snapshots(config: Config, days: list[date]) -> int:

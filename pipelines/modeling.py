@@ -210,8 +210,17 @@ def _r2(y: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def _roc_auc(y: np.ndarray, starts: np.ndarray, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Rows sorted by score, in groups of tied scores: a positive beats the negatives of lower groups and ties half
-    of its own group's (the area under sklearn's trapezoidal ROC curve)."""
+    of its own group's (the area under sklearn's trapezoidal ROC curve). Without ties (most probabilities) every
+    group is one row, and the sums over groups are skipped: ~40% of the metric's time."""
     weights = counts[:, order]
+    if len(starts) == len(y):
+        positive = weights * y
+        negative = weights - positive
+        below = np.cumsum(negative, axis=1) - negative
+        total_positive, total_negative = positive.sum(axis=1), negative.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = np.einsum("ij,ij->i", positive, below + negative / 2) / (total_positive * total_negative)
+        return np.where((total_positive == 0) | (total_negative == 0), np.nan, auc)
     positive = np.add.reduceat(weights * y, starts, axis=1)
     negative = np.add.reduceat(weights * (1 - y), starts, axis=1)
     below = np.cumsum(negative, axis=1) - negative

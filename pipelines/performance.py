@@ -170,21 +170,61 @@ def labels_changed(row: Mapping[str, Any] | None, scored_rows: int, labeled_rows
     )
 
 
-def read_performance(config: Config, days: list[date] | None = None) -> pd.DataFrame:
-    """The performance table's rows (of ``days``, default every day it holds), oldest first."""
+def read_performance(config: Config, days: list[date] | None = None, version: int | None = None) -> pd.DataFrame:
+    """The performance table's rows (of ``days``, default every day it holds; at ``version``, default the newest),
+    oldest first."""
     lake = Lake.from_config(config)
-    held = lake.days(Table.PERFORMANCE)
+    held = lake.days(Table.PERFORMANCE, version)
     wanted = None if days is None else set(days)
-    columns = ["date", *lake.columns(Table.PERFORMANCE)]  # the day is the table's partition column and a field
-    return lake.read_days(Table.PERFORMANCE, [d for d in held if wanted is None or d in wanted], columns)
+    columns = ["date", *lake.columns(Table.PERFORMANCE, version)]  # the day is the partition column and a field
+    return lake.read_days(Table.PERFORMANCE, [d for d in held if wanted is None or d in wanted], columns, None, version)
+
+
+def horizon_days(config: Config, as_of: date) -> list[date]:
+    """The ``monitoring.label_horizon_days`` days up to ``as_of``, newest first. Pure."""
+    return [as_of - timedelta(days=i) for i in range(config.monitoring.label_horizon_days)]
 
 
 def recent_performance(config: Config, as_of: date) -> pd.DataFrame:
     """The performance table's rows of the ``monitoring.label_horizon_days`` days up to ``as_of``: the days whose
     labels may still arrive, and the newest labeled ones. What a day's update and decision read: reading every row
     would make a day's cost grow with the length of the history."""
-    horizon = config.monitoring.label_horizon_days
-    return read_performance(config, [as_of - timedelta(days=i) for i in range(horizon)])
+    return read_performance(config, horizon_days(config, as_of))
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The performance rows of the horizon up to ``as_of`` (:func:`recent_performance`) as the table held them at
+    ``version`` (None: not known to be any one version's, never reused)."""
+
+    as_of: date
+    version: int | None
+    rows: pd.DataFrame
+
+
+def recent_horizon(config: Config, as_of: date, previous: Horizon | None = None) -> Horizon:
+    """:func:`recent_performance` as of ``as_of``, from ``previous`` (the horizon an update of an earlier day left)
+    while the table is still at its version: its rows of the days both horizons cover, and only the new horizon's
+    other days the table holds read (usually none: the newest day has no row before its first update).
+
+    A run of days checks its days one after the other, each reading the 90-day horizon the previous one has just
+    written (~90 one-row files, ~70 ms a day, a tenth of a year's bootstrap). Any other commit to the table since
+    (another writer) changes its version, and the horizon is read whole."""
+    lake = Lake.from_config(config)
+    version = lake.version(Table.PERFORMANCE)
+    days = horizon_days(config, as_of)
+    if previous is None or previous.version is None or previous.version != version:
+        return Horizon(as_of, version, read_performance(config, days, version))
+    covered = set(horizon_days(config, previous.as_of))
+    new = set(days) - covered
+    held = [d for d in lake.days(Table.PERFORMANCE, version) if d in new]
+    wanted = {d.isoformat() for d in days}
+    kept = previous.rows[previous.rows["date"].astype(str).isin(wanted)] if len(previous.rows) else previous.rows
+    if held:
+        read = read_performance(config, held, version)
+        kept = pd.concat([kept, read], ignore_index=True) if len(kept) else read
+    ordered = kept.sort_values("date", key=lambda d: d.astype(str), kind="stable") if len(kept) else kept
+    return Horizon(as_of, version, ordered.reset_index(drop=True))
 
 
 def _predictions(config: Config, days: list[date]) -> dict[date, pd.DataFrame]:
@@ -211,25 +251,27 @@ def update_performance(config: Config, as_of: date, registry: Registry | None = 
 
 
 def update_recent_performance(
-    config: Config, as_of: date, registry: Registry | None = None
-) -> tuple[list[DayPerformance], pd.DataFrame]:
-    """:func:`update_performance`, also returning :func:`recent_performance` as of ``as_of`` after the update.
+    config: Config, as_of: date, registry: Registry | None = None, previous: Horizon | None = None
+) -> tuple[list[DayPerformance], Horizon]:
+    """:func:`update_performance`, also returning the horizon's rows as of ``as_of`` after the update (and the
+    table's version holding them when this update's commit is the only one since it read them).
 
-    What the day's retraining decision reads next: the update has just read the same rows, and the horizon's rows
-    are a file per day (~90 small files, ~0.2 s to read again, a fifth of a history day)."""
+    What the day's retraining decision reads next, and the next day's update starts from (``previous``): the update
+    has just read the same rows, and the horizon's rows are a file per day (~90 small files, ~70 ms to read again)."""
     if not config.dataset.labels:
         log.info("no dataset.labels: no realized metric to track")
-        return [], pd.DataFrame()
+        return [], Horizon(as_of, None, pd.DataFrame())
     lake = Lake.from_config(config)
     written = lake.written_at(Table.PREDICTIONS)
     scored = in_horizon(sorted(written), as_of, config.monitoring.label_horizon_days)
-    recent = recent_performance(config, as_of)
+    held = recent_horizon(config, as_of, previous)
+    recent = held.rows
     stored = {date.fromisoformat(str(r["date"])): r for r in recent.to_dict("records")}
     window_days = config.monitoring.metric_window_days
     due = days_to_revisit({d: written[d] for d in scored}, stored, as_of)
     due = rows_due(due, scored, stored, as_of, window_days)  # and the days whose window holds a due day
     if not due:
-        return [], recent
+        return [], held
     windows = {day: window_of(day, written, window_days) for day in due}
     predictions = _predictions(config, sorted({d for days in windows.values() for d in days}))
     keys = pd.concat([p[config.dataset.key].astype(str) for p in predictions.values()], ignore_index=True)
@@ -283,7 +325,11 @@ def update_recent_performance(
             row.ci_high,
             f" ({row.note})" if row.note else "",
         )
-    return rows, with_rows(recent, rows)
+    if not rows:
+        return rows, held
+    ours = 0 if held.version is None else held.version + 1  # no other commit since the read: the rows are exact
+    after = lake.version(Table.PERFORMANCE)
+    return rows, Horizon(as_of, after if after == ours else None, with_rows(recent, rows))
 
 
 def with_rows(recent: pd.DataFrame, rows: list[DayPerformance]) -> pd.DataFrame:

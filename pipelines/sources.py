@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -271,16 +271,18 @@ def build_record(files: Iterable[FileEntry], counts: dict[str, int]) -> dict[str
     return {"files": {e.url: e.version for e in files}, **counts}
 
 
-def day_records(config: Config) -> dict[date, dict[str, Any]]:
-    """Per extracted day, the record of the features commit that last wrote it (one read of the history)."""
-    commits = storage.Lake.from_config(config).commits(storage.Table.FEATURES)
+def day_records(config: Config, days: Collection[date] | None = None) -> dict[date, dict[str, Any]]:
+    """Per extracted day (of ``days``, default all), the record of the features commit that last wrote it, from the
+    table's history (:meth:`pipelines.storage.Lake.commits`)."""
+    commits = storage.Lake.from_config(config).commits(storage.Table.FEATURES, days)
     return {day: commit.record for day, commit in commits.items()}
 
 
 def recent_volumes(config: Config, day: date, days: int) -> list[int]:
     """``rows_in`` of the extracted days among the ``days`` before ``day`` (what "usual volume" is measured on)."""
-    records = day_records(config)
-    found = (records.get(day - timedelta(days=i)) for i in range(1, days + 1))
+    before = [day - timedelta(days=i) for i in range(1, days + 1)]
+    records = day_records(config, before)
+    found = (records.get(d) for d in before)
     return [int(r["rows_in"]) for r in found if r and "rows_in" in r]
 
 

@@ -52,7 +52,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -227,13 +227,17 @@ class Lake:
         """The table (at ``version``, default the newest), or None when it has never been written.
 
         The newest version comes from this thread's already-opened table brought up to date
-        (:class:`_OpenTables`): loading a table replays its log, which grows with every day written."""
+        (:class:`_OpenTables`): loading a table replays its log, which grows with every day written. A version asked
+        for is most often the newest, just read with :meth:`version` (a reader pins it to read several things from
+        one version): then it is that same table, not a load of its own (a drift check read its window at a version
+        three times, ~20 ms each a quarter of a year into history and growing with the commits since a checkpoint)."""
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
         url, options = self.table_url(table), delta_options(self.options)
-        if version is None:
-            return _OPEN.newest(url, options, self._fs)
+        newest = _OPEN.newest(url, options, self._fs)
+        if version is None or (newest is not None and newest.version() == version):
+            return newest
         try:
             return DeltaTable(url, version=version, storage_options=options)
         except TableNotFoundError:
@@ -396,16 +400,29 @@ class Lake:
         newest = files.groupby("day")["modified"].max() if len(files) else pd.Series(dtype=float)
         return {d: float(ms) / 1000 for day, ms in newest.items() if (d := _day_of(day)) is not None}
 
-    def commits(self, table: Table) -> dict[date, Commit]:
-        """Per day, the newest commit that wrote it, with its writer's record, from the table's own history."""
+    def commits(self, table: Table, days: Collection[date] | None = None) -> dict[date, Commit]:
+        """Per day, the newest commit that wrote it, with its writer's record, from the table's own history.
+
+        Given ``days``, those only, looked for in the newest commits first, a doubling page of the history at a time
+        until each is found or the history ends: a day's volume check wants the week before it, which the runs have
+        just written, while reading the whole history (a commit or two a day) took ~20 ms a day a year into it."""
         opened = self._open(table)
+        if opened is None:
+            return {}
+        wanted = None if days is None else set(days)
         found: dict[date, Commit] = {}
-        for entry in opened.history() if opened is not None else []:
-            days = json.loads(entry[DAYS_KEY]) if DAYS_KEY in entry else [entry.get(DAY_KEY, "")]
-            for day in filter(None, map(_day_of, days)):
-                if day not in found:
-                    found[day] = Commit(int(entry["version"]), entry["timestamp"] / 1000, entry.get(RECORD_KEY) or {})
-        return found
+        limit, seen = (None if wanted is None else 2 * len(wanted) + 8), 0
+        while True:
+            entries = opened.history(limit)  # newest first
+            for entry in entries[seen:]:
+                written = json.loads(entry[DAYS_KEY]) if DAYS_KEY in entry else [entry.get(DAY_KEY, "")]
+                commit = Commit(int(entry["version"]), entry["timestamp"] / 1000, entry.get(RECORD_KEY) or {})
+                for day in filter(None, map(_day_of, written)):
+                    found.setdefault(day, commit)
+            if wanted is None or limit is None or wanted <= found.keys() or len(entries) < limit:
+                break
+            seen, limit = len(entries), 2 * limit
+        return found if wanted is None else {day: commit for day, commit in found.items() if day in wanted}
 
     def files(self, table: Table, day: date) -> list[str]:
         """URLs of the day's data files in the newest version, in order; only the day's files are looked up."""

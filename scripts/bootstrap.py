@@ -22,33 +22,32 @@ scored again, and retrainings come in bursts (a drift keeps firing until a chall
 apart). So after a retraining the next run is short, and each run that retrains nothing doubles the next, up to
 ``--days-per-run``.
 
-The drift runs defer their HTML reports (``defer_reports``): Evidently's drawing is pure Python, ~0.6 s a day, and
-nothing decided reads it. A process of its own draws each run's reports a week at a time
-(scripts/render_reports.py) while the next runs go on, on the CPU the in-process DAG runs leave idle; the bootstrap
-waits for it at the end, with every core, so every checked day has its report in the lake and in its MLflow run, as
-one drawn at once.
+The drift runs defer their HTML reports (``defer_reports``) and the bootstrap leaves them to ``make reports``
+(scripts/render_reports.py, one process per core): Evidently's drawing is pure Python, ~0.6 s a day whatever the
+rows, as much as the rest of a checked day, and nothing decided reads it. Every checked day's verdicts, metrics,
+decision and MLflow run are recorded when it is checked, and what its report is drawn from is stored beside them.
+Drawing them in a process beside the runs, and waiting for it at the end, made a year of history (bench/bootstrap.py)
+take 472 s against 298 s leaving them: the runs slowed by more than the drawing's share of a core.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import sys
 import time
 import warnings
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
 from datetime import date, timedelta
 
 from demo import Runs, load_dags, print_summary, run_days, run_triggered_retraining
-from render_reports import render
 
 from pipelines import registry, sources
 from pipelines.backlog import already_checked
 from pipelines.cluster import local_cluster
 from pipelines.config import Config, config_path, load_config
+from pipelines.drift_report import pending_reports
 from pipelines.features import index_events
 from pipelines.storage import Lake, Table
 
@@ -115,61 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             labels_as_of=days[-1].isoformat(),  # history: its labels are known now, not only those of then
         ):
             return _failed(runs.failed, "no first model: nothing can be scored")
-        drawing = Drawing()
-        champions = load_history(runs, config, scored, max(1, args.days_per_run), drawing)
-        waited = time.monotonic()
-        drawn = drawing.finish(runs.failed)
-        print(f"  {drawn} drift report(s) drawn in processes of their own; waited {time.monotonic() - waited:.1f}s")
+        champions = load_history(runs, config, scored, max(1, args.days_per_run))
     print_summary(config, days, scored, champions, time.monotonic() - started)
+    if pending := pending_reports(config):
+        print(f"\n{len(pending)} drift report(s) left to draw: `make reports` draws them, one process per core")
     return _failed(runs.failed) if runs.failed else 0
 
 
-class Drawing:
-    """Draws the deferred drift reports of each run of days in a process of its own (spawned: no copy of this
-    process's Airflow and Dask threads) while the bootstrap goes on, a week of days at a time; at the end, the weeks
-    not started yet are shared with one more process per other core.
-
-    One process while the runs go on: drawing a report (~0.6 s of Evidently and plotly) costs about what checking its
-    day does, and a second drawing process slowed the runs more than it drew (a year: 478 s against 451 s). But one
-    falls behind, and the bootstrap waited ~60 s at the end for it to draw the last runs on one core while the
-    others idled."""
-
-    PIECE = 7  # days a drawing takes at a time
-
-    def __init__(self) -> None:
-        self.spawn = multiprocessing.get_context("spawn")
-        self.pools = [ProcessPoolExecutor(max_workers=1, mp_context=self.spawn)]
-        self.drawing: list[tuple[list[date], Future]] = []
-
-    def submit(self, days: list[date]) -> None:
-        for start in range(0, len(days), self.PIECE):
-            piece = days[start : start + self.PIECE]
-            self.drawing.append((piece, self.pools[0].submit(render, str(config_path()), piece)))
-
-    def finish(self, failed: list[str]) -> int:
-        """Wait for every drawing, the weeks not started yet drawn by every core; the reports drawn. A drawing that
-        failed joins ``failed``, naming its days."""
-        waiting = [i for i, (_, future) in enumerate(self.drawing) if future.cancel()]
-        if len(waiting) > 1 and (os.cpu_count() or 1) > 1:
-            self.pools.append(ProcessPoolExecutor(max_workers=(os.cpu_count() or 2) - 1, mp_context=self.spawn))
-        for n, i in enumerate(waiting):  # taken back before they started: the pools take turns
-            days = self.drawing[i][0]
-            self.drawing[i] = (days, self.pools[n % len(self.pools)].submit(render, str(config_path()), days))
-        drawn = 0
-        for days, future in self.drawing:
-            try:
-                drawn += len(future.result())
-            except Exception as error:  # noqa: BLE001 (reported with the failed runs; the others are kept)
-                failed.append(f"drawing the drift reports of {days[0]}..{days[-1]} failed: {error!r}")
-        for pool in self.pools:
-            pool.shutdown()
-        return drawn
-
-
-def load_history(runs: Runs, config: Config, days: list[date], per_run: int, drawing: Drawing) -> dict[str, str]:
+def load_history(runs: Runs, config: Config, days: list[date], per_run: int) -> dict[str, str]:
     """Extract, score and check ``days`` in runs of days, running each retraining a check triggers before the days
-    after it are scored, and handing each run's reports to ``drawing``; returns each day's champion after its
-    checks, as :func:`demo.run_days` does."""
+    after it are scored; returns each day's champion after its checks, as :func:`demo.run_days` does."""
     name = config.model.name
     failures = len(runs.failed)
     if not runs(f"feature_extraction__{name}", days[0], through=days[-1]):  # the other days are published
@@ -189,7 +143,6 @@ def load_history(runs: Runs, config: Config, days: list[date], per_run: int, dra
         ):
             del runs.failed[failures:]  # superseded: the days are redone one per run, and a failing day says so
             unchecked = [d for d in chunk if not already_checked(config, d)]
-            drawing.submit([d for d in chunk if d not in unchecked])  # what it checked before it failed
             print(f"  that run of days failed: its {len(unchecked)} unchecked day(s) again, one run per day")
             champions.update({d.isoformat(): champion for d in chunk if d not in unchecked})
             champions.update(run_days(runs, config, unchecked, extract=False))
@@ -197,7 +150,6 @@ def load_history(runs: Runs, config: Config, days: list[date], per_run: int, dra
             continue
         retrained = run_triggered_retraining(runs, name, chunk[-1])
         done = chunk[: chunk.index(retrained) + 1] if retrained in chunk else chunk  # the days after it: again
-        drawing.submit(done)  # the days it checked: each is drawn by one drawing only
         champions.update({d.isoformat(): champion for d in done})
         if retrained in chunk:
             champions[retrained.isoformat()] = f"v{registry.require_alias(registry.connect(config), name).version}"

@@ -195,6 +195,18 @@ def test_runs_of_days_load_history_as_one_run_per_day_does(
     assert len(daily["decisions"]) == 7 and len(daily["versions"]) > 1
     assert runs_of_days == daily
 
+    # The bootstrap left each checked day's report to `make reports`, which draws them a few days per process.
+    from pipelines.drift_report import REPORT_HTML, pending_reports
+
+    lake_config = load_config(config)
+    checked = sorted(date.fromisoformat(day) for day in runs_of_days["decisions"])
+    assert f"{len(checked)} drift report(s) left to draw" in out and pending_reports(lake_config) == checked
+    render_reports = importlib.import_module("render_reports")  # by name: the processes it starts import it too
+    monkeypatch.setattr(render_reports, "PIECE", 4)  # two pieces: two processes of their own
+    assert render_reports.draw(jobs=2) == checked
+    assert pending_reports(lake_config) == []
+    assert Lake.from_config(lake_config).days_holding(Table.REPORTS, REPORT_HTML) == checked
+
 
 @pytest.mark.unit
 def test_a_run_of_days_is_short_after_a_retraining_and_doubles_while_none_comes():

@@ -40,6 +40,18 @@ def test_each_classification_metric_equals_sklearns_on_every_resample(name):
     np.testing.assert_allclose(values[1:], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_roc_auc_without_tied_scores_equals_sklearns_on_every_resample():
+    """Untied scores take the ROC AUC's path without groups of ties."""
+    y, score = _classification(400)
+    score = score + RNG.random(len(y)) * 1e-3  # every score its own
+    rows = RNG.integers(0, len(y), (60, len(y)))
+    rows[0] = np.flatnonzero(y == 1)[0]
+    values = resampled_metric("roc_auc", y, score)(_counts(rows, len(y)))
+    assert len(np.unique(score)) == len(y) and np.isnan(values[0])
+    expected = [metric_value("roc_auc", y[r], score[r]) for r in rows[1:]]
+    np.testing.assert_allclose(values[1:], expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", sorted(REGRESSION_METRICS))
 def test_each_regression_metric_equals_sklearns_on_every_resample(name):
     y = RNG.normal(size=300)

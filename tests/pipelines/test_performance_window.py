@@ -115,9 +115,33 @@ def test_an_update_returns_the_horizons_rows_as_reading_them_back_gives(config, 
     lake = Lake.from_config(config)
     rescored = lake.read(Table.PREDICTIONS, D[2]).iloc[1:]
     lake.write(Table.PREDICTIONS, D[2], rescored)  # a row fewer: its row is rewritten
-    written, recent = performance.update_recent_performance(config, D[4], registry)
+    written, horizon = performance.update_recent_performance(config, D[4], registry)
     assert {row.date for row in written} >= {D[2].isoformat(), D[4].isoformat()}
     back = performance.recent_performance(config, D[4])
-    pd.testing.assert_frame_equal(recent[back.columns], back, check_dtype=False)
+    pd.testing.assert_frame_equal(horizon.rows[back.columns], back, check_dtype=False)
+    assert horizon.version == lake.version(Table.PERFORMANCE)  # its own commit the only one since its read
     drift = DriftResult(day=D[4].isoformat(), status="checked", reason="", model_version="1")
-    assert with_labeled_realized(config, drift, "1", recent) == with_labeled_realized(config, drift, "1")
+    assert with_labeled_realized(config, drift, "1", horizon.rows) == with_labeled_realized(config, drift, "1")
+
+
+def test_a_days_update_starts_from_the_rows_the_day_before_left_while_no_one_else_wrote(config, tmp_path, monkeypatch):
+    """A run of days updates day after day: each starts from the horizon the day before left, reading only the new
+    horizon's days the table holds, and exactly what reading the table gives; another commit since, and it reads the
+    horizon whole."""
+    config, registry = _low_volume(config, tmp_path, 6)
+    _, before = performance.update_recent_performance(config, D[3], registry)
+    lake = Lake.from_config(config)
+    lake.write(Table.PREDICTIONS, D[4], lake.read(Table.PREDICTIONS, D[4]))  # scored again: D[4] is due
+    read, real = [], performance.read_performance
+    monkeypatch.setattr(performance, "read_performance", lambda c, days, *a: read.append(days) or real(c, days, *a))
+
+    written, after = performance.update_recent_performance(config, D[4], registry, before)
+    assert read == [] and {row.date for row in written} == {D[4].isoformat()}  # D[4] had no row: nothing read
+    back = real(config, performance.horizon_days(config, D[4]))
+    pd.testing.assert_frame_equal(after.rows[back.columns], back, check_dtype=False)
+
+    other = back[back["date"].astype(str) == D[0].isoformat()].assign(note="another writer")
+    lake.write(Table.PERFORMANCE, D[0], other.drop(columns=["date"]))
+    again = performance.recent_horizon(config, D[5], after)
+    assert len(read) == 1 and again.version == lake.version(Table.PERFORMANCE)  # read whole, at the new version
+    assert again.rows.set_index("date").loc[D[0].isoformat(), "note"] == "another writer"

@@ -11,7 +11,10 @@ import pytest
 from pipelines.monitoring import DriftResult
 from pipelines.registry import CHAMPION, RunKind, Tag
 from pipelines.registry_memory import MemoryRegistry
-from pipelines.retrain_gate import decide_retraining, retrain_reason
+from pipelines.retrain_gate import _labels_since_champion, decide_retraining, retrain_reason
+from pipelines.storage import Lake, Table
+from pipelines.training import read_labels
+from tests.lakes import START
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +77,25 @@ def test_a_retraining_started_by_an_earlier_days_check_holds_the_next_days_back(
     assert not retrain_reason(config, replace(drifted, day=later.isoformat()), later, registry=store).reason.startswith(
         "cooldown"
     )
+
+
+def test_new_labels_are_counted_newest_days_first_only_until_the_minimum_is_reached(build_lake):
+    """The rule asks for at least ``min_new_labels``: below it the count is exact (the refusal names it), and once it
+    is reached the older days are not read (a champion months old held millions of rows to count)."""
+    lake_config = build_lake(8)
+    store = MemoryRegistry()
+    store.register_version(lake_config.model.name, "models:/m-1", store.start_run(RunKind.TRAINING, "train"))
+    store.set_alias(lake_config.model.name, CHAMPION, "1")
+    store.set_version_tag(lake_config.model.name, "1", Tag.WINDOW_END, START.isoformat())
+    day = START + timedelta(days=7)
+    days = [START + timedelta(days=i) for i in range(1, 8)]
+    keys = Lake.from_config(lake_config).read_days(Table.FEATURES, days, [lake_config.dataset.key])
+    wanted = keys[lake_config.dataset.key].astype(str)
+    every = int(wanted.isin(read_labels(lake_config, wanted, as_of=day)[lake_config.dataset.key]).sum())
+
+    def counted(minimum: int) -> int:
+        monitoring = lake_config.monitoring.model_copy(update={"min_new_labels": minimum})
+        return _labels_since_champion(lake_config.model_copy(update={"monitoring": monitoring}), store, day)
+
+    assert counted(every + 1) == every > 0  # short of the minimum: every day counted
+    assert 1 <= counted(1) < every  # the minimum reached on the newest days: the older ones never read

@@ -84,6 +84,33 @@ def test_history_and_log_times_say_what_was_written_when(tmp_path):
     assert lake.written_at(Table.PREDICTIONS) == {} and lake.commits(Table.PREDICTIONS) == {}
 
 
+def test_the_commits_of_some_days_are_those_of_the_whole_history(tmp_path):
+    """Looked for in pages of the newest commits: a day written long before is still found, one never written is
+    not, and each is its newest commit."""
+    lake = Lake(str(tmp_path / "lake"))
+    days = [DAY + timedelta(days=k) for k in range(30)]
+    for n, day in enumerate(days):
+        lake.write(Table.FEATURES, day, pd.DataFrame({"k": [n]}), record={"rows_in": n})
+    lake.write(Table.FEATURES, days[3], pd.DataFrame({"k": [99]}), record={"rows_in": 99})
+    every = lake.commits(Table.FEATURES)
+    wanted = [days[0], days[3], days[-1], DAY - timedelta(days=1)]
+    assert lake.commits(Table.FEATURES, wanted) == {d: every[d] for d in wanted[:3]}
+    assert lake.commits(Table.FEATURES, [days[3]])[days[3]].record == {"rows_in": 99}
+    assert lake.commits(Table.PREDICTIONS, wanted) == {}
+
+
+def test_a_version_read_is_the_open_table_when_it_is_the_newest(tmp_path):
+    """A reader pinning the newest version to read several things from it reuses the table this thread has open
+    (a load of its own replays the log); an older version is loaded as it was."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write(Table.FEATURES, DAY, pd.DataFrame({"k": [1]}))
+    pinned = lake.version(Table.FEATURES)
+    assert lake._open(Table.FEATURES, pinned) is lake._open(Table.FEATURES)
+    lake.write(Table.FEATURES, DAY, pd.DataFrame({"k": [2, 3]}))
+    assert lake.read_days(Table.FEATURES, [DAY], version=pinned)["k"].tolist() == [1]
+    assert lake._open(Table.FEATURES, pinned).version() == pinned < lake.version(Table.FEATURES)
+
+
 def test_several_days_replaced_in_one_commit(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     days = [DAY + timedelta(days=k) for k in range(3)]
