@@ -55,7 +55,7 @@ $(AIRFLOW_HOME)/.initialized: $(STAMP)
 	touch $@
 
 # MLflow's per-download progress bar would print once per drift check (the scheduler path has it off too).
-demo bootstrap: export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+demo bootstrap reports: export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 demo: venv airflow-db
 	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(BIN)/python scripts/demo.py
 
