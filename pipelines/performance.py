@@ -223,8 +223,7 @@ def recent_horizon(config: Config, as_of: date, previous: Horizon | None = None)
     if held:
         read = read_performance(config, held, version)
         kept = pd.concat([kept, read], ignore_index=True) if len(kept) else read
-    ordered = kept.sort_values("date", key=lambda d: d.astype(str), kind="stable") if len(kept) else kept
-    return Horizon(as_of, version, ordered.reset_index(drop=True))
+    return Horizon(as_of, version, _oldest_first(kept))
 
 
 def _predictions(config: Config, days: list[date]) -> dict[date, pd.DataFrame]:
@@ -339,8 +338,14 @@ def with_rows(recent: pd.DataFrame, rows: list[DayPerformance]) -> pd.DataFrame:
         return recent
     new = pd.DataFrame([row.as_dict() for row in rows])
     kept = recent[~recent["date"].astype(str).isin(set(new["date"]))] if len(recent) else recent.iloc[:0]
-    merged = pd.concat([kept, new], ignore_index=True) if len(kept) else new
-    return merged.sort_values("date", key=lambda d: d.astype(str), kind="stable").reset_index(drop=True)
+    return _oldest_first(pd.concat([kept, new], ignore_index=True) if len(kept) else new)
+
+
+def _oldest_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """Performance rows in day order, as the table reads them back. Pure."""
+    if not len(rows):
+        return rows.reset_index(drop=True)
+    return rows.sort_values("date", key=lambda d: d.astype(str), kind="stable").reset_index(drop=True)
 
 
 def _run_id(row: Mapping[str, Any] | None) -> str | None:

@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="processes drawing (default: one per core)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     drawn = draw(args.days, args.jobs)
     print(f"{len(drawn)} report(s) drawn" + (f": {drawn[0]}..{drawn[-1]}" if drawn else ""))
     return 0
