@@ -9,6 +9,11 @@ class ConfigError(ValueError):
     """An invalid or missing configuration file; the message names the file and key."""
 
 
+class TooFewWorkers(ConfigError):
+    """Fewer free Dask workers than stages to place: a configuration error at the start of a run, but a wait while a
+    lost stage is rebuilt (a nanny restarts a killed worker within seconds)."""
+
+
 class DataError(ValueError):
     """Input that cannot be processed at all; the message names the file, the column and the row count."""
 

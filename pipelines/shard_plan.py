@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, TooFewWorkers
 
 WEIGHT_SHARE = 0.5
 GPU = "GPU"  # the Dask resource a GPU worker declares (pipelines.cluster.GPU; not imported: that imports Dask)
@@ -105,11 +105,12 @@ def place_stages(
 ) -> list[str]:
     """A distinct worker for each stage: GPU workers first when the model runs on GPUs, then the most room for
     weights; each stage only where its weights fit. ``taken`` are workers already holding a stage (kept by a
-    rebuild), never given a second one. Raises a :class:`ConfigError` that names the sizes when no placement fits.
+    rebuild), never given a second one. Raises a :class:`ConfigError` that names the sizes when no placement fits
+    (:class:`TooFewWorkers` when there are fewer free workers than stages).
     """
     free = [w for w in workers if w.address not in taken]
     if len(free) < len(stage_bytes):
-        raise ConfigError(
+        raise TooFewWorkers(
             f"scoring.shards: {len(stage_bytes)} stage(s) to place, each on its own Dask worker, but only"
             f" {len(free)} worker(s) are free ({len(workers)} in the cluster, {len(taken)} holding a stage already)"
         )

@@ -41,7 +41,7 @@ import pandas as pd
 from distributed import Client, Future, as_completed, get_worker, wait
 
 from pipelines import model_artifacts, shard_plan
-from pipelines.errors import StageLost
+from pipelines.errors import StageLost, TooFewWorkers
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ ALIVE_POLL_S = 2.0  # a stage call this slow asks whether its stage's worker is 
 MAX_REBUILDS = 3  # stages lost in one run before it gives up (Airflow's task retry then starts the day over)
 NOTICE_S = 30.0  # a call found its stage's worker gone: how long the scheduler may take to say so too
 REJOIN_S = 120.0  # a lost stage waits this long for a worker to place it on (a nanny restarting the dead one)
+REJOIN_POLL_S = 1.0  # between two placements of a lost stage
 
 
 def parameter_bytes(module: Any) -> int:
@@ -237,11 +238,44 @@ class StagePipeline:
                 allow_other_workers=False,
                 key=f"stage-{stage}-{run}",
             )
-        wait([self.futures[s] for s in stages])
+        self._await_started(stages)
         for stage in stages:
             self.futures[stage].result()  # a stage that cannot load raises here, naming its error
         self.device = "+".join(sorted({i["device"] for i in self.info()}))
         log.info("sharded %s v%s: %s", self.job.model.name, self.job.model.version, self.describe())
+
+    def _await_started(self, stages: list[int]) -> None:
+        """Wait for the ``stages``' actors to start. An actor is pinned to its worker, so one placed on a worker that
+        has just left (the scheduler still listed it) would wait for that address forever: a worker gone before its
+        stage started is a :class:`StageLost`, and its actor is cancelled."""
+        pending = [self.futures[s] for s in stages]
+        while True:
+            try:
+                wait(pending, timeout=ALIVE_POLL_S)
+                return
+            except TimeoutError:
+                present = {slot.address for slot in worker_slots(self.client)}
+                gone = [s for s in stages if self.addresses[s] not in present and self.futures[s].status == "pending"]
+                if gone:
+                    self.client.cancel(pending, force=True)
+                    where = ", ".join(self.addresses[s] for s in gone)
+                    raise StageLost(f"stage(s) {gone}: worker(s) {where} left before the stage started") from None
+
+    def rebuild(self, stages: list[int]) -> None:
+        """Place the lost ``stages`` again, waiting up to ``REJOIN_S`` for workers to hold them (a nanny restarts a
+        killed worker under a new address within seconds). The scheduler's view can lag the cluster both ways: a
+        second worker may leave between the count and the placement (placement then finds too few), or a dead one
+        still be listed (its stage never starts); either way placement is tried again until the deadline."""
+        deadline = time.monotonic() + REJOIN_S
+        while True:
+            try:
+                self._place(stages)
+                return
+            except (TooFewWorkers, StageLost) as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("stage(s) %s not placed yet (%s): trying again once workers rejoin", stages, exc)
+                time.sleep(REJOIN_POLL_S)
 
     def describe(self) -> str:
         return "; ".join(
@@ -311,11 +345,7 @@ class StagePipeline:
             log.warning(
                 "stage(s) %s lost with their worker: rebuilding them and redoing %d row group(s)", lost, len(failed)
             )
-            try:  # a free worker for each lost stage: the cluster back to at least one worker per stage
-                self.client.wait_for_workers(len(self.cut), timeout=REJOIN_S)
-            except TimeoutError:
-                pass  # placement names what is missing
-            self._place(lost)
+            self.rebuild(lost)
             todo = [piece for piece, _ in failed]
         return [results[p.index] for p in pieces]
 

@@ -9,9 +9,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -276,17 +279,28 @@ def _stage_worker(client, stage: int, before: set[str]) -> str | None:
     return next((address for address, k in new if k.startswith(f"stage-{stage}-")), None)
 
 
-@pytest.mark.integration
-def test_a_killed_stage_worker_is_rebuilt_elsewhere_and_nothing_is_lost_or_duplicated(env, cluster):
+@dataclass
+class KilledRun:
+    """A sharded run of ``day`` whose stage-1 worker was killed mid-run, and the unsharded run to compare it with."""
+
+    day: date
+    clean: Any  # the unsharded ScoringResult
+    expected: pd.DataFrame
+    victim: str
+    outcome: dict
+
+
+def _kill_stage_mid_run(config, cluster, day: date, chosen: Callable[[str], None] = lambda victim: None) -> KilledRun:
+    """Score ``day`` sharded on 2 stages, SIGKILL stage 1's worker (told first to ``chosen``) once a few row groups
+    are written, and wait for the run to end."""
     from pipelines.scoring import score_day
     from pipelines.storage import Lake, Table
 
-    day = date(2026, 11, 21)
-    lake = Lake.from_config(env)
+    lake = Lake.from_config(config)
     lake.write(Table.FEATURES, day, lake.read(Table.FEATURES, DAY), row_group_rows=20)  # 30 row groups
-    clean = score_day(env, day, "clean", cluster)  # unsharded: the predictions to get back (equal, as tested above)
-    expected = _predictions(env, day)
-    sharded = _sharded(env, 2, shard_batch_rows=2)  # a few rows per stage call: a run long enough to kill a stage in
+    clean = score_day(config, day, "clean", cluster)  # unsharded: the predictions to get back (equal, as tested above)
+    expected = _predictions(config, day)
+    sharded = _sharded(config, 2, shard_batch_rows=2)  # a few rows per stage call: a run long enough to kill a stage in
 
     outcome: dict = {}
 
@@ -306,19 +320,61 @@ def test_a_killed_stage_worker_is_rebuilt_elsewhere_and_nothing_is_lost_or_dupli
         time.sleep(0.02)
     victim = _stage_worker(cluster, 1, before)
     assert victim is not None, outcome
+    chosen(victim)
     os.kill(cluster.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
-    runner.join(timeout=120)
+    runner.join(timeout=180)
     assert not runner.is_alive()
+    return KilledRun(day, clean, expected, victim, outcome)
 
-    assert "error" not in outcome, outcome
-    result = outcome["result"]
+
+def _assert_nothing_lost_or_duplicated(config, cluster, run: KilledRun) -> None:
+    from pipelines.storage import Lake, Table
+
+    assert "error" not in run.outcome, run.outcome
+    result = run.outcome["result"]
     assert result.rows_in == result.rows_scored + result.rows_dead_lettered
-    assert result.rows_scored == clean.rows_scored == VALID_ROWS
-    assert result.stages[1]["worker"] != victim  # rebuilt on another worker
-    assert victim not in cluster.scheduler_info(n_workers=-1)["workers"]
-    got = _predictions(env, day)
-    assert got["customer_id"].is_unique and got["customer_id"].tolist() == expected["customer_id"].tolist()
-    np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-5, atol=1e-6)
-    names = [Path(f).name for f in lake.files(Table.PREDICTIONS, day)]
+    assert result.rows_scored == run.clean.rows_scored == VALID_ROWS
+    assert result.stages[1]["worker"] != run.victim  # rebuilt on another worker
+    assert run.victim not in cluster.scheduler_info(n_workers=-1)["workers"]
+    got = _predictions(config, run.day)
+    assert got["customer_id"].is_unique and got["customer_id"].tolist() == run.expected["customer_id"].tolist()
+    np.testing.assert_allclose(got["probability"], run.expected["probability"], rtol=1e-5, atol=1e-6)
+    lake = Lake.from_config(config)
+    names = [Path(f).name for f in lake.files(Table.PREDICTIONS, run.day)]
     assert len(names) == 30 and any("r1-" in n for n in names)  # the redone row groups, under fresh names
-    assert set(lake.read(Table.PREDICTIONS, day)["run_id"]) == {"killed"}
+    assert set(lake.read(Table.PREDICTIONS, run.day)["run_id"]) == {"killed"}
+
+
+@pytest.mark.integration
+def test_a_killed_stage_worker_is_rebuilt_elsewhere_and_nothing_is_lost_or_duplicated(env, cluster):
+    _assert_nothing_lost_or_duplicated(env, cluster, _kill_stage_mid_run(env, cluster, date(2026, 11, 21)))
+
+
+@pytest.mark.integration
+def test_a_rebuild_outlasts_a_scheduler_view_that_lags_the_cluster(env, cluster, monkeypatch):
+    """What once failed CI: a second worker left between the count of free workers and the placement of the lost
+    stage, which then found none free. Here the view the rebuild places by lags both ways, once each: first every
+    free worker seems gone (too few to place on), then the killed worker seems still there (its stage never starts).
+    The rebuild waits both out and the day is whole."""
+    from pipelines import shard_plan
+
+    real = shard_plan.place_stages
+    placements: list[list[str]] = []
+    dead: list[str] = []
+
+    def lagging(sizes, workers, gpu, taken=()):
+        if not taken:  # the run's first placement: nothing kept
+            return real(sizes, workers, gpu, taken)
+        if not placements:
+            placements.append([])  # a free worker just left: placement sees none
+            return real(sizes, [w for w in workers if w.address in taken], gpu, taken)
+        # then the killed worker, still listed; then the cluster as it is
+        placed = list(dead) if len(placements) == 1 else real(sizes, workers, gpu, taken)
+        placements.append(placed)
+        return placed
+
+    monkeypatch.setattr(shard_plan, "place_stages", lagging)
+    run = _kill_stage_mid_run(env, cluster, date(2026, 11, 22), chosen=dead.append)
+
+    _assert_nothing_lost_or_duplicated(env, cluster, run)
+    assert placements[:2] == [[], [run.victim]] and run.victim not in placements[2]
