@@ -41,4 +41,5 @@ def test_every_error_type_is_listed():
         "RegistryError",
         "DefinitionMismatch",  # a RegistryError: the champion was trained with other feature definitions
         "InvariantError",
+        "TooFewWorkers",  # a ConfigError: more shards than the cluster has workers (a rebuild waited 120 s for them)
     }
