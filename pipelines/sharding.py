@@ -254,14 +254,18 @@ class StagePipeline:
                 wait(pending, timeout=ALIVE_POLL_S)
                 return
             except TimeoutError:
-                present = {slot.address for slot in worker_slots(self.client)}
+                present = self._present()
                 gone = [s for s in stages if self.addresses[s] not in present and self.futures[s].status == "pending"]
                 if gone:
                     self.client.cancel(pending, force=True)
                     where = ", ".join(self.addresses[s] for s in gone)
                     raise StageLost(f"stage(s) {gone}: worker(s) {where} left before the stage started") from None
 
-    def rebuild(self, stages: list[int]) -> None:
+    def _present(self) -> set[str]:
+        """The addresses of the cluster's workers, as the scheduler lists them now."""
+        return {slot.address for slot in worker_slots(self.client)}
+
+    def _rebuild(self, stages: list[int]) -> None:
         """Place the lost ``stages`` again, waiting up to ``REJOIN_S`` for workers to hold them (a nanny restarts a
         killed worker under a new address within seconds). The scheduler's view can lag the cluster both ways: a
         second worker may leave between the count and the placement (placement then finds too few), or a dead one
@@ -300,7 +304,7 @@ class StagePipeline:
         closed connection) before the scheduler does: then this waits up to ``patience`` seconds for it."""
         deadline = time.monotonic() + patience
         while True:
-            present = {slot.address for slot in worker_slots(self.client)}
+            present = self._present()
             pairs = enumerate(zip(self.futures, self.addresses, strict=True))
             lost = [i for i, (future, address) in pairs if future.status != "finished" or address not in present]
             if lost or time.monotonic() >= deadline:
@@ -345,7 +349,7 @@ class StagePipeline:
             log.warning(
                 "stage(s) %s lost with their worker: rebuilding them and redoing %d row group(s)", lost, len(failed)
             )
-            self.rebuild(lost)
+            self._rebuild(lost)
             todo = [piece for piece, _ in failed]
         return [results[p.index] for p in pieces]
 
