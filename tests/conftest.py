@@ -6,6 +6,7 @@ imports it; each test session gets its own SQLite metadata database.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # one per test process, gone when it exits
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),

@@ -26,7 +26,7 @@ VALID_ROWS = 592
 
 
 @functools.cache
-def _empty_mlflow_store() -> Path:
+def empty_mlflow_store() -> Path:
     """One migrated, empty MLflow SQLite store per test session, created on first use.
 
     MLflow creates a new SQLite store by running its schema migrations, seconds each time; every test store starts
@@ -63,7 +63,7 @@ def write_config(
     config["storage"]["root"] = str(directory / "lake")
     config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
     if mlflow_store and not (directory / "mlruns.db").exists():
-        shutil.copyfile(_empty_mlflow_store(), directory / "mlruns.db")
+        shutil.copyfile(empty_mlflow_store(), directory / "mlruns.db")
     config["model"]["params"] = {"max_iter": 50}
     config["scoring"] = {"partition_rows": 250, "n_workers": 2}
     config["monitoring"]["evidently_workspace"] = str(directory / "evidently")  # not the checkout's

@@ -6,10 +6,11 @@ scored sharded, and a stage worker killed mid-day."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from lakes import VALID_ROWS, with_section
+from lakes import VALID_ROWS, empty_mlflow_store, with_section
 
 from pipelines.errors import ConfigError, StageLost
 from pipelines.shard_plan import WorkerSlot, check_whole_model_fits, cut_layers, place_stages
@@ -240,16 +241,28 @@ def _register_big(config, hidden: list[int]) -> int:
     return size
 
 
+@pytest.fixture
+def own_store(env, tmp_path_factory) -> Iterator[Any]:
+    """``env``'s lake with an MLflow store of its own, deleted when the test ends, passed or failed: the big model's
+    1.3 GiB artifact would otherwise stay on disk until the session ends (and after it, kept by pytest), which once
+    filled CI's disk ("No space left on device" while MLflow copied it into the store)."""
+    directory = tmp_path_factory.mktemp("own-store")
+    shutil.copyfile(empty_mlflow_store(), directory / "mlruns.db")
+    yield with_section(env, "mlflow", tracking_uri=f"sqlite:///{directory / 'mlruns.db'}")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.mark.integration
-def test_a_model_larger_than_a_worker_scores_sharded_where_unsharded_it_cannot(env, cluster):
+def test_a_model_larger_than_a_worker_scores_sharded_where_unsharded_it_cannot(own_store, cluster):
     from pipelines.scoring import score_day
     from pipelines.storage import Lake, Table
 
-    size = _register_big(env, [4096] * 22)  # 21 layers of 64 MiB, 1.3 GiB: more than a worker's memory_limit
+    size = _register_big(own_store, [4096] * 22)  # 21 layers of 64 MiB, 1.3 GiB: more than a worker's memory_limit
     assert size > MEMORY_LIMIT
-    big = _torch(env, "big_net", hidden=[4096] * 22, epochs=0)
+    big = _torch(own_store, "big_net", hidden=[4096] * 22, epochs=0)
     day = date(2026, 11, 20)
-    Lake.from_config(env).write(Table.FEATURES, day, Lake.from_config(env).read(Table.FEATURES, DAY).head(40))
+    lake = Lake.from_config(own_store)
+    lake.write(Table.FEATURES, day, lake.read(Table.FEATURES, DAY).head(40))
     pids = cluster.run(os.getpid)
 
     with pytest.raises(ConfigError, match=r"more than 1 Dask worker\(s\) may hold .* set scoring.shards to at least 3"):
