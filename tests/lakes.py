@@ -26,7 +26,7 @@ VALID_ROWS = 592
 
 
 @functools.cache
-def empty_mlflow_store() -> Path:
+def _empty_mlflow_store() -> Path:
     """One migrated, empty MLflow SQLite store per test session, created on first use.
 
     MLflow creates a new SQLite store by running its schema migrations, seconds each time; every test store starts
@@ -38,6 +38,17 @@ def empty_mlflow_store() -> Path:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     MlflowClient(f"sqlite:///{folder / 'mlruns.db'}").search_experiments()
     return folder / "mlruns.db"
+
+
+def _store_uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'mlruns.db'}"
+
+
+def mlflow_store_in(directory: Path) -> str:
+    """The tracking URI of an MLflow store in ``directory``: the one there, or a copy of the session's empty one."""
+    if not (directory / "mlruns.db").exists():
+        shutil.copyfile(_empty_mlflow_store(), directory / "mlruns.db")
+    return _store_uri(directory)
 
 
 def write_config(
@@ -61,9 +72,7 @@ def write_config(
         dataset.pop("history")
         dataset["features"] = {k: dataset["features"][k] for k in ("numerical", "categorical")}
     config["storage"]["root"] = str(directory / "lake")
-    config["mlflow"]["tracking_uri"] = f"sqlite:///{directory / 'mlruns.db'}"
-    if mlflow_store and not (directory / "mlruns.db").exists():
-        shutil.copyfile(empty_mlflow_store(), directory / "mlruns.db")
+    config["mlflow"]["tracking_uri"] = mlflow_store_in(directory) if mlflow_store else _store_uri(directory)
     config["model"]["params"] = {"max_iter": 50}
     config["scoring"] = {"partition_rows": 250, "n_workers": 2}
     config["monitoring"]["evidently_workspace"] = str(directory / "evidently")  # not the checkout's

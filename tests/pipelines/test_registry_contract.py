@@ -54,10 +54,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
     from pipelines.registry_mlflow import MlflowRegistry
 
     if request.param == "sqlite":
-        from lakes import empty_mlflow_store
+        from lakes import mlflow_store_in
 
-        (tmp_path / "mlruns.db").write_bytes(empty_mlflow_store().read_bytes())
-        return MlflowRegistry(f"sqlite:///{tmp_path / 'mlruns.db'}", experiment)
+        return MlflowRegistry(mlflow_store_in(tmp_path), experiment)
     return MlflowRegistry(request.getfixturevalue("server"), experiment)
 
 

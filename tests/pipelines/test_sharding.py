@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from lakes import VALID_ROWS, empty_mlflow_store, with_section
+from lakes import VALID_ROWS, mlflow_store_in, with_section
 
 from pipelines.errors import ConfigError, StageLost
 from pipelines.shard_plan import WorkerSlot, check_whole_model_fits, cut_layers, place_stages
@@ -247,8 +247,7 @@ def own_store(env, tmp_path_factory) -> Iterator[Any]:
     1.3 GiB artifact would otherwise stay on disk until the session ends (and after it, kept by pytest), which once
     filled CI's disk ("No space left on device" while MLflow copied it into the store)."""
     directory = tmp_path_factory.mktemp("own-store")
-    shutil.copyfile(empty_mlflow_store(), directory / "mlruns.db")
-    yield with_section(env, "mlflow", tracking_uri=f"sqlite:///{directory / 'mlruns.db'}")
+    yield with_section(env, "mlflow", tracking_uri=mlflow_store_in(directory))
     shutil.rmtree(directory, ignore_errors=True)
 
 
